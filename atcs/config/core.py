@@ -1,0 +1,212 @@
+"""Configuration of the site, cameras, detector, segments, counting lines and analysis."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from atcs.config._base import StrictModel
+from atcs.types import LevelOfService, VehicleClass
+
+Identifier = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+        description="Lower-case id: letters, digits, '-' and '_' (used in MQTT topics and tags).",
+    ),
+]
+NormPoint = tuple[float, float]
+"""A point in normalised image coordinates: x and y as fractions of width and height."""
+
+SourceKind = Literal["auto", "file", "folder", "rtsp", "mjpeg", "snapshot"]
+
+
+class SiteConfig(StrictModel):
+    """The monitored site as a whole."""
+
+    id: Identifier = Field(description="Site id, a tag on every stored point.")
+    name: str = Field(default="", description="Human name of the site.")
+    timezone: str = Field(
+        default="Asia/Jakarta", description="IANA time zone for time-of-day plans and display."
+    )
+
+
+class DetectorConfig(StrictModel):
+    """The vehicle detector (ultralytics YOLO)."""
+
+    model: str = Field(
+        default="yolo11n.pt",
+        description=(
+            "Model name (downloaded by ultralytics when online) or path to weights / an "
+            "exported model folder; relative paths are relative to the config file. "
+            "The environment variable ATCS_MODEL overrides it."
+        ),
+    )
+    image_size_px: int = Field(
+        default=640, ge=32, le=2048, multiple_of=32, description="Inference image size in pixels."
+    )
+    confidence: float = Field(
+        default=0.25, gt=0.0, lt=1.0, description="Minimum detection confidence, 0..1."
+    )
+    nms_iou: float = Field(
+        default=0.7, gt=0.0, le=1.0, description="IoU threshold of non-maximum suppression, 0..1."
+    )
+    classes: tuple[str, ...] = Field(
+        default=tuple(c.label for c in VehicleClass),
+        min_length=1,
+        description="Vehicle classes to keep: car, motorcycle, bus, truck, bicycle.",
+    )
+    batch_max_frames: int = Field(
+        default=4, ge=1, le=64, description="Most frames (across cameras) in one inference call."
+    )
+    device: str = Field(default="cpu", description="Inference device: cpu, cuda:0, ...")
+
+    @field_validator("classes")
+    @classmethod
+    def _known_classes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        known = {c.label for c in VehicleClass}
+        unknown = [v for v in value if v not in known]
+        if unknown:
+            raise ValueError(f"unknown vehicle classes {unknown}; known: {sorted(known)}")
+        return value
+
+
+class PcuConfig(StrictModel):
+    """Passenger-car-unit factors per class (PKJI 2023, signalised approaches)."""
+
+    car: float = Field(default=1.0, ge=0.0, description="PCU of a car or light vehicle (KR).")
+    bus: float = Field(default=1.3, ge=0.0, description="PCU of a bus (heavy vehicle, KB).")
+    truck: float = Field(default=1.3, ge=0.0, description="PCU of a truck (heavy vehicle, KB).")
+    motorcycle_protected: float = Field(
+        default=0.15, ge=0.0, description="PCU of a motorcycle (SM) on a protected approach."
+    )
+    motorcycle_opposed: float = Field(
+        default=0.40, ge=0.0, description="PCU of a motorcycle (SM) on an opposed approach."
+    )
+    bicycle: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="PCU of a bicycle; PKJI treats non-motorised vehicles as side friction.",
+    )
+
+    def factor(self, vehicle_class: VehicleClass, movement: str) -> float:
+        """PCU factor of ``vehicle_class`` on an approach with ``movement`` protected/opposed."""
+        if vehicle_class is VehicleClass.MOTORCYCLE:
+            return self.motorcycle_opposed if movement == "opposed" else self.motorcycle_protected
+        return float(getattr(self, vehicle_class.label))
+
+
+class AnalysisConfig(StrictModel):
+    """Windows, tracking, queue detection and level-of-service thresholds."""
+
+    window_s: float = Field(default=10.0, gt=0.0, le=3600.0, description="Window length, s.")
+    track_max_age_s: float = Field(
+        default=1.5, gt=0.0, description="A track unseen for this long (s) is dropped."
+    )
+    track_max_count: int = Field(
+        default=2000, ge=10, description="Most live tracks per camera (bound on memory)."
+    )
+    track_match_iou: float = Field(
+        default=0.1, ge=0.0, lt=1.0, description="Least IoU for a box to continue a track."
+    )
+    crossing_confirm_frames: int = Field(
+        default=3,
+        ge=1,
+        description="Frames a track must hold its new side of a line before a crossing counts.",
+    )
+    queue_speed_m_s: float = Field(
+        default=1.5, gt=0.0, description="A vehicle slower than this (m/s) is stopped or slow."
+    )
+    queue_max_gap_m: float = Field(
+        default=12.0, gt=0.0, description="Largest gap (m) between queued vehicles in one queue."
+    )
+    los_density_pcu_km_lane: tuple[float, float, float, float, float] = Field(
+        default=(7.0, 11.0, 16.0, 22.0, 28.0),
+        description="Upper density bounds (pcu/km/lane) of LOS A, B, C, D and E; above is F.",
+    )
+    congested_from_los: LevelOfService = Field(
+        default=LevelOfService.E, description="This level of service and worse is congested."
+    )
+
+    @field_validator("los_density_pcu_km_lane")
+    @classmethod
+    def _increasing(
+        cls, value: tuple[float, float, float, float, float]
+    ) -> tuple[float, float, float, float, float]:
+        if any(b <= a for a, b in zip(value, value[1:], strict=False)) or value[0] <= 0:
+            raise ValueError("thresholds must be positive and strictly increasing")
+        return value
+
+
+class CameraConfig(StrictModel):
+    """One CCTV camera or recorded source."""
+
+    id: Identifier
+    name: str = Field(default="", description="Human name, e.g. the street and view.")
+    source: str = Field(
+        min_length=1,
+        description=(
+            "Video file, image folder, rtsp:// URL, http(s):// MJPEG stream or snapshot URL. "
+            "${NAME} and ${NAME:-default} are read from the environment (put credentials "
+            "there); relative paths are relative to the config file."
+        ),
+    )
+    kind: SourceKind = Field(
+        default="auto", description="Source kind; auto guesses from the URL or path."
+    )
+    sample_fps: float = Field(
+        default=2.0, gt=0.0, le=60.0, description="Frames per second analysed from this camera."
+    )
+    realtime: bool = Field(
+        default=True, description="Play recorded files at their own frame rate, as a live feed."
+    )
+    loop: bool = Field(default=True, description="Restart a recorded file at its end (service).")
+    stall_timeout_s: float = Field(
+        default=10.0, gt=0.0, description="No frame for this long (s) marks the camera stalled."
+    )
+    reconnect_initial_s: float = Field(
+        default=1.0, gt=0.0, description="First reconnect delay (s); doubles up to the maximum."
+    )
+    reconnect_max_s: float = Field(default=30.0, gt=0.0, description="Longest reconnect delay, s.")
+    enabled: bool = Field(default=True, description="Set false to keep a camera configured but off.")
+
+
+class SegmentConfig(StrictModel):
+    """A road segment (an approach or a link) seen by one camera."""
+
+    id: Identifier
+    camera: Identifier = Field(description="Id of the camera that sees this segment.")
+    name: str = Field(default="", description="Human name, e.g. 'Jl. Gajah Mada northbound'.")
+    polygon: list[NormPoint] = Field(
+        min_length=3, description="Segment outline, normalised [x, y] image coordinates."
+    )
+    length_m: float = Field(gt=0.0, le=5000.0, description="Length of road the polygon covers, m.")
+    lanes: int = Field(ge=1, le=12, description="Number of lanes (motorcycle-wide lanes count).")
+    movement: Literal["protected", "opposed"] = Field(
+        default="protected", description="Protected or opposed approach (motorcycle PCU)."
+    )
+    stop_line: tuple[NormPoint, NormPoint] | None = Field(
+        default=None,
+        description="Stop line, two normalised points; the queue is measured back from it.",
+    )
+
+
+class LineConfig(StrictModel):
+    """A counting line: tracks crossing it give flow by class and direction."""
+
+    id: Identifier
+    camera: Identifier = Field(description="Id of the camera the line is drawn on.")
+    segment: Identifier = Field(description="Segment whose flow this line measures.")
+    points: tuple[NormPoint, NormPoint] = Field(description="Two normalised [x, y] points.")
+    forward_label: str = Field(
+        default="forward", description="Name of a crossing from the line's left to its right."
+    )
+    backward_label: str = Field(default="backward", description="Name of the other direction.")
+
+    @model_validator(mode="after")
+    def _not_degenerate(self) -> LineConfig:
+        (x1, y1), (x2, y2) = self.points
+        if abs(x1 - x2) + abs(y1 - y2) < 1e-6:
+            raise ValueError("the two points of a counting line must differ")
+        return self

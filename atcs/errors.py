@@ -1,0 +1,67 @@
+"""The engine's exception tree: catch :class:`AtcsError` to catch everything the engine raises.
+
+::
+
+    AtcsError
+    ├── ConfigError          a configuration file or value is wrong (names the field path)
+    ├── DataError            a value breaks a data contract (shapes, ranges, units)
+    ├── SourceError          a camera source cannot be opened or read
+    ├── DetectorError        a detection model is missing, unreadable or fails
+    ├── BusError             the MQTT bus cannot be used (connection, auth, payload)
+    │   └── PayloadError     a received message is malformed or foreign
+    ├── StorageError         the time-series database cannot be used
+    │   └── SpoolFullError   the on-disk spool reached its size bound
+    ├── ControlError         a timing plan or control request is invalid
+    │   └── SafetyError      a plan breaks the safety envelope and cannot be repaired
+    └── SimulationError      the traffic simulator cannot run a scenario
+"""
+
+from __future__ import annotations
+
+
+class AtcsError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+
+class ConfigError(AtcsError):
+    """A configuration file or value is wrong; the message names every field path."""
+
+
+class DataError(AtcsError, ValueError):
+    """A value breaks a data contract (array shapes, ranges, units)."""
+
+
+class SourceError(AtcsError):
+    """A camera source cannot be opened or read."""
+
+
+class DetectorError(AtcsError):
+    """A detection model is missing, unreadable or fails to run."""
+
+
+class BusError(AtcsError):
+    """The MQTT bus cannot be used."""
+
+
+class PayloadError(BusError):
+    """A received MQTT message is malformed, foreign or breaks the schema."""
+
+
+class StorageError(AtcsError):
+    """The time-series database cannot be used."""
+
+
+class SpoolFullError(StorageError):
+    """The on-disk spool reached its configured size bound."""
+
+
+class ControlError(AtcsError):
+    """A timing plan, acknowledgement or operator request is invalid."""
+
+
+class SafetyError(ControlError):
+    """A plan breaks the safety envelope and cannot be repaired."""
+
+
+class SimulationError(AtcsError):
+    """The traffic simulator cannot run a scenario."""

@@ -1,0 +1,1 @@
+"""Signal-timing controllers and the safety envelope every plan must pass."""

@@ -1,0 +1,1 @@
+"""Vision plug-ins: the Detector protocol and its implementations."""
