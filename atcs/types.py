@@ -128,12 +128,12 @@ class Frame:
         return int(self.image.shape[0])
 
 
-def _as_1d(values: npt.ArrayLike | None, n: int, dtype: type, name: str) -> npt.NDArray[
-    np.generic
-] | None:
+def _as_1d(
+    values: npt.ArrayLike | None, n: int, dtype: type, name: str
+) -> npt.NDArray[np.generic] | None:
     if values is None:
         return None
-    arr = np.asarray(values, dtype=dtype)
+    arr: npt.NDArray[np.generic] = np.asarray(values, dtype=dtype)
     if arr.shape != (n,):
         raise DataError(f"Detections.{name} must have shape ({n},), got {arr.shape}")
     return arr
@@ -165,7 +165,11 @@ class Detections:
         object.__setattr__(self, "confidence", _as_1d(self.confidence, n, np.float32, "confidence"))
         object.__setattr__(self, "class_id", class_id)
         object.__setattr__(self, "tracker_id", _as_1d(self.tracker_id, n, np.int64, "tracker_id"))
-        if class_id is not None and n and (class_id.min() < 0 or class_id.max() >= len(VehicleClass)):
+        if (
+            class_id is not None
+            and n
+            and (class_id.min() < 0 or class_id.max() >= len(VehicleClass))
+        ):
             raise DataError("Detections.class_id holds a value that is not a VehicleClass")
 
     @classmethod

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import Field, ValidationError, model_validator
 
 from atcs.config._base import StrictModel, expand_env, unresolved_env
-from atcs.config.bus import InfluxConfig, MqttConfig
+from atcs.config.bus import MqttConfig
 from atcs.config.control import IntersectionConfig
 from atcs.config.core import (
     AnalysisConfig,
@@ -27,6 +27,7 @@ from atcs.config.core import (
     SiteConfig,
 )
 from atcs.config.service import ServiceConfig
+from atcs.config.storage import InfluxConfig
 from atcs.errors import ConfigError
 
 __all__ = [
@@ -86,11 +87,11 @@ class AtcsConfig(StrictModel):
         raise ConfigError(f"no camera with id {camera_id!r}")
 
     def segments_of(self, camera_id: str) -> list[SegmentConfig]:
-        """Segments seen by ``camera_id``."""
+        """Return the segments seen by ``camera_id``."""
         return [s for s in self.segments if s.camera == camera_id]
 
     def lines_of(self, camera_id: str) -> list[LineConfig]:
-        """Counting lines drawn on ``camera_id``."""
+        """Return the counting lines drawn on ``camera_id``."""
         return [ln for ln in self.lines if ln.camera == camera_id]
 
 
@@ -117,13 +118,13 @@ def _reference_problems(cfg: AtcsConfig) -> list[str]:
     for i, line in enumerate(cfg.lines):
         if line.camera not in cameras:
             problems.append(f"lines[{i}].camera: unknown camera {line.camera!r}")
-        seg = segments.get(line.segment)
-        if seg is None:
+        target = segments.get(line.segment)
+        if target is None:
             problems.append(f"lines[{i}].segment: unknown segment {line.segment!r}")
-        elif seg.camera != line.camera:
+        elif target.camera != line.camera:
             problems.append(
                 f"lines[{i}].segment: segment {line.segment!r} is seen by camera "
-                f"{seg.camera!r}, not {line.camera!r}"
+                f"{target.camera!r}, not {line.camera!r}"
             )
     return problems
 

@@ -1,4 +1,4 @@
-"""Configuration of the MQTT bus and the InfluxDB store (completed by the bus/storage work)."""
+"""Configuration of the MQTT bus."""
 
 from __future__ import annotations
 
@@ -13,9 +13,3 @@ class MqttConfig(StrictModel):
     host: str = Field(default="127.0.0.1", description="Broker host name or address.")
     port: int = Field(default=1883, ge=1, le=65535, description="Broker TCP port.")
     prefix: str = Field(default="atcs/v1", description="Topic prefix.")
-
-
-class InfluxConfig(StrictModel):
-    """Connection to InfluxDB."""
-
-    url: str = Field(default="http://127.0.0.1:8086", description="Base URL of the server.")

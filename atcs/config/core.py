@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -134,7 +135,7 @@ class AnalysisConfig(StrictModel):
     def _increasing(
         cls, value: tuple[float, float, float, float, float]
     ) -> tuple[float, float, float, float, float]:
-        if any(b <= a for a, b in zip(value, value[1:], strict=False)) or value[0] <= 0:
+        if any(b <= a for a, b in itertools.pairwise(value)) or value[0] <= 0:
             raise ValueError("thresholds must be positive and strictly increasing")
         return value
 
@@ -169,7 +170,9 @@ class CameraConfig(StrictModel):
         default=1.0, gt=0.0, description="First reconnect delay (s); doubles up to the maximum."
     )
     reconnect_max_s: float = Field(default=30.0, gt=0.0, description="Longest reconnect delay, s.")
-    enabled: bool = Field(default=True, description="Set false to keep a camera configured but off.")
+    enabled: bool = Field(
+        default=True, description="Set false to keep a camera configured but off."
+    )
 
 
 class SegmentConfig(StrictModel):

@@ -1,0 +1,1 @@
+"""Test fixtures: influxdb (filled in by its integration work)."""

@@ -1,0 +1,1 @@
+"""Test fixtures: mosquitto (filled in by its integration work)."""
