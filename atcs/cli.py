@@ -1,0 +1,128 @@
+"""The ``atcs`` command line: validate-config, analyze, run, watch and simulate.
+
+Each sub-command imports what it needs when it runs, so ``atcs --help`` stays fast and a
+broken optional part (say, the simulator) never stops the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from atcs import __version__
+from atcs.errors import AtcsError
+
+log = logging.getLogger(__name__)
+
+
+def _add_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("validate-config", help="check a configuration file and summarise it")
+    p.add_argument("path", type=Path, help="configuration file (TOML)")
+    p.add_argument(
+        "--strict", action="store_true", help="treat warnings (geometry clipped...) as errors"
+    )
+
+
+def _add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("analyze", help="survey recorded footage frame by frame into CSV files")
+    p.add_argument("--config", type=Path, required=True, help="configuration file (TOML)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--camera", action="append", help="camera id (repeatable; default: all)")
+    p.add_argument("--source", help="file or image folder replacing the camera's source")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after N frames a camera")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("run", help="run the long-lived engine")
+    p.add_argument("--config", type=Path, required=True, help="configuration file (TOML)")
+    p.add_argument("--duration", type=float, default=None, help="stop after SECONDS")
+
+
+def _add_watch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("watch", help="live table of segments from the MQTT bus")
+    p.add_argument("--config", type=Path, help="take broker settings from this config file")
+    p.add_argument("--host", help="broker host (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="broker port (default 1883)")
+    p.add_argument("--prefix", help="topic prefix (default atcs/v1)")
+    p.add_argument("--once", action="store_true", help="print one table after --wait s, exit")
+    p.add_argument("--wait", type=float, default=3.0, help="seconds to collect with --once")
+
+
+def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("simulate", help="closed-loop signal control in Eclipse SUMO")
+    p.add_argument("--scenario", required=True, help="RESCO network name, 'demo' or .sumocfg")
+    p.add_argument(
+        "--controller", action="append", required=True, help="controller name (repeatable)"
+    )
+    p.add_argument("--seconds", type=int, default=None, help="simulated seconds")
+    p.add_argument("--seed", type=int, default=1, help="random seed")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``atcs`` command."""
+    parser = argparse.ArgumentParser(prog="atcs", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"atcs {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_validate(sub)
+    _add_analyze(sub)
+    _add_run(sub)
+    _add_watch(sub)
+    _add_simulate(sub)
+    return parser
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("ultralytics", "urllib3", "PIL", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    command: str = args.command
+    if command == "validate-config":
+        from atcs.commands import validate_config
+
+        return validate_config(args.path, strict=args.strict)
+    if command == "analyze":
+        from atcs.commands import analyze
+
+        return analyze(args)
+    if command == "run":
+        from atcs.commands import run
+
+        return run(args.config, args.duration)
+    if command == "watch":
+        from atcs.commands import watch
+
+        return watch(args)
+    from atcs.commands import simulate
+
+    return simulate(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``atcs`` command with ``argv`` (default: ``sys.argv[1:]``); return its exit code."""
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
+    try:
+        return _dispatch(args)
+    except AtcsError as exc:
+        print(f"atcs {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""What each ``atcs`` sub-command does, once its arguments are parsed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from atcs.config import AtcsConfig, geometry_warnings, load_config
+from atcs.errors import ConfigError
+
+
+def _redact(url: str) -> str:
+    from atcs.sources.redact import redact_url
+
+    return redact_url(url)
+
+
+def summarise(cfg: AtcsConfig) -> list[str]:
+    """One screen describing a valid configuration: cameras, segments, lines, intersections."""
+    lines = [
+        f"site {cfg.site.id} ({cfg.site.name or 'unnamed'}), time zone {cfg.site.timezone}",
+        f"detector {cfg.detector.model} at {cfg.detector.image_size_px} px, "
+        f"confidence {cfg.detector.confidence}, classes {', '.join(cfg.detector.classes)}",
+        f"windows of {cfg.analysis.window_s:g} s",
+        f"cameras: {len(cfg.cameras)}",
+    ]
+    for cam in cfg.cameras:
+        state = "" if cam.enabled else " (disabled)"
+        lines.append(
+            f"  {cam.id:<24} {cam.kind:<8} {cam.sample_fps:g} fps  {_redact(cam.source)}{state}"
+        )
+    lines.append(f"segments: {len(cfg.segments)}")
+    for seg in cfg.segments:
+        stop = ", stop line" if seg.stop_line else ""
+        lines.append(
+            f"  {seg.id:<24} camera {seg.camera}, {seg.length_m:g} m x {seg.lanes} lanes, "
+            f"{seg.movement}{stop}"
+        )
+    lines.append(f"counting lines: {len(cfg.lines)}")
+    for ln in cfg.lines:
+        lines.append(f"  {ln.id:<24} segment {ln.segment}")
+    lines.append(f"intersections: {len(cfg.intersections)}")
+    for ix in cfg.intersections:
+        lines.append(f"  {ix.id}")
+    lines.append(f"mqtt: {'configured' if cfg.mqtt else 'off'}")
+    lines.append(f"influxdb: {'configured' if cfg.influx else 'off'}")
+    return lines
+
+
+def validate_config(path: Path, strict: bool = False) -> int:
+    """Print every problem of the file at ``path`` with its field path, or a summary.
+
+    Exit code 0 for a valid file, 1 for an invalid one (or warnings with ``strict``).
+    """
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        problems = str(exc).splitlines()
+        print(f"{path}: {len(problems)} problem(s)", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    warnings = geometry_warnings(cfg)
+    print(f"{path}: valid")
+    for line in summarise(cfg):
+        print(line)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 1 if strict and warnings else 0
+
+
+def analyze(args: argparse.Namespace) -> int:
+    """Run the survey over recorded footage (``atcs analyze``)."""
+    from atcs.survey import run_survey
+
+    cfg = load_config(args.config)
+    report = run_survey(
+        cfg,
+        out_dir=args.out,
+        camera_ids=args.camera,
+        source=args.source,
+        max_frames=args.max_frames,
+        progress=not args.no_progress,
+    )
+    for line in report.summary_lines():
+        print(line)
+    return 0
+
+
+def run(config_path: Path, duration_s: float | None) -> int:
+    """Run the long-lived engine (``atcs run``) until a signal or ``duration_s`` seconds."""
+    from atcs.service import run_service
+
+    cfg = load_config(config_path)
+    return run_service(cfg, duration_s=duration_s)
+
+
+def watch(args: argparse.Namespace) -> int:
+    """Show the live segment table from the MQTT bus (``atcs watch``)."""
+    from atcs.watch import run_watch
+
+    return run_watch(args)
+
+
+def simulate(args: argparse.Namespace) -> int:
+    """Run the closed-loop SUMO evaluation (``atcs simulate``)."""
+    from atcs.sim import run_simulation
+
+    run_simulation(
+        scenario=args.scenario,
+        controllers=list(args.controller),
+        seconds=args.seconds,
+        seed=args.seed,
+        out_dir=args.out,
+        progress=not args.no_progress,
+    )
+    return 0
