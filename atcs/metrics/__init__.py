@@ -1,0 +1,31 @@
+"""Segment analysis: geometry, tracking, counting lines, queues and windowed measures.
+
+Pure code (numpy only, no threads, no I/O). The entry point is :class:`CameraAnalyzer`::
+
+    analyzer = CameraAnalyzer.from_config(cfg, camera_id, width_px, height_px, origin)
+    frame = analyzer.update(frame_seq, at, offset_s, detections)   # FrameAnalysis
+    metrics = analyzer.close_windows(until)                         # list[SegmentMetrics]
+"""
+
+from __future__ import annotations
+
+from atcs.metrics.analyzer import CameraAnalyzer, FrameAnalysis, SegmentFrame, SegmentGeometry
+from atcs.metrics.lines import LineGeometry
+from atcs.metrics.measures import (
+    density_pcu_km_lane,
+    is_congested,
+    level_of_service,
+    queue_length_m,
+)
+
+__all__ = [
+    "CameraAnalyzer",
+    "FrameAnalysis",
+    "LineGeometry",
+    "SegmentFrame",
+    "SegmentGeometry",
+    "density_pcu_km_lane",
+    "is_congested",
+    "level_of_service",
+    "queue_length_m",
+]

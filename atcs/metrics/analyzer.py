@@ -1,0 +1,351 @@
+"""Per-camera segment analysis: detections in, per-frame values and window metrics out.
+
+:class:`CameraAnalyzer` is pure code (no threads, no I/O). Per frame it tracks the
+detections, assigns each vehicle to the segments holding its anchor (bottom centre of the
+box), measures vehicles, PCU, occupancy and queue per segment, confirms line crossings,
+and adds everything to the open window; :meth:`CameraAnalyzer.close_windows` returns the
+finished :class:`SegmentMetrics`. The geometry is converted to pixels once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+
+from atcs.config import AnalysisConfig, AtcsConfig, LineConfig, PcuConfig, SegmentConfig
+from atcs.errors import DataError
+from atcs.metrics.geometry import (
+    BoolArray,
+    CoverageGrid,
+    PointsPx,
+    PreparedPolygon,
+    RoadAxis,
+    clip_line,
+    clip_polygon,
+    polygon_area_px2,
+    to_pixels,
+)
+from atcs.metrics.lines import LineCounter, LineGeometry
+from atcs.metrics.measures import queue_length_m
+from atcs.metrics.tracking import Tracker
+from atcs.metrics.windows import FrameValues, SegmentSpec, WindowAggregator
+from atcs.types import (
+    CameraId,
+    Detections,
+    Direction,
+    LineCrossing,
+    LineId,
+    SegmentId,
+    SegmentMetrics,
+    SiteId,
+    VehicleClass,
+)
+
+log = logging.getLogger(__name__)
+
+_CLASSES = tuple(VehicleClass)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SegmentGeometry:
+    """A segment in pixels: the polygon clipped to the image, stop line, PCU factors.
+
+    ``pcu_factors`` (len(VehicleClass),) holds the PCU of each class on this segment;
+    ``axis`` maps pixels to metres from the stop line (None without a stop line).
+    """
+
+    segment_id: SegmentId
+    name: str
+    polygon_px: PointsPx
+    prepared: PreparedPolygon
+    stop_line_px: PointsPx | None
+    length_m: float
+    lanes: int
+    pcu_factors: npt.NDArray[np.float64]
+    grid: CoverageGrid
+    axis: RoadAxis | None
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentFrame:
+    """One segment in one frame.
+
+    ``vehicles`` counts vehicles whose anchor lies in the polygon, ``vehicles_by_class``
+    splits them by class (every class present, zeros included), ``pcu`` weights them,
+    ``occupancy`` is the covered fraction of the polygon in [0, 1], ``queue_m`` the queue
+    in metres (None without a stop line), and ``members`` (N,) marks the rows of
+    :attr:`FrameAnalysis.detections` inside the segment.
+    """
+
+    segment_id: SegmentId
+    vehicles: int
+    vehicles_by_class: Mapping[VehicleClass, int]
+    pcu: float
+    occupancy: float
+    queue_m: float | None
+    members: BoolArray
+
+
+@dataclass(frozen=True, slots=True)
+class FrameAnalysis:
+    """What one frame gave: tracked detections, per-segment values, crossings confirmed now.
+
+    ``counted`` is False when the frame was older than the open window (late) and so did
+    not enter any window.
+    """
+
+    camera_id: CameraId
+    frame_seq: int
+    at: datetime
+    offset_s: float | None
+    detections: Detections
+    segments: tuple[SegmentFrame, ...]
+    crossings: tuple[LineCrossing, ...]
+    counted: bool = True
+
+
+def _build_segment(
+    seg: SegmentConfig, pcu: PcuConfig, width_px: int, height_px: int, max_side_px: int
+) -> SegmentGeometry | None:
+    raw = to_pixels(seg.polygon, width_px, height_px)
+    polygon = clip_polygon(raw, width_px, height_px)
+    if len(polygon) < 3 or polygon_area_px2(polygon) <= 0.0:
+        log.warning("segment %s: polygon wholly outside the image; segment skipped", seg.id)
+        return None
+    stop_line = None
+    axis = None
+    if seg.stop_line is not None:
+        stop_line = to_pixels(seg.stop_line, width_px, height_px)
+        try:
+            axis = RoadAxis(stop_line, raw, seg.length_m)
+        except DataError as exc:
+            log.warning("segment %s: stop line unusable (%s); no queue measured", seg.id, exc)
+    factors = np.array([pcu.factor(c, seg.movement) for c in _CLASSES], dtype=np.float64)
+    return SegmentGeometry(
+        segment_id=SegmentId(seg.id),
+        name=seg.name,
+        polygon_px=polygon,
+        prepared=PreparedPolygon(polygon),
+        stop_line_px=stop_line,
+        length_m=seg.length_m,
+        lanes=seg.lanes,
+        pcu_factors=factors,
+        grid=CoverageGrid(polygon, width_px, height_px, max_side_px=max_side_px),
+        axis=axis,
+    )
+
+
+def _build_line(line: LineConfig, width_px: int, height_px: int) -> LineGeometry | None:
+    pts = to_pixels(line.points, width_px, height_px)
+    a = (float(pts[0, 0]), float(pts[0, 1]))
+    b = (float(pts[1, 0]), float(pts[1, 1]))
+    clipped = clip_line(a, b, width_px, height_px)
+    if clipped is None or clipped[0] == clipped[1]:
+        log.warning("line %s: wholly outside the image; line skipped", line.id)
+        return None
+    return LineGeometry(
+        line_id=LineId(line.id),
+        segment_id=SegmentId(line.segment),
+        a_px=clipped[0],
+        b_px=clipped[1],
+        forward_label=line.forward_label,
+        backward_label=line.backward_label,
+    )
+
+
+class CameraAnalyzer:
+    """Segment analysis of one camera (see the module docstring); not thread-safe.
+
+    ``origin`` (aware datetime) aligns the windows: ``origin + k * window_s``. Frame times
+    must not go backwards by more than the open window. The analyzer is built for one image
+    size; build a new one when a camera's resolution changes.
+    """
+
+    def __init__(
+        self,
+        *,
+        site_id: str,
+        camera_id: str,
+        segments: Sequence[SegmentConfig],
+        lines: Sequence[LineConfig],
+        analysis: AnalysisConfig,
+        pcu: PcuConfig,
+        width_px: int,
+        height_px: int,
+        origin: datetime,
+        occupancy_max_side_px: int = 640,
+    ) -> None:
+        if origin.tzinfo is None:
+            raise DataError("the window origin must be a timezone-aware datetime")
+        self.camera_id = CameraId(camera_id)
+        self.width_px = width_px
+        self.height_px = height_px
+        self._analysis = analysis
+        self._origin = origin
+        built = [
+            _build_segment(s, pcu, width_px, height_px, occupancy_max_side_px) for s in segments
+        ]
+        self.segments: tuple[SegmentGeometry, ...] = tuple(g for g in built if g is not None)
+        seg_index = {g.segment_id: i for i, g in enumerate(self.segments)}
+        lines_px = [_build_line(ln, width_px, height_px) for ln in lines if ln.segment in seg_index]
+        self.lines: tuple[LineGeometry, ...] = tuple(ln for ln in lines_px if ln is not None)
+        self._line_segment = [seg_index[ln.segment_id] for ln in self.lines]
+        self._tracker = Tracker.from_config(analysis, (width_px, height_px))
+        self._counter = LineCounter(
+            self.lines, analysis.crossing_confirm_frames, analysis.track_max_count
+        )
+        specs = [
+            SegmentSpec(
+                segment_id=g.segment_id,
+                length_m=g.length_m,
+                lanes=g.lanes,
+                has_stop_line=g.axis is not None,
+                line_ids=tuple(ln.line_id for ln in self.lines if ln.segment_id == g.segment_id),
+            )
+            for g in self.segments
+        ]
+        self._windows = WindowAggregator(
+            site_id=SiteId(site_id),
+            camera_id=self.camera_id,
+            segments=specs,
+            analysis=analysis,
+            origin=origin,
+        )
+
+    @classmethod
+    def from_config(
+        cls,
+        cfg: AtcsConfig,
+        camera_id: str,
+        width_px: int,
+        height_px: int,
+        origin: datetime,
+        *,
+        occupancy_max_side_px: int = 640,
+    ) -> CameraAnalyzer:
+        """Build the analyzer of ``camera_id`` from the whole configuration."""
+        cfg.camera(camera_id)  # raises ConfigError for an unknown camera
+        return cls(
+            site_id=cfg.site.id,
+            camera_id=camera_id,
+            segments=cfg.segments_of(camera_id),
+            lines=cfg.lines_of(camera_id),
+            analysis=cfg.analysis,
+            pcu=cfg.pcu,
+            width_px=width_px,
+            height_px=height_px,
+            origin=origin,
+            occupancy_max_side_px=occupancy_max_side_px,
+        )
+
+    @property
+    def live_tracks(self) -> int:
+        """Number of live tracks (bounded by ``track_max_count``)."""
+        return len(self._tracker)
+
+    @property
+    def late_frames(self) -> int:
+        """Frames that arrived after their window was closed and were not counted."""
+        return self._windows.late_frames
+
+    def update(
+        self, frame_seq: int, at: datetime, offset_s: float | None, detections: Detections
+    ) -> FrameAnalysis:
+        """Analyse one frame's detections seen at ``at`` (aware UTC datetime)."""
+        if at.tzinfo is None:
+            raise DataError("frame time must be a timezone-aware datetime")
+        finite: BoolArray = np.asarray(np.isfinite(detections.xyxy).all(axis=1), dtype=np.bool_)
+        if not finite.all():
+            dropped = int(np.count_nonzero(~finite))
+            log.debug(
+                "camera %s frame %d: %d non-finite boxes dropped",
+                self.camera_id,
+                frame_seq,
+                dropped,
+            )
+            detections = detections[finite]
+        t_s = (at - self._origin).total_seconds()
+        tracked = self._tracker.update(t_s, detections)
+        dets = tracked.detections
+        track_ids = dets.tracker_id if dets.tracker_id is not None else np.zeros(0, np.int64)
+        anchors = dets.anchors()
+        self._counter.forget(tracked.removed)
+        events = self._counter.update(track_ids, anchors, dets.class_id)
+        crossings = tuple(
+            LineCrossing(
+                camera_id=self.camera_id,
+                line_id=self.lines[e.line_index].line_id,
+                segment_id=self.lines[e.line_index].segment_id,
+                track_id=e.track_id,
+                vehicle_class=e.vehicle_class,
+                direction=e.direction,
+                frame_seq=frame_seq,
+                at=at,
+                offset_s=offset_s,
+            )
+            for e in events
+        )
+        frames: list[SegmentFrame] = []
+        values: list[FrameValues] = []
+        for geom in self.segments:
+            frame, value = self._measure(geom, dets, anchors, tracked.speeds_px_s)
+            frames.append(frame)
+            values.append(value)
+        window_crossings: list[tuple[int, LineId, VehicleClass, Direction]] = [
+            (self._line_segment[e.line_index], c.line_id, c.vehicle_class, c.direction)
+            for e, c in zip(events, crossings, strict=True)
+        ]
+        counted = self._windows.add_frame(at, values, window_crossings)
+        return FrameAnalysis(
+            camera_id=self.camera_id,
+            frame_seq=frame_seq,
+            at=at,
+            offset_s=offset_s,
+            detections=dets,
+            segments=tuple(frames),
+            crossings=crossings,
+            counted=counted,
+        )
+
+    def _measure(
+        self,
+        geom: SegmentGeometry,
+        dets: Detections,
+        anchors: npt.NDArray[np.float32],
+        speeds_px_s: npt.NDArray[np.float32],
+    ) -> tuple[SegmentFrame, FrameValues]:
+        members = geom.prepared.contains(anchors)
+        by_class = np.bincount(dets.class_id[members], minlength=len(_CLASSES)).astype(np.int64)
+        pcu = float(by_class @ geom.pcu_factors)
+        occupancy = geom.grid.covered_fraction(dets.xyxy[members])
+        queue: float | None = None
+        if geom.axis is not None:
+            dist = geom.axis.distance_m(anchors[members])
+            speed_m_s = speeds_px_s[members].astype(np.float64) * geom.axis.metres_per_px
+            slow = speed_m_s < self._analysis.queue_speed_m_s  # NaN (unknown) is not slow
+            queue = queue_length_m(dist, slow, self._analysis.queue_max_gap_m)
+        frame = SegmentFrame(
+            segment_id=geom.segment_id,
+            vehicles=int(by_class.sum()),
+            vehicles_by_class={c: int(by_class[c]) for c in _CLASSES},
+            pcu=pcu,
+            occupancy=occupancy,
+            queue_m=queue,
+            members=members,
+        )
+        return frame, FrameValues(by_class, pcu, occupancy, queue)
+
+    def close_windows(self, until: datetime, *, partial: bool = False) -> list[SegmentMetrics]:
+        """Return the metrics of every window ending at or before ``until``, oldest first.
+
+        Windows with no frame come out ``stale`` with zeros. With ``partial`` the open
+        window is also closed, ending at ``until`` (the end of a recorded clip).
+        """
+        if until.tzinfo is None:
+            raise DataError("until must be a timezone-aware datetime")
+        return self._windows.close(until, partial=partial)

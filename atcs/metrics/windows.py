@@ -1,0 +1,240 @@
+"""Per-segment window sums turned into :class:`SegmentMetrics`.
+
+Windows are aligned to ``origin + k * window_s`` (k any integer). The first window is the
+one holding the first frame (or the ``until`` of a first :meth:`WindowAggregator.close`),
+so an origin far in the past (the Unix epoch, say) reports nothing before the analysis
+started. Frames are added in time order; a frame past the open window closes it (and any
+empty windows in between, which come out ``stale``) into a bounded buffer that
+:meth:`WindowAggregator.close` drains. A frame earlier than the open window is late: it is
+not counted (see :attr:`WindowAggregator.late_frames`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+import numpy.typing as npt
+
+from atcs.config import AnalysisConfig
+from atcs.errors import DataError
+from atcs.metrics.measures import density_pcu_km_lane, is_congested, level_of_service
+from atcs.types import (
+    CameraId,
+    Direction,
+    FlowCount,
+    LineId,
+    SegmentId,
+    SegmentMetrics,
+    SiteId,
+    VehicleClass,
+)
+
+log = logging.getLogger(__name__)
+
+_CLASSES = tuple(VehicleClass)
+_EPS_WINDOWS = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentSpec:
+    """What a window needs to know about a segment: ids, size, stop line, counting lines."""
+
+    segment_id: SegmentId
+    length_m: float
+    lanes: int
+    has_stop_line: bool
+    line_ids: tuple[LineId, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FrameValues:
+    """One segment in one frame: vehicles per class (counts), PCU, occupancy, queue (m)."""
+
+    by_class: npt.NDArray[np.int64]  # (len(VehicleClass),)
+    pcu: float
+    occupancy: float
+    queue_m: float | None
+
+
+@dataclass(slots=True)
+class _Sums:
+    frames: int = 0
+    by_class: npt.NDArray[np.float64] = field(
+        default_factory=lambda: np.zeros(len(_CLASSES), dtype=np.float64)
+    )
+    pcu: float = 0.0
+    occupancy: float = 0.0
+    queue_m: float = 0.0
+    queue_max_m: float = 0.0
+    crossings: Counter[tuple[LineId, VehicleClass, Direction]] = field(default_factory=Counter)
+
+
+class WindowAggregator:
+    """Sums of the open window for every segment of one camera; emits SegmentMetrics."""
+
+    def __init__(
+        self,
+        *,
+        site_id: SiteId,
+        camera_id: CameraId,
+        segments: Sequence[SegmentSpec],
+        analysis: AnalysisConfig,
+        origin: datetime,
+        max_buffered_windows: int = 1000,
+    ) -> None:
+        if origin.tzinfo is None:
+            raise DataError("the window origin must be a timezone-aware datetime")
+        self._site = site_id
+        self._camera = camera_id
+        self._specs = tuple(segments)
+        self._analysis = analysis
+        self._origin = origin
+        self._window = timedelta(seconds=analysis.window_s)
+        self._max_windows = max(1, max_buffered_windows)
+        self._done: deque[SegmentMetrics] = deque()
+        self._started = False
+        self._k = 0
+        self._start = origin
+        self._sums = [_Sums() for _ in self._specs]
+        self.late_frames = 0
+
+    def _window_start(self, k: int) -> datetime:
+        return self._origin + self._window * k
+
+    def index_of(self, at: datetime) -> int:
+        """Index k of the aligned window holding ``at``."""
+        ratio = (at - self._origin) / self._window
+        return math.floor(ratio + _EPS_WINDOWS)
+
+    def add_frame(
+        self,
+        at: datetime,
+        values: Sequence[FrameValues],
+        crossings: Sequence[tuple[int, LineId, VehicleClass, Direction]],
+    ) -> bool:
+        """Add one frame; return False when it is late and not counted.
+
+        ``values`` holds one entry per segment (in spec order); ``crossings`` are
+        (segment index, line, class, direction) confirmed in this frame.
+        """
+        k = self.index_of(at)
+        if not self._started:
+            self._open(k)
+        if at < self._start or k < self._k:
+            self.late_frames += 1
+            return False
+        if k > self._k:
+            self._advance_to(k)
+        for sums, val in zip(self._sums, values, strict=True):
+            sums.frames += 1
+            sums.by_class += val.by_class
+            sums.pcu += val.pcu
+            sums.occupancy += val.occupancy
+            if val.queue_m is not None:
+                sums.queue_m += val.queue_m
+                sums.queue_max_m = max(sums.queue_max_m, val.queue_m)
+        for seg_index, line_id, vclass, direction in crossings:
+            self._sums[seg_index].crossings[(line_id, vclass, direction)] += 1
+        return True
+
+    def close(self, until: datetime, *, partial: bool = False) -> list[SegmentMetrics]:
+        """Finish every window ending at or before ``until`` and return all finished metrics.
+
+        With ``partial`` the open window is also finished, ending at ``until`` (when it
+        started before); frames before ``until`` are late afterwards.
+        """
+        k_end = self.index_of(until)  # windows < k_end end at or before until
+        if not self._started:
+            self._open(k_end)
+        if k_end > self._k:
+            self._advance_to(k_end)
+        if partial and self._start < until:
+            self._finish(self._start, until)
+            self._start = until
+        out = list(self._done)
+        self._done.clear()
+        return out
+
+    def _open(self, k: int) -> None:
+        """Start the analysis at window ``k``: earlier windows are never reported."""
+        self._started = True
+        self._k = k
+        self._start = self._window_start(k)
+
+    def _advance_to(self, k: int) -> None:
+        """Finish the open window and the empty ones before window ``k``; open ``k``."""
+        self._finish(self._start, self._window_start(self._k + 1))
+        first_empty = self._k + 1
+        skipped = max(0, k - first_empty - self._max_windows)
+        if skipped:
+            log.warning(
+                "camera %s: %d empty windows skipped (gap longer than the buffer)",
+                self._camera,
+                skipped,
+            )
+        for j in range(first_empty + skipped, k):
+            self._finish(self._window_start(j), self._window_start(j + 1))
+        self._k = k
+        self._start = self._window_start(k)
+
+    def _finish(self, start: datetime, end: datetime) -> None:
+        for i, spec in enumerate(self._specs):
+            self._done.append(self._metrics(spec, self._sums[i], start, end))
+            self._sums[i] = _Sums()
+        excess = len(self._done) - self._max_windows * max(1, len(self._specs))
+        if excess > 0:
+            log.warning(
+                "camera %s: %d finished window metrics dropped (close_windows not called)",
+                self._camera,
+                excess,
+            )
+            for _ in range(excess):
+                self._done.popleft()
+
+    def _metrics(
+        self, spec: SegmentSpec, sums: _Sums, start: datetime, end: datetime
+    ) -> SegmentMetrics:
+        n = sums.frames
+
+        def mean(total: float) -> float:
+            return total / n if n else 0.0
+
+        pcu = mean(sums.pcu)
+        density = density_pcu_km_lane(pcu, spec.length_m, spec.lanes)
+        los = level_of_service(density, self._analysis.los_density_pcu_km_lane)
+        hours = (end - start).total_seconds() / 3600.0
+        flows: list[FlowCount] = []
+        total = 0
+        for line_id in spec.line_ids:
+            for vclass in _CLASSES:
+                for direction in Direction:
+                    count = sums.crossings.get((line_id, vclass, direction), 0)
+                    total += count
+                    rate = count / hours if hours > 0 else 0.0
+                    flows.append(FlowCount(line_id, vclass, direction, count, rate))
+        return SegmentMetrics(
+            site_id=self._site,
+            camera_id=self._camera,
+            segment_id=spec.segment_id,
+            window_start=start,
+            window_end=end,
+            frames=n,
+            vehicles=mean(float(sums.by_class.sum())),
+            vehicles_by_class={c: mean(float(sums.by_class[c])) for c in _CLASSES},
+            pcu=pcu,
+            density_pcu_km_lane=density,
+            occupancy=mean(sums.occupancy),
+            flow_veh_h=total / hours if hours > 0 else 0.0,
+            flows=tuple(flows),
+            queue_m=mean(sums.queue_m) if spec.has_stop_line else None,
+            queue_max_m=sums.queue_max_m if spec.has_stop_line else None,
+            los=los,
+            congested=is_congested(los, self._analysis.congested_from_los),
+            stale=n == 0,
+        )

@@ -1,0 +1,435 @@
+"""CameraAnalyzer end to end on hand-built detections: measures, windows, flow, queue."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+
+from atcs.config import AtcsConfig
+from atcs.errors import ConfigError, DataError
+from atcs.metrics import CameraAnalyzer
+from atcs.types import Detections, Direction, LevelOfService, SegmentMetrics, VehicleClass
+
+W, H = 640, 320
+ORIGIN = datetime(2024, 5, 1, 7, 0, 0, tzinfo=UTC)
+CAR, MOTO, BUS = VehicleClass.CAR, VehicleClass.MOTORCYCLE, VehicleClass.BUS
+
+# Left segment: x 80..320, y 80..240 px. Right segment: x 320..560, y 80..240 px.
+LEFT = [[0.125, 0.25], [0.5, 0.25], [0.5, 0.75], [0.125, 0.75]]
+RIGHT = [[0.5, 0.25], [0.875, 0.25], [0.875, 0.75], [0.5, 0.75]]
+
+
+def config(**overrides: Any) -> AtcsConfig:
+    raw: dict[str, Any] = {
+        "site": {"id": "test-site"},
+        "cameras": [{"id": "cam", "source": "clip.mp4"}, {"id": "other", "source": "b.mp4"}],
+        "segments": [
+            {"id": "left", "camera": "cam", "polygon": LEFT, "length_m": 50.0, "lanes": 2},
+            {
+                "id": "right",
+                "camera": "cam",
+                "polygon": RIGHT,
+                "length_m": 40.0,
+                "lanes": 1,
+                "movement": "opposed",
+            },
+            {"id": "elsewhere", "camera": "other", "polygon": LEFT, "length_m": 9, "lanes": 1},
+        ],
+        "lines": [
+            # Horizontal line across the left segment at y = 160 px, drawn left to right.
+            {
+                "id": "left-count",
+                "camera": "cam",
+                "segment": "left",
+                "points": [[0.125, 0.5], [0.5, 0.5]],
+            },
+        ],
+        "analysis": {"window_s": 10.0, "crossing_confirm_frames": 2},
+    }
+    raw.update(overrides)
+    return AtcsConfig.model_validate(raw)
+
+
+def dets(boxes: list[list[float]], classes: list[VehicleClass]) -> Detections:
+    return Detections(
+        xyxy=np.array(boxes, dtype=np.float32).reshape(-1, 4),
+        confidence=np.full(len(boxes), 0.8, dtype=np.float32),
+        class_id=np.array([int(c) for c in classes], dtype=np.int64),
+    )
+
+
+def box(cx: float, bottom: float, w: float = 20.0, h: float = 20.0) -> list[float]:
+    """A box whose anchor (bottom centre) is (cx, bottom)."""
+    return [cx - w / 2, bottom - h, cx + w / 2, bottom]
+
+
+def analyzer(cfg: AtcsConfig | None = None) -> CameraAnalyzer:
+    return CameraAnalyzer.from_config(cfg or config(), "cam", W, H, ORIGIN)
+
+
+def at(seconds: float) -> datetime:
+    return ORIGIN + timedelta(seconds=seconds)
+
+
+def by_id(metrics: list[SegmentMetrics]) -> dict[str, list[SegmentMetrics]]:
+    out: dict[str, list[SegmentMetrics]] = {}
+    for m in metrics:
+        out.setdefault(m.segment_id, []).append(m)
+    return out
+
+
+def test_geometry_is_converted_once_and_only_this_cameras_segments() -> None:
+    an = analyzer()
+    assert [g.segment_id for g in an.segments] == ["left", "right"]
+    assert an.segments[0].polygon_px.tolist() == [[80, 80], [320, 80], [320, 240], [80, 240]]
+    assert [(ln.line_id, ln.a_px, ln.b_px) for ln in an.lines] == [
+        ("left-count", (80.0, 160.0), (320.0, 160.0))
+    ]
+
+
+def test_membership_counts_pcu_and_occupancy_per_frame() -> None:
+    an = analyzer()
+    frame = an.update(
+        0,
+        at(0.5),
+        0.5,
+        dets(
+            [
+                box(100, 200),  # car in left
+                box(200, 240),  # motorcycle, anchor on left's bottom edge: inside
+                box(300, 100, w=40),  # bus in left
+                box(400, 200),  # car in right
+                box(420, 200),  # motorcycle in right
+                box(440, 200),  # motorcycle in right
+                box(600, 200),  # car outside both
+                box(200, 250),  # car below both (anchor outside), box overlaps left
+            ],
+            [CAR, MOTO, BUS, CAR, MOTO, MOTO, CAR, CAR],
+        ),
+    )
+    left, right = frame.segments
+    assert left.vehicles == 3
+    assert right.vehicles == 3
+    assert left.vehicles_by_class[CAR] == 1
+    assert left.vehicles_by_class[MOTO] == 1
+    assert left.vehicles_by_class[BUS] == 1
+    assert left.vehicles_by_class[VehicleClass.TRUCK] == 0
+    # PKJI: car 1.0, bus 1.3, motorcycle 0.15 protected (left) / 0.40 opposed (right).
+    assert left.pcu == pytest.approx(1.0 + 0.15 + 1.3)
+    assert right.pcu == pytest.approx(1.0 + 0.40 + 0.40)
+    assert left.members.tolist() == [True, True, True, False, False, False, False, False]
+    # Left polygon is 240 x 160 = 38400 px²; its members' boxes cover 400 + 400 + 800 px²
+    # (the car below the polygon does not belong to it, so its box does not count).
+    assert left.occupancy == (400 + 400 + 800) / 38400
+    # Right: three 20x20 boxes side by side at x 390..450, overlapping by 0: 1200 px².
+    assert right.occupancy == 1200 / 38400
+    assert left.queue_m is None
+    assert frame.detections.tracker_id is not None
+    assert len(set(frame.detections.tracker_id.tolist())) == 8
+
+
+def test_overlapping_boxes_count_once_in_occupancy() -> None:
+    an = analyzer()
+    frame = an.update(0, at(0), 0.0, dets([box(100, 200), box(110, 200)], [CAR, CAR]))
+    # Two 20x20 boxes overlapping 10x20: union 600 px².
+    assert frame.segments[0].occupancy == 600 / 38400
+
+
+def test_window_means_density_and_los() -> None:
+    an = analyzer()
+    # Frame 1: 4 cars in left; frame 2: 2 cars in left. Right stays empty.
+    four = [box(100 + 40 * k, 200) for k in range(4)]
+    an.update(0, at(1), 1.0, dets(four, [CAR] * 4))
+    an.update(1, at(2), 2.0, dets(four[:2], [CAR] * 2))
+    assert an.close_windows(at(9.99)) == []
+    metrics = by_id(an.close_windows(at(10)))
+    (left,) = metrics["left"]
+    (right,) = metrics["right"]
+    assert (left.window_start, left.window_end, left.frames) == (at(0), at(10), 2)
+    assert left.vehicles == 3.0
+    assert left.vehicles_by_class[CAR] == 3.0
+    assert left.vehicles_by_class[MOTO] == 0.0
+    assert left.pcu == 3.0
+    # 3 PCU / (0.05 km * 2 lanes) = 30 pcu/km/lane: above 28, LOS F, congested.
+    assert left.density_pcu_km_lane == pytest.approx(30.0)
+    assert left.los is LevelOfService.F
+    assert left.congested
+    assert left.occupancy == pytest.approx(((4 * 400) + (2 * 400)) / 2 / 38400)
+    assert left.site_id == "test-site"
+    assert left.camera_id == "cam"
+    assert not left.stale
+    assert (right.frames, right.vehicles, right.los, right.congested) == (
+        2,
+        0.0,
+        LevelOfService.A,
+        False,
+    )
+
+
+def move_down(
+    an: CameraAnalyzer,
+    t0: float,
+    seq0: int,
+    xs: list[float],
+    classes: list[VehicleClass],
+    y_from: float = 140,
+    y_to: float = 180,
+    steps: int = 9,
+) -> int:
+    """Move boxes at columns ``xs`` from y_from to y_to (anchor y) over ``steps`` frames."""
+    seq = seq0
+    for k in range(steps):
+        y = y_from + (y_to - y_from) * k / (steps - 1)
+        an.update(seq, at(t0 + 0.1 * k), t0 + 0.1 * k, dets([box(x, y) for x in xs], classes))
+        seq += 1
+    return seq
+
+
+def test_flow_per_hour_by_class_and_direction() -> None:
+    an = analyzer()
+    seq = move_down(an, 0.0, 0, [100, 150, 200], [CAR, CAR, MOTO])  # 3 forward crossings
+    seq = move_down(an, 2.0, seq, [250], [CAR], y_from=180, y_to=140)  # 1 backward
+    crossings_seen = an.close_windows(at(10))
+    (left,) = by_id(crossings_seen)["left"]
+    # 4 crossings in a 10 s window: 4 / (10 / 3600) = 1440 veh/h.
+    assert left.flow_veh_h == pytest.approx(1440.0)
+    flows = {(str(f.line_id), f.vehicle_class, f.direction): f for f in left.flows}
+    assert len(flows) == len(VehicleClass) * 2
+    assert flows[("left-count", CAR, Direction.FORWARD)].count == 2
+    assert flows[("left-count", CAR, Direction.FORWARD)].flow_veh_h == pytest.approx(720.0)
+    assert flows[("left-count", MOTO, Direction.FORWARD)].count == 1
+    assert flows[("left-count", CAR, Direction.BACKWARD)].count == 1
+    assert flows[("left-count", BUS, Direction.FORWARD)].count == 0
+    (right,) = by_id(crossings_seen)["right"]
+    assert right.flow_veh_h == 0.0
+    assert right.flows == ()
+
+
+def test_crossings_are_reported_on_the_confirming_frame() -> None:
+    an = analyzer()
+    reports = []
+    for k, y in enumerate([150, 155, 165, 170, 175]):
+        frame = an.update(k, at(k * 0.1), k * 0.1, dets([box(100, y)], [CAR]))
+        reports.append([(c.line_id, c.direction, c.frame_seq) for c in frame.crossings])
+    # First frame below the line is k=2; with 2 confirm frames it counts at k=3.
+    assert reports == [[], [], [], [("left-count", Direction.FORWARD, 3)], []]
+    frame_crossing = an.update(9, at(1), 1.0, Detections.empty())
+    assert frame_crossing.crossings == ()
+
+
+def test_flickering_box_on_the_line_counts_once_through_the_analyzer() -> None:
+    an = analyzer()
+    total = 0
+    ys = [155, 162, 158, 161, 159, 163, 157, 161, 165, 170, 172, 158, 174, 176]
+    for k, y in enumerate(ys):
+        total += len(an.update(k, at(k * 0.1), k * 0.1, dets([box(100, y)], [CAR])).crossings)
+    assert total == 1
+
+
+def test_stale_windows_have_zeros() -> None:
+    an = analyzer()
+    an.update(0, at(1), 1.0, dets([box(100, 200)], [CAR]))
+    an.update(1, at(35), 35.0, dets([box(100, 200)], [CAR]))
+    left = by_id(an.close_windows(at(40)))["left"]
+    assert [(m.window_start, m.frames, m.stale) for m in left] == [
+        (at(0), 1, False),
+        (at(10), 0, True),
+        (at(20), 0, True),
+        (at(30), 1, False),
+    ]
+    stale = left[1]
+    assert (stale.vehicles, stale.pcu, stale.density_pcu_km_lane, stale.occupancy) == (0, 0, 0, 0)
+    assert (stale.flow_veh_h, stale.queue_m, stale.los, stale.congested) == (
+        0.0,
+        None,
+        LevelOfService.A,
+        False,
+    )
+
+
+def test_no_frames_at_all_gives_stale_windows_from_the_first_call() -> None:
+    an = analyzer()
+    # Nothing is reported before the analyzer's first call ...
+    assert an.close_windows(at(25)) == []
+    # ... then every window ending by `until`, starting with the one that held at(25).
+    metrics = an.close_windows(at(40))
+    assert [(m.segment_id, m.window_start, m.stale) for m in metrics] == [
+        ("left", at(20), True),
+        ("right", at(20), True),
+        ("left", at(30), True),
+        ("right", at(30), True),
+    ]
+    assert an.close_windows(at(40)) == []
+
+
+def test_epoch_origin_reports_only_windows_since_the_first_frame() -> None:
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    an = CameraAnalyzer.from_config(config(), "cam", W, H, epoch)
+    # Windows stay aligned to the epoch: 07:00:03 falls in [07:00:00, 07:00:10).
+    an.update(0, at(3), None, dets([box(100, 200)], [CAR]))
+    an.update(1, at(13), None, dets([box(100, 200)], [CAR]))
+    metrics = by_id(an.close_windows(at(30)))["left"]
+    assert [(m.window_start, m.frames, m.stale) for m in metrics] == [
+        (at(0), 1, False),
+        (at(10), 1, False),
+        (at(20), 0, True),
+    ]
+
+
+def test_partial_window_uses_its_real_length() -> None:
+    an = analyzer()
+    move_down(an, 0.0, 0, [100], [CAR])  # one crossing at t=0.3 s
+    an.update(20, at(12), 12.0, dets([box(100, 200)], [CAR]))
+    metrics = by_id(an.close_windows(at(14.5), partial=True))["left"]
+    assert [(m.window_start, m.window_end) for m in metrics] == [
+        (at(0), at(10)),
+        (at(10), at(14.5)),
+    ]
+    assert metrics[0].flow_veh_h == pytest.approx(360.0)  # 1 in 10 s
+    assert metrics[1].flow_veh_h == 0.0
+    assert metrics[1].window_s == 4.5
+    assert metrics[1].vehicles == 1.0
+    # After a partial close, earlier frames are late; later ones go on from there.
+    late = an.update(21, at(14), 14.0, dets([box(100, 200)], [CAR]))
+    assert not late.counted
+    assert an.late_frames == 1
+    an.update(22, at(16), 16.0, dets([box(100, 200)], [CAR]))
+    rest = by_id(an.close_windows(at(20)))["left"]
+    assert [(m.window_start, m.window_end, m.frames) for m in rest] == [(at(14.5), at(20), 1)]
+
+
+def test_partial_close_on_a_boundary_adds_nothing() -> None:
+    an = analyzer()
+    an.update(0, at(1), 1.0, Detections.empty())
+    metrics = an.close_windows(at(10), partial=True)
+    assert [(m.window_start, m.window_end) for m in metrics] == [(at(0), at(10))] * 2
+
+
+def queue_config() -> AtcsConfig:
+    seg = {
+        "id": "approach",
+        "camera": "cam",
+        # y 80..240 px; the stop line is the top edge; 160 px is 16 m: 0.1 m per px.
+        "polygon": LEFT,
+        "stop_line": [[0.125, 0.25], [0.5, 0.25]],
+        "length_m": 16.0,
+        "lanes": 2,
+    }
+    return config(
+        segments=[seg],
+        lines=[],
+        analysis={"window_s": 10.0, "queue_speed_m_s": 1.5, "queue_max_gap_m": 6.0},
+    )
+
+
+def test_queue_from_stopped_vehicles() -> None:
+    an = analyzer(queue_config())
+    # Stopped cars at 2 m, 6 m and 11 m (contiguous with 6 m gaps at most), one at 15.5 m
+    # after a 4.5 m gap, and one more at 10 m that is moving at 2 m/s (20 px/s).
+    stopped = [box(100, 100), box(130, 140), box(160, 190), box(190, 235)]
+    first = an.update(0, at(0), 0.0, dets([*stopped, box(220, 180, h=60)], [CAR] * 5))
+    assert first.segments[0].queue_m == 0.0  # speeds unknown on a track's first frame
+    second = an.update(1, at(1), 1.0, dets([*stopped, box(220, 200, h=60)], [CAR] * 5))
+    assert first.detections.tracker_id is not None
+    assert second.detections.tracker_id is not None
+    assert second.detections.tracker_id.tolist() == first.detections.tracker_id.tolist()
+    assert second.segments[0].queue_m == pytest.approx(15.5)
+    # The first car leaves: the nearest stopped car is now 6 m from the line, still queued.
+    third = an.update(2, at(2), 2.0, dets(stopped[1:], [CAR] * 3))
+    assert third.segments[0].queue_m == pytest.approx(15.5)
+    (m,) = an.close_windows(at(10))
+    assert m.queue_m == pytest.approx((0.0 + 15.5 + 15.5) / 3)
+    assert m.queue_max_m == pytest.approx(15.5)
+
+
+def test_queue_gap_from_the_stop_line() -> None:
+    an = analyzer(queue_config())
+    far = [box(100, 170), box(150, 200)]  # 9 m and 12 m: first is more than 6 m away
+    an.update(0, at(0), 0.0, dets(far, [CAR] * 2))
+    frame = an.update(1, at(1), 1.0, dets(far, [CAR] * 2))
+    assert frame.segments[0].queue_m == 0.0
+
+
+def test_segment_wholly_outside_the_image_is_skipped_with_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    outside = {
+        "id": "off",
+        "camera": "cam",
+        "polygon": [[1.1, 0.1], [1.5, 0.1], [1.5, 0.5]],
+        "length_m": 10.0,
+        "lanes": 1,
+    }
+    line = {"id": "off-line", "camera": "cam", "segment": "off", "points": [[1.1, 0.2], [1.4, 0.2]]}
+    base = config()
+    cfg = config(
+        segments=[*[s.model_dump() for s in base.segments], outside],
+        lines=[*[ln.model_dump() for ln in base.lines], line],
+    )
+    with caplog.at_level(logging.WARNING, logger="atcs.metrics"):
+        an = analyzer(cfg)
+    assert [g.segment_id for g in an.segments] == ["left", "right"]
+    assert [ln.line_id for ln in an.lines] == ["left-count"]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "off" in warnings[0].getMessage()
+    an.update(0, at(1), 1.0, Detections.empty())
+    assert {m.segment_id for m in an.close_windows(at(10))} == {"left", "right"}
+
+
+def test_no_segments_still_runs() -> None:
+    an = CameraAnalyzer.from_config(config(), "cam", W, H, ORIGIN)
+    empty = CameraAnalyzer(
+        site_id="s",
+        camera_id="cam",
+        segments=[],
+        lines=[],
+        analysis=config().analysis,
+        pcu=config().pcu,
+        width_px=W,
+        height_px=H,
+        origin=ORIGIN,
+    )
+    frame = empty.update(0, at(1), 1.0, dets([box(100, 200)], [CAR]))
+    assert frame.segments == ()
+    assert empty.close_windows(at(10)) == []
+    assert len(an.segments) == 2
+
+
+def test_unknown_camera_and_naive_times() -> None:
+    with pytest.raises(ConfigError):
+        CameraAnalyzer.from_config(config(), "nope", W, H, ORIGIN)
+    with pytest.raises(DataError):
+        CameraAnalyzer.from_config(config(), "cam", W, H, datetime(2024, 1, 1))
+    an = analyzer()
+    with pytest.raises(DataError):
+        an.update(0, datetime(2024, 1, 1), None, Detections.empty())
+
+
+def test_non_finite_boxes_are_dropped() -> None:
+    an = analyzer()
+    d = dets([box(100, 200), [np.nan, 0, 10, 10]], [CAR, CAR])
+    frame = an.update(0, at(0), 0.0, d)
+    assert len(frame.detections) == 1
+    assert frame.segments[0].vehicles == 1
+
+
+def test_memory_stays_bounded_over_a_long_run() -> None:
+    cfg = config(analysis={"track_max_count": 10, "track_max_age_s": 0.5, "window_s": 1.0})
+    an = analyzer(cfg)
+    rng = np.random.default_rng(3)
+    for k in range(600):
+        # 15 unrelated boxes a frame: every one starts a new track.
+        xs = rng.uniform(90, 300, 15)
+        ys = rng.uniform(100, 230, 15)
+        boxes = [box(float(x), float(y), w=4, h=4) for x, y in zip(xs, ys, strict=True)]
+        an.update(k, at(k * 0.2), k * 0.2, dets(boxes, [MOTO] * 15))
+        assert an.live_tracks <= 10
+        assert len(an._counter) <= 10
+        if k % 50 == 49:
+            an.close_windows(at(k * 0.2))
+    assert len(an._windows._done) <= 2
