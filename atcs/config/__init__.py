@@ -126,6 +126,8 @@ def _reference_problems(cfg: AtcsConfig) -> list[str]:
                 f"lines[{i}].segment: segment {line.segment!r} is seen by camera "
                 f"{target.camera!r}, not {line.camera!r}"
             )
+    for i, ix in enumerate(cfg.intersections):
+        problems += ix.reference_problems(f"intersections[{i}]", set(segments))
     return problems
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -134,10 +135,13 @@ def test_pcu_factors_follow_pkji(repo_dir: Path) -> None:
     assert pcu.factor(VehicleClass.MOTORCYCLE, "opposed") == 0.40
 
 
-def test_validate_config_cli(tmp_path: Path, repo_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_config_cli(
+    tmp_path: Path, repo_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["validate-config", str(repo_dir / "config.toml")]) == 0
     out = capsys.readouterr().out
-    assert "cameras: 3" in out and "pontianak-inbound" in out
+    assert "cameras: 3" in out
+    assert "pontianak-inbound" in out
     bad = write(tmp_path, MINIMAL.replace("length_m = 50.0", "length_m = -1"))
     assert main(["validate-config", str(bad)]) == 1
     err = capsys.readouterr().err
@@ -168,6 +172,4 @@ def test_cli_entry_point_runs() -> None:
 
 
 def _toml(text: str) -> dict[str, object]:
-    import tomllib
-
     return tomllib.loads(text)
