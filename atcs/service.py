@@ -1,0 +1,280 @@
+"""The long-running engine (``atcs run``).
+
+One process: a capture thread per camera (latest frame only), one detector worker that
+batches the latest frames across cameras, and the analysis tick on the main thread that
+turns detections into windowed segment metrics and hands them to the sinks (MQTT bus,
+InfluxDB) and to the metric listeners (signal control). One stop event; shut down in
+reverse order of start.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+
+from atcs.config import AtcsConfig, geometry_warnings
+from atcs.detection import build_detector
+from atcs.metrics import CameraAnalyzer
+from atcs.sinks import Sink
+from atcs.sources import CameraGroup
+from atcs.types import CameraStatus, Detections, Frame, SegmentMetrics
+from detectors.base import Detector
+
+log = logging.getLogger(__name__)
+
+WINDOW_ORIGIN = datetime(1970, 1, 1, tzinfo=UTC)
+"""Windows are aligned to multiples of window_s since the Unix epoch (wall clock)."""
+
+MetricsListener = Callable[[Sequence[SegmentMetrics]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineTiming:
+    """Timing knobs of the engine loop, in seconds."""
+
+    tick_s: float = 0.25
+    window_grace_s: float = 2.0
+    status_every_s: float = 10.0
+    join_timeout_s: float = 10.0
+
+
+class DetectorWorker(threading.Thread):
+    """Takes the latest frames of the cameras, detects in one batch, queues the results."""
+
+    def __init__(
+        self,
+        cameras: CameraGroup,
+        detector: Detector,
+        batch_max_frames: int,
+        out: queue.Queue[tuple[Frame, Detections]],
+        stop: threading.Event,
+    ) -> None:
+        super().__init__(name="atcs-detector", daemon=True)
+        self._cameras = cameras
+        self._detector = detector
+        self._batch = batch_max_frames
+        self._out = out
+        self._stop_event = stop
+        self.frames = 0
+        self.dropped = 0
+        self.failures = 0
+
+    def _put(self, item: tuple[Frame, Detections]) -> None:
+        while True:
+            try:
+                self._out.put_nowait(item)
+                return
+            except queue.Full:
+                try:
+                    self._out.get_nowait()
+                    self.dropped += 1
+                except queue.Empty:
+                    pass
+
+    def run(self) -> None:
+        """Detect until the stop event is set; failures are logged and retried."""
+        while not self._stop_event.is_set():
+            frames = self._cameras.next_batch(self._batch, timeout_s=0.5)
+            if not frames:
+                continue
+            try:
+                results = self._detector.detect([f.image for f in frames])
+            except Exception as exc:  # the thread's loop boundary: log, pause, go on
+                self.failures += 1
+                log.error("detector failed on %d frame(s): %s", len(frames), exc)
+                self._stop_event.wait(1.0)
+                continue
+            for frame, detections in zip(frames, results, strict=True):
+                self.frames += 1
+                self._put((frame, detections))
+
+
+class Engine:
+    """Wires sources, detector, analysis, sinks and listeners; :meth:`run` blocks."""
+
+    def __init__(
+        self,
+        cfg: AtcsConfig,
+        detector: Detector | None = None,
+        sinks: Sequence[Sink] = (),
+        listeners: Sequence[MetricsListener] = (),
+        timing: EngineTiming | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.timing = timing or EngineTiming()
+        self.stop_event = threading.Event()
+        self._detector = detector
+        self.sinks = list(sinks)
+        self.listeners = list(listeners)
+        self.analyzers: dict[str, CameraAnalyzer] = {}
+        self.cameras: CameraGroup | None = None
+        self._results: queue.Queue[tuple[Frame, Detections]] = queue.Queue(maxsize=256)
+        self._worker: DetectorWorker | None = None
+        self._last_status: dict[str, tuple[str, float]] = {}
+        self.windows_published = 0
+        self.analysis_failures = 0
+        self.started_at: datetime | None = None
+
+    # --- start and stop ------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start sinks, camera readers and the detector worker."""
+        for warning in geometry_warnings(self.cfg):
+            log.warning("config: %s", warning)
+        self.started_at = datetime.now(UTC)
+        for sink in self.sinks:
+            sink.start()
+        detector = self._detector or build_detector(self.cfg.detector)
+        self._detector = detector
+        self.cameras = CameraGroup(
+            self.cfg.cameras, queue_size=self.cfg.service.frame_queue_size,
+            stop_event=self.stop_event,
+        )  # fmt: skip
+        self.cameras.start()
+        self._worker = DetectorWorker(
+            self.cameras, detector, self.cfg.detector.batch_max_frames, self._results,
+            self.stop_event,
+        )  # fmt: skip
+        self._worker.start()
+        log.info(
+            "engine started: site=%s cameras=%d segments=%d sinks=%d",
+            self.cfg.site.id, len(self.cameras.readers), len(self.cfg.segments),
+            len(self.sinks),
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        """Ask every thread to stop (safe from signal handlers and other threads)."""
+        self.stop_event.set()
+
+    def shutdown(self) -> None:
+        """Stop in reverse order: worker, readers, then flush windows and close sinks."""
+        self.stop_event.set()
+        if self._worker is not None:
+            self._worker.join(self.timing.join_timeout_s)
+        if self.cameras is not None:
+            self.cameras.stop()
+            self.cameras.join(self.timing.join_timeout_s)
+        self._drain_results()
+        now = datetime.now(UTC)
+        final: list[SegmentMetrics] = []
+        for analyzer in self.analyzers.values():
+            final += analyzer.close_windows(now, partial=True)
+        self._emit(final)
+        self._emit_status(force=True)
+        for sink in reversed(self.sinks):
+            try:
+                sink.close(self.timing.join_timeout_s)
+            except Exception:  # one sink failing to close must not stop the others
+                log.exception("sink failed to close")
+        if self._detector is not None:
+            self._detector.close()
+        log.info("engine stopped: windows=%d", self.windows_published)
+
+    # --- the analysis tick ---------------------------------------------------------
+
+    def _analyse(self, frame: Frame, detections: Detections) -> None:
+        analyzer = self.analyzers.get(frame.camera_id)
+        if analyzer is None or (analyzer.width_px, analyzer.height_px) != (
+            frame.width_px,
+            frame.height_px,
+        ):
+            if analyzer is not None:
+                log.warning(
+                    "camera=%s resolution changed to %dx%d; analysis restarted",
+                    frame.camera_id, frame.width_px, frame.height_px,
+                )  # fmt: skip
+            analyzer = CameraAnalyzer.from_config(
+                self.cfg, frame.camera_id, frame.width_px, frame.height_px, WINDOW_ORIGIN
+            )
+            self.analyzers[frame.camera_id] = analyzer
+        analyzer.update(frame.seq, frame.captured_at, frame.offset_s, detections)
+
+    def _drain_results(self) -> None:
+        while True:
+            try:
+                frame, detections = self._results.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self._analyse(frame, detections)
+            except Exception:  # one bad frame must not stop the measures of every camera
+                self.analysis_failures += 1
+                log.exception("camera=%s frame=%d: analysis failed", frame.camera_id, frame.seq)
+
+    def _emit(self, metrics: Sequence[SegmentMetrics]) -> None:
+        if not metrics:
+            return
+        self.windows_published += len(metrics)
+        for sink in self.sinks:
+            sink.on_metrics(metrics)
+        for listener in self.listeners:
+            try:
+                listener(metrics)
+            except Exception:  # a listener's failure must not stop the measures
+                log.exception("metrics listener failed")
+
+    def _emit_status(self, force: bool = False) -> None:
+        now = time.monotonic()
+        statuses: list[CameraStatus] = [] if self.cameras is None else self.cameras.statuses()
+        for status in statuses:
+            last = self._last_status.get(status.camera_id)
+            changed = last is None or last[0] != status.state.value
+            if changed:
+                log.info(
+                    "camera=%s state=%s fps=%.1f %s",
+                    status.camera_id, status.state.value, status.fps, status.detail,
+                )  # fmt: skip
+            if force or changed or now - (last[1] if last else 0.0) >= self.timing.status_every_s:
+                self._last_status[status.camera_id] = (status.state.value, now)
+                for sink in self.sinks:
+                    sink.on_camera_status(status)
+
+    def tick(self) -> None:
+        """One analysis tick: analyse queued detections, close due windows, report status."""
+        self._drain_results()
+        until = datetime.now(UTC) - timedelta(seconds=self.timing.window_grace_s)
+        due: list[SegmentMetrics] = []
+        for analyzer in self.analyzers.values():
+            due += analyzer.close_windows(until)
+        self._emit(due)
+        self._emit_status()
+
+    def run(self, duration_s: float | None = None) -> None:
+        """Start, tick until stopped (signal, :meth:`stop` or ``duration_s``), shut down."""
+        self.start()
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        try:
+            while not self.stop_event.is_set():
+                if deadline is not None and time.monotonic() >= deadline:
+                    log.info("duration of %.0f s reached; stopping", duration_s)
+                    break
+                self.tick()
+                self.stop_event.wait(self.timing.tick_s)
+        finally:
+            self.shutdown()
+
+
+def _install_signal_handlers(engine: Engine) -> None:
+    def _handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s received; stopping", signal.Signals(signum).name)
+        engine.stop()
+
+    signal.signal(signal.SIGINT, _handler)
+    signal.signal(signal.SIGTERM, _handler)
+
+
+def run_service(cfg: AtcsConfig, duration_s: float | None = None) -> int:
+    """Run the engine of ``cfg`` with its configured sinks until a signal or ``duration_s``."""
+    from atcs.outputs import build_sinks
+
+    engine = Engine(cfg, sinks=build_sinks(cfg))
+    _install_signal_handlers(engine)
+    engine.run(duration_s)
+    return 0

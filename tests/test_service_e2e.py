@@ -1,0 +1,161 @@
+"""``atcs run``: the long-lived engine on real clips played as live cameras."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+from atcs.config import load_config
+from atcs.service import Engine, EngineTiming
+from atcs.types import CameraState, CameraStatus, SegmentMetrics, TimingPlan, VehicleClass
+
+pytestmark = pytest.mark.e2e
+
+
+class RecordingSink:
+    """A sink that keeps what it receives (the real sinks have their own server tests)."""
+
+    def __init__(self) -> None:
+        self.metrics: list[SegmentMetrics] = []
+        self.statuses: list[CameraStatus] = []
+        self.started = False
+        self.closed = False
+
+    def start(self) -> None:
+        self.started = True
+
+    def on_metrics(self, metrics: Sequence[SegmentMetrics]) -> None:
+        self.metrics.extend(metrics)
+
+    def on_camera_status(self, status: CameraStatus) -> None:
+        self.statuses.append(status)
+
+    def on_plan(self, plan: TimingPlan) -> None:
+        raise AssertionError("no intersection configured in this test")
+
+    def health(self) -> Mapping[str, float | int | str | bool]:
+        return {"metrics": len(self.metrics)}
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        self.closed = True
+
+
+def site_config(tmp_path: Path, media_dir: Path, model_path: str) -> Path:
+    text = f"""
+[site]
+id = "test"
+
+[detector]
+model = "{model_path}"
+image_size_px = 640
+
+[analysis]
+window_s = 2.0
+
+[service]
+state_dir = "{tmp_path / "var"}"
+
+[[cameras]]
+id = "pontianak"
+source = "{media_dir / "pontianak_motorcycles.mp4"}"
+sample_fps = 4.0
+
+[[cameras]]
+id = "motorway"
+source = "{media_dir / "motorway_overpass.mp4"}"
+sample_fps = 4.0
+
+[[cameras]]
+id = "dead"
+source = "{tmp_path / "no-such-clip.mp4"}"
+reconnect_initial_s = 0.5
+
+[[segments]]
+id = "inbound"
+camera = "pontianak"
+polygon = [[0.59, 0.00], [0.76, 0.00], [1.00, 0.42], [1.00, 1.00], [0.50, 1.00], [0.60, 0.40]]
+length_m = 30.0
+lanes = 2
+
+[[segments]]
+id = "carriageway"
+camera = "motorway"
+polygon = [[0.46, 0.15], [0.59, 0.15], [0.97, 1.00], [0.05, 1.00]]
+length_m = 90.0
+lanes = 3
+
+[[segments]]
+id = "dead-segment"
+camera = "dead"
+polygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]
+length_m = 10.0
+lanes = 1
+"""
+    path = tmp_path / "site.toml"
+    path.write_text(text)
+    return path
+
+
+def test_engine_measures_live_cameras_while_one_is_dead(
+    tmp_path: Path, media_dir: Path, model_path: str
+) -> None:
+    cfg = load_config(site_config(tmp_path, media_dir, model_path))
+    sink = RecordingSink()
+    heard: list[SegmentMetrics] = []
+    engine = Engine(
+        cfg, sinks=[sink], listeners=[heard.extend], timing=EngineTiming(window_grace_s=1.0)
+    )
+    engine.run(duration_s=12.0)
+    assert sink.started
+    assert sink.closed
+    assert heard == sink.metrics, "listeners and sinks get the same windows"
+    by_segment: dict[str, list[SegmentMetrics]] = {}
+    for m in sink.metrics:
+        by_segment.setdefault(m.segment_id, []).append(m)
+    assert set(by_segment) == {"inbound", "carriageway"}, "the dead camera yields no measures"
+    for seg, windows in by_segment.items():
+        live = [w for w in windows if not w.stale and w.frames > 0]
+        assert len(live) >= 3, f"{seg}: windows keep coming"
+        starts = [w.window_start for w in windows]
+        assert starts == sorted(starts)
+        for w in windows:
+            assert w.window_start.timestamp() % 2.0 == pytest.approx(0.0, abs=1e-6) or w is windows[-1]
+    inbound = [w for w in by_segment["inbound"] if w.frames > 0]
+    motorcycles = sum(w.vehicles_by_class[VehicleClass.MOTORCYCLE] for w in inbound)
+    cars = sum(w.vehicles_by_class[VehicleClass.CAR] for w in inbound)
+    assert motorcycles > cars
+    carriageway = [w for w in by_segment["carriageway"] if w.frames > 0]
+    assert sum(w.vehicles_by_class[VehicleClass.CAR] for w in carriageway) > 0
+    frames = sum(w.frames for w in inbound)
+    assert 20 <= frames <= 60, "about 4 frames per second are analysed, not the clip's 30"
+    states = {(s.camera_id, s.state) for s in sink.statuses}
+    assert ("pontianak", CameraState.STREAMING) in states
+    assert ("motorway", CameraState.STREAMING) in states
+    dead = [s for s in sink.statuses if s.camera_id == "dead"]
+    assert dead
+    assert all(s.state is not CameraState.STREAMING for s in dead)
+
+
+def test_run_command_stops_gracefully_on_sigterm(
+    tmp_path: Path, media_dir: Path, model_path: str
+) -> None:
+    config = site_config(tmp_path, media_dir, model_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "atcs.cli", "run", "--config", str(config)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(8.0)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "signal SIGTERM received" in err
+    assert "engine stopped" in err
+    assert "camera=pontianak state=streaming" in err
+    assert "no-such-clip.mp4" in err, "the dead camera is named in the log"
+    assert "Traceback" not in err
