@@ -1,0 +1,417 @@
+"""JSON payloads of the MQTT contract: encode records to bytes, decode and validate bytes.
+
+Every payload carries ``"schema": "atcs.<kind>/1"``. Datetimes are ISO-8601; the engine
+writes UTC with a ``Z`` and microseconds, and reads any offset (converted to UTC). Decoding
+checks the JSON Schema in ``atcs/contract`` and raises :class:`~atcs.errors.PayloadError`
+with the reason for malformed or foreign messages.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+from atcs.bus.messages import (
+    AckResult,
+    EngineState,
+    EngineStatus,
+    MessageMeta,
+    Override,
+    OverrideAction,
+    PlanAck,
+)
+from atcs.bus.schemas import SCHEMA_IDS, validate
+from atcs.bus.topics import TopicKind
+from atcs.errors import DataError, PayloadError
+from atcs.types import (
+    CameraId,
+    CameraState,
+    CameraStatus,
+    Direction,
+    FlowCount,
+    IntersectionId,
+    LevelOfService,
+    LineId,
+    PhaseId,
+    PhaseTiming,
+    PlanMode,
+    SegmentId,
+    SegmentMetrics,
+    SiteId,
+    TimingPlan,
+    VehicleClass,
+)
+
+MAX_PAYLOAD_BYTES = 256 * 1024
+"""Larger incoming payloads are refused without parsing."""
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Received(Generic[T]):
+    """A decoded record and, for messages the engine queued, their stream identity."""
+
+    record: T
+    meta: MessageMeta | None
+
+
+def iso_utc(when: datetime) -> str:
+    """``when`` as ISO-8601 UTC with microseconds and ``Z``; naive datetimes are refused."""
+    if when.tzinfo is None:
+        raise DataError("datetimes on the bus must be timezone-aware")
+    return when.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise PayloadError(f"bad ISO-8601 datetime {text!r}: {exc}") from None
+    if when.tzinfo is None:
+        raise PayloadError(f"datetime {text!r} has no UTC offset")
+    return when.astimezone(UTC)
+
+
+def _opt_time(value: Any) -> datetime | None:
+    return None if value is None else _parse_time(str(value))
+
+
+def _dump(doc: dict[str, Any]) -> bytes:
+    try:
+        return json.dumps(doc, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    except ValueError as exc:
+        raise DataError(f"{doc.get('schema')}: cannot encode as JSON: {exc}") from None
+
+
+def _with_meta(doc: dict[str, Any], meta: MessageMeta) -> dict[str, Any]:
+    doc["stream"] = meta.stream
+    doc["seq"] = meta.seq
+    return doc
+
+
+def _meta(doc: Mapping[str, Any]) -> MessageMeta | None:
+    if "stream" in doc and "seq" in doc:
+        return MessageMeta(str(doc["stream"]), int(doc["seq"]))
+    return None
+
+
+def load(
+    kind: TopicKind,
+    payload: bytes | str,
+    explain: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Parse and validate ``payload`` as a ``kind`` message; raise :class:`PayloadError`.
+
+    ``explain`` may raise a clearer :class:`PayloadError` before the schema check.
+    """
+    raw = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise PayloadError(f"{kind.value} payload of {len(raw)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    if not raw:
+        raise PayloadError(f"empty payload where a {kind.value} message was expected")
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise PayloadError(f"{kind.value} payload is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise PayloadError(f"{kind.value} payload is not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise PayloadError(f"{kind.value} payload is a JSON {type(doc).__name__}, not an object")
+    expected = SCHEMA_IDS[kind]
+    found = doc.get("schema")
+    if found is None:
+        raise PayloadError(f"foreign message: no 'schema' field (expected {expected!r})")
+    if found != expected:
+        raise PayloadError(f"foreign message: schema {found!r} where {expected!r} was expected")
+    if explain is not None:
+        explain(doc)
+    validate(kind, doc)
+    return doc
+
+
+def _check_ident(doc: Mapping[str, Any], key: str, topic_ident: str | None) -> None:
+    if topic_ident is not None and key in doc and doc[key] != topic_ident:
+        raise PayloadError(f"payload {key} {doc[key]!r} does not match the topic's {topic_ident!r}")
+
+
+# Segment metrics -----------------------------------------------------------------------
+
+
+def encode_segment_metrics(metrics: SegmentMetrics, meta: MessageMeta) -> bytes:
+    """One :class:`SegmentMetrics` as the JSON payload of ``{p}/segments/{segment}/metrics``."""
+    doc: dict[str, Any] = {
+        "schema": SCHEMA_IDS[TopicKind.SEGMENT_METRICS],
+        "site": metrics.site_id,
+        "camera": metrics.camera_id,
+        "segment": metrics.segment_id,
+        "window_start": iso_utc(metrics.window_start),
+        "window_end": iso_utc(metrics.window_end),
+        "window_s": metrics.window_s,
+        "frames": metrics.frames,
+        "vehicles": metrics.vehicles,
+        "vehicles_by_class": {vc.label: n for vc, n in metrics.vehicles_by_class.items()},
+        "pcu": metrics.pcu,
+        "density_pcu_km_lane": metrics.density_pcu_km_lane,
+        "occupancy": metrics.occupancy,
+        "flow_veh_h": metrics.flow_veh_h,
+        "flows": [
+            {
+                "line": f.line_id,
+                "class": f.vehicle_class.label,
+                "direction": f.direction.value,
+                "count": f.count,
+                "flow_veh_h": f.flow_veh_h,
+            }
+            for f in metrics.flows
+        ],
+        "queue_m": metrics.queue_m,
+        "queue_max_m": metrics.queue_max_m,
+        "los": metrics.los.value,
+        "congested": metrics.congested,
+        "stale": metrics.stale,
+    }
+    return _dump(_with_meta(doc, meta))
+
+
+def decode_segment_metrics(
+    payload: bytes | str, topic_ident: str | None = None
+) -> Received[SegmentMetrics]:
+    """Validate and read a segment metrics payload (``topic_ident``: segment in the topic)."""
+    doc = load(TopicKind.SEGMENT_METRICS, payload)
+    _check_ident(doc, "segment", topic_ident)
+    record = SegmentMetrics(
+        site_id=SiteId(doc["site"]),
+        camera_id=CameraId(doc["camera"]),
+        segment_id=SegmentId(doc["segment"]),
+        window_start=_parse_time(doc["window_start"]),
+        window_end=_parse_time(doc["window_end"]),
+        frames=int(doc["frames"]),
+        vehicles=float(doc["vehicles"]),
+        vehicles_by_class={
+            VehicleClass.from_label(k): float(v) for k, v in doc["vehicles_by_class"].items()
+        },
+        pcu=float(doc["pcu"]),
+        density_pcu_km_lane=float(doc["density_pcu_km_lane"]),
+        occupancy=float(doc["occupancy"]),
+        flow_veh_h=float(doc["flow_veh_h"]),
+        flows=tuple(
+            FlowCount(
+                line_id=LineId(f["line"]),
+                vehicle_class=VehicleClass.from_label(f["class"]),
+                direction=Direction(f["direction"]),
+                count=int(f["count"]),
+                flow_veh_h=float(f["flow_veh_h"]),
+            )
+            for f in doc["flows"]
+        ),
+        queue_m=None if doc["queue_m"] is None else float(doc["queue_m"]),
+        queue_max_m=None if doc["queue_max_m"] is None else float(doc["queue_max_m"]),
+        los=LevelOfService(doc["los"]),
+        congested=bool(doc["congested"]),
+        stale=bool(doc["stale"]),
+    )
+    return Received(record, _meta(doc))
+
+
+# Camera status -------------------------------------------------------------------------
+
+
+def encode_camera_status(site_id: SiteId, status: CameraStatus, meta: MessageMeta) -> bytes:
+    """One :class:`CameraStatus` as the payload of ``{p}/cameras/{camera}/status``."""
+    doc: dict[str, Any] = {
+        "schema": SCHEMA_IDS[TopicKind.CAMERA_STATUS],
+        "site": site_id,
+        "camera": status.camera_id,
+        "state": status.state.value,
+        "fps": status.fps,
+        "last_frame_at": None if status.last_frame_at is None else iso_utc(status.last_frame_at),
+        "detail": status.detail[:1000],
+    }
+    return _dump(_with_meta(doc, meta))
+
+
+def decode_camera_status(
+    payload: bytes | str, topic_ident: str | None = None
+) -> Received[CameraStatus]:
+    """Validate and read a camera status payload (``topic_ident``: camera in the topic)."""
+    doc = load(TopicKind.CAMERA_STATUS, payload)
+    _check_ident(doc, "camera", topic_ident)
+    record = CameraStatus(
+        camera_id=CameraId(doc["camera"]),
+        state=CameraState(doc["state"]),
+        fps=float(doc["fps"]),
+        last_frame_at=_opt_time(doc["last_frame_at"]),
+        detail=str(doc["detail"]),
+    )
+    return Received(record, _meta(doc))
+
+
+# Timing plan ---------------------------------------------------------------------------
+
+
+def encode_timing_plan(site_id: SiteId, plan: TimingPlan, meta: MessageMeta) -> bytes:
+    """One :class:`TimingPlan` as the payload of ``{p}/intersections/{ix}/plan``."""
+    doc: dict[str, Any] = {
+        "schema": SCHEMA_IDS[TopicKind.TIMING_PLAN],
+        "site": site_id,
+        "intersection": plan.intersection_id,
+        "plan_id": plan.plan_id,
+        "controller": plan.controller,
+        "mode": plan.mode.value,
+        "cycle_s": plan.cycle_s,
+        "offset_s": plan.offset_s,
+        "phases": [
+            {
+                "phase": p.phase_id,
+                "green_s": p.green_s,
+                "yellow_s": p.yellow_s,
+                "all_red_s": p.all_red_s,
+            }
+            for p in plan.phases
+        ],
+        "valid_from": iso_utc(plan.valid_from),
+        "reason": plan.reason,
+        "data_age_s": plan.data_age_s,
+        "extra": dict(plan.extra),
+    }
+    return _dump(_with_meta(doc, meta))
+
+
+def decode_timing_plan(
+    payload: bytes | str, topic_ident: str | None = None
+) -> Received[TimingPlan]:
+    """Validate and read a plan payload (``topic_ident``: intersection in the topic)."""
+    doc = load(TopicKind.TIMING_PLAN, payload)
+    _check_ident(doc, "intersection", topic_ident)
+    record = TimingPlan(
+        intersection_id=IntersectionId(doc["intersection"]),
+        plan_id=str(doc["plan_id"]),
+        controller=str(doc["controller"]),
+        mode=PlanMode(doc["mode"]),
+        cycle_s=float(doc["cycle_s"]),
+        offset_s=float(doc["offset_s"]),
+        phases=tuple(
+            PhaseTiming(
+                phase_id=PhaseId(p["phase"]),
+                green_s=float(p["green_s"]),
+                yellow_s=float(p["yellow_s"]),
+                all_red_s=float(p["all_red_s"]),
+            )
+            for p in doc["phases"]
+        ),
+        valid_from=_parse_time(doc["valid_from"]),
+        reason=str(doc["reason"]),
+        data_age_s=None if doc["data_age_s"] is None else float(doc["data_age_s"]),
+        extra={str(k): float(v) for k, v in doc["extra"].items()},
+    )
+    return Received(record, _meta(doc))
+
+
+# Engine status -------------------------------------------------------------------------
+
+
+def encode_engine_status(status: EngineStatus) -> bytes:
+    """Encode the payload of ``{p}/status`` (no ``at`` when None, as in the last will)."""
+    doc: dict[str, Any] = {
+        "schema": SCHEMA_IDS[TopicKind.ENGINE_STATUS],
+        "state": status.state.value,
+        "version": status.version,
+        "site": status.site_id,
+        "client_id": status.client_id,
+    }
+    if status.at is not None:
+        doc["at"] = iso_utc(status.at)
+    return _dump(doc)
+
+
+def decode_engine_status(payload: bytes | str) -> EngineStatus:
+    """Validate and read an engine status payload."""
+    doc = load(TopicKind.ENGINE_STATUS, payload)
+    return EngineStatus(
+        state=EngineState(doc["state"]),
+        version=str(doc["version"]),
+        site_id=SiteId(doc["site"]),
+        client_id=str(doc["client_id"]),
+        at=_opt_time(doc.get("at")),
+    )
+
+
+# Plan ack ------------------------------------------------------------------------------
+
+
+def encode_plan_ack(ack: PlanAck) -> bytes:
+    """Encode what a signal controller sends on ``{p}/intersections/{ix}/plan/ack``."""
+    doc: dict[str, Any] = {
+        "schema": SCHEMA_IDS[TopicKind.PLAN_ACK],
+        "intersection": ack.intersection_id,
+        "plan_id": ack.plan_id,
+        "result": ack.result.value,
+        "reason": ack.reason,
+    }
+    if ack.controller_id:
+        doc["controller_id"] = ack.controller_id
+    if ack.at is not None:
+        doc["at"] = iso_utc(ack.at)
+    return _dump(doc)
+
+
+def decode_plan_ack(payload: bytes | str, intersection: IntersectionId) -> PlanAck:
+    """Validate and read an ack received on the ack topic of ``intersection``."""
+    doc = load(TopicKind.PLAN_ACK, payload)
+    _check_ident(doc, "intersection", intersection)
+    return PlanAck(
+        intersection_id=intersection,
+        plan_id=str(doc["plan_id"]),
+        result=AckResult(doc["result"]),
+        reason=str(doc.get("reason", "")),
+        controller_id=str(doc.get("controller_id", "")),
+        at=_opt_time(doc.get("at")),
+    )
+
+
+# Override ------------------------------------------------------------------------------
+
+
+def encode_override(override: Override) -> bytes:
+    """Encode what an operator sends on ``{p}/intersections/{ix}/override``."""
+    doc: dict[str, Any] = {
+        "schema": SCHEMA_IDS[TopicKind.OVERRIDE],
+        "intersection": override.intersection_id,
+        "action": override.action.value,
+        "who": override.who,
+        "why": override.why,
+    }
+    if override.at is not None:
+        doc["at"] = iso_utc(override.at)
+    if override.plan_name is not None:
+        doc["plan_name"] = override.plan_name
+    if override.greens_s:
+        doc["greens_s"] = {str(k): float(v) for k, v in override.greens_s.items()}
+    return _dump(doc)
+
+
+def _explain_override(doc: dict[str, Any]) -> None:
+    has_plan = "plan_name" in doc or "greens_s" in doc
+    if doc.get("action") == "fixed" and not has_plan:
+        raise PayloadError("override 'fixed' needs plan_name or greens_s")
+    if doc.get("action") in ("hold", "release") and has_plan:
+        raise PayloadError(f"override {doc['action']!r} takes no plan_name or greens_s")
+
+
+def decode_override(payload: bytes | str, intersection: IntersectionId) -> Override:
+    """Validate and read an override received on the override topic of ``intersection``."""
+    doc = load(TopicKind.OVERRIDE, payload, _explain_override)
+    _check_ident(doc, "intersection", intersection)
+    return Override(
+        intersection_id=intersection,
+        action=OverrideAction(doc["action"]),
+        who=str(doc["who"]),
+        why=str(doc["why"]),
+        at=_opt_time(doc.get("at")),
+        plan_name=doc.get("plan_name"),
+        greens_s={PhaseId(k): float(v) for k, v in doc.get("greens_s", {}).items()},
+    )

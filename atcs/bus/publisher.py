@@ -1,0 +1,360 @@
+"""The engine's MQTT bus: a :class:`~atcs.sinks.Sink` that publishes through a disk queue.
+
+Threads: the service calls ``on_*`` (enqueue in memory, return at once); one worker thread
+writes what waits in memory to the :class:`~atcs.bus.outbox.Outbox`, hands queued
+messages to paho in order with at most ``inflight_max`` unacknowledged, and deletes each
+one when its PUBACK arrives; paho's network thread connects, reconnects with backoff,
+(re)subscribes in ``on_connect`` and decodes incoming acks and overrides.
+
+Delivery: at least once from the disk queue to the broker, in queue order, across broker
+restarts and engine restarts. A message can reach the broker twice only when the
+connection (or the engine) died after the broker took it and before its PUBACK was
+processed; both copies carry the same ``stream`` and ``seq``, so a subscriber that keeps
+only increasing ``seq`` per stream and topic (:class:`~atcs.bus.dedup.Deduplicator`) sees
+every message exactly once, in order. After a reconnect, the messages paho resends are
+acknowledged before any newer message is handed over, so order holds.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
+
+from atcs import __version__
+from atcs.bus.connection import (
+    Will,
+    connect_async,
+    default_client_id,
+    describe_refusal,
+    make_client,
+)
+from atcs.bus.control import ControlInbox
+from atcs.bus.messages import EngineState, EngineStatus, Override, PlanAck
+from atcs.bus.outbox import NewMessage, Outbox
+from atcs.bus.payloads import (
+    encode_camera_status,
+    encode_engine_status,
+    encode_segment_metrics,
+    encode_timing_plan,
+)
+from atcs.bus.sender import Sender
+from atcs.bus.topics import TopicKind, Topics
+from atcs.config.bus import MqttConfig
+from atcs.errors import BusError, DataError
+from atcs.types import CameraStatus, SegmentMetrics, SiteId, TimingPlan
+
+log = logging.getLogger(__name__)
+
+QUEUE_FILE = "mqtt-outbox.sqlite3"
+
+
+class MqttBus:
+    """Publishes metrics, camera status and plans (retained, QoS 1) and receives control.
+
+    ``state_dir`` holds the disk queue; ``site_id`` goes into every payload and the default
+    client id. Register control handlers with :meth:`on_ack` and :meth:`on_override`.
+    """
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        *,
+        site_id: SiteId,
+        state_dir: str | Path,
+        version: str = __version__,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.config = config
+        self.topics = Topics(config.prefix)
+        self.site_id = site_id
+        self.client_id = config.client_id or default_client_id(site_id)
+        self.queue_path = Path(state_dir) / QUEUE_FILE
+        self._version = version
+        self._environ = environ
+        self._closing = False
+        self._client: mqtt.Client | None = None
+        self._sender: Sender | None = None
+        self._pending: list[NewMessage] = []  # accepted before start()
+        self._control = ControlInbox(self.topics)
+        self._conn: dict[str, int] = {"connects": 0, "disconnects": 0, "connect_failures": 0}
+        self._refused_after_close = 0
+        self._bad_topics = 0
+        self._connected = False
+        self._last_error = ""
+        self._failing = False
+
+    # Sink ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the disk queue, connect in the background and start the worker.
+
+        Raises :class:`BusError` for settings that cannot work (queue file in use, missing
+        password variable, unreadable TLS files); an unreachable broker is not an error.
+        """
+        if self._sender is not None:
+            raise BusError("MqttBus.start() called twice")
+        outbox = Outbox(self.queue_path, self.config.queue_max_messages)
+        try:
+            client = self._make_client()
+        except BusError:
+            outbox.close()
+            raise
+        self._client = client
+        self._sender = Sender(
+            outbox,
+            client,
+            inflight_max=self.config.inflight_max,
+            memory_max=self.config.memory_queue_max,
+        )
+        self._sender.enqueue(self._pending)
+        self._pending = []
+        connect_async(client, self.config)
+        client.loop_start()
+        self._sender.start()
+        log.info(
+            "MQTT bus: broker %s:%d, client id %s, prefix %s, disk queue %s (%d waiting)",
+            self.config.host,
+            self.config.port,
+            self.client_id,
+            self.config.prefix,
+            self.queue_path,
+            len(outbox),
+        )
+
+    def _make_client(self) -> mqtt.Client:
+        will = Will(self.topics.engine_status(), self._status_payload(EngineState.OFFLINE, None))
+        client = make_client(self.config, self.client_id, will=will, environ=self._environ)
+        client.max_inflight_messages_set(self.config.inflight_max + 16)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._control.handle
+        return client
+
+    def on_metrics(self, metrics: Sequence[SegmentMetrics]) -> None:
+        """Queue one message per segment on ``{p}/segments/{segment}/metrics``."""
+        batch = []
+        for m in metrics:
+            topic = self._topic(self.topics.segment_metrics, m.segment_id)
+            if topic is not None:
+                enc = functools.partial(encode_segment_metrics, m)
+                batch.append(NewMessage(TopicKind.SEGMENT_METRICS, topic, enc))
+        self._enqueue(batch)
+
+    def on_camera_status(self, status: CameraStatus) -> None:
+        """Queue the camera's status on ``{p}/cameras/{camera}/status``."""
+        topic = self._topic(self.topics.camera_status, status.camera_id)
+        if topic is not None:
+            enc = functools.partial(encode_camera_status, self.site_id, status)
+            self._enqueue([NewMessage(TopicKind.CAMERA_STATUS, topic, enc)])
+
+    def on_plan(self, plan: TimingPlan) -> None:
+        """Queue the plan on ``{p}/intersections/{ix}/plan``."""
+        topic = self._topic(self.topics.plan, plan.intersection_id)
+        if topic is not None:
+            enc = functools.partial(encode_timing_plan, self.site_id, plan)
+            self._enqueue([NewMessage(TopicKind.TIMING_PLAN, topic, enc)])
+
+    def health(self) -> Mapping[str, float | int | str | bool]:
+        """Return connection state, queue sizes and counters (``dropped_*``: what was lost)."""
+        out: dict[str, float | int | str | bool] = dict(self._conn)
+        out["connected"] = self._connected
+        out["last_error"] = self._last_error
+        out["refused_after_close"] = self._refused_after_close
+        if self._sender is not None:
+            out.update(self._sender.counters())
+            out["bad_messages"] = int(out["bad_messages"]) + self._bad_topics
+        else:
+            out.update(memory_queue=len(self._pending), disk_queue=0, inflight=0)
+            out["bad_messages"] = self._bad_topics
+        out.update(self._control.counters())
+        return out
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Flush to disk, send what can be sent within ``timeout_s`` and disconnect.
+
+        What waits in memory is written to the disk queue; while connected, queued messages
+        go out until the deadline; then the retained ``offline`` status is published. What
+        was not acknowledged stays on disk for the next start.
+        """
+        if self._closing:
+            return
+        self._closing = True
+        deadline = time.monotonic() + max(timeout_s, 0.0)
+        sender, client = self._sender, self._client
+        stopped = sender is None or sender.stop(deadline, max(timeout_s, 0.0) + 5.0)
+        if not stopped:
+            log.error("MQTT bus worker did not stop; messages in memory may be lost")
+        if client is not None:
+            if self._connected:
+                info = client.publish(
+                    self.topics.engine_status(),
+                    self._status_payload(EngineState.OFFLINE, datetime.now(UTC)),
+                    qos=1,
+                    retain=True,
+                )
+                remaining = deadline - time.monotonic()
+                info.wait_for_publish(timeout=min(max(remaining, 0.5), 2.0))
+            client.disconnect()
+            client.loop_stop()
+        if sender is not None and stopped:
+            lost = sender.in_memory()
+            if lost:
+                log.error("MQTT bus closed with %d message(s) not written to disk", lost)
+            left = len(sender.outbox)
+            sender.outbox.close()
+            log.info("MQTT bus closed; %d message(s) stay on disk for the next start", left)
+
+    # Control ------------------------------------------------------------------------------
+
+    def on_ack(self, callback: Callable[[PlanAck], None]) -> None:
+        """Call ``callback`` (on paho's thread; keep it short) for every valid plan ack."""
+        self._control.add_ack_handler(callback)
+        self._subscribe_now(self.topics.all_plan_acks())
+
+    def on_override(self, callback: Callable[[Override], None]) -> None:
+        """Call ``callback`` (on paho's thread; keep it short) for every valid override."""
+        self._control.add_override_handler(callback)
+        self._subscribe_now(self.topics.all_overrides())
+
+    def _subscribe_now(self, topic_filter: str) -> None:
+        client = self._client
+        if client is not None and self._connected:
+            client.subscribe(topic_filter, qos=1)
+
+    # Enqueue (service thread) -------------------------------------------------------------
+
+    def _topic(self, build: Callable[[Any], str], ident: str) -> str | None:
+        try:
+            return build(ident)
+        except DataError as exc:
+            log.error("MQTT bus: cannot build a topic: %s", exc)
+            self._bad_topics += 1
+            return None
+
+    def _enqueue(self, batch: list[NewMessage]) -> None:
+        if not batch:
+            return
+        if self._closing:
+            self._refused_after_close += len(batch)
+            log.warning("MQTT bus is closed; %d message(s) not queued", len(batch))
+        elif self._sender is None:
+            self._pending.extend(batch)
+            del self._pending[: -self.config.memory_queue_max]
+        else:
+            self._sender.enqueue(batch)
+
+    # paho callbacks (network thread) ------------------------------------------------------
+
+    def _status_payload(self, state: EngineState, at: datetime | None) -> bytes:
+        status = EngineStatus(state, self._version, self.site_id, self.client_id, at)
+        return encode_engine_status(status)
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: object,
+    ) -> None:
+        if reason_code.is_failure:
+            text = describe_refusal(reason_code, self.config)
+            if text != self._last_error:
+                log.error("%s; retrying with backoff", text)
+            self._last_error = text
+            return
+        if self._sender is not None:
+            self._sender.connected()
+        self._connected = True
+        self._conn["connects"] += 1
+        self._last_error = ""
+        self._failing = False
+        log.info(
+            "MQTT connected to %s:%d as %s (session present: %s, %d message(s) on disk)",
+            self.config.host,
+            self.config.port,
+            self.client_id,
+            flags.session_present,
+            len(self._sender.outbox) if self._sender is not None else 0,
+        )
+        client.publish(
+            self.topics.engine_status(),
+            self._status_payload(EngineState.ONLINE, datetime.now(UTC)),
+            qos=1,
+            retain=True,
+        )
+        filters = self._control.filters()
+        if filters:
+            client.subscribe([(f, 1) for f in filters])
+
+    def _on_connect_fail(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        detail: str = "unreachable, refused or TLS failure",
+    ) -> None:
+        self._conn["connect_failures"] += 1
+        text = f"cannot connect to MQTT broker {self.config.host}:{self.config.port} ({detail})"
+        if not self._failing:
+            log.warning(
+                "%s; retrying every %d..%d s",
+                text,
+                self.config.reconnect_min_s,
+                self.config.reconnect_max_s,
+            )
+        else:
+            log.debug("%s; still retrying", text)
+        self._failing = True
+        self._last_error = text
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: object,
+    ) -> None:
+        was = self._sender.disconnected() if self._sender is not None else self._connected
+        self._connected = False
+        if not was and not self._closing and "refused" not in self._last_error:
+            self._on_connect_fail(
+                client, userdata, f"connection closed before CONNACK: {reason_code}"
+            )
+        if not was:
+            return
+        self._conn["disconnects"] += 1
+        if self._closing:
+            log.info("MQTT disconnected from %s:%d", self.config.host, self.config.port)
+        else:
+            log.warning(
+                "MQTT connection to %s:%d lost (%s); %d message(s) on disk; reconnecting",
+                self.config.host,
+                self.config.port,
+                reason_code,
+                len(self._sender.outbox) if self._sender is not None else 0,
+            )
+
+    def _on_publish(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: object,
+    ) -> None:
+        ok = not reason_code.is_failure
+        if not ok:
+            log.warning("MQTT broker rejected message %d: %s", mid, reason_code)
+        if self._sender is not None:
+            self._sender.acknowledged(mid, ok)

@@ -1,0 +1,150 @@
+"""Every MQTT topic of the contract, built from typed ids in this one module.
+
+========================================  =====================  ==================
+topic                                     direction              kind
+========================================  =====================  ==================
+``{p}/status``                            engine → all           engine status
+``{p}/cameras/{camera}/status``           engine → all           camera status
+``{p}/segments/{segment}/metrics``        engine → all           segment metrics
+``{p}/intersections/{ix}/plan``           engine → controllers   timing plan
+``{p}/intersections/{ix}/plan/ack``       controller → engine    plan ack
+``{p}/intersections/{ix}/override``       operator → engine      override
+========================================  =====================  ==================
+
+``{p}`` is the configurable prefix (default ``atcs/v1``). Ids are single topic levels:
+they must not contain ``/``, ``+``, ``#`` or NUL.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+from atcs.errors import DataError, PayloadError
+from atcs.types import CameraId, IntersectionId, SegmentId
+
+DEFAULT_PREFIX = "atcs/v1"
+_BAD_LEVEL = re.compile(r"[/+#\x00]")
+
+
+class TopicKind(enum.Enum):
+    """What a topic carries; the value names its JSON Schema in ``atcs/contract``."""
+
+    ENGINE_STATUS = "engine_status"
+    CAMERA_STATUS = "camera_status"
+    SEGMENT_METRICS = "segment_metrics"
+    TIMING_PLAN = "timing_plan"
+    PLAN_ACK = "plan_ack"
+    OVERRIDE = "override"
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedTopic:
+    """A topic read back into its kind and id (``None`` for the engine status topic)."""
+
+    kind: TopicKind
+    ident: str | None
+
+
+def _level(value: str, what: str) -> str:
+    if not value or _BAD_LEVEL.search(value):
+        raise DataError(f"{what} {value!r} cannot be an MQTT topic level")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Builds and parses the topics under one prefix (no leading or trailing ``/``)."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        if not self.prefix or self.prefix.startswith("/") or self.prefix.endswith("/"):
+            raise DataError(f"topic prefix {self.prefix!r} must not be empty or start/end in '/'")
+        for part in self.prefix.split("/"):
+            _level(part, "topic prefix level")
+
+    def engine_status(self) -> str:
+        """``{p}/status``: retained online/offline of the engine (the last will)."""
+        return f"{self.prefix}/status"
+
+    def camera_status(self, camera: CameraId) -> str:
+        """``{p}/cameras/{camera}/status``."""
+        return f"{self.prefix}/cameras/{_level(camera, 'camera id')}/status"
+
+    def segment_metrics(self, segment: SegmentId) -> str:
+        """``{p}/segments/{segment}/metrics``."""
+        return f"{self.prefix}/segments/{_level(segment, 'segment id')}/metrics"
+
+    def plan(self, intersection: IntersectionId) -> str:
+        """``{p}/intersections/{ix}/plan``."""
+        return f"{self.prefix}/intersections/{_level(intersection, 'intersection id')}/plan"
+
+    def plan_ack(self, intersection: IntersectionId) -> str:
+        """``{p}/intersections/{ix}/plan/ack``."""
+        return f"{self.plan(intersection)}/ack"
+
+    def override(self, intersection: IntersectionId) -> str:
+        """``{p}/intersections/{ix}/override``."""
+        return f"{self.prefix}/intersections/{_level(intersection, 'intersection id')}/override"
+
+    # Subscription filters -------------------------------------------------------------
+
+    def all_camera_status(self) -> str:
+        """Filter matching every camera status topic."""
+        return f"{self.prefix}/cameras/+/status"
+
+    def all_segment_metrics(self) -> str:
+        """Filter matching every segment metrics topic."""
+        return f"{self.prefix}/segments/+/metrics"
+
+    def all_plans(self) -> str:
+        """Filter matching every plan topic."""
+        return f"{self.prefix}/intersections/+/plan"
+
+    def all_plan_acks(self) -> str:
+        """Filter matching every plan acknowledgement topic."""
+        return f"{self.prefix}/intersections/+/plan/ack"
+
+    def all_overrides(self) -> str:
+        """Filter matching every operator override topic."""
+        return f"{self.prefix}/intersections/+/override"
+
+    def everything(self) -> str:
+        """Filter matching every topic under the prefix."""
+        return f"{self.prefix}/#"
+
+    # Parsing --------------------------------------------------------------------------
+
+    def parse(self, topic: str) -> ParsedTopic:
+        """Read ``topic`` back into its kind and id; raise :class:`PayloadError` if foreign."""
+        head = self.prefix + "/"
+        if not topic.startswith(head):
+            raise PayloadError(f"topic {topic!r} is not under prefix {self.prefix!r}")
+        levels = topic[len(head) :].split("/")
+        parsed = _parse_levels(levels)
+        if parsed is None or (parsed.ident is not None and not parsed.ident):
+            raise PayloadError(f"topic {topic!r} is not part of the atcs contract")
+        return parsed
+
+
+_SHAPES: dict[tuple[str, ...], TopicKind] = {
+    ("cameras", "*", "status"): TopicKind.CAMERA_STATUS,
+    ("segments", "*", "metrics"): TopicKind.SEGMENT_METRICS,
+    ("intersections", "*", "plan"): TopicKind.TIMING_PLAN,
+    ("intersections", "*", "plan", "ack"): TopicKind.PLAN_ACK,
+    ("intersections", "*", "override"): TopicKind.OVERRIDE,
+}
+
+
+def _parse_levels(levels: list[str]) -> ParsedTopic | None:
+    if levels == ["status"]:
+        return ParsedTopic(TopicKind.ENGINE_STATUS, None)
+    if len(levels) < 3:
+        return None
+    shape = (levels[0], "*", *levels[2:])
+    kind = _SHAPES.get(shape)
+    if kind is None:
+        return None
+    return ParsedTopic(kind, levels[1])

@@ -1,0 +1,92 @@
+"""The written contract (AsyncAPI + JSON Schemas) matches the topics and payloads in code."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+import yaml
+from jsonschema import Draft7Validator
+
+from atcs.bus.schemas import SCHEMA_IDS, load_schema, schema_file_name
+from atcs.bus.topics import TopicKind, Topics
+from atcs.types import CameraId, IntersectionId, SegmentId
+
+CONTRACT = resources.files("atcs").joinpath("contract")
+
+ENGINE_SENDS = {
+    TopicKind.ENGINE_STATUS,
+    TopicKind.CAMERA_STATUS,
+    TopicKind.SEGMENT_METRICS,
+    TopicKind.TIMING_PLAN,
+}
+
+
+def _asyncapi() -> dict[str, Any]:
+    doc = yaml.safe_load(CONTRACT.joinpath("asyncapi.yaml").read_text(encoding="utf-8"))
+    assert isinstance(doc, dict)
+    return doc
+
+
+def _resolve(doc: dict[str, Any], ref: str) -> Any:
+    assert ref.startswith("#/")
+    node: Any = doc
+    for part in ref[2:].split("/"):
+        node = node[part]
+    return node
+
+
+def _address(kind: TopicKind) -> str:
+    t = Topics()  # the default prefix, as in the document
+    return {
+        TopicKind.ENGINE_STATUS: t.engine_status(),
+        TopicKind.CAMERA_STATUS: t.camera_status(CameraId("{camera}")),
+        TopicKind.SEGMENT_METRICS: t.segment_metrics(SegmentId("{segment}")),
+        TopicKind.TIMING_PLAN: t.plan(IntersectionId("{intersection}")),
+        TopicKind.PLAN_ACK: t.plan_ack(IntersectionId("{intersection}")),
+        TopicKind.OVERRIDE: t.override(IntersectionId("{intersection}")),
+    }[kind]
+
+
+def test_every_schema_is_valid_and_carries_its_schema_id() -> None:
+    files = {p.name for p in CONTRACT.iterdir() if p.name.endswith(".schema.json")}
+    assert files == {schema_file_name(k) for k in TopicKind}
+    for kind in TopicKind:
+        schema = load_schema(kind)
+        Draft7Validator.check_schema(schema)
+        assert schema["properties"]["schema"]["const"] == SCHEMA_IDS[kind]
+        assert "schema" in schema["required"]
+        assert schema["additionalProperties"] is False
+
+
+def test_asyncapi_has_a_channel_per_topic_with_its_schema_and_binding() -> None:
+    doc = _asyncapi()
+    assert doc["asyncapi"].startswith("3.")
+    by_address = {ch["address"]: ch for ch in doc["channels"].values()}
+    assert len(by_address) == len(TopicKind)
+    referenced: set[str] = set()
+    for kind in TopicKind:
+        address = _address(kind)
+        assert address in by_address, f"no channel for {address}"
+        channel = by_address[address]
+        params = {p.strip("{}") for p in address.split("/") if p.startswith("{")}
+        assert set(channel.get("parameters", {})) == params
+        (message_ref,) = [m["$ref"] for m in channel["messages"].values()]
+        message = _resolve(doc, message_ref)
+        payload = message["payload"]
+        assert payload["schemaFormat"] == "application/schema+json;version=draft-07"
+        schema_ref = payload["schema"]["$ref"]
+        assert schema_ref == f"./{schema_file_name(kind)}"
+        assert json.loads(CONTRACT.joinpath(schema_ref[2:]).read_text(encoding="utf-8"))
+        referenced.add(schema_ref[2:])
+        ops = [
+            op
+            for op in doc["operations"].values()
+            if _resolve(doc, op["channel"]["$ref"]) is channel
+        ]
+        assert len(ops) == 1, f"one operation for {address}"
+        (op,) = ops
+        assert op["action"] == ("send" if kind in ENGINE_SENDS else "receive")
+        assert op["bindings"]["mqtt"] == {"qos": 1, "retain": kind in ENGINE_SENDS}
+    assert referenced == {schema_file_name(k) for k in TopicKind}
