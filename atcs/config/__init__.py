@@ -223,11 +223,13 @@ def parse_config(
                 detector["model"] = env[MODEL_ENV]
             if isinstance(detector.get("model"), str):
                 detector["model"] = _resolve(detector["model"], base_dir)
-        mqtt = data.get("mqtt")
-        if isinstance(mqtt, dict):
+        for section in ("mqtt", "influx"):
+            table = data.get(section)
+            if not isinstance(table, dict):
+                continue
             for key in ("ca_file", "cert_file", "key_file"):
-                if isinstance(mqtt.get(key), str) and not os.path.isabs(mqtt[key]):
-                    mqtt[key] = os.path.normpath(base_dir / mqtt[key])
+                if isinstance(table.get(key), str) and not os.path.isabs(table[key]):
+                    table[key] = os.path.normpath(base_dir / table[key])
         service = data.setdefault("service", {})
         if isinstance(service, dict):
             state_dir = service.get("state_dir", "var")
