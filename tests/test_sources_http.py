@@ -1,0 +1,350 @@
+"""HTTP cameras against a real in-process HTTP server serving real clip frames.
+
+The server (http.server on a free loopback port) offers an MJPEG stream with and without
+part lengths and a snapshot URL, can require Basic authentication, pause (a stall),
+inject a corrupt part, die and come back on the same port.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import cv2
+import pytest
+
+from atcs.config import CameraConfig
+from atcs.sources import CameraReader, SourceKind
+from atcs.types import CameraState, CameraStatus
+
+CLIP = "tjunction_pole_cars_cyclist.mp4"  # 800x600, 20 fps
+BOUNDARY = "atcsframe"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def jpegs(media_dir: Path) -> list[bytes]:
+    """The first 20 frames of a real clip, JPEG-encoded."""
+    cap = cv2.VideoCapture(str(media_dir / CLIP))
+    out: list[bytes] = []
+    while len(out) < 20:
+        ok, image = cap.read()
+        assert ok, "clip too short"
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
+        assert ok
+        out.append(buf.tobytes())
+    cap.release()
+    return out
+
+
+class CameraServer:
+    """A small HTTP camera: /stream.mjpg, /stream-nolength.mjpg, /snapshot.jpg, /video."""
+
+    def __init__(
+        self, jpegs: list[bytes], port: int, fps: float = 15.0, auth: str | None = None
+    ) -> None:
+        self.jpegs = jpegs
+        self.port = port
+        self.fps = fps
+        self.auth = auth  # "user:password" required when set
+        self.alive = True
+        self.paused = threading.Event()
+        self.corrupt_parts = 0
+        self.requests: list[str] = []
+        self._lock = threading.Lock()
+        self._httpd: http.server.ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> CameraServer:
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def _authorised(self) -> bool:
+                if server.auth is None:
+                    return True
+                token = base64.b64encode(server.auth.encode()).decode()
+                if self.headers.get("Authorization") == f"Basic {token}":
+                    return True
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="camera"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return False
+
+            def do_GET(self) -> None:
+                with server._lock:
+                    server.requests.append(self.path)
+                if not self._authorised():
+                    return
+                if self.path in ("/snapshot.jpg", "/video"):
+                    self._snapshot()
+                elif self.path in ("/stream.mjpg", "/stream-nolength.mjpg"):
+                    self._stream(with_length=self.path == "/stream.mjpg")
+                else:
+                    self.send_error(404)
+
+            def _snapshot(self) -> None:
+                body = server.jpegs[len(server.requests) % len(server.jpegs)]
+                self.send_response(200)
+                self.send_header("Content-Type", "image/jpeg")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _stream(self, with_length: bool) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+                self.end_headers()
+                i = 0
+                try:
+                    while server.alive:
+                        if server.paused.is_set():
+                            time.sleep(0.02)
+                            continue
+                        body = server.jpegs[i % len(server.jpegs)]
+                        if server.corrupt_parts > 0:
+                            server.corrupt_parts -= 1
+                            body = b"\xff\xd8" + b"\x00garbage" * 50
+                        head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                        if with_length:
+                            head += f"Content-Length: {len(body)}\r\n"
+                        self.wfile.write(head.encode() + b"\r\n" + body + b"\r\n")
+                        self.wfile.flush()
+                        i += 1
+                        time.sleep(1.0 / server.fps)
+                except (BrokenPipeError, ConnectionResetError):
+                    return
+
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        httpd.daemon_threads = True
+        self._httpd = httpd
+        self.alive = True
+        self._thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Die: stop accepting, close the listening socket and end open streams."""
+        self.alive = False
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        if self._thread is not None:
+            self._thread.join(5.0)
+
+
+@pytest.fixture
+def camera_server(jpegs: list[bytes]) -> Iterator[CameraServer]:
+    server = CameraServer(jpegs, _free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def readers() -> Iterator[list[CameraReader]]:
+    started: list[CameraReader] = []
+    yield started
+    for reader in started:
+        reader.stop()
+    for reader in started:
+        assert reader.join(5.0), "camera thread did not stop"
+
+
+def _camera(source: str, **overrides: object) -> CameraConfig:
+    values: dict[str, object] = {
+        "id": "cam-http",
+        "source": source,
+        "sample_fps": 5.0,
+        "stall_timeout_s": 1.0,
+        "reconnect_initial_s": 0.1,
+        "reconnect_max_s": 0.4,
+    }
+    values.update(overrides)
+    return CameraConfig.model_validate(values)
+
+
+def _wait_for(predicate: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _start(
+    readers: list[CameraReader], cam: CameraConfig, seen: list[CameraStatus] | None = None
+) -> CameraReader:
+    reader = CameraReader(cam, queue_size=2, on_status=None if seen is None else seen.append)
+    readers.append(reader)
+    reader.start()
+    return reader
+
+
+@pytest.mark.parametrize("path", ["/stream.mjpg", "/stream-nolength.mjpg"])
+def test_mjpeg_stream_hands_over_real_frames(
+    camera_server: CameraServer, readers: list[CameraReader], path: str
+) -> None:
+    reader = _start(readers, _camera(camera_server.base + path))
+    assert reader.kind is SourceKind.MJPEG
+    frame = reader.get(timeout_s=5.0)
+    assert frame is not None
+    assert frame.image.shape == (600, 800, 3)
+    assert frame.offset_s is None
+    assert _wait_for(lambda: reader.stats().frames_delivered >= 6, 5.0)
+    status = reader.status()
+    assert status.state is CameraState.STREAMING
+    assert 8.0 <= status.fps <= 20.0  # the server sends 15 frames/s
+    stats = reader.stats()
+    # sampled at 5 of the 15 frames/s received
+    assert stats.frames_received > 2 * stats.frames_delivered
+
+
+def test_snapshot_url_is_polled_at_the_sample_rate(
+    camera_server: CameraServer, readers: list[CameraReader]
+) -> None:
+    reader = _start(readers, _camera(camera_server.base + "/snapshot.jpg", sample_fps=4.0))
+    assert reader.kind is SourceKind.SNAPSHOT
+    frame = reader.get(timeout_s=5.0)
+    assert frame is not None
+    assert frame.image.shape == (600, 800, 3)
+    before = len(camera_server.requests)
+    time.sleep(2.0)
+    polled = len(camera_server.requests) - before
+    assert 6 <= polled <= 10  # about 4 GETs per second, no hammering
+    assert reader.status().state is CameraState.STREAMING
+
+
+def test_mjpeg_url_answering_single_images_is_polled_as_a_snapshot(
+    camera_server: CameraServer, readers: list[CameraReader], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="atcs.sources")
+    reader = _start(readers, _camera(camera_server.base + "/video", sample_fps=4.0))
+    assert reader.kind is SourceKind.MJPEG  # guessed from the URL
+    assert _wait_for(lambda: reader.stats().frames_delivered >= 3, 5.0)
+    assert "polling it as a snapshot URL" in caplog.text
+
+
+def test_server_dies_and_comes_back(
+    camera_server: CameraServer, readers: list[CameraReader], jpegs: list[bytes]
+) -> None:
+    seen: list[CameraStatus] = []
+    reader = _start(readers, _camera(camera_server.base + "/stream.mjpg"), seen)
+    assert _wait_for(lambda: reader.status().state is CameraState.STREAMING, 5.0)
+    camera_server.stop()
+    assert _wait_for(lambda: reader.status().state is CameraState.RECONNECTING, 5.0)
+    assert reader.status().fps == 0.0
+    revived = CameraServer(jpegs, camera_server.port).start()
+    try:
+        assert _wait_for(lambda: reader.status().state is CameraState.STREAMING, 5.0)
+        delivered = reader.stats().frames_delivered
+        assert _wait_for(lambda: reader.stats().frames_delivered > delivered + 2, 5.0)
+    finally:
+        revived.stop()
+    states = [s.state for s in seen]
+    assert states[:3] == [CameraState.STREAMING, CameraState.RECONNECTING, CameraState.STREAMING]
+    assert reader.stats().reconnects >= 1
+
+
+def test_stalled_stream_is_marked_and_reconnected(
+    camera_server: CameraServer, readers: list[CameraReader]
+) -> None:
+    seen: list[CameraStatus] = []
+    reader = _start(readers, _camera(camera_server.base + "/stream.mjpg"), seen)
+    assert _wait_for(lambda: reader.status().state is CameraState.STREAMING, 5.0)
+    connections = camera_server.requests.count("/stream.mjpg")
+    camera_server.paused.set()  # connection open, nothing sent
+    assert _wait_for(lambda: reader.status().state is CameraState.STALLED, 3.0)
+    assert _wait_for(lambda: CameraState.STALLED in [s.state for s in seen], 3.0)
+    # the watchdog forced a reconnect: a new request reached the server
+    assert _wait_for(lambda: camera_server.requests.count("/stream.mjpg") > connections, 3.0)
+    camera_server.paused.clear()
+    assert _wait_for(lambda: reader.status().state is CameraState.STREAMING, 5.0)
+    states = [s.state for s in seen]
+    assert states.index(CameraState.STALLED) < len(states) - 1
+    assert states[-1] is CameraState.STREAMING
+
+
+def test_corrupt_frames_are_skipped_and_logged_once(
+    camera_server: CameraServer, readers: list[CameraReader], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="atcs.sources")
+    cam = _camera(camera_server.base + "/stream.mjpg", sample_fps=30.0)  # decode every frame
+    reader = _start(readers, cam)
+    assert _wait_for(lambda: reader.status().state is CameraState.STREAMING, 5.0)
+    camera_server.corrupt_parts = 3
+    assert _wait_for(lambda: reader.stats().frames_corrupt >= 3, 5.0)
+    delivered = reader.stats().frames_delivered
+    assert _wait_for(lambda: reader.stats().frames_delivered > delivered + 3, 5.0)
+    assert reader.status().state is CameraState.STREAMING
+    warnings = [r for r in caplog.records if "undecodable frame" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_credentials_work_and_are_never_logged(
+    jpegs: list[bytes], readers: list[CameraReader], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="atcs")
+    secret = "Xq7-s3cr3t-pw"
+    server = CameraServer(jpegs, _free_port(), auth=f"operator:{secret}").start()
+    seen: list[CameraStatus] = []
+    try:
+        good = _start(
+            readers, _camera(f"http://operator:{secret}@127.0.0.1:{server.port}/stream.mjpg"), seen
+        )
+        bad = _start(
+            readers,
+            _camera(
+                f"http://operator:wrong-{secret}@127.0.0.1:{server.port}/stream.mjpg", id="bad"
+            ),
+            seen,
+        )
+        assert _wait_for(lambda: good.status().state is CameraState.STREAMING, 5.0)
+        assert good.get(timeout_s=5.0) is not None
+        assert _wait_for(lambda: bad.status().state is CameraState.RECONNECTING, 5.0)
+        assert "HTTP 401" in bad.status().detail
+    finally:
+        for reader in readers:
+            reader.stop()
+        server.stop()
+    for reader in readers:
+        assert reader.join(5.0)
+    assert "127.0.0.1" in caplog.text
+    assert secret not in caplog.text
+    assert "operator" not in caplog.text
+    for status in [*seen, good.status(), bad.status()]:
+        assert secret not in status.detail
+    assert secret not in good.source_shown
+
+
+def test_unreachable_camera_goes_reconnecting_then_offline(
+    readers: list[CameraReader], caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[CameraStatus] = []
+    port = _free_port()  # nothing listens there
+    reader = _start(readers, _camera(f"http://127.0.0.1:{port}/stream.mjpg"), seen)
+    assert _wait_for(lambda: len(seen) >= 2, 5.0)
+    assert [s.state for s in seen[:2]] == [CameraState.RECONNECTING, CameraState.OFFLINE]
+    assert "cannot connect" in seen[0].detail
+    assert reader.stats().reconnects >= 3
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 2  # one per state change, not per attempt
