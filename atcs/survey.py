@@ -30,7 +30,15 @@ from atcs.detection import build_detector
 from atcs.errors import ConfigError, SourceError
 from atcs.metrics import CameraAnalyzer, FrameAnalysis
 from atcs.sources import iter_recorded_frames, probe_recording, redact_url
-from atcs.types import Detections, Frame, Image, SegmentMetrics, VehicleClass
+from atcs.types import (
+    Detections,
+    Direction,
+    Frame,
+    Image,
+    LineCrossing,
+    SegmentMetrics,
+    VehicleClass,
+)
 from detectors.base import Detector
 
 log = logging.getLogger(__name__)
@@ -142,7 +150,7 @@ def _window_row(m: SegmentMetrics, origin: datetime) -> list[object]:
     forward = backward = 0.0
     for f in m.flows:
         by_class_flow[f.vehicle_class.label] += f.flow_veh_h
-        if f.direction.value == "forward":
+        if f.direction is Direction.FORWARD:
             forward += f.flow_veh_h
         else:
             backward += f.flow_veh_h
@@ -204,15 +212,7 @@ class _CameraRun:
                  _fmt(seg.pcu), _fmt(seg.occupancy), _fmt(seg.queue_m, 2),
                  *[seg.vehicles_by_class.get(c, 0) for c in VehicleClass]]
             )  # fmt: skip
-        for c in result.crossings:
-            forward, backward = self.line_labels.get(c.line_id, ("forward", "backward"))
-            label = forward if c.direction.value == "forward" else backward
-            self.writers.crossings.writerow(
-                [frame.seq, offset, self.camera_id, c.line_id, c.segment_id, c.track_id,
-                 c.vehicle_class.label, c.direction.value, label]
-            )  # fmt: skip
-            self.line_counts[c.line_id] = self.line_counts.get(c.line_id, 0) + 1
-        survey.crossings += len(result.crossings)
+        self.write_crossings(result.crossings, survey)
         for cid in result.detections.class_id:
             label = VehicleClass(int(cid)).label
             survey.detections_by_class[label] = survey.detections_by_class.get(label, 0) + 1
@@ -221,6 +221,24 @@ class _CameraRun:
             seg_counts = {str(s.segment_id): f"{s.vehicles} vehicles" for s in result.segments}
             self.best = (frame.image.copy(), result.detections, f"{offset} s", seg_counts)
         self.write_windows(self.analyzer_windows(frame.captured_at, partial=False), survey)
+
+    def write_crossings(self, crossings: Sequence[LineCrossing], survey: CameraSurvey) -> None:
+        """Write crossings dated by the first frame on the new side of the line."""
+        for c in crossings:
+            forward, backward = self.line_labels.get(c.line_id, ("forward", "backward"))
+            label = forward if c.direction is Direction.FORWARD else backward
+            self.writers.crossings.writerow(
+                [c.frame_seq, _fmt(c.offset_s), self.camera_id, c.line_id, c.segment_id,
+                 c.track_id, c.vehicle_class.label, c.direction.value, label]
+            )  # fmt: skip
+            self.line_counts[c.line_id] = self.line_counts.get(c.line_id, 0) + 1
+        survey.crossings += len(crossings)
+
+    def finish(self, until: datetime, survey: CameraSurvey) -> None:
+        """Count tracks still pending on a line, then close the last (partial) window."""
+        if self.analyzer is not None:
+            self.write_crossings(self.analyzer.flush(), survey)
+        self.write_windows(self.analyzer_windows(until, partial=True), survey)
 
     def analyzer_windows(self, until: datetime, partial: bool) -> list[SegmentMetrics]:
         return [] if self.analyzer is None else self.analyzer.close_windows(until, partial=partial)
@@ -317,7 +335,7 @@ def _survey_camera(
     survey.duration_s = survey.frames / info.fps if info.fps > 0 else 0.0
     end = max(last_at, origin + timedelta(seconds=survey.duration_s))
     t3 = time.perf_counter()
-    run.write_windows(run.analyzer_windows(end, partial=True), survey)
+    run.finish(end, survey)
     survey.image_path = run.save_image(out_dir / f"{camera_id}.png")
     survey.stages.output_s += time.perf_counter() - t3
     survey.wall_s = time.perf_counter() - start

@@ -5,6 +5,8 @@ Pure code (numpy only, no threads, no I/O). The entry point is :class:`CameraAna
     analyzer = CameraAnalyzer.from_config(cfg, camera_id, width_px, height_px, origin)
     frame = analyzer.update(frame_seq, at, offset_s, detections)   # FrameAnalysis
     metrics = analyzer.close_windows(until)                         # list[SegmentMetrics]
+    last = analyzer.flush()           # end of input: pending crossings, tuple[LineCrossing]
+    metrics = analyzer.close_windows(end, partial=True)             # flushes, then closes
 """
 
 from __future__ import annotations

@@ -1,10 +1,20 @@
 """Per-camera segment analysis: detections in, per-frame values and window metrics out.
 
-:class:`CameraAnalyzer` is pure code (no threads, no I/O). Per frame it tracks the
-detections, assigns each vehicle to the segments holding its anchor (bottom centre of the
+:class:`CameraAnalyzer` is pure code (no threads, no I/O). Per frame it drops duplicate
+boxes (a box lying inside a larger one of the same class, :mod:`atcs.metrics.duplicates`),
+tracks the detections, assigns each vehicle to the segments holding its anchor (bottom centre of the
 box), measures vehicles, PCU, occupancy and queue per segment, confirms line crossings,
 and adds everything to the open window; :meth:`CameraAnalyzer.close_windows` returns the
 finished :class:`SegmentMetrics`. The geometry is converted to pixels once.
+
+Line crossings (:mod:`atcs.metrics.lines`) are confirmed when the track has held the new
+side for ``crossing_confirm_frames`` frames, or earlier when the track ends while pending
+on the new side (it expired after ``track_max_age_s`` or was dropped by the bound; seen
+on the frame that drops it) or the analyzer is flushed (:meth:`CameraAnalyzer.flush`, also
+done by ``close_windows(partial=True)``). A :class:`LineCrossing` is dated by the frame
+where the track was first seen on the new side (``frame_seq``, ``at``, ``offset_s``), not
+by the frame that confirmed it; it is counted in the window of that time while the window
+is open, otherwise in the window of the frame (or flush) that confirmed it.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ import numpy.typing as npt
 
 from atcs.config import AnalysisConfig, AtcsConfig, LineConfig, PcuConfig, SegmentConfig
 from atcs.errors import DataError
+from atcs.metrics.duplicates import DEFAULT_NESTED_FRACTION, nested_boxes
 from atcs.metrics.geometry import (
     BoolArray,
     CoverageGrid,
@@ -30,14 +41,13 @@ from atcs.metrics.geometry import (
     polygon_area_px2,
     to_pixels,
 )
-from atcs.metrics.lines import LineCounter, LineGeometry
+from atcs.metrics.lines import CrossingEvent, LineCounter, LineGeometry
 from atcs.metrics.measures import queue_length_m
 from atcs.metrics.tracking import Tracker
-from atcs.metrics.windows import FrameValues, SegmentSpec, WindowAggregator
+from atcs.metrics.windows import FrameValues, SegmentSpec, WindowAggregator, WindowCrossing
 from atcs.types import (
     CameraId,
     Detections,
-    Direction,
     LineCrossing,
     LineId,
     SegmentId,
@@ -95,8 +105,10 @@ class SegmentFrame:
 class FrameAnalysis:
     """What one frame gave: tracked detections, per-segment values, crossings confirmed now.
 
+    ``crossings`` are those this frame confirmed, by holding the new side or by ending
+    tracks; each is dated by the (possibly earlier) frame where its track crossed.
     ``counted`` is False when the frame was older than the open window (late) and so did
-    not enter any window.
+    not enter any window (nor did its crossings).
     """
 
     camera_id: CameraId
@@ -107,6 +119,15 @@ class FrameAnalysis:
     segments: tuple[SegmentFrame, ...]
     crossings: tuple[LineCrossing, ...]
     counted: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class _FrameStamp:
+    """The frame a line crossing is dated by: sequence number, time, clip offset (s)."""
+
+    frame_seq: int
+    at: datetime
+    offset_s: float | None
 
 
 def _build_segment(
@@ -163,7 +184,9 @@ class CameraAnalyzer:
 
     ``origin`` (aware datetime) aligns the windows: ``origin + k * window_s``. Frame times
     must not go backwards by more than the open window. The analyzer is built for one image
-    size; build a new one when a camera's resolution changes.
+    size; build a new one when a camera's resolution changes. ``nested_fraction``: a box
+    with at least this fraction of its area inside a larger box of the same class is a
+    duplicate detection and is dropped before tracking (None keeps every box).
     """
 
     def __init__(
@@ -179,6 +202,7 @@ class CameraAnalyzer:
         height_px: int,
         origin: datetime,
         occupancy_max_side_px: int = 640,
+        nested_fraction: float | None = DEFAULT_NESTED_FRACTION,
     ) -> None:
         if origin.tzinfo is None:
             raise DataError("the window origin must be a timezone-aware datetime")
@@ -187,6 +211,7 @@ class CameraAnalyzer:
         self.height_px = height_px
         self._analysis = analysis
         self._origin = origin
+        self._nested_fraction = nested_fraction
         built = [
             _build_segment(s, pcu, width_px, height_px, occupancy_max_side_px) for s in segments
         ]
@@ -194,9 +219,9 @@ class CameraAnalyzer:
         seg_index = {g.segment_id: i for i, g in enumerate(self.segments)}
         lines_px = [_build_line(ln, width_px, height_px) for ln in lines if ln.segment in seg_index]
         self.lines: tuple[LineGeometry, ...] = tuple(ln for ln in lines_px if ln is not None)
-        self._line_segment = [seg_index[ln.segment_id] for ln in self.lines]
+        self._line_segment = {ln.line_id: seg_index[ln.segment_id] for ln in self.lines}
         self._tracker = Tracker.from_config(analysis, (width_px, height_px))
-        self._counter = LineCounter(
+        self._counter: LineCounter[_FrameStamp] = LineCounter(
             self.lines, analysis.crossing_confirm_frames, analysis.track_max_count
         )
         specs = [
@@ -227,6 +252,7 @@ class CameraAnalyzer:
         origin: datetime,
         *,
         occupancy_max_side_px: int = 640,
+        nested_fraction: float | None = DEFAULT_NESTED_FRACTION,
     ) -> CameraAnalyzer:
         """Build the analyzer of ``camera_id`` from the whole configuration."""
         cfg.camera(camera_id)  # raises ConfigError for an unknown camera
@@ -241,6 +267,7 @@ class CameraAnalyzer:
             height_px=height_px,
             origin=origin,
             occupancy_max_side_px=occupancy_max_side_px,
+            nested_fraction=nested_fraction,
         )
 
     @property
@@ -269,37 +296,26 @@ class CameraAnalyzer:
                 dropped,
             )
             detections = detections[finite]
+        if self._nested_fraction is not None and len(detections) > 1:
+            nested = nested_boxes(detections.xyxy, detections.class_id, self._nested_fraction)
+            if nested.any():
+                detections = detections[~nested]
         t_s = (at - self._origin).total_seconds()
         tracked = self._tracker.update(t_s, detections)
         dets = tracked.detections
         track_ids = dets.tracker_id if dets.tracker_id is not None else np.zeros(0, np.int64)
         anchors = dets.anchors()
-        self._counter.forget(tracked.removed)
-        events = self._counter.update(track_ids, anchors, dets.class_id)
-        crossings = tuple(
-            LineCrossing(
-                camera_id=self.camera_id,
-                line_id=self.lines[e.line_index].line_id,
-                segment_id=self.lines[e.line_index].segment_id,
-                track_id=e.track_id,
-                vehicle_class=e.vehicle_class,
-                direction=e.direction,
-                frame_seq=frame_seq,
-                at=at,
-                offset_s=offset_s,
-            )
-            for e in events
-        )
+        events = self._counter.end(tracked.removed)
+        stamp = _FrameStamp(frame_seq, at, offset_s)
+        events += self._counter.update(track_ids, anchors, dets.class_id, stamp)
+        crossings = self._crossings(events)
         frames: list[SegmentFrame] = []
         values: list[FrameValues] = []
         for geom in self.segments:
             frame, value = self._measure(geom, dets, anchors, tracked.speeds_px_s)
             frames.append(frame)
             values.append(value)
-        window_crossings: list[tuple[int, LineId, VehicleClass, Direction]] = [
-            (self._line_segment[e.line_index], c.line_id, c.vehicle_class, c.direction)
-            for e, c in zip(events, crossings, strict=True)
-        ]
+        window_crossings = self._window_crossings(crossings)
         counted = self._windows.add_frame(at, values, window_crossings)
         return FrameAnalysis(
             camera_id=self.camera_id,
@@ -311,6 +327,44 @@ class CameraAnalyzer:
             crossings=crossings,
             counted=counted,
         )
+
+    def flush(self) -> tuple[LineCrossing, ...]:
+        """Confirm every pending crossing now (the end of a recording or of the service).
+
+        Tracks pending on the new side of a line count their crossing, dated by the frame
+        where they crossed and added to the open window; tracks are kept, and a flushed
+        crossing is final. ``close_windows(partial=True)`` calls this first: call it
+        yourself before that to get the crossings it confirms.
+        """
+        crossings = self._crossings(self._counter.flush())
+        if crossings:
+            log.debug("camera %s: %d pending crossings flushed", self.camera_id, len(crossings))
+            self._windows.add_crossings(self._window_crossings(crossings))
+        return crossings
+
+    def _crossings(self, events: Sequence[CrossingEvent[_FrameStamp]]) -> tuple[LineCrossing, ...]:
+        return tuple(
+            LineCrossing(
+                camera_id=self.camera_id,
+                line_id=self.lines[e.line_index].line_id,
+                segment_id=self.lines[e.line_index].segment_id,
+                track_id=e.track_id,
+                vehicle_class=e.vehicle_class,
+                direction=e.direction,
+                frame_seq=e.stamp.frame_seq,
+                at=e.stamp.at,
+                offset_s=e.stamp.offset_s,
+            )
+            for e in events
+        )
+
+    def _window_crossings(self, crossings: Sequence[LineCrossing]) -> list[WindowCrossing]:
+        return [
+            WindowCrossing(
+                self._line_segment[c.line_id], c.line_id, c.vehicle_class, c.direction, c.at
+            )
+            for c in crossings
+        ]
 
     def _measure(
         self,
@@ -344,8 +398,11 @@ class CameraAnalyzer:
         """Return the metrics of every window ending at or before ``until``, oldest first.
 
         Windows with no frame come out ``stale`` with zeros. With ``partial`` the open
-        window is also closed, ending at ``until`` (the end of a recorded clip).
+        window is also closed, ending at ``until`` (the end of a recorded clip), after the
+        pending crossings are confirmed (:meth:`flush`).
         """
         if until.tzinfo is None:
             raise DataError("until must be a timezone-aware datetime")
+        if partial:
+            self.flush()
         return self._windows.close(until, partial=partial)

@@ -7,6 +7,10 @@ started. Frames are added in time order; a frame past the open window closes it 
 empty windows in between, which come out ``stale``) into a bounded buffer that
 :meth:`WindowAggregator.close` drains. A frame earlier than the open window is late: it is
 not counted (see :attr:`WindowAggregator.late_frames`).
+
+A line crossing is counted in the window of its ``crossed_at`` time while that window is
+still open, otherwise in the window of the frame (or call) that reports it: a crossing is
+often confirmed a few frames after it happened, or when its track ends.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -50,6 +55,20 @@ class SegmentSpec:
     lanes: int
     has_stop_line: bool
     line_ids: tuple[LineId, ...]
+
+
+class WindowCrossing(NamedTuple):
+    """A crossing for the windows.
+
+    Segment index (spec order), line, class, direction and the time it happened (None:
+    the time of the frame that reports it).
+    """
+
+    segment_index: int
+    line_id: LineId
+    vehicle_class: VehicleClass
+    direction: Direction
+    crossed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,12 +135,13 @@ class WindowAggregator:
         self,
         at: datetime,
         values: Sequence[FrameValues],
-        crossings: Sequence[tuple[int, LineId, VehicleClass, Direction]],
+        crossings: Sequence[WindowCrossing],
     ) -> bool:
         """Add one frame; return False when it is late and not counted.
 
-        ``values`` holds one entry per segment (in spec order); ``crossings`` are
-        (segment index, line, class, direction) confirmed in this frame.
+        ``values`` holds one entry per segment (in spec order); ``crossings`` are those
+        confirmed in this frame: each goes to the window of its ``crossed_at`` if that is
+        the open window, otherwise to the frame's window. A late frame's are dropped.
         """
         k = self.index_of(at)
         if not self._started:
@@ -129,7 +149,10 @@ class WindowAggregator:
         if at < self._start or k < self._k:
             self.late_frames += 1
             return False
+        rest = list(crossings)
         if k > self._k:
+            rest = [c for c in crossings if not self._in_open_window(c.crossed_at)]
+            self._count([c for c in crossings if self._in_open_window(c.crossed_at)])
             self._advance_to(k)
         for sums, val in zip(self._sums, values, strict=True):
             sums.frames += 1
@@ -139,9 +162,35 @@ class WindowAggregator:
             if val.queue_m is not None:
                 sums.queue_m += val.queue_m
                 sums.queue_max_m = max(sums.queue_max_m, val.queue_m)
-        for seg_index, line_id, vclass, direction in crossings:
-            self._sums[seg_index].crossings[(line_id, vclass, direction)] += 1
+        self._count(rest)
         return True
+
+    def add_crossings(self, crossings: Sequence[WindowCrossing]) -> None:
+        """Count crossings confirmed outside a frame (a flush) in the open window.
+
+        The open window is the latest one; it holds ``crossed_at`` or comes after it.
+        """
+        if not crossings:
+            return
+        if not self._started:
+            times = [c.crossed_at for c in crossings if c.crossed_at is not None]
+            if not times:
+                return
+            self._open(self.index_of(max(times)))
+        self._count(crossings)
+
+    def _in_open_window(self, when: datetime | None) -> bool:
+        return (
+            when is not None
+            and self._started
+            and self._start <= when
+            and self.index_of(when) == self._k
+        )
+
+    def _count(self, crossings: Sequence[WindowCrossing]) -> None:
+        for c in crossings:
+            key = (c.line_id, c.vehicle_class, c.direction)
+            self._sums[c.segment_index].crossings[key] += 1
 
     def close(self, until: datetime, *, partial: bool = False) -> list[SegmentMetrics]:
         """Finish every window ending at or before ``until`` and return all finished metrics.

@@ -209,16 +209,124 @@ def test_flow_per_hour_by_class_and_direction() -> None:
     assert right.flows == ()
 
 
-def test_crossings_are_reported_on_the_confirming_frame() -> None:
+def test_crossings_are_reported_by_the_confirming_frame_and_dated_by_the_crossing() -> None:
     an = analyzer()
     reports = []
     for k, y in enumerate([150, 155, 165, 170, 175]):
         frame = an.update(k, at(k * 0.1), k * 0.1, dets([box(100, y)], [CAR]))
-        reports.append([(c.line_id, c.direction, c.frame_seq) for c in frame.crossings])
-    # First frame below the line is k=2; with 2 confirm frames it counts at k=3.
-    assert reports == [[], [], [], [("left-count", Direction.FORWARD, 3)], []]
+        reports.append(
+            [(c.line_id, c.direction, c.frame_seq, c.at, c.offset_s) for c in frame.crossings]
+        )
+    # First frame below the line is k=2; with 2 confirm frames it is confirmed at k=3.
+    assert reports == [[], [], [], [("left-count", Direction.FORWARD, 2, at(0.2), 0.2)], []]
     frame_crossing = an.update(9, at(1), 1.0, Detections.empty())
     assert frame_crossing.crossings == ()
+
+
+def test_a_crossing_confirmed_in_the_next_window_counts_in_its_own() -> None:
+    an = analyzer()
+    for k, y in enumerate([150, 155, 165, 170]):  # crosses at 9.9 s, confirmed at 10.0 s
+        an.update(k, at(9.7 + k * 0.1), None, dets([box(100, y)], [CAR]))
+    an.update(9, at(12), None, Detections.empty())
+    left = by_id(an.close_windows(at(20)))["left"]
+    assert [(m.window_start, m.flow_veh_h) for m in left] == [(at(0), 360.0), (at(10), 0.0)]
+
+
+def expiry_config() -> AtcsConfig:
+    """Counting as in the service: 3 confirm frames, tracks end 1.5 s after last seen."""
+    return config(analysis={"window_s": 10.0, "crossing_confirm_frames": 3, "track_max_age_s": 1.5})
+
+
+def leave_after_the_line(an: CameraAnalyzer, t0: float, seq0: int) -> int:
+    """One car at 5 frames/s: two frames above the line at y = 160, one below, then gone."""
+    for k, y in enumerate([140, 150, 170]):
+        frame = an.update(seq0 + k, at(t0 + 0.2 * k), t0 + 0.2 * k, dets([box(100, y)], [CAR]))
+        assert frame.crossings == ()
+    return seq0 + 3
+
+
+def test_a_vehicle_leaving_the_image_after_the_line_counts_when_its_track_ends() -> None:
+    an = analyzer(expiry_config())
+    seq = leave_after_the_line(an, 1.0, 0)  # crosses at frame 2, 1.4 s
+    found = []
+    for k in range(12):  # empty frames at 5 frames/s
+        t = 1.6 + 0.2 * k
+        frame = an.update(seq + k, at(t), t, Detections.empty())
+        found += [
+            (frame.frame_seq, c.frame_seq, c.at, c.offset_s, c.direction) for c in frame.crossings
+        ]
+    # Last seen at 1.4 s, the track ends on the first frame more than 1.5 s later (3.0 s,
+    # frame 10); the crossing keeps the frame and time where it happened.
+    assert found == [(10, 2, at(1.4), 1.4, Direction.FORWARD)]
+    assert an.live_tracks == 0
+    (left,) = by_id(an.close_windows(at(10)))["left"]
+    assert left.flow_veh_h == pytest.approx(360.0)
+
+
+def test_an_ended_crossing_lands_in_the_current_window_when_its_own_is_closed() -> None:
+    an = analyzer(expiry_config())
+    seq = leave_after_the_line(an, 9.2, 0)  # crosses at 9.6 s
+    for k in range(10):  # frames go on: 10.0 s closes window 0 before the track ends
+        an.update(seq + k, at(9.8 + 0.2 * k), None, Detections.empty())
+    left = by_id(an.close_windows(at(20)))["left"]
+    assert [(m.window_start, m.flow_veh_h) for m in left] == [(at(0), 0.0), (at(10), 360.0)]
+
+
+def test_an_ended_crossing_lands_in_its_own_window_while_that_is_open() -> None:
+    an = analyzer(expiry_config())
+    seq = leave_after_the_line(an, 9.2, 0)  # crosses at 9.6 s
+    # No frame for a while (a stalled camera): the next one, at 11.5 s, ends the track.
+    frame = an.update(seq, at(11.5), None, Detections.empty())
+    assert [c.at for c in frame.crossings] == [at(9.6)]
+    left = by_id(an.close_windows(at(20)))["left"]
+    assert [(m.window_start, m.flow_veh_h) for m in left] == [(at(0), 360.0), (at(10), 0.0)]
+
+
+def test_close_windows_partial_counts_the_last_pending_crossing() -> None:
+    an = analyzer(expiry_config())
+    leave_after_the_line(an, 1.0, 0)  # the clip ends right after the crossing
+    (left, _right) = an.close_windows(at(1.6), partial=True)
+    assert left.flow_veh_h == pytest.approx(1 / (1.6 / 3600))
+    assert an.flush() == ()  # confirmed once
+    assert an.close_windows(at(3), partial=True)[0].flow_veh_h == 0.0
+
+
+def test_flush_returns_the_crossings_it_confirms() -> None:
+    an = analyzer(expiry_config())
+    leave_after_the_line(an, 1.0, 0)
+    (crossing,) = an.flush()
+    assert (crossing.frame_seq, crossing.at, crossing.offset_s) == (2, at(1.4), 1.4)
+    assert (crossing.track_id, crossing.vehicle_class) == (1, CAR)
+    assert an.flush() == ()
+    # The track goes on below the line and ends: nothing more.
+    an.update(3, at(1.6), 1.6, dets([box(100, 190)], [CAR]))
+    assert an.update(4, at(3.5), 3.5, Detections.empty()).crossings == ()
+    (left, _right) = an.close_windows(at(4), partial=True)
+    assert left.flow_veh_h == pytest.approx(1 / (4 / 3600))
+
+
+def test_a_track_born_below_the_line_never_counts() -> None:
+    an = analyzer(expiry_config())
+    total = 0
+    for k, y in enumerate([165, 180, 200, 220]):
+        total += len(an.update(k, at(0.2 * k), None, dets([box(100, y)], [CAR])).crossings)
+    total += len(an.update(9, at(3), None, Detections.empty()).crossings)  # ends
+    total += len(an.flush())
+    assert total == 0
+
+
+def test_a_flickering_box_that_vanishes_counts_once() -> None:
+    an = analyzer(expiry_config())
+    total = 0
+    # Back and forth across y = 160, then gone while just below it.
+    ys = [150, 155, 162, 158, 161, 159, 163, 157, 161, 164]
+    for k, y in enumerate(ys):
+        total += len(an.update(k, at(0.2 * k), None, dets([box(100, y)], [CAR])).crossings)
+    assert total == 0
+    for k in range(10, 22):
+        total += len(an.update(k, at(0.2 * k), None, Detections.empty()).crossings)
+    total += len(an.flush())
+    assert total == 1
 
 
 def test_flickering_box_on_the_line_counts_once_through_the_analyzer() -> None:
@@ -408,6 +516,18 @@ def test_unknown_camera_and_naive_times() -> None:
     an = analyzer()
     with pytest.raises(DataError):
         an.update(0, datetime(2024, 1, 1), None, Detections.empty())
+
+
+def test_a_box_inside_a_larger_box_of_its_class_is_a_duplicate() -> None:
+    outer = box(100, 200, w=40, h=60)
+    inner = box(100, 200, w=30, h=40)  # the same vehicle's second box, wholly inside
+    frame = analyzer().update(0, at(0), 0.0, dets([inner, outer], [MOTO, MOTO]))
+    assert frame.detections.xyxy.tolist() == [outer]
+    assert frame.segments[0].vehicles == 1
+    other_class = analyzer().update(0, at(0), 0.0, dets([inner, outer], [MOTO, CAR]))
+    assert len(other_class.detections) == 2
+    kept = CameraAnalyzer.from_config(config(), "cam", W, H, ORIGIN, nested_fraction=None)
+    assert len(kept.update(0, at(0), 0.0, dets([inner, outer], [MOTO, MOTO])).detections) == 2
 
 
 def test_non_finite_boxes_are_dropped() -> None:

@@ -1,4 +1,4 @@
-"""WindowAggregator: alignment, late frames and the bounds on buffered windows."""
+"""WindowAggregator: alignment, late frames, crossings' windows, bounds on buffered windows."""
 
 from __future__ import annotations
 
@@ -9,8 +9,16 @@ import numpy as np
 import pytest
 
 from atcs.config import AnalysisConfig
-from atcs.metrics.windows import FrameValues, SegmentSpec, WindowAggregator
-from atcs.types import CameraId, Direction, LineId, SegmentId, SiteId, VehicleClass
+from atcs.metrics.windows import FrameValues, SegmentSpec, WindowAggregator, WindowCrossing
+from atcs.types import (
+    CameraId,
+    Direction,
+    LineId,
+    SegmentId,
+    SegmentMetrics,
+    SiteId,
+    VehicleClass,
+)
 
 ORIGIN = datetime(2024, 5, 1, tzinfo=UTC)
 SPEC = SegmentSpec(
@@ -39,6 +47,17 @@ def values(cars: int, queue_m: float) -> list[FrameValues]:
     return [FrameValues(by_class, pcu=float(cars), occupancy=0.25, queue_m=queue_m)]
 
 
+def crossing(
+    crossed_at: datetime | None = None, direction: Direction = Direction.FORWARD
+) -> WindowCrossing:
+    return WindowCrossing(0, LineId("l"), VehicleClass.CAR, direction, crossed_at)
+
+
+def counts(metrics: list[SegmentMetrics]) -> list[tuple[datetime, int]]:
+    """(window start, crossings counted) of each window."""
+    return [(m.window_start, sum(f.count for f in m.flows)) for m in metrics]
+
+
 def test_window_boundaries_belong_to_the_later_window() -> None:
     a = agg()
     assert a.index_of(at(0)) == 0
@@ -51,7 +70,7 @@ def test_window_boundaries_belong_to_the_later_window() -> None:
 
 def test_sums_and_queue_max() -> None:
     a = agg()
-    a.add_frame(at(1), values(2, 10.0), [(0, LineId("l"), VehicleClass.CAR, Direction.FORWARD)])
+    a.add_frame(at(1), values(2, 10.0), [crossing()])
     a.add_frame(at(2), values(4, 30.0), [])
     a.add_frame(at(3), values(0, 5.0), [])
     (m,) = a.close(at(10))
@@ -105,3 +124,45 @@ def test_naive_origin_is_rejected() -> None:
             analysis=AnalysisConfig(),
             origin=datetime(2024, 1, 1),
         )
+
+
+def test_a_crossing_goes_to_the_window_of_its_time_while_that_window_is_open() -> None:
+    a = agg()
+    a.add_frame(at(9.8), values(1, 0.0), [])
+    # Confirmed by the first frame of the next window; it crossed at 9.9 s, window 0 is
+    # still open when that frame comes: it counts there.
+    a.add_frame(at(10.1), values(1, 0.0), [crossing(at(9.9))])
+    # Crossed at 10.2 s, confirmed at 10.3 s: same window.
+    a.add_frame(at(10.3), values(1, 0.0), [crossing(at(10.2))])
+    assert counts(a.close(at(20))) == [(at(0), 1), (at(10), 1)]
+
+
+def test_a_crossing_whose_window_is_closed_goes_to_the_frames_window() -> None:
+    a = agg()
+    a.add_frame(at(8), values(1, 0.0), [])
+    a.add_frame(at(12), values(1, 0.0), [])  # closes window 0
+    # Confirmed at 23 s (its track ended) for a crossing at 8 s: window 0 is closed, the
+    # frame's window 2 gets it. The one at 12 s still finds window 1 open: it goes there.
+    a.add_frame(at(23), values(1, 0.0), [crossing(at(8.0)), crossing(at(12.0))])
+    # Without a time, a crossing belongs to the frame's window.
+    a.add_frame(at(24), values(1, 0.0), [crossing(None)])
+    assert counts(a.close(at(30))) == [(at(0), 0), (at(10), 1), (at(20), 2)]
+
+
+def test_crossings_of_a_late_frame_are_dropped() -> None:
+    a = agg()
+    a.add_frame(at(15), values(1, 0.0), [])
+    assert not a.add_frame(at(5), values(1, 0.0), [crossing(at(4))])
+    assert counts(a.close(at(20))) == [(at(10), 0)]
+
+
+def test_crossings_added_outside_a_frame_go_to_the_open_window() -> None:
+    a = agg()
+    a.add_crossings([crossing(at(3))])  # before any frame: opens the window of that time
+    a.add_frame(at(12), values(1, 0.0), [])
+    a.add_crossings([crossing(at(5)), crossing(at(11), Direction.BACKWARD)])
+    a.add_crossings([])
+    metrics = a.close(at(15), partial=True)
+    assert counts(metrics) == [(at(0), 1), (at(10), 2)]
+    flows = {(f.direction, f.count) for f in metrics[1].flows if f.count}
+    assert flows == {(Direction.FORWARD, 1), (Direction.BACKWARD, 1)}
