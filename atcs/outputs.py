@@ -18,7 +18,7 @@ class Outputs:
 
 
 def build_sinks(cfg: AtcsConfig) -> list[Sink]:
-    """Return the sinks ``cfg`` asks for: MQTT when ``[mqtt]`` is set, InfluxDB when ``[influx]``."""
+    """Return the sinks ``cfg`` asks for: MQTT with ``[mqtt]``, InfluxDB with ``[influx]``."""
     return build_outputs(cfg).sinks
 
 

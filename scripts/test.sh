@@ -8,7 +8,7 @@ bash scripts/setup.sh
 export YOLO_OFFLINE=1 YOLO_AUTOINSTALL=False YOLO_VERBOSE=False
 echo "== ruff"
 .venv/bin/ruff check .
-.venv/bin/ruff format --check .
+.venv/bin/ruff format --check atcs detectors controllers tests benchmarks scripts
 echo "== mypy --strict"
 .venv/bin/mypy atcs detectors controllers tests benchmarks
 echo "== pytest"

@@ -125,7 +125,9 @@ def test_engine_measures_live_cameras_while_one_is_dead(
         starts = [w.window_start for w in windows]
         assert starts == sorted(starts)
         for w in windows:
-            assert w.window_start.timestamp() % 2.0 == pytest.approx(0.0, abs=1e-6) or w is windows[-1]
+            assert (
+                w.window_start.timestamp() % 2.0 == pytest.approx(0.0, abs=1e-6) or w is windows[-1]
+            )
     inbound = [w for w in by_segment["inbound"] if w.frames > 0]
     motorcycles = sum(w.vehicles_by_class[VehicleClass.MOTORCYCLE] for w in inbound)
     cars = sum(w.vehicles_by_class[VehicleClass.CAR] for w in inbound)
@@ -152,7 +154,7 @@ def test_run_command_stops_gracefully_on_sigterm(
     )  # fmt: skip
     time.sleep(8.0)
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "signal SIGTERM received" in err
     assert "engine stopped" in err

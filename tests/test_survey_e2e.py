@@ -6,12 +6,14 @@ import csv
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import pytest
 
 from atcs.config import AtcsConfig, load_config
+from atcs.detection import build_detector
 from atcs.survey import CROSSING_COLUMNS, FRAME_COLUMNS, WINDOW_COLUMNS, run_survey
 from detectors.base import Detector
 
@@ -24,11 +26,9 @@ def demo_config(repo_dir: Path) -> AtcsConfig:
 
 
 @pytest.fixture(scope="module")
-def detector(demo_config: AtcsConfig) -> Detector:
-    from atcs.detection import build_detector
-
+def detector(demo_config: AtcsConfig) -> Iterator[Detector]:
     det = build_detector(demo_config.detector)
-    yield det  # type: ignore[misc]
+    yield det
     det.close()
 
 
@@ -126,13 +126,15 @@ def test_motorway_crossings_follow_the_direction_of_travel(
     assert len(track_ids) == len(set(track_ids)), "a track counts once"
 
 
-def test_cli_source_override_and_missing_file(repo_dir: Path, media_dir: Path, tmp_path: Path) -> None:
+def test_cli_source_override_and_missing_file(
+    repo_dir: Path, media_dir: Path, tmp_path: Path
+) -> None:
     clip = media_dir / "tjunction_pole_cars_cyclist.mp4"
     cmd = [sys.executable, "-m", "atcs.cli", "analyze", "--config", str(repo_dir / "config.toml")]
     ok = subprocess.run(
         [*cmd, "--out", str(tmp_path / "ok"), "--camera", "beijing", "--source", str(clip),
          "--no-progress"],
-        capture_output=True, text=True, timeout=600,
+        check=False, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert ok.returncode == 0, ok.stderr
     rows = read_csv(tmp_path / "ok" / "frames.csv")
@@ -141,7 +143,7 @@ def test_cli_source_override_and_missing_file(repo_dir: Path, media_dir: Path, t
     missing = subprocess.run(
         [*cmd, "--out", str(tmp_path / "bad"), "--camera", "beijing", "--source",
          str(tmp_path / "absent.mp4"), "--no-progress"],
-        capture_output=True, text=True, timeout=600,
+        check=False, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert missing.returncode == 2
     assert "absent.mp4" in missing.stderr
