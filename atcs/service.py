@@ -20,11 +20,12 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 
 from atcs.config import AtcsConfig, geometry_warnings
+from atcs.control import ControlLoop
 from atcs.detection import build_detector
-from atcs.metrics import CameraAnalyzer
+from atcs.metrics import CameraAnalyzer, FrameAnalysis
 from atcs.sinks import Sink
 from atcs.sources import CameraGroup
-from atcs.types import CameraStatus, Detections, Frame, SegmentMetrics
+from atcs.types import CameraStatus, Detections, Frame, SegmentMetrics, TimingPlan
 from detectors.base import Detector
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ WINDOW_ORIGIN = datetime(1970, 1, 1, tzinfo=UTC)
 """Windows are aligned to multiples of window_s since the Unix epoch (wall clock)."""
 
 MetricsListener = Callable[[Sequence[SegmentMetrics]], None]
+FrameObserver = Callable[[Frame, FrameAnalysis], None]
+"""Called on the analysis thread for every analysed frame; must return at once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,12 +105,17 @@ class Engine:
     def __init__(
         self,
         cfg: AtcsConfig,
+        *,
         detector: Detector | None = None,
         sinks: Sequence[Sink] = (),
         listeners: Sequence[MetricsListener] = (),
         timing: EngineTiming | None = None,
+        control: ControlLoop | None = None,
+        frame_observers: Sequence[FrameObserver] = (),
     ) -> None:
         self.cfg = cfg
+        self.control = control
+        self.frame_observers = list(frame_observers)
         self.timing = timing or EngineTiming()
         self.stop_event = threading.Event()
         self._detector = detector
@@ -194,7 +202,9 @@ class Engine:
                 self.cfg, frame.camera_id, frame.width_px, frame.height_px, WINDOW_ORIGIN
             )
             self.analyzers[frame.camera_id] = analyzer
-        analyzer.update(frame.seq, frame.captured_at, frame.offset_s, detections)
+        result = analyzer.update(frame.seq, frame.captured_at, frame.offset_s, detections)
+        for observer in self.frame_observers:
+            observer(frame, result)
 
     def _drain_results(self) -> None:
         while True:
@@ -235,6 +245,8 @@ class Engine:
                 self._last_status[status.camera_id] = (status.state.value, now)
                 for sink in self.sinks:
                     sink.on_camera_status(status)
+                if self.control is not None:
+                    self.control.on_camera_status(status)
 
     def tick(self) -> None:
         """One analysis tick: analyse queued detections, close due windows, report status."""
@@ -245,6 +257,11 @@ class Engine:
             due += analyzer.close_windows(until)
         self._emit(due)
         self._emit_status()
+        if self.control is not None:
+            try:
+                self.control.tick()
+            except Exception:  # control failing must not stop the measures
+                log.exception("control tick failed")
 
     def run(self, duration_s: float | None = None) -> None:
         """Start, tick until stopped (signal, :meth:`stop` or ``duration_s``), shut down."""
@@ -270,11 +287,28 @@ def _install_signal_handlers(engine: Engine) -> None:
     signal.signal(signal.SIGTERM, _handler)
 
 
-def run_service(cfg: AtcsConfig, duration_s: float | None = None) -> int:
-    """Run the engine of ``cfg`` with its configured sinks until a signal or ``duration_s``."""
-    from atcs.outputs import build_sinks
+def build_engine(cfg: AtcsConfig) -> Engine:
+    """Build the engine of ``cfg``: its sinks, plus signal control when intersections are set."""
+    from atcs.bus import MqttBus
+    from atcs.outputs import build_outputs
 
-    engine = Engine(cfg, sinks=build_sinks(cfg))
+    outputs = build_outputs(cfg)
+
+    def publish_plan(plan: TimingPlan) -> None:
+        for sink in outputs.sinks:
+            sink.on_plan(plan)
+
+    control = ControlLoop.from_config(cfg, publish_plan) if cfg.intersections else None
+    if control is not None and isinstance(outputs.bus, MqttBus):
+        outputs.bus.on_ack(control.on_ack)
+        outputs.bus.on_override(control.on_override)
+    listeners = [control.on_metrics] if control is not None else []
+    return Engine(cfg, sinks=outputs.sinks, listeners=listeners, control=control)
+
+
+def run_service(cfg: AtcsConfig, duration_s: float | None = None) -> int:
+    """Run the engine of ``cfg`` with its configured outputs until a signal or ``duration_s``."""
+    engine = build_engine(cfg)
     _install_signal_handlers(engine)
     engine.run(duration_s)
     return 0

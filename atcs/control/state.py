@@ -1,0 +1,153 @@
+"""What the control side records and shows: settings, plan states, events and snapshots.
+
+Plain frozen dataclasses (no I/O): :class:`IntersectionState` is what a dashboard or a
+health endpoint reads from :meth:`atcs.control.ControlLoop.state`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from atcs.bus.messages import OverrideAction
+from atcs.errors import ControlError
+from atcs.types import IntersectionId, PhaseId, PlanMode, TimingPlan
+
+
+@dataclass(frozen=True, slots=True)
+class ControlSettings:
+    """Timing and memory knobs of the signal-control supervisor.
+
+    ``decision_lead_s``: the next plan is decided this long (s) before the running plan's
+    next cycle boundary (capped at half its cycle), so that it reaches the signal controller
+    before it starts. ``ack_timeout_cycles``: a plan that no signal controller has
+    acknowledged this many of its cycles after it was due (its start, or its sending if
+    later) is marked unacknowledged. ``republish_every_s``: the plan in force is published
+    again this often (s) although it did not change (refreshes the retained message and
+    the stored time series). ``history_max``: events kept per intersection;
+    ``tracked_plans_max``: plans per intersection whose acks are still recognised.
+    """
+
+    decision_lead_s: float = 5.0
+    ack_timeout_cycles: float = 2.0
+    republish_every_s: float = 300.0
+    history_max: int = 100
+    tracked_plans_max: int = 32
+
+    def __post_init__(self) -> None:
+        if not self.decision_lead_s >= 0.0:
+            raise ControlError(f"decision_lead_s must be >= 0, got {self.decision_lead_s}")
+        if not self.ack_timeout_cycles > 0.0:
+            raise ControlError(f"ack_timeout_cycles must be > 0, got {self.ack_timeout_cycles}")
+        if not self.republish_every_s > 0.0:
+            raise ControlError(f"republish_every_s must be > 0, got {self.republish_every_s}")
+        if self.history_max < 1 or self.tracked_plans_max < 2:
+            raise ControlError("history_max must be >= 1 and tracked_plans_max >= 2")
+
+
+class PlanState(enum.Enum):
+    """Where a plan the engine sent stands with the signal controller."""
+
+    SENT = "sent"
+    APPLIED = "applied"
+    REJECTED = "rejected"
+    UNACKNOWLEDGED = "unacknowledged"
+    SUPERSEDED = "superseded"
+    """Replaced by a newer plan before it started; no ack is expected any more."""
+
+
+class Source(enum.Enum):
+    """Who decides the next plan of an intersection, in order of precedence (last wins)."""
+
+    ADAPTIVE = "adaptive"
+    """The intersection's configured controller, on fresh measures."""
+    FALLBACK = "fallback"
+    """The time-of-day plan, because the inputs are stale."""
+    HOLD = "hold"
+    """An operator holds the plan that was running."""
+    FIXED = "fixed"
+    """An operator runs a named time-of-day plan or explicit greens."""
+
+
+class EventKind(enum.Enum):
+    """Kinds of entries in an intersection's history."""
+
+    DECISION = "decision"
+    STARTED = "started"
+    PUBLISHED = "published"
+    ACK = "ack"
+    ACK_TIMEOUT = "ack-timeout"
+    OVERRIDE = "override"
+    REJECTED = "rejected"
+    INPUTS = "inputs"
+
+
+@dataclass(frozen=True, slots=True)
+class ControlEvent:
+    """One entry of an intersection's history: when, what, and why (``text``)."""
+
+    at: datetime
+    kind: EventKind
+    text: str
+    plan_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanStatus:
+    """A plan the engine sent (or adopted) and its acknowledgement state.
+
+    ``sent_at`` is when it was first published; ``acked_at``/``acked_by``/``detail`` come
+    from the latest ack (``detail``: the signal controller's reason); ``publishes`` counts
+    how often it was published (republishing included).
+    """
+
+    plan: TimingPlan
+    state: PlanState
+    sent_at: datetime
+    acked_at: datetime | None = None
+    acked_by: str = ""
+    detail: str = ""
+    publishes: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveOverride:
+    """An operator override in force: the action, who asked, why, and since when (UTC).
+
+    ``greens_s`` holds the target greens of a ``fixed`` override (or the held ones of a
+    ``hold``), in seconds per phase; ``plan_name`` the time-of-day plan a ``fixed`` names.
+    """
+
+    action: OverrideAction
+    who: str
+    why: str
+    since: datetime
+    plan_name: str | None = None
+    greens_s: Mapping[PhaseId, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class IntersectionState:
+    """Snapshot of one intersection's control for dashboards and health checks.
+
+    ``running`` is the plan in force now, ``pending`` the plan sent to start at the next
+    cycle boundary (if any); ``mode`` is the running plan's mode; ``source`` who decides
+    next; ``stale`` why the inputs are stale now (empty: fresh); ``last_reason`` the reason
+    of the latest decision; ``next_decision_at`` when the next regular decision is due;
+    ``plans`` the recently sent plans (oldest first) and ``history`` the recent events.
+    """
+
+    intersection_id: IntersectionId
+    controller: str
+    source: Source
+    mode: PlanMode | None
+    running: PlanStatus | None
+    pending: PlanStatus | None
+    override: ActiveOverride | None
+    stale: tuple[str, ...]
+    last_reason: str
+    next_decision_at: datetime | None
+    plans: tuple[PlanStatus, ...]
+    history: tuple[ControlEvent, ...]
