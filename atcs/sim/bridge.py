@@ -1,0 +1,224 @@
+"""A signal controller as SUMO's traffic light sees it: plans in, states and acks out.
+
+:class:`SignalBridge` stands where a field signal controller stands. It receives plans only
+as the JSON payloads of ``{p}/intersections/{ix}/plan`` (decoded with the bus contract),
+checks them the way a controller's own firmware would (right intersection, right phases,
+finite durations, yellow >= 3 s, all-red >= 1 s), keeps the newest as pending, switches to
+it at the first cycle boundary at or after its ``valid_from``, and answers each plan with
+the payload of ``.../plan/ack`` (applied, or rejected with the reason). Every step it says
+which SUMO state string the light shows. Durations run on the controller's tick (the SUMO
+step); plan offsets are not applied (cycles run back to back). No SUMO I/O here.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+from atcs.bus.messages import AckResult, PlanAck
+from atcs.bus.payloads import decode_timing_plan, encode_plan_ack
+from atcs.errors import PayloadError
+from atcs.sim.clock import SimClock
+from atcs.sim.specs import SimIntersection
+from atcs.types import TimingPlan
+
+log = logging.getLogger(__name__)
+
+MIN_YELLOW_S = 3.0
+MIN_ALL_RED_S = 1.0
+_EPS = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """One interval of a running cycle: phase index, kind, SUMO state, length in ticks."""
+
+    phase: int
+    kind: str
+    state: str
+    ticks: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    plan: TimingPlan
+    intervals: tuple[Interval, ...]
+    cycle_ticks: int
+    valid_from_s: float
+
+
+class SignalBridge:
+    """One emulated signal controller driving one SUMO traffic light.
+
+    ``tick_s`` is the controller's (and SUMO's) time step in seconds; ``device_id`` names
+    the controller in its acks.
+    """
+
+    def __init__(self, intersection: SimIntersection, clock: SimClock, tick_s: float) -> None:
+        self._ix = intersection
+        self._clock = clock
+        self._tick_s = tick_s
+        self._running: _Loaded | None = None
+        self._pending: _Loaded | None = None
+        self._cycle_start_s = 0.0
+        self.device_id = f"sim-bridge:{intersection.tls_id}"[:128]
+        self.applied = 0
+        self.rejected = 0
+
+    @property
+    def running(self) -> TimingPlan | None:
+        """The plan the light runs now (None before the first plan)."""
+        return None if self._running is None else self._running.plan
+
+    @property
+    def cycle_start_s(self) -> float:
+        """SUMO time (s) at which the current cycle started."""
+        return self._cycle_start_s
+
+    def next_boundary_s(self) -> float | None:
+        """SUMO time (s) of the end of the current cycle (None before the first plan)."""
+        if self._running is None:
+            return None
+        return self._cycle_start_s + self._running.cycle_ticks * self._tick_s
+
+    def _ack(self, plan_id: str, result: AckResult, reason: str, now_s: float) -> bytes:
+        if result is AckResult.APPLIED:
+            self.applied += 1
+        else:
+            self.rejected += 1
+        ack = PlanAck(
+            intersection_id=self._ix.spec.intersection_id,
+            plan_id=plan_id,
+            result=result,
+            reason=reason,
+            controller_id=self.device_id,
+            at=self._clock.at(now_s),
+        )
+        return encode_plan_ack(ack)
+
+    def _problems(self, plan: TimingPlan) -> list[str]:
+        out: list[str] = []
+        if plan.intersection_id != self._ix.spec.intersection_id:
+            out.append(
+                f"plan for {plan.intersection_id!r}, this is {self._ix.spec.intersection_id!r}"
+            )
+        want = [p.phase_id for p in self._ix.spec.phases]
+        got = [p.phase_id for p in plan.phases]
+        if got != want:
+            out.append(f"phases {got} differ from this controller's {want}")
+            return out
+        for p in plan.phases:
+            values = (p.green_s, p.yellow_s, p.all_red_s)
+            if not all(math.isfinite(v) and v >= 0 for v in values):
+                out.append(f"phase {p.phase_id}: durations must be finite and >= 0")
+            elif p.yellow_s < MIN_YELLOW_S - _EPS or p.all_red_s < MIN_ALL_RED_S - _EPS:
+                out.append(
+                    f"phase {p.phase_id}: yellow {p.yellow_s:g} s / all-red {p.all_red_s:g} s "
+                    f"below the controller's {MIN_YELLOW_S:g} / {MIN_ALL_RED_S:g} s"
+                )
+        return out
+
+    def _ticks(self, seconds: float) -> int:
+        return max(0, round(seconds / self._tick_s))
+
+    def _load(self, plan: TimingPlan) -> _Loaded:
+        intervals: list[Interval] = []
+        for k, timing in enumerate(plan.phases):
+            sig = self._ix.signals[k]
+            for kind, state, seconds in (
+                ("green", sig.green, timing.green_s),
+                ("yellow", sig.yellow, timing.yellow_s),
+                ("all_red", sig.all_red, timing.all_red_s),
+            ):
+                ticks = self._ticks(seconds)
+                if abs(ticks * self._tick_s - seconds) > _EPS:
+                    log.debug(
+                        "%s: %s %s of %g s runs as %d ticks",
+                        self._ix.tls_id,
+                        timing.phase_id,
+                        kind,
+                        seconds,
+                        ticks,
+                    )
+                if ticks:
+                    intervals.append(Interval(k, kind, state, ticks))
+        cycle_ticks = sum(i.ticks for i in intervals)
+        return _Loaded(plan, tuple(intervals), cycle_ticks, self._clock.seconds(plan.valid_from))
+
+    def receive(self, payload: bytes, now_s: float) -> list[bytes]:
+        """Take one plan payload at SUMO time ``now_s``; return the acks it causes now.
+
+        A plan that breaks the controller's checks is rejected at once; a pending plan
+        replaced by a newer one is rejected as superseded. The plan already running sent
+        again (the engine refreshes its retained plan) goes on as it is and is acked as
+        applied; the pending plan sent again stays pending. Undecodable payloads are logged
+        and dropped (there is no plan id to answer).
+        """
+        try:
+            plan = decode_timing_plan(payload, self._ix.spec.intersection_id).record
+        except PayloadError as exc:
+            log.warning("%s: plan payload refused: %s", self._ix.tls_id, exc)
+            return []
+        problems = self._problems(plan)
+        if problems:
+            reason = "; ".join(problems)
+            log.warning("%s: plan %s rejected: %s", self._ix.tls_id, plan.plan_id, reason)
+            return [self._ack(plan.plan_id, AckResult.REJECTED, reason, now_s)]
+        if self._running is not None and plan.plan_id == self._running.plan.plan_id:
+            if self._pending is None:
+                return [self._ack(plan.plan_id, AckResult.APPLIED, "already running", now_s)]
+        elif self._pending is not None and plan.plan_id == self._pending.plan.plan_id:
+            return []
+        loaded = self._load(plan)
+        if loaded.cycle_ticks <= 0:
+            return [self._ack(plan.plan_id, AckResult.REJECTED, "empty cycle", now_s)]
+        acks: list[bytes] = []
+        if self._pending is not None:
+            acks.append(
+                self._ack(
+                    self._pending.plan.plan_id,
+                    AckResult.REJECTED,
+                    f"superseded by {plan.plan_id} before it started",
+                    now_s,
+                )
+            )
+        self._pending = loaded
+        return acks
+
+    def step(self, now_s: float) -> tuple[str | None, list[bytes]]:
+        """Return the state to show from ``now_s`` for one tick and any acks (plans applied).
+
+        Returns None as state before the first plan arrived (the light keeps its own
+        program).
+        """
+        acks: list[bytes] = []
+        pending = self._pending
+        if self._running is None and pending is not None:
+            acks.append(self._apply(pending, now_s))
+        boundary = self.next_boundary_s()
+        if boundary is not None and now_s >= boundary - _EPS:
+            self._cycle_start_s = boundary
+            pending = self._pending
+            if pending is not None and pending.valid_from_s <= now_s + _EPS:
+                acks.append(self._apply(pending, now_s))
+        running = self._running
+        if running is None:
+            return None, acks
+        elapsed = round((now_s - self._cycle_start_s) / self._tick_s)
+        for interval in running.intervals:
+            if elapsed < interval.ticks:
+                return interval.state, acks
+            elapsed -= interval.ticks
+        return running.intervals[-1].state, acks
+
+    def _apply(self, loaded: _Loaded, now_s: float) -> bytes:
+        self._pending = None
+        self._running = loaded
+        self._cycle_start_s = now_s
+        late = now_s - loaded.valid_from_s
+        reason = f"running from {self._clock.at(now_s).isoformat()}"
+        if late > _EPS:
+            reason += f" ({late:g} s after its valid_from, at the next cycle boundary)"
+        log.debug("%s: plan %s applied at %g s", self._ix.tls_id, loaded.plan.plan_id, now_s)
+        return self._ack(loaded.plan.plan_id, AckResult.APPLIED, reason, now_s)

@@ -1,0 +1,330 @@
+"""``atcs simulate``: every requested controller in closed loop on one scenario.
+
+For each controller, :func:`run_simulation` builds the intersections from the network's
+signal programs, writes the emulated cameras' detector file, runs SUMO in closed loop
+(:mod:`atcs.sim.loop`), reads SUMO's trip outputs and writes, under ``out_dir``:
+
+- ``summary.json``: per controller, mean delay, trip time, waiting time, vehicles
+  completed, safety violations observed and more (rewritten after each controller);
+- ``<controller>/``: SUMO's ``tripinfo.xml`` and ``statistics.xml``, ``cycles.csv`` (what
+  SUMO really ran: green, yellow and all-red per phase per cycle) and ``audit.json``;
+- ``intersections.json``: the specs built from the signal programs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import functools
+import json
+import logging
+import multiprocessing
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from atcs.errors import SimulationError
+from atcs.sim.cameras import write_detector_file
+from atcs.sim.loop import PROGRAM, ClosedLoop, LoopOutcome, sumo_args
+from atcs.sim.network import read_programs
+from atcs.sim.results import ControllerResult, SimulationSummary, read_trip_stats
+from atcs.sim.scenario import Scenario, resolve_scenario
+from atcs.sim.specs import SimIntersection, SpecOptions, build_intersection
+from atcs.sim.sumo import in_process_backend
+from controllers import controller_names
+
+log = logging.getLogger(__name__)
+
+
+def simulation_controllers() -> tuple[str, ...]:
+    """Return the controller names ``atcs simulate`` accepts: the engine's and ``program``."""
+    return (*controller_names(), PROGRAM)
+
+
+def load_intersections(
+    scenario: Scenario, options: SpecOptions | None = None
+) -> tuple[SimIntersection, ...]:
+    """Return the retimable traffic lights of ``scenario`` (others keep their own program).
+
+    ``options`` (default :class:`SpecOptions`) are updated with the scenario's overrides.
+    """
+    opts = options or SpecOptions()
+    if scenario.overrides:
+        known = {f.name for f in dataclasses.fields(SpecOptions)}
+        unknown = sorted(set(scenario.overrides) - known)
+        if unknown:
+            raise SimulationError(
+                f"scenario {scenario.name!r}: unknown option(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        opts = dataclasses.replace(opts, **scenario.overrides)
+    out: list[SimIntersection] = []
+    for program in read_programs(scenario.net_file):
+        try:
+            out.append(build_intersection(program, opts))
+        except SimulationError as exc:
+            log.warning("%s: left to its own program: %s", scenario.name, exc)
+    if not out:
+        raise SimulationError(f"scenario {scenario.name!r} has no traffic light to retime")
+    return tuple(out)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def _write_cycles(path: Path, outcome: LoopOutcome) -> int:
+    rows = 0
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(
+            ["tls", "cycle_start_s", "cycle_s", "phase", "green_s", "yellow_s", "all_red_s"]
+        )
+        for audit in outcome.audits:
+            for cycle in audit.cycles:
+                rows += 1
+                for p in cycle.phases:
+                    writer.writerow(
+                        [
+                            cycle.tls_id,
+                            f"{cycle.start_s:g}",
+                            f"{cycle.cycle_s:g}",
+                            p.phase_id,
+                            f"{p.green_s:g}",
+                            f"{p.yellow_s:g}",
+                            f"{p.all_red_s:g}",
+                        ]
+                    )
+    return rows
+
+
+def _spec_json(ix: SimIntersection) -> dict[str, Any]:
+    s = ix.spec
+    return {
+        "tls": ix.tls_id,
+        "intersection": s.intersection_id,
+        "cycle_min_s": s.cycle_min_s,
+        "cycle_max_s": s.cycle_max_s,
+        "max_cycle_step_s": s.max_cycle_step_s,
+        "max_split_step_s": s.max_split_step_s,
+        "fixed_greens_s": dict(s.fallback_plans[0].greens_s),
+        "phases": [
+            {
+                "phase": p.phase_id,
+                "green_state": sig.green,
+                "min_green_s": p.min_green_s,
+                "max_green_s": p.max_green_s,
+                "yellow_s": p.yellow_s,
+                "all_red_s": p.all_red_s,
+                "segments": list(p.segments),
+                "exit_segments": list(p.exit_segments),
+            }
+            for p, sig in zip(s.phases, ix.signals, strict=True)
+        ],
+    }
+
+
+def run_controller(
+    scenario: Scenario,
+    intersections: Sequence[SimIntersection],
+    controller: str,
+    *,
+    end_s: float,
+    seed: int,
+    run_dir: Path,
+    progress: bool,
+) -> ControllerResult:
+    """One closed-loop run of ``controller``; outputs go to ``run_dir``."""
+    from tqdm import tqdm
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    loop = ClosedLoop(scenario, intersections, controller)
+    detector_file = run_dir / "cameras.add.xml"
+    write_detector_file(detector_file, loop.detectors)
+    args = sumo_args(scenario, detector_file, run_dir, end_s, seed)
+    duration = end_s - scenario.begin_s
+    with tqdm(
+        total=duration,
+        unit="sim s",
+        desc=f"{scenario.name} {controller}",
+        disable=not progress,
+        leave=False,
+    ) as bar:
+        outcome = loop.run(args, end_s, bar.update)
+    trips = read_trip_stats(run_dir / "tripinfo.xml", run_dir / "statistics.xml", duration)
+    cycles = _write_cycles(run_dir / "cycles.csv", outcome)
+    violations = sum(a.violations for a in outcome.audits)
+    examples = tuple(m for a in outcome.audits for m in a.messages)[:20]
+    audit_doc = {
+        "violations": violations,
+        "messages": [m for a in outcome.audits for m in a.messages],
+    }
+    (run_dir / "audit.json").write_text(json.dumps(audit_doc, indent=2) + "\n", "utf-8")
+    if violations:
+        level = logging.INFO if controller == PROGRAM else logging.WARNING
+        log.log(
+            level, "%s/%s: %d safety violations observed", scenario.name, controller, violations
+        )
+    return ControllerResult(
+        controller=controller,
+        trips=trips,
+        mean_queue_veh=outcome.mean_queue_veh,
+        safety_violations=violations,
+        violation_examples=examples,
+        cycles_observed=cycles,
+        plans=outcome.plans,
+        envelope=outcome.envelope,
+        wall_s=outcome.wall_s,
+    )
+
+
+DECISION_LOGGERS = ("controllers", "atcs.control")
+"""Loggers of every decision, repair and ack: thousands of lines per simulated hour."""
+
+
+@contextlib.contextmanager
+def _quiet_decisions() -> Iterator[None]:
+    """Send the decision loggers' routine output to debug only (``-v`` shows it)."""
+    loggers = [logging.getLogger(name) for name in DECISION_LOGGERS]
+    saved = [lg.level for lg in loggers]
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, saved, strict=True):
+            lg.setLevel(level)
+
+
+def _child_logging(level: int) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _isolated(
+    scenario: Scenario,
+    intersections: Sequence[SimIntersection],
+    controller: str,
+    *,
+    end_s: float,
+    seed: int,
+    run_dir: Path,
+    progress: bool,
+) -> ControllerResult:
+    """Run :func:`run_controller` in a fresh process when SUMO runs in-process (libsumo).
+
+    libsumo keeps some state from one simulation to the next in the same process, so that
+    a run's result would depend on the runs before it; TraCI runs are separate processes
+    already. This process never starts libsumo itself, so a forked child starts clean.
+    """
+    job = functools.partial(
+        run_controller,
+        scenario,
+        intersections,
+        controller,
+        end_s=end_s,
+        seed=seed,
+        run_dir=run_dir,
+        progress=progress,
+    )
+    if not in_process_backend():
+        return job()
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    level = logging.getLogger().getEffectiveLevel()
+    with ProcessPoolExecutor(
+        max_workers=1, mp_context=context, initializer=_child_logging, initargs=(level,)
+    ) as pool:
+        return pool.submit(job).result()
+
+
+def run_simulation(  # noqa: PLR0917 - the CLI's documented signature
+    scenario: str,
+    controllers: list[str],
+    seconds: int | None,
+    seed: int,
+    out_dir: Path,
+    progress: bool,
+    options: SpecOptions | None = None,
+) -> SimulationSummary:
+    """Run each of ``controllers`` in closed loop on ``scenario``; print and save the table.
+
+    ``scenario`` is a RESCO name, ``demo`` or a ``.sumocfg`` path; ``seconds`` shortens
+    the scenario's span (from its begin); ``seed`` is SUMO's random seed. Raises
+    :class:`SimulationError` for an unknown scenario or controller.
+    """
+    known = simulation_controllers()
+    unknown = [c for c in controllers if c not in known]
+    if unknown or not controllers:
+        raise SimulationError(
+            f"unknown controller(s) {unknown or controllers}; known: {', '.join(known)}"
+        )
+    scen = resolve_scenario(scenario)
+    if seconds is not None and seconds <= 0:
+        raise SimulationError(f"--seconds must be positive, got {seconds}")
+    end_s = scen.end_s if seconds is None else min(scen.end_s, scen.begin_s + seconds)
+    intersections = load_intersections(scen, options)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "intersections.json").write_text(
+        json.dumps([_spec_json(ix) for ix in intersections], indent=2) + "\n", "utf-8"
+    )
+    with _quiet_decisions():
+        summary = _run_all(
+            scen,
+            intersections,
+            list(dict.fromkeys(controllers)),
+            end_s=end_s,
+            seed=seed,
+            out_dir=out_dir,
+            progress=progress,
+        )
+    print(summary.table())
+    return summary
+
+
+def _run_all(
+    scen: Scenario,
+    intersections: Sequence[SimIntersection],
+    controllers: list[str],
+    *,
+    end_s: float,
+    seed: int,
+    out_dir: Path,
+    progress: bool,
+) -> SimulationSummary:
+    """Run every controller in turn, rewriting ``summary.json`` after each."""
+    results: list[ControllerResult] = []
+    summary = SimulationSummary(
+        scen.name,
+        scen.begin_s,
+        end_s,
+        seed,
+        tuple(ix.spec.intersection_id for ix in intersections),
+        (),
+    )
+    for controller in controllers:
+        log.info("simulating %s with %s (%g s)", scen.name, controller, end_s - scen.begin_s)
+        results.append(
+            _isolated(
+                scen,
+                intersections,
+                controller,
+                end_s=end_s,
+                seed=seed,
+                run_dir=out_dir / _slug(controller),
+                progress=progress,
+            )
+        )
+        summary = SimulationSummary(
+            scen.name, scen.begin_s, end_s, seed, summary.intersections, tuple(results)
+        )
+        summary.write(out_dir / "summary.json")
+    return summary

@@ -1,0 +1,127 @@
+"""``atcs simulate`` in real Eclipse SUMO: short closed-loop runs on the demo and cologne1."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from atcs.cli import main
+from atcs.errors import SimulationError
+from atcs.sim import resolve_scenario, run_simulation
+from atcs.sim.network import read_programs
+from atcs.sim.simulate import load_intersections
+from atcs.sim.specs import build_intersection
+from controllers import validate_spec
+
+pytestmark = pytest.mark.sim
+
+FIELDS = (
+    "mean_delay_s",
+    "mean_trip_time_s",
+    "mean_waiting_time_s",
+    "vehicles_completed",
+    "safety_violations",
+)
+
+
+def _summary(out: Path) -> dict[str, dict[str, Any]]:
+    doc = json.loads((out / "summary.json").read_text())
+    controllers: dict[str, dict[str, Any]] = doc["controllers"]
+    return controllers
+
+
+def test_spec_from_cologne1_program() -> None:
+    (program,) = read_programs(resolve_scenario("cologne1").net_file)
+    ix = build_intersection(program)
+    spec = ix.spec
+    validate_spec(spec)
+    assert [p.phase_id for p in spec.phases] == ["P1", "P2", "P3", "P4"]
+    assert dict(spec.fallback_plans[0].greens_s) == {"P1": 29, "P2": 6, "P3": 29, "P4": 6}
+    assert all(p.yellow_s == 5.0 for p in spec.phases)  # the program's amber
+    assert all(p.all_red_s == 1.0 for p in spec.phases)  # the program has none: inserted
+    # The derived change states match the program's own amber where it has one ...
+    assert ix.signals[0].green == "rrrrrGGGggrrrrrGGGgg"
+    assert ix.signals[0].yellow == "rrrrryyyggrrrrryyygg"
+    # ... and add the all-red clearance the program lacks.
+    assert ix.signals[0].all_red == "rrrrrrrrggrrrrrrrrgg"
+    assert ix.signals[1].all_red == "r" * 20
+    # Protected lefts (P2) are fed by the left-turn movements only; exits are outgoing edges.
+    assert all("@P1-P2" in s for s in spec.phases[1].segments)
+    assert spec.phases[0].exit_segments
+    assert all(s.endswith("[out]") for s in spec.phases[0].exit_segments)
+    assert spec.cycle_min_s == 60.0
+    assert spec.cycle_max_s == 120.0
+
+
+def test_bad_scenario_name(tmp_path: Path) -> None:
+    with pytest.raises(SimulationError, match=r"cologne1.*ingolstadt21.*sumocfg"):
+        run_simulation("cologne99", ["fixed"], 60, 1, tmp_path, progress=False)
+    with pytest.raises(SimulationError, match="unknown controller"):
+        run_simulation("demo", ["psychic"], 60, 1, tmp_path, progress=False)
+
+
+def test_cli_reports_bad_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["simulate", "--scenario", "nowhere", "--controller", "fixed", "--out",
+                 str(tmp_path), "--no-progress"])  # fmt: skip
+    assert code == 2
+    assert "unknown scenario 'nowhere'" in capsys.readouterr().err
+
+
+def test_demo_closed_loop(tmp_path: Path) -> None:
+    summary = run_simulation("demo", ["fixed", "max-pressure"], 600, 3, tmp_path, progress=False)
+    results = _summary(tmp_path)
+    assert set(results) == {"fixed", "max-pressure"}
+    for name, entry in results.items():
+        for field in FIELDS:
+            assert field in entry, (name, field)
+        assert entry["safety_violations"] == 0, entry["violation_examples"]
+        assert isinstance(entry["vehicles_completed"], int)
+        assert entry["vehicles_completed"] > 100
+        assert entry["collisions"] == 0
+    plans = results["max-pressure"]["plans"]
+    assert isinstance(plans, dict)
+    assert plans["applied"] >= 3
+    assert plans["rejected"] == 0
+    # What SUMO ran is logged per cycle and every cycle keeps the envelope.
+    with (tmp_path / "max-pressure" / "cycles.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len({r["cycle_start_s"] for r in rows}) >= 4
+    assert all(float(r["yellow_s"]) >= 3 and float(r["all_red_s"]) >= 1 for r in rows)
+    greens = {(r["cycle_start_s"], r["phase"]): float(r["green_s"]) for r in rows}
+    assert len(set(greens.values())) > 1  # the adaptive controller did retime the signal
+    assert (
+        summary.result("fixed").trips.vehicles_completed == results["fixed"]["vehicles_completed"]
+    )
+
+
+def test_cologne1_closed_loop_and_audit(tmp_path: Path) -> None:
+    run_simulation(
+        "cologne1", ["webster", "max-pressure", "program"], 400, 1, tmp_path, progress=False
+    )
+    results = _summary(tmp_path)
+    for name in ("webster", "max-pressure"):
+        assert results[name]["safety_violations"] == 0, results[name]["violation_examples"]
+        assert results[name]["vehicles_completed"] > 50
+    # The network's own program has no all-red: the audit of what SUMO ran must see it.
+    assert results["program"]["safety_violations"] > 0
+    examples = results["program"]["violation_examples"]
+    assert isinstance(examples, list)
+    assert any("all-red" in e or "after a yellow ended" in e for e in examples)
+
+
+def test_traci_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ATCS_SUMO_TRACI", "1")
+    run_simulation("cologne1", ["webster"], 200, 1, tmp_path, progress=False)
+    assert _summary(tmp_path)["webster"]["safety_violations"] == 0
+
+
+def test_every_resco_network_builds() -> None:
+    for name in ("cologne3", "cologne8", "ingolstadt7", "ingolstadt21", "grid4x4", "arterial4x4"):
+        intersections = load_intersections(resolve_scenario(name))
+        assert intersections, name
+        for ix in intersections:
+            validate_spec(ix.spec)
