@@ -10,6 +10,6 @@ echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check atcs detectors controllers tests benchmarks scripts
 echo "== mypy --strict"
-.venv/bin/mypy atcs detectors controllers tests benchmarks
+.venv/bin/mypy atcs detectors controllers tests benchmarks scripts
 echo "== pytest"
 .venv/bin/python -m pytest "$@"
