@@ -43,7 +43,7 @@ class EngineTiming:
     """Timing knobs of the engine loop, in seconds."""
 
     tick_s: float = 0.25
-    window_grace_s: float = 2.0
+    window_grace_s: float = 1.0
     status_every_s: float = 10.0
     join_timeout_s: float = 10.0
 
@@ -68,6 +68,13 @@ class DetectorWorker(threading.Thread):
         self.frames = 0
         self.dropped = 0
         self.failures = 0
+        self._lock = threading.Lock()
+        self._in_flight: dict[str, datetime] = {}
+
+    def in_flight(self) -> dict[str, datetime]:
+        """Capture time (UTC) of the oldest frame per camera taken but not yet queued."""
+        with self._lock:
+            return dict(self._in_flight)
 
     def _put(self, item: tuple[Frame, Detections]) -> None:
         while True:
@@ -87,16 +94,23 @@ class DetectorWorker(threading.Thread):
             frames = self._cameras.next_batch(self._batch, timeout_s=0.5)
             if not frames:
                 continue
+            with self._lock:
+                for f in frames:
+                    old = self._in_flight.get(f.camera_id)
+                    if old is None or f.captured_at < old:
+                        self._in_flight[f.camera_id] = f.captured_at
             try:
                 results = self._detector.detect([f.image for f in frames])
             except Exception as exc:  # the thread's loop boundary: log, pause, go on
                 self.failures += 1
                 log.error("detector failed on %d frame(s): %s", len(frames), exc)
+                results = []
                 self._stop_event.wait(1.0)
-                continue
-            for frame, detections in zip(frames, results, strict=True):
+            for frame, detections in zip(frames, results, strict=False):
                 self.frames += 1
                 self._put((frame, detections))
+            with self._lock:
+                self._in_flight.clear()
 
 
 class Engine:
@@ -174,7 +188,8 @@ class Engine:
         final: list[SegmentMetrics] = []
         for analyzer in self.analyzers.values():
             final += analyzer.close_windows(now, partial=True)
-        self._emit(final)
+        # the last, partial window of a camera that saw no frame in it carries nothing
+        self._emit([m for m in final if m.frames > 0 or m.window_end != now])
         self._emit_status(force=True)
         for sink in reversed(self.sinks):
             try:
@@ -248,13 +263,30 @@ class Engine:
                 if self.control is not None:
                     self.control.on_camera_status(status)
 
+    def _pending_capture_times(self) -> dict[str, datetime]:
+        """Per camera, the capture time of the oldest frame not yet analysed (UTC).
+
+        A window is closed only when no frame of its time is still waiting in a camera's
+        queue or in the detector, so an overloaded detector delays windows instead of
+        losing their frames as late.
+        """
+        pending = {} if self._worker is None else self._worker.in_flight()
+        if self.cameras is not None:
+            for camera_id, reader in self.cameras.readers.items():
+                queued = reader.queue.oldest_captured_at()
+                if queued is not None and (camera_id not in pending or queued < pending[camera_id]):
+                    pending[camera_id] = queued
+        return pending
+
     def tick(self) -> None:
         """One analysis tick: analyse queued detections, close due windows, report status."""
         self._drain_results()
         until = datetime.now(UTC) - timedelta(seconds=self.timing.window_grace_s)
+        pending = self._pending_capture_times()
         due: list[SegmentMetrics] = []
-        for analyzer in self.analyzers.values():
-            due += analyzer.close_windows(until)
+        for camera_id, analyzer in self.analyzers.items():
+            oldest = pending.get(camera_id)
+            due += analyzer.close_windows(until if oldest is None else min(until, oldest))
         self._emit(due)
         self._emit_status()
         if self.control is not None:
@@ -303,7 +335,12 @@ def build_engine(cfg: AtcsConfig) -> Engine:
         outputs.bus.on_ack(control.on_ack)
         outputs.bus.on_override(control.on_override)
     listeners = [control.on_metrics] if control is not None else []
-    return Engine(cfg, sinks=outputs.sinks, listeners=listeners, control=control)
+    engine = Engine(cfg, sinks=outputs.sinks, listeners=listeners, control=control)
+    if cfg.dashboard is not None:  # dashboard (atcs.web): a sink + frame observer, see docs
+        from atcs.web import attach_dashboard
+
+        attach_dashboard(engine, cfg.dashboard)
+    return engine
 
 
 def run_service(cfg: AtcsConfig, duration_s: float | None = None) -> int:

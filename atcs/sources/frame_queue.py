@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from datetime import datetime
 
 from atcs.errors import SourceError
 from atcs.types import Frame
@@ -59,6 +60,11 @@ class FrameQueue:
         """Remove and return the oldest waiting frame, or None."""
         with self._cond:
             return self._pop()
+
+    def oldest_captured_at(self) -> datetime | None:
+        """Capture time (aware UTC) of the oldest waiting frame, or None when empty."""
+        with self._cond:
+            return self._frames[0].captured_at if self._frames else None
 
     def _pop(self) -> Frame | None:
         if not self._frames:
