@@ -48,6 +48,19 @@ class EngineTiming:
     join_timeout_s: float = 10.0
 
 
+@dataclass(frozen=True, slots=True)
+class EngineStats:
+    """Counters of a running engine (totals since start)."""
+
+    started_at: datetime | None
+    frames_detected: int
+    frames_dropped: int
+    detector_failures: int
+    analysis_failures: int
+    result_queue: int
+    windows_published: int
+
+
 class DetectorWorker(threading.Thread):
     """Takes the latest frames of the cameras, detects in one batch, queues the results."""
 
@@ -143,6 +156,19 @@ class Engine:
         self.windows_published = 0
         self.analysis_failures = 0
         self.started_at: datetime | None = None
+
+    def stats(self) -> EngineStats:
+        """Counters for health pages and metrics (safe from any thread)."""
+        worker = self._worker
+        return EngineStats(
+            started_at=self.started_at,
+            frames_detected=worker.frames if worker else 0,
+            frames_dropped=worker.dropped if worker else 0,
+            detector_failures=worker.failures if worker else 0,
+            analysis_failures=self.analysis_failures,
+            result_queue=self._results.qsize(),
+            windows_published=self.windows_published,
+        )
 
     # --- start and stop ------------------------------------------------------------
 
@@ -297,9 +323,9 @@ class Engine:
 
     def run(self, duration_s: float | None = None) -> None:
         """Start, tick until stopped (signal, :meth:`stop` or ``duration_s``), shut down."""
-        self.start()
         deadline = None if duration_s is None else time.monotonic() + duration_s
         try:
+            self.start()
             while not self.stop_event.is_set():
                 if deadline is not None and time.monotonic() >= deadline:
                     log.info("duration of %.0f s reached; stopping", duration_s)

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(python3 python3-venv python3-dev curl ca-certificates mosquitto mosquitto-clients influxdb influxdb-client nginx ffmpeg rtsp-server-perl openssl)
+DEBIAN_PACKAGES=(python3 python3-venv python3-dev curl ca-certificates mosquitto mosquitto-clients influxdb influxdb-client nginx ffmpeg rtsp-server-perl openssl chromium)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do

@@ -26,6 +26,7 @@ from atcs.config.core import (
     SegmentConfig,
     SiteConfig,
 )
+from atcs.config.dashboard import DashboardConfig
 from atcs.config.service import ServiceConfig
 from atcs.config.storage import InfluxConfig
 from atcs.errors import ConfigError
@@ -34,6 +35,7 @@ __all__ = [
     "AnalysisConfig",
     "AtcsConfig",
     "CameraConfig",
+    "DashboardConfig",
     "DetectorConfig",
     "InfluxConfig",
     "IntersectionConfig",
@@ -71,6 +73,9 @@ class AtcsConfig(StrictModel):
     )
     mqtt: MqttConfig | None = Field(default=None, description="MQTT bus; none: not published.")
     influx: InfluxConfig | None = Field(default=None, description="InfluxDB; none: not stored.")
+    dashboard: DashboardConfig | None = Field(
+        default=None, description="Web dashboard and HTTP API; none: not served."
+    )
 
     @model_validator(mode="after")
     def _references(self) -> AtcsConfig:

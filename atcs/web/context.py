@@ -1,0 +1,106 @@
+"""Everything the web app reads and acts on, gathered in one object per dashboard."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from atcs.config import AtcsConfig
+from atcs.config.dashboard import DashboardConfig
+from atcs.web.audit import AuditLog
+from atcs.web.auth import Authenticator
+from atcs.web.board import BoardStore
+from atcs.web.engine_view import EngineView
+from atcs.web.models import CameraView, HealthView, IntersectionView, Overview, SegmentView
+from atcs.web.operator import OperatorDesk
+from atcs.web.snapshots import Snapshotter
+from atcs.web.views import (
+    camera_views,
+    health_view,
+    intersection_views,
+    segment_views,
+)
+
+
+@dataclass(slots=True)
+class DashboardContext:
+    """The engine view, the dashboard's own stores, logins, the audit log and the desk."""
+
+    dash: DashboardConfig
+    engine: EngineView
+    board: BoardStore
+    snapshots: Snapshotter
+    auth: Authenticator
+    audit: AuditLog
+    desk: OperatorDesk
+    counts: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def cfg(self) -> AtcsConfig:
+        """The engine's configuration."""
+        return self.engine.cfg
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to the dashboard counter ``name`` (logins, refusals ...)."""
+        with self._lock:
+            self.counts[name] = self.counts.get(name, 0) + n
+
+    def counters(self) -> dict[str, int]:
+        """Return a copy of the dashboard counters."""
+        with self._lock:
+            return dict(self.counts)
+
+    def segments(self, now: datetime | None = None) -> list[SegmentView]:
+        """Every segment's latest window and trend."""
+        at = now or datetime.now(UTC)
+        return segment_views(self.cfg, self.board.segments(), at)
+
+    def cameras(self) -> list[CameraView]:
+        """Every camera's status and latest image."""
+        snaps = {c: self.snapshots.snapshot(c) for c in self.snapshots.camera_ids}
+        return camera_views(
+            self.cfg, self.engine.camera_statuses(), self.snapshots.counters(), snaps
+        )
+
+    def intersections(self) -> list[IntersectionView]:
+        """Every controlled intersection's state."""
+        control = self.engine.control
+        if control is None:
+            return []
+        return intersection_views(self.cfg, control.state())
+
+    def health(self, cameras: list[CameraView] | None = None) -> HealthView:
+        """Engine health with the problems an operator should see."""
+        control = self.engine.control
+        audit = dict(self.audit.counts)
+        audit["pending"] = self.audit.pending()
+        audit.update({f"actions_{k}": v for k, v in self.desk.counts.items()})
+        return health_view(
+            self.cfg,
+            counters=self.engine.counters(),
+            outputs=self.engine.outputs(),
+            cameras=self.cameras() if cameras is None else cameras,
+            control=control.counters() if control is not None else {},
+            audit=audit,
+            now=datetime.now(UTC),
+        )
+
+    def overview(self) -> Overview:
+        """Everything the page shows."""
+        now = datetime.now(UTC)
+        cameras = self.cameras()
+        return Overview(
+            site_id=self.cfg.site.id,
+            site_name=self.cfg.site.name,
+            timezone=self.cfg.site.timezone,
+            title=self.dash.title or self.cfg.site.name or self.cfg.site.id,
+            language=self.dash.language,
+            refresh_s=self.dash.refresh_s,
+            now=now,
+            segments=self.segments(now),
+            cameras=cameras,
+            intersections=self.intersections(),
+            health=self.health(cameras),
+        )

@@ -1,0 +1,145 @@
+"""The dashboard as a part of the engine: a :class:`~atcs.sinks.Sink` that serves the web UI.
+
+:func:`attach_dashboard` adds one :class:`Dashboard` to a built engine: as a sink it
+receives every closed window, camera status and plan (and its :meth:`Dashboard.start` and
+:meth:`Dashboard.close` start and stop the web server, the snapshot thread and the audit
+writer with the engine's other sinks), and as a frame observer it keeps the latest frame
+of each camera for the camera wall. Nothing here blocks the engine's tick.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from atcs.config.dashboard import DashboardConfig
+from atcs.types import CameraStatus, SegmentMetrics, TimingPlan
+from atcs.web.app import create_app
+from atcs.web.audit import AuditLog
+from atcs.web.auth import Authenticator
+from atcs.web.board import BoardStore
+from atcs.web.context import DashboardContext
+from atcs.web.engine_view import EngineView, LiveEngineView
+from atcs.web.operator import OperatorDesk
+from atcs.web.server import WebServer
+from atcs.web.snapshots import Snapshotter
+
+if TYPE_CHECKING:
+    from atcs.service import Engine
+
+log = logging.getLogger(__name__)
+
+
+def build_context(
+    dash: DashboardConfig,
+    engine: EngineView,
+    *,
+    environ: Mapping[str, str] | None = None,
+    audit: AuditLog | None = None,
+) -> DashboardContext:
+    """Make the dashboard's stores, logins, audit log and operator desk for ``engine``."""
+    cfg = engine.cfg
+    board = BoardStore([s.id for s in cfg.segments], dash.trend_windows)
+    board.allow_cameras([c.id for c in cfg.cameras])
+    snapshots = Snapshotter(
+        cfg,
+        interval_s=dash.snapshot_interval_s,
+        width_px=dash.snapshot_width_px,
+        jpeg_quality=dash.snapshot_jpeg_quality,
+    )
+    if audit is None:
+        path = Path(cfg.service.state_dir) / dash.audit_file
+        audit = AuditLog(path, cfg.influx, environ=environ)
+    desk = OperatorDesk(cfg.site.id, engine.control, audit)
+    return DashboardContext(
+        dash=dash,
+        engine=engine,
+        board=board,
+        snapshots=snapshots,
+        auth=Authenticator(dash, environ),
+        audit=audit,
+        desk=desk,
+    )
+
+
+class Dashboard:
+    """The web dashboard of one engine (a Sink; see the module docstring)."""
+
+    def __init__(self, ctx: DashboardContext) -> None:
+        self.ctx = ctx
+        self.server = WebServer(create_app(ctx), ctx.dash.host, ctx.dash.port)
+        self._started = False
+
+    @property
+    def url(self) -> str:
+        """Where the dashboard is served (valid after :meth:`start`)."""
+        return self.server.url
+
+    # Sink ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the audit writer, the snapshot thread and the web server."""
+        if self._started:
+            return
+        self.ctx.audit.start()
+        self.ctx.snapshots.start()
+        try:
+            self.server.start()
+        except Exception:
+            self.ctx.snapshots.stop()
+            self.ctx.audit.close()
+            raise
+        self._started = True
+        if not len(self.ctx.auth.directory) and not self.ctx.auth.anonymous_viewers:
+            log.warning("dashboard: no user can log in and anonymous viewers are off")
+
+    def on_metrics(self, metrics: Sequence[SegmentMetrics]) -> None:
+        """Keep the latest window and trend of each segment."""
+        self.ctx.board.add_metrics(metrics)
+
+    def on_camera_status(self, status: CameraStatus) -> None:
+        """Keep the camera's status."""
+        self.ctx.board.add_status(status)
+
+    def on_plan(self, plan: TimingPlan) -> None:
+        """Count the plan (the plans shown come from the control loop's state)."""
+        self.ctx.board.count_plan()
+
+    def health(self) -> Mapping[str, float | int | str | bool]:
+        """Live logins, windows received, snapshots encoded and audit counters."""
+        out: dict[str, float | int | str | bool] = {
+            "connected": self._started,
+            "sessions": len(self.ctx.auth.sessions),
+            "windows": self.ctx.board.windows_total,
+            "snapshots": self.ctx.snapshots.encoded_total,
+            "snapshot_failures": self.ctx.snapshots.failures_total,
+            "audit_pending": self.ctx.audit.pending(),
+        }
+        out.update({f"audit_{k}": v for k, v in self.ctx.audit.counts.items()})
+        return out
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Stop the web server, the snapshot thread and the audit writer."""
+        if not self._started:
+            return
+        self._started = False
+        share = max(timeout_s / 3, 1.0)
+        self.server.stop(share)
+        self.ctx.snapshots.stop(share)
+        self.ctx.audit.close(share)
+
+
+def attach_dashboard(
+    engine: Engine, dash: DashboardConfig, environ: Mapping[str, str] | None = None
+) -> Dashboard:
+    """Add a dashboard to ``engine``: a sink (started and closed with it) and a frame observer."""
+    view = LiveEngineView(engine)
+    dashboard = Dashboard(build_context(dash, view, environ=environ))
+    view.skip(dashboard)
+    # first: it starts before the bus and the store (a taken port stops the engine before
+    # anything else started) and closes after them (the page shows the shutdown)
+    engine.sinks.insert(0, dashboard)
+    engine.frame_observers.append(dashboard.ctx.snapshots.observe)
+    return dashboard

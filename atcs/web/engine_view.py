@@ -1,0 +1,157 @@
+"""What the dashboard reads from the running engine, behind one small protocol.
+
+:class:`EngineView` is all the web side needs from the engine: its config, the control
+loop, live camera statuses, counters and the health of its outputs. :class:`LiveEngineView`
+reads a running :class:`atcs.service.Engine`; tests may give a fake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+from atcs.config import AtcsConfig
+from atcs.control import ControlLoop
+from atcs.types import CameraStatus
+
+if TYPE_CHECKING:
+    from atcs.service import Engine
+    from atcs.sinks import Sink
+
+HealthMap = Mapping[str, float | int | str | bool]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineCounters:
+    """Counters of the engine loop since start (``started_at`` UTC, None before start)."""
+
+    started_at: datetime | None
+    frames_detected: int
+    frames_dropped: int
+    detector_failures: int
+    analysis_failures: int
+    result_queue: int
+    windows_published: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutputHealth:
+    """One output's health, normalised: name, kind (mqtt, influxdb, ...) and its numbers."""
+
+    name: str
+    kind: str
+    connected: bool
+    state: str
+    last_error: str
+    queued: int
+    spooled: int
+    details: HealthMap
+
+
+class EngineView(Protocol):
+    """The engine as the dashboard sees it."""
+
+    @property
+    def cfg(self) -> AtcsConfig:
+        """The engine's configuration."""
+        ...
+
+    @property
+    def control(self) -> ControlLoop | None:
+        """The signal-control loop (None without intersections)."""
+        ...
+
+    def camera_statuses(self) -> Sequence[CameraStatus]:
+        """Return every camera's status now."""
+        ...
+
+    def counters(self) -> EngineCounters:
+        """Return the engine loop's counters."""
+        ...
+
+    def outputs(self) -> Sequence[OutputHealth]:
+        """Return the health of every output (bus, store)."""
+        ...
+
+
+def _int(value: object) -> int:
+    return int(value) if isinstance(value, int | float) else 0
+
+
+def normalise_health(sink: object, health: HealthMap) -> OutputHealth:
+    """Name and summarise a sink's :meth:`health` (MQTT bus, InfluxDB store, others)."""
+    from atcs.bus import MqttBus
+    from atcs.storage import InfluxSink
+
+    error = str(health.get("last_error", ""))
+    if isinstance(sink, MqttBus):
+        connected = bool(health.get("connected", False))
+        disk = _int(health.get("disk_queue"))
+        queued = disk + _int(health.get("memory_queue"))
+        state = "connected" if connected else "disconnected"
+        return OutputHealth("MQTT broker", "mqtt", connected, state, error, queued, disk, health)
+    if isinstance(sink, InfluxSink):
+        state = str(health.get("state", "unknown"))
+        spool = _int(health.get("spool_points"))
+        queued = spool + _int(health.get("queue_points"))
+        connected = bool(health.get("connected", False))
+        return OutputHealth("InfluxDB", "influxdb", connected, state, error, queued, spool, health)
+    kind = type(sink).__name__.lower()
+    connected = bool(health.get("connected", True))
+    state = str(health.get("state", "connected" if connected else "disconnected"))
+    return OutputHealth(type(sink).__name__, kind, connected, state, error, 0, 0, health)
+
+
+class LiveEngineView:
+    """Reads a running :class:`atcs.service.Engine` (safe from the web server's threads)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._skip: set[int] = set()
+
+    def skip(self, sink: Sink) -> None:
+        """Leave ``sink`` (the dashboard itself) out of :meth:`outputs`."""
+        self._skip.add(id(sink))
+
+    @property
+    def cfg(self) -> AtcsConfig:
+        """The engine's configuration."""
+        return self._engine.cfg
+
+    @property
+    def control(self) -> ControlLoop | None:
+        """The engine's control loop."""
+        return self._engine.control
+
+    def camera_statuses(self) -> Sequence[CameraStatus]:
+        """Live statuses from the camera readers (empty before start)."""
+        cameras = self._engine.cameras
+        return [] if cameras is None else cameras.statuses()
+
+    def counters(self) -> EngineCounters:
+        """Detector worker and analysis counters."""
+        stats = self._engine.stats()
+        return EngineCounters(
+            started_at=stats.started_at,
+            frames_detected=stats.frames_detected,
+            frames_dropped=stats.frames_dropped,
+            detector_failures=stats.detector_failures,
+            analysis_failures=stats.analysis_failures,
+            result_queue=stats.result_queue,
+            windows_published=stats.windows_published,
+        )
+
+    def outputs(self) -> Sequence[OutputHealth]:
+        """Health of the engine's sinks, the dashboard's own left out."""
+        out = []
+        for sink in list(self._engine.sinks):
+            if id(sink) in self._skip:
+                continue
+            try:
+                health = sink.health()
+            except Exception as exc:  # a sink's health must not break the page
+                health = {"connected": False, "state": "error", "last_error": str(exc)}
+            out.append(normalise_health(sink, health))
+        return out
