@@ -45,6 +45,8 @@ def summarise(cfg: AtcsConfig) -> list[str]:
         lines.append(f"  {ix.id}")
     lines.append(f"mqtt: {'configured' if cfg.mqtt else 'off'}")
     lines.append(f"influxdb: {'configured' if cfg.influx else 'off'}")
+    dash = cfg.dashboard
+    lines.append(f"dashboard: http://{dash.host}:{dash.port}/" if dash else "dashboard: off")
     return lines
 
 

@@ -37,6 +37,7 @@ if ! port_open 8086; then
   echo "demo: started InfluxDB on 127.0.0.1:8086 (log var/log/influxdb.log)"
 fi
 cat <<TXT
+demo: dashboard:          http://127.0.0.1:${ATCS_DASHBOARD_PORT:-8080}/  (video wall: add ?layout=wall)
 demo: watch the bus:      mosquitto_sub -v -t 'atcs/#'
 demo: live table:         .venv/bin/atcs watch --config config.toml
 demo: query the history:  influx -database atcs -execute 'SELECT * FROM segment_metrics ORDER BY time DESC LIMIT 5'

@@ -32,6 +32,7 @@ def test_demo_site_publishes_stores_and_plans(
         "ATCS_MQTT_PORT": str(mosquitto.port),
         "ATCS_INFLUX_URL": influxdb.url,
         "ATCS_STATE_DIR": str(tmp_path / "state"),
+        "ATCS_DASHBOARD_PORT": "0",
     }
     proc = subprocess.run(
         [sys.executable, "-m", "atcs.cli", "run", "--config", str(repo_dir / "config.toml"),
