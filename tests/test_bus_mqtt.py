@@ -32,8 +32,9 @@ from atcs.bus.schemas import load_schema
 from atcs.config.bus import MqttConfig
 from atcs.errors import BusError
 from atcs.types import CameraState, IntersectionId, SiteId
-from tests.support import bus_samples as s
+from tests.support import samples as s
 from tests.support.mosquitto import Collector, Mosquitto, MosquittoFactory, Received, TlsFiles
+from tests.support.wait import poll
 
 pytestmark = pytest.mark.integration
 
@@ -65,15 +66,6 @@ def make_bus(tmp_path: Path) -> Iterator[BusFactory]:
     yield make
     for bus in made:
         bus.close(timeout_s=1.0)
-
-
-def _wait(predicate: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def _kind(topic: str) -> TopicKind:
@@ -166,7 +158,7 @@ def test_round_trip_validated_by_schemas_and_retained_for_late_subscribers(
     plans = [m for m in got if _kind(m.topic) is TopicKind.TIMING_PLAN]
     assert plans[0].topic == "atcs/v1/intersections/ix-1/plan"
     assert decode_timing_plan(plans[0].payload).record == s.plan()
-    assert _wait(lambda: bus.health()["published"] == 8 and bus.health()["disk_queue"] == 0, 5)
+    assert poll(lambda: bus.health()["published"] == 8 and bus.health()["disk_queue"] == 0, 5)
 
     late = Collector(mosquitto, "atcs/v1/#")
     collectors.append(late)
@@ -260,8 +252,8 @@ def test_password_from_environment_right_and_wrong(
     bad = make_bus(broker, tmp_path / "bad", {"MQTT_PW": "wrong-pass-123"},
                    username="atcs", password_env="MQTT_PW", client_id="bad-one")  # fmt: skip
     bad.on_metrics([s.metrics(1)])
-    assert _wait(lambda: "refused" in str(bad.health()["last_error"]), 10)
-    assert _wait(lambda: bad.health()["disk_queue"] == 1, 5)  # kept, not lost
+    assert poll(lambda: "refused" in str(bad.health()["last_error"]), 10)
+    assert poll(lambda: bad.health()["disk_queue"] == 1, 5)  # kept, not lost
     health = bad.health()
     assert health["connected"] is False
     assert "not authori" in str(health["last_error"]).lower()
@@ -304,9 +296,9 @@ def test_tls_with_client_certificate(
                        client_id="no-cert")  # fmt: skip
     wrong_ca.on_metrics([s.metrics(1)])
     for bus in (wrong_ca, no_cert):
-        assert _wait(lambda b=bus: int(b.health()["connect_failures"]) >= 1, 10)  # type: ignore[misc]
+        assert poll(lambda b=bus: int(b.health()["connect_failures"]) >= 1, 10)  # type: ignore[misc]
         assert bus.health()["connected"] is False
-    assert _wait(lambda: wrong_ca.health()["disk_queue"] == 1, 5)
+    assert poll(lambda: wrong_ca.health()["disk_queue"] == 1, 5)
     assert any("cannot connect to MQTT broker" in r.getMessage() for r in caplog.records)
     assert len(sub.snapshot()) == 1
     with pytest.raises(BusError, match="not found"):
@@ -349,7 +341,7 @@ def test_broker_killed_mid_stream_every_window_arrives_once_in_order(
     _raw_copies_are_exact(got)
     health = bus.health()
     assert int(health["disconnects"]) >= 1
-    assert _wait(lambda: bus.health()["disk_queue"] == 0, 5)
+    assert poll(lambda: bus.health()["disk_queue"] == 0, 5)
     assert bus.health()["published"] == 2 * n
 
 
@@ -372,7 +364,7 @@ def test_engine_restarted_while_broker_down_delivers_the_disk_queue_after(
     caplog.set_level(logging.INFO, logger="atcs.bus")
     for i in range(20, 40):
         first.on_metrics([s.metrics(i)])
-    assert _wait(lambda: first.health()["disk_queue"] == 20, 5)
+    assert poll(lambda: first.health()["disk_queue"] == 20, 5)
     started = time.monotonic()
     first.close(timeout_s=5)
     assert time.monotonic() - started < 3  # does not wait for a broker that is down
@@ -384,7 +376,7 @@ def test_engine_restarted_while_broker_down_delivers_the_disk_queue_after(
     def unreachable_logged() -> bool:
         return any("cannot connect to MQTT broker" in r.getMessage() for r in caplog.records)
 
-    assert _wait(unreachable_logged, 5)
+    assert poll(unreachable_logged, 5)
     assert second.health()["connected"] is False
     broker.restart()
     assert sub.wait_for(lambda ms: _windows(ms, "seg-a")[-1:] == [59], 20)
@@ -393,7 +385,7 @@ def test_engine_restarted_while_broker_down_delivers_the_disk_queue_after(
     docs = [json.loads(m.payload) for m in got]
     assert len({d["stream"] for d in docs}) == 1  # one stream across the restart
     assert [d["seq"] for d in docs if d["seq"] > 20] == list(range(21, 61))
-    assert _wait(lambda: second.health()["disk_queue"] == 0, 5)
+    assert poll(lambda: second.health()["disk_queue"] == 0, 5)
 
 
 def test_bound_hit_drops_oldest_metrics_first_and_counts(
@@ -408,7 +400,7 @@ def test_bound_hit_drops_oldest_metrics_first_and_counts(
     bus.on_plan(s.plan())
     bus.on_camera_status(s.camera_status())
     bus.on_metrics([s.metrics(i) for i in range(25)])
-    assert _wait(lambda: bus.health()["dropped_segment_metrics"] == 17, 5), bus.health()
+    assert poll(lambda: bus.health()["dropped_segment_metrics"] == 17, 5), bus.health()
     assert bus.health()["disk_queue"] == 10
     assert bus.health()["dropped_timing_plan"] == 0
     assert any("dropped oldest 17 segment_metrics" in r.getMessage() for r in caplog.records)
@@ -430,19 +422,19 @@ def test_full_disk_keeps_what_was_accepted_and_recovers(
     broker, sub = _down_broker_with_subscriber(mosquitto_factory, collectors, "atcs/v1/segments/#")
     bus = make_bus(broker, reconnect_min_s=1, reconnect_max_s=1)
     bus.on_metrics([s.metrics(i) for i in range(3)])
-    assert _wait(lambda: bus.health()["disk_queue"] == 3, 5)
+    assert poll(lambda: bus.health()["disk_queue"] == 3, 5)
     assert bus._sender is not None
     outbox = bus._sender.outbox
     pages = outbox._db.execute("PRAGMA page_count").fetchone()[0]
     outbox._db.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full now
     caplog.set_level(logging.ERROR, logger="atcs.bus")
     bus.on_metrics([s.metrics(i) for i in range(3, 60)])
-    assert _wait(lambda: "full" in str(bus.health()["queue_error"]), 5), bus.health()
+    assert poll(lambda: "full" in str(bus.health()["queue_error"]), 5), bus.health()
     assert bus.health()["disk_queue"] == 3
     assert bus.health()["memory_queue"] == 57
     assert any("cannot write the MQTT disk queue" in r.getMessage() for r in caplog.records)
     outbox._db.execute("PRAGMA max_page_count = 1073741823")  # space again
-    assert _wait(lambda: bus.health()["disk_queue"] == 60, 5), bus.health()
+    assert poll(lambda: bus.health()["disk_queue"] == 60, 5), bus.health()
     assert bus.health()["queue_error"] == ""
     broker.restart()
     assert sub.wait_for(lambda ms: _windows(ms, "seg-a")[-1:] == [59], 20)
@@ -473,7 +465,7 @@ def test_malformed_incoming_messages_are_logged_and_dropped(
     sender = Collector(mosquitto, "unused/#")
     collectors.append(sender)
     probe = Override(IX, OverrideAction.HOLD, "op", "probe")
-    assert _wait(lambda: bool(sender.client.publish(TOPICS.override(IX), encode_override(probe), 1))
+    assert poll(lambda: bool(sender.client.publish(TOPICS.override(IX), encode_override(probe), 1))
                  and any(o.why == "probe" for o in overrides), 10)  # fmt: skip
     bad = [
         (TOPICS.override(IX), b"\x00\xff garbage"),
@@ -491,7 +483,7 @@ def test_malformed_incoming_messages_are_logged_and_dropped(
     ack = PlanAck(IX, "p-1", AckResult.APPLIED)
     sender.client.publish(TOPICS.override(IX), encode_override(release), qos=1)
     sender.client.publish(TOPICS.plan_ack(IX), encode_plan_ack(ack), qos=1)
-    assert _wait(lambda: bool(acks) and overrides[-1:] == [release], 10)
+    assert poll(lambda: bool(acks) and overrides[-1:] == [release], 10)
     assert acks == [ack]
     assert [o.why for o in overrides if o.why != "probe"] == ["parade over"]
     health = bus.health()
@@ -508,7 +500,7 @@ def test_malformed_incoming_messages_are_logged_and_dropped(
     bus2 = make_bus(mosquitto, Path(str(bus.queue_path.parent) + "-2"), client_id="second")
     seen: list[Override] = []
     bus2.on_override(seen.append)
-    assert _wait(lambda: any("ignored retained" in r.getMessage() for r in caplog.records), 10)
+    assert poll(lambda: any("ignored retained" in r.getMessage() for r in caplog.records), 10)
     assert seen == []
 
 

@@ -14,7 +14,7 @@ from atcs.bus.outbox import NewMessage, Outbox
 from atcs.bus.payloads import encode_segment_metrics
 from atcs.bus.topics import TopicKind
 from atcs.errors import BusError, DataError
-from tests.support.bus_samples import metrics
+from tests.support.samples import metrics
 
 
 def _msg(i: int, kind: TopicKind = TopicKind.SEGMENT_METRICS) -> NewMessage:

@@ -37,7 +37,7 @@ from atcs.bus.topics import TopicKind, Topics
 from atcs.config.bus import MqttConfig
 from atcs.errors import DataError, PayloadError
 from atcs.types import CameraId, IntersectionId, PhaseId, SegmentId, SiteId
-from tests.support import bus_samples as s
+from tests.support import samples as s
 
 META = MessageMeta("stream-1", 7)
 IX = IntersectionId("ix-1")

@@ -18,7 +18,7 @@ from atcs.bus.payloads import encode_segment_metrics
 from atcs.config.bus import MqttConfig
 from atcs.types import CameraId, CameraState, CameraStatus, SegmentId, SiteId
 from atcs.watch import RED_BG, RESET, View, _mqtt_config, frame, render_table, run_watch
-from tests.support import bus_samples as s
+from tests.support import samples as s
 from tests.support.mosquitto import Collector, Mosquitto
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

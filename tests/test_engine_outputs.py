@@ -9,7 +9,6 @@ arrive exactly once in each place, in order.
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import threading
@@ -30,8 +29,10 @@ from atcs.service import Engine, EngineTiming
 from atcs.storage import InfluxSink, InfluxWriter, V1Writer, V2Writer
 from atcs.storage.lineprotocol import timestamp
 from atcs.types import Direction, SegmentMetrics, SiteId, VehicleClass
-from tests.support.influxdb import InfluxServer, NginxProxy
+from tests.support.influxdb import InfluxServer, NginxProxy, new_db
 from tests.support.mosquitto import Collector, Mosquitto, MosquittoFactory, Received
+from tests.support.sites import two_clip_site_toml
+from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -45,61 +46,26 @@ INFLUX_FAST: dict[str, Any] = {
     "batch_size": 200,
     "timeout_s": 3.0,
 }
-_db_numbers = itertools.count()
-
-
-def new_db(stem: str) -> str:
-    return f"{stem}_{next(_db_numbers)}_{time.monotonic_ns() % 1_000_000}"
 
 
 def site_toml(media_dir: Path, model_path: str, state_dir: Path, extra: str = "") -> str:
     """Two live cameras (clips played at their own rate), 2 s windows, ~3 frames/s each."""
-    return f"""
-[site]
-id = "{SITE}"
-
-[detector]
-model = "{model_path}"
-image_size_px = 640
-
-[analysis]
-window_s = 2.0
-
-[service]
-state_dir = "{state_dir}"
-
-[[cameras]]
-id = "pontianak"
-source = "{media_dir / "pontianak_motorcycles.mp4"}"
-sample_fps = 3.0
-
-[[cameras]]
-id = "motorway"
-source = "{media_dir / "motorway_overpass.mp4"}"
-sample_fps = 3.0
-
-[[segments]]
-id = "inbound"
-camera = "pontianak"
-polygon = [[0.59, 0.00], [0.76, 0.00], [1.00, 0.42], [1.00, 1.00], [0.50, 1.00], [0.60, 0.40]]
-length_m = 30.0
-lanes = 2
-
+    counting_line = """
 [[lines]]
 id = "inbound-count"
 camera = "pontianak"
 segment = "inbound"
 points = [[0.50, 0.60], [1.00, 0.60]]
-
-[[segments]]
-id = "carriageway"
-camera = "motorway"
-polygon = [[0.46, 0.15], [0.59, 0.15], [0.97, 1.00], [0.05, 1.00]]
-length_m = 90.0
-lanes = 3
-stop_line = [[0.05, 1.00], [0.97, 1.00]]
-{extra}
 """
+    return two_clip_site_toml(
+        media_dir,
+        model_path,
+        state_dir,
+        site_id=SITE,
+        sample_fps=3.0,
+        stop_line=True,
+        extra=counting_line + extra,
+    )
 
 
 def make_config(tmp_path: Path, media_dir: Path, model_path: str, extra: str = "") -> AtcsConfig:
@@ -120,14 +86,6 @@ def v1_config(server: InfluxServer, db: str) -> InfluxConfig:
 
 def v2_config(proxy: NginxProxy, db: str) -> InfluxConfig:
     return InfluxConfig.model_validate({"api": "v2", "url": proxy.url, "bucket": db, **INFLUX_FAST})
-
-
-def wait_for(cond: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {timeout_s} s: {what}")
-        time.sleep(0.05)
 
 
 # What arrived where ------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import pytest
 from atcs.config import load_config
 from atcs.service import Engine, EngineTiming
 from atcs.types import CameraState, CameraStatus, SegmentMetrics, TimingPlan, VehicleClass
+from tests.support.sites import two_clip_site_toml
 
 pytestmark = pytest.mark.e2e
 
@@ -47,48 +48,11 @@ class RecordingSink:
 
 
 def site_config(tmp_path: Path, media_dir: Path, model_path: str) -> Path:
-    text = f"""
-[site]
-id = "test"
-
-[detector]
-model = "{model_path}"
-image_size_px = 640
-
-[analysis]
-window_s = 2.0
-
-[service]
-state_dir = "{tmp_path / "var"}"
-
-[[cameras]]
-id = "pontianak"
-source = "{media_dir / "pontianak_motorcycles.mp4"}"
-sample_fps = 4.0
-
-[[cameras]]
-id = "motorway"
-source = "{media_dir / "motorway_overpass.mp4"}"
-sample_fps = 4.0
-
+    dead_camera = f"""
 [[cameras]]
 id = "dead"
 source = "{tmp_path / "no-such-clip.mp4"}"
 reconnect_initial_s = 0.5
-
-[[segments]]
-id = "inbound"
-camera = "pontianak"
-polygon = [[0.59, 0.00], [0.76, 0.00], [1.00, 0.42], [1.00, 1.00], [0.50, 1.00], [0.60, 0.40]]
-length_m = 30.0
-lanes = 2
-
-[[segments]]
-id = "carriageway"
-camera = "motorway"
-polygon = [[0.46, 0.15], [0.59, 0.15], [0.97, 1.00], [0.05, 1.00]]
-length_m = 90.0
-lanes = 3
 
 [[segments]]
 id = "dead-segment"
@@ -97,6 +61,9 @@ polygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]
 length_m = 10.0
 lanes = 1
 """
+    text = two_clip_site_toml(
+        media_dir, model_path, tmp_path / "var", sample_fps=4.0, extra=dead_camera
+    )
     path = tmp_path / "site.toml"
     path.write_text(text)
     return path

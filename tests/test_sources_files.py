@@ -24,6 +24,8 @@ from atcs.sources import (
     probe_recording,
 )
 from atcs.types import CameraState, CameraStatus, Frame
+from tests.support.readers import stopped_at_end
+from tests.support.wait import poll
 
 SHORT_CLIP = "tjunction_pole_cars_truck.mp4"  # 800x600, 20 fps, 60 frames
 AVI_CLIP = "motorway_analog_cctv.avi"  # 320x240, 25 fps, XVID
@@ -64,23 +66,9 @@ def _camera(source: Path | str, **overrides: object) -> CameraConfig:
     return CameraConfig.model_validate(values)
 
 
-def _wait_for(predicate: object, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.02)
-    return False
-
-
 @pytest.fixture
 def readers() -> Iterator[list[CameraReader]]:
-    started: list[CameraReader] = []
-    yield started
-    for reader in started:
-        reader.stop()
-    for reader in started:
-        assert reader.join(5.0), "camera thread did not stop"
+    yield from stopped_at_end()
 
 
 # -- survey ---------------------------------------------------------------------------
@@ -138,7 +126,7 @@ def test_stopping_a_survey_early_ends_the_decoder_thread(short_clip: Path) -> No
     assert first.seq == 0
     assert any(t.name == "atcs-decode" for t in threading.enumerate())
     iterator.close()  # type: ignore[attr-defined]
-    assert _wait_for(lambda: not any(t.name == "atcs-decode" for t in threading.enumerate()), 5.0)
+    assert poll(lambda: not any(t.name == "atcs-decode" for t in threading.enumerate()), 5.0)
 
 
 def test_survey_of_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -293,7 +281,7 @@ def test_image_folder_as_a_live_camera(image_folder: Path, readers: list[CameraR
     reader = CameraReader(_camera(image_folder, sample_fps=20.0, loop=True), queue_size=64)
     readers.append(reader)
     reader.start()
-    assert _wait_for(lambda: reader.stats().frames_delivered >= 15, 5.0)
+    assert poll(lambda: reader.stats().frames_delivered >= 15, 5.0)
     frames = [reader.get_latest()]
     assert frames[0] is not None
     assert frames[0].image.shape == (600, 800, 3)
@@ -309,12 +297,12 @@ def test_missing_file_goes_reconnecting_then_offline_and_recovers(
     reader = CameraReader(cam, on_status=seen.append)
     readers.append(reader)
     reader.start()
-    assert _wait_for(lambda: len(seen) >= 2, 5.0)
+    assert poll(lambda: len(seen) >= 2, 5.0)
     status = reader.status()
     assert status.state is CameraState.OFFLINE
     assert "video file not found" in status.detail
     target.write_bytes(short_clip.read_bytes())  # the file appears: the camera comes back
-    assert _wait_for(lambda: reader.status().state is CameraState.STREAMING, 5.0)
+    assert poll(lambda: reader.status().state is CameraState.STREAMING, 5.0)
     assert [s.state for s in seen] == [
         CameraState.RECONNECTING,
         CameraState.OFFLINE,
@@ -342,7 +330,7 @@ def test_group_keeps_good_cameras_running_beside_bad_ones(short_clip: Path, tmp_
             batch += group.next_batch(max_frames=4, timeout_s=1.0)
         assert len(batch) >= 5
         assert {f.camera_id for f in batch} == {"good"}
-        assert _wait_for(
+        assert poll(
             lambda: (
                 {str(s.camera_id): s.state for s in group.statuses()}["missing"]
                 is not CameraState.STREAMING
@@ -374,7 +362,7 @@ def test_looping_a_recording_without_a_decodable_frame_backs_off(
     reader = CameraReader(cam, on_status=seen.append)
     readers.append(reader)
     reader.start()
-    assert _wait_for(lambda: len(seen) >= 1, 5.0)
+    assert poll(lambda: len(seen) >= 1, 5.0)
     time.sleep(0.5)
     assert seen[0].state is CameraState.RECONNECTING
     assert "no decodable frame" in seen[0].detail

@@ -10,10 +10,9 @@ from __future__ import annotations
 import base64
 import http.server
 import logging
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -22,15 +21,12 @@ import pytest
 from atcs.config import CameraConfig
 from atcs.sources import CameraReader, SourceKind
 from atcs.types import CameraState, CameraStatus
+from tests.support.net import free_port
+from tests.support.readers import stopped_at_end
+from tests.support.wait import poll
 
 CLIP = "tjunction_pole_cars_cyclist.mp4"  # 800x600, 20 fps
 BOUNDARY = "atcsframe"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -154,19 +150,14 @@ class CameraServer:
 
 @pytest.fixture
 def camera_server(jpegs: list[bytes]) -> Iterator[CameraServer]:
-    server = CameraServer(jpegs, _free_port()).start()
+    server = CameraServer(jpegs, free_port()).start()
     yield server
     server.stop()
 
 
 @pytest.fixture
 def readers() -> Iterator[list[CameraReader]]:
-    started: list[CameraReader] = []
-    yield started
-    for reader in started:
-        reader.stop()
-    for reader in started:
-        assert reader.join(5.0), "camera thread did not stop"
+    yield from stopped_at_end()
 
 
 def _camera(source: str, **overrides: object) -> CameraConfig:
@@ -180,15 +171,6 @@ def _camera(source: str, **overrides: object) -> CameraConfig:
     }
     values.update(overrides)
     return CameraConfig.model_validate(values)
-
-
-def _wait_for(predicate: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def _start(
@@ -210,7 +192,7 @@ def test_mjpeg_stream_hands_over_real_frames(
     assert frame is not None
     assert frame.image.shape == (600, 800, 3)
     assert frame.offset_s is None
-    assert _wait_for(lambda: reader.stats().frames_delivered >= 6, 5.0)
+    assert poll(lambda: reader.stats().frames_delivered >= 6, 5.0)
     status = reader.status()
     assert status.state is CameraState.STREAMING
     assert 8.0 <= status.fps <= 20.0  # the server sends 15 frames/s
@@ -240,7 +222,7 @@ def test_mjpeg_url_answering_single_images_is_polled_as_a_snapshot(
     caplog.set_level(logging.INFO, logger="atcs.sources")
     reader = _start(readers, _camera(camera_server.base + "/video", sample_fps=4.0))
     assert reader.kind is SourceKind.MJPEG  # guessed from the URL
-    assert _wait_for(lambda: reader.stats().frames_delivered >= 3, 5.0)
+    assert poll(lambda: reader.stats().frames_delivered >= 3, 5.0)
     assert "polling it as a snapshot URL" in caplog.text
 
 
@@ -249,15 +231,15 @@ def test_server_dies_and_comes_back(
 ) -> None:
     seen: list[CameraStatus] = []
     reader = _start(readers, _camera(camera_server.base + "/stream.mjpg"), seen)
-    assert _wait_for(lambda: reader.status().state is CameraState.STREAMING, 5.0)
+    assert poll(lambda: reader.status().state is CameraState.STREAMING, 5.0)
     camera_server.stop()
-    assert _wait_for(lambda: reader.status().state is CameraState.RECONNECTING, 5.0)
+    assert poll(lambda: reader.status().state is CameraState.RECONNECTING, 5.0)
     assert reader.status().fps == 0.0
     revived = CameraServer(jpegs, camera_server.port).start()
     try:
-        assert _wait_for(lambda: reader.status().state is CameraState.STREAMING, 5.0)
+        assert poll(lambda: reader.status().state is CameraState.STREAMING, 5.0)
         delivered = reader.stats().frames_delivered
-        assert _wait_for(lambda: reader.stats().frames_delivered > delivered + 2, 5.0)
+        assert poll(lambda: reader.stats().frames_delivered > delivered + 2, 5.0)
     finally:
         revived.stop()
     states = [s.state for s in seen]
@@ -270,15 +252,15 @@ def test_stalled_stream_is_marked_and_reconnected(
 ) -> None:
     seen: list[CameraStatus] = []
     reader = _start(readers, _camera(camera_server.base + "/stream.mjpg"), seen)
-    assert _wait_for(lambda: reader.status().state is CameraState.STREAMING, 5.0)
+    assert poll(lambda: reader.status().state is CameraState.STREAMING, 5.0)
     connections = camera_server.requests.count("/stream.mjpg")
     camera_server.paused.set()  # connection open, nothing sent
-    assert _wait_for(lambda: reader.status().state is CameraState.STALLED, 3.0)
-    assert _wait_for(lambda: CameraState.STALLED in [s.state for s in seen], 3.0)
+    assert poll(lambda: reader.status().state is CameraState.STALLED, 3.0)
+    assert poll(lambda: CameraState.STALLED in [s.state for s in seen], 3.0)
     # the watchdog forced a reconnect: a new request reached the server
-    assert _wait_for(lambda: camera_server.requests.count("/stream.mjpg") > connections, 3.0)
+    assert poll(lambda: camera_server.requests.count("/stream.mjpg") > connections, 3.0)
     camera_server.paused.clear()
-    assert _wait_for(lambda: reader.status().state is CameraState.STREAMING, 5.0)
+    assert poll(lambda: reader.status().state is CameraState.STREAMING, 5.0)
     states = [s.state for s in seen]
     assert states.index(CameraState.STALLED) < len(states) - 1
     assert states[-1] is CameraState.STREAMING
@@ -290,11 +272,11 @@ def test_corrupt_frames_are_skipped_and_logged_once(
     caplog.set_level(logging.INFO, logger="atcs.sources")
     cam = _camera(camera_server.base + "/stream.mjpg", sample_fps=30.0)  # decode every frame
     reader = _start(readers, cam)
-    assert _wait_for(lambda: reader.status().state is CameraState.STREAMING, 5.0)
+    assert poll(lambda: reader.status().state is CameraState.STREAMING, 5.0)
     camera_server.corrupt_parts = 3
-    assert _wait_for(lambda: reader.stats().frames_corrupt >= 3, 5.0)
+    assert poll(lambda: reader.stats().frames_corrupt >= 3, 5.0)
     delivered = reader.stats().frames_delivered
-    assert _wait_for(lambda: reader.stats().frames_delivered > delivered + 3, 5.0)
+    assert poll(lambda: reader.stats().frames_delivered > delivered + 3, 5.0)
     assert reader.status().state is CameraState.STREAMING
     warnings = [r for r in caplog.records if "undecodable frame" in r.getMessage()]
     assert len(warnings) == 1
@@ -305,7 +287,7 @@ def test_credentials_work_and_are_never_logged(
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="atcs")
     secret = "Xq7-s3cr3t-pw"
-    server = CameraServer(jpegs, _free_port(), auth=f"operator:{secret}").start()
+    server = CameraServer(jpegs, free_port(), auth=f"operator:{secret}").start()
     seen: list[CameraStatus] = []
     try:
         good = _start(
@@ -318,9 +300,9 @@ def test_credentials_work_and_are_never_logged(
             ),
             seen,
         )
-        assert _wait_for(lambda: good.status().state is CameraState.STREAMING, 5.0)
+        assert poll(lambda: good.status().state is CameraState.STREAMING, 5.0)
         assert good.get(timeout_s=5.0) is not None
-        assert _wait_for(lambda: bad.status().state is CameraState.RECONNECTING, 5.0)
+        assert poll(lambda: bad.status().state is CameraState.RECONNECTING, 5.0)
         assert "HTTP 401" in bad.status().detail
     finally:
         for reader in readers:
@@ -340,9 +322,9 @@ def test_unreachable_camera_goes_reconnecting_then_offline(
     readers: list[CameraReader], caplog: pytest.LogCaptureFixture
 ) -> None:
     seen: list[CameraStatus] = []
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     reader = _start(readers, _camera(f"http://127.0.0.1:{port}/stream.mjpg"), seen)
-    assert _wait_for(lambda: len(seen) >= 2, 5.0)
+    assert poll(lambda: len(seen) >= 2, 5.0)
     assert [s.state for s in seen[:2]] == [CameraState.RECONNECTING, CameraState.OFFLINE]
     assert "cannot connect" in seen[0].detail
     assert reader.stats().reconnects >= 3

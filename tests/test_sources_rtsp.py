@@ -12,10 +12,8 @@ from __future__ import annotations
 import logging
 import random
 import shutil
-import socket
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,29 +21,11 @@ import pytest
 from atcs.config import CameraConfig
 from atcs.sources import CameraReader, SourceKind
 from atcs.types import CameraState, CameraStatus
+from tests.support.net import free_port, port_open
+from tests.support.process import stop_process
+from tests.support.wait import poll
 
 CLIP = "tjunction_pole_cars_truck.mp4"  # H.264, 800x600, 20 fps
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for(predicate: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def _listening(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _binary(name: str) -> str:
@@ -61,8 +41,8 @@ class RtspServer:
     def __init__(self, clip: Path, workdir: Path) -> None:
         self.clip = clip
         self.workdir = workdir
-        self.client_port = _free_port()
-        self.source_port = _free_port()
+        self.client_port = free_port()
+        self.source_port = free_port()
         self.rtp_start_port = random.randrange(20000, 60000, 2)
         self.server: subprocess.Popen[bytes] | None = None
         self.publisher: subprocess.Popen[bytes] | None = None
@@ -90,7 +70,7 @@ class RtspServer:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        if not _wait_for(lambda: _listening(self.client_port), 10.0):
+        if not poll(lambda: port_open(self.client_port), 10.0):
             self.stop()
             pytest.fail("rtsp-server-perl did not start listening")
         self.publish()
@@ -123,25 +103,13 @@ class RtspServer:
         )
 
     def unpublish(self) -> None:
-        if self.publisher is not None:
-            self.publisher.terminate()
-            try:
-                self.publisher.wait(5.0)
-            except subprocess.TimeoutExpired:
-                self.publisher.kill()
-                self.publisher.wait(5.0)
-            self.publisher = None
+        stop_process(self.publisher, timeout_s=5.0)
+        self.publisher = None
 
     def stop(self) -> None:
         self.unpublish()
-        if self.server is not None:
-            self.server.terminate()
-            try:
-                self.server.wait(5.0)
-            except subprocess.TimeoutExpired:
-                self.server.kill()
-                self.server.wait(5.0)
-            self.server = None
+        stop_process(self.server, timeout_s=5.0)
+        self.server = None
 
 
 @pytest.fixture
@@ -179,20 +147,20 @@ def test_rtsp_stream_streams_reconnects_and_hides_credentials(
         frame = reader.get(timeout_s=15.0)
         assert frame is not None, f"no RTSP frame; states {[s.state for s in seen]}"
         assert frame.image.shape == (600, 800, 3)
-        assert _wait_for(lambda: reader.stats().frames_delivered >= 5, 10.0)
+        assert poll(lambda: reader.stats().frames_delivered >= 5, 10.0)
         assert reader.status().state is CameraState.STREAMING
         # published in real time at 20 frames/s (the first second may bring a burst)
-        assert _wait_for(lambda: 12.0 <= reader.status().fps <= 28.0, 8.0), reader.status()
+        assert poll(lambda: 12.0 <= reader.status().fps <= 28.0, 8.0), reader.status()
         # the publisher dies: the stream stops; then it comes back
         rtsp_server.unpublish()
-        assert _wait_for(
+        assert poll(
             lambda: reader.status().state in (CameraState.STALLED, CameraState.RECONNECTING), 10.0
         )
         rtsp_server.publish()
         down = len(seen)
-        assert _wait_for(
-            lambda: len(seen) > down and seen[-1].state is CameraState.STREAMING, 20.0
-        ), f"states {[s.state for s in seen]}"
+        assert poll(lambda: len(seen) > down and seen[-1].state is CameraState.STREAMING, 20.0), (
+            f"states {[s.state for s in seen]}"
+        )
     finally:
         reader.stop()
         assert reader.join(10.0)
@@ -208,11 +176,11 @@ def test_rtsp_stream_streams_reconnects_and_hides_credentials(
 def test_unreachable_rtsp_camera_reconnects_with_a_clear_status() -> None:
     seen: list[CameraStatus] = []
     reader = CameraReader(
-        _camera(f"rtsp://admin:pw@127.0.0.1:{_free_port()}/live"), on_status=seen.append
+        _camera(f"rtsp://admin:pw@127.0.0.1:{free_port()}/live"), on_status=seen.append
     )
     reader.start()
     try:
-        assert _wait_for(lambda: len(seen) >= 1, 10.0)
+        assert poll(lambda: len(seen) >= 1, 10.0)
         assert seen[0].state is CameraState.RECONNECTING
         assert "cannot open stream" in seen[0].detail
         assert "rtsp://***@127.0.0.1" in seen[0].detail

@@ -7,7 +7,6 @@ real server mid-run; "engine restarts" close one sink and open another on the sa
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -20,20 +19,11 @@ import pytest
 from atcs.config.storage import InfluxConfig, Precision
 from atcs.storage import InfluxSink, V1Writer, metrics_point
 from atcs.storage.lineprotocol import timestamp
-from atcs.types import (
-    CameraId,
-    CameraState,
-    CameraStatus,
-    IntersectionId,
-    PhaseId,
-    PhaseTiming,
-    PlanMode,
-    SegmentMetrics,
-    SiteId,
-    TimingPlan,
-)
-from tests.support.influxdb import InfluxServer, NginxProxy, free_port
-from tests.test_storage_points import T0, sample_metrics
+from atcs.types import CameraId, CameraState, CameraStatus, SegmentMetrics, SiteId
+from tests.support import wait
+from tests.support.influxdb import InfluxServer, NginxProxy, new_db
+from tests.support.net import free_port
+from tests.support.samples import STORAGE_T0, sample_metrics, timing_plan
 
 pytestmark = pytest.mark.integration
 
@@ -44,23 +34,15 @@ FAST: dict[str, Any] = {
     "batch_size": 50,
     "timeout_s": 3.0,
 }
-_db_numbers = itertools.count()
-
-
-def new_db() -> str:
-    return f"atcs_test_{next(_db_numbers)}_{time.monotonic_ns() % 1_000_000}"
 
 
 def num(sink: InfluxSink) -> dict[str, int]:
     return {k: int(v) for k, v in sink.health().items() if not isinstance(v, str)}
 
 
-def wait_for(cond: Callable[[], bool], timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)
+def wait_for(cond: Callable[[], bool]) -> None:
+    """Wait up to 20 s for ``cond``: real servers are slower than the scripted writer."""
+    wait.wait_for(cond, 20.0)
 
 
 def drained(sink: InfluxSink) -> bool:
@@ -124,18 +106,13 @@ def test_v1_round_trip_of_every_measurement(influxdb: InfluxServer, tmp_path: Pa
     sink.on_camera_status(
         CameraStatus(CameraId("cam-1"), CameraState.STREAMING, 1.9, last_frame, 'via "rtsp", ok')
     )
-    plan = TimingPlan(
-        intersection_id=IntersectionId("simpang-dago"),
-        plan_id="plan-7",
-        controller="webster",
-        mode=PlanMode.ADAPTIVE,
+    plan = timing_plan(
+        "simpang-dago",
+        "plan-7",
+        {"p1": 46.0, "p2": 42.0},
         cycle_s=96.0,
-        offset_s=0.0,
-        phases=(
-            PhaseTiming(PhaseId("p1"), 46.0, 3.0, 1.0),
-            PhaseTiming(PhaseId("p2"), 42.0, 3.0, 1.0),
-        ),
-        valid_from=T0 + timedelta(seconds=96),
+        all_red_s=1.0,
+        valid_from=STORAGE_T0 + timedelta(seconds=96),
         reason="y=0.52,0.40; L=8 s",
         data_age_s=3.0,
     )

@@ -13,57 +13,8 @@ from atcs.config.storage import InfluxConfig
 from atcs.errors import ConfigError, DataError
 from atcs.storage import Point, camera_point, encode, metrics_point, plan_point
 from atcs.storage.lineprotocol import timestamp
-from atcs.types import (
-    CameraId,
-    CameraState,
-    CameraStatus,
-    Direction,
-    FlowCount,
-    IntersectionId,
-    LevelOfService,
-    LineId,
-    PhaseId,
-    PhaseTiming,
-    PlanMode,
-    SegmentId,
-    SegmentMetrics,
-    SiteId,
-    TimingPlan,
-    VehicleClass,
-)
-
-T0 = datetime(2026, 3, 1, 7, 30, 0, tzinfo=UTC)
-
-
-def sample_metrics(
-    i: int = 0, *, segment: str = "gajah-mada-nb", queue: bool = True, frames: int = 20
-) -> SegmentMetrics:
-    """A realistic SegmentMetrics for window ``i`` (10 s windows from T0)."""
-    start = T0 + timedelta(seconds=10 * i)
-    return SegmentMetrics(
-        site_id=SiteId("bandung"),
-        camera_id=CameraId("cam-1"),
-        segment_id=SegmentId(segment),
-        window_start=start,
-        window_end=start + timedelta(seconds=10),
-        frames=frames,
-        vehicles=12.5 + i,
-        vehicles_by_class={VehicleClass.CAR: 4.25, VehicleClass.MOTORCYCLE: 8.25},
-        pcu=5.4875,
-        density_pcu_km_lane=18.29,
-        occupancy=0.375,
-        flow_veh_h=2520.0,
-        flows=(
-            FlowCount(LineId("l1"), VehicleClass.MOTORCYCLE, Direction.FORWARD, 5, 1800.0),
-            FlowCount(LineId("l2"), VehicleClass.MOTORCYCLE, Direction.FORWARD, 1, 360.0),
-            FlowCount(LineId("l1"), VehicleClass.CAR, Direction.BACKWARD, 1, 360.0),
-        ),
-        queue_m=42.0 if queue else None,
-        queue_max_m=55.5 if queue else None,
-        los=LevelOfService.D,
-        congested=False,
-        stale=False,
-    )
+from atcs.types import CameraId, CameraState, CameraStatus, SiteId
+from tests.support.samples import STORAGE_T0, sample_metrics, timing_plan
 
 
 def test_timestamp_in_every_precision_is_exact() -> None:
@@ -159,8 +110,10 @@ def test_metrics_point_tags_fields_and_time() -> None:
 
 
 def test_camera_point() -> None:
-    at = T0 + timedelta(seconds=5)
-    status = CameraStatus(CameraId("cam-1"), CameraState.STALLED, 0.0, T0, "no frame for 5 s")
+    at = STORAGE_T0 + timedelta(seconds=5)
+    status = CameraStatus(
+        CameraId("cam-1"), CameraState.STALLED, 0.0, STORAGE_T0, "no frame for 5 s"
+    )
     point = camera_point(SiteId("bandung"), status, at)
     assert point.measurement == "camera_health"
     assert dict(point.tags) == {"site": "bandung", "camera": "cam-1"}
@@ -179,18 +132,13 @@ def test_camera_point() -> None:
 
 
 def test_plan_point_keeps_plan_id_out_of_tags() -> None:
-    plan = TimingPlan(
-        intersection_id=IntersectionId("simpang-lima"),
-        plan_id="p-000123",
-        controller="webster",
-        mode=PlanMode.ADAPTIVE,
+    plan = timing_plan(
+        "simpang-lima",
+        "p-000123",
+        {"ns": 40.0, "ew": 35.0},
         cycle_s=90.0,
         offset_s=12.0,
-        phases=(
-            PhaseTiming(PhaseId("ns"), 40.0, 3.0, 2.0),
-            PhaseTiming(PhaseId("ew"), 35.0, 3.0, 2.0),
-        ),
-        valid_from=T0 + timedelta(seconds=90),
+        valid_from=STORAGE_T0 + timedelta(seconds=90),
         reason="critical flow ratios 0.41, 0.36",
         data_age_s=4.5,
         extra={"y_total": 0.77},

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,18 +27,9 @@ from atcs.storage import (
     V2Writer,
     make_writer,
 )
-from atcs.types import (
-    CameraId,
-    CameraState,
-    CameraStatus,
-    IntersectionId,
-    PhaseId,
-    PhaseTiming,
-    PlanMode,
-    SiteId,
-    TimingPlan,
-)
-from tests.test_storage_points import sample_metrics
+from atcs.types import CameraId, CameraState, CameraStatus, PlanMode, SiteId
+from tests.support.samples import sample_metrics, timing_plan
+from tests.support.wait import wait_for
 
 FAST = {
     "flush_interval_s": 0.02,
@@ -80,14 +70,6 @@ class ScriptedWriter:
 def num(sink: InfluxSink) -> dict[str, int]:
     """The counters, sizes and flags of ``sink.health()`` as integers."""
     return {k: int(v) for k, v in sink.health().items() if not isinstance(v, str)}
-
-
-def wait_for(cond: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.01)
 
 
 def make_sink(tmp_path: Path, writer: ScriptedWriter, **overrides: object) -> InfluxSink:
@@ -285,17 +267,14 @@ def test_influx_sink_is_a_sink(tmp_path: Path) -> None:
     writer = ScriptedWriter()
     sink: Sink = make_sink(tmp_path, writer)  # the protocol is checked by mypy --strict
     sink.start()
-    plan = TimingPlan(
-        intersection_id=IntersectionId("simpang-dago"),
-        plan_id='plan 1, "trial"',
+    plan = timing_plan(
+        "simpang-dago",
+        'plan 1, "trial"',
+        {"p1": 26.0, "p2": 26.0},
+        cycle_s=60.0,
+        all_red_s=1.0,
         controller="fixed",
         mode=PlanMode.FALLBACK,
-        cycle_s=60.0,
-        offset_s=0.0,
-        phases=(
-            PhaseTiming(PhaseId("p1"), 26.0, 3.0, 1.0),
-            PhaseTiming(PhaseId("p2"), 26.0, 3.0, 1.0),
-        ),
         valid_from=datetime(2026, 3, 1, 6, 0, tzinfo=UTC),
         reason="time of day: morning",
     )

@@ -80,6 +80,10 @@ def _opt_time(value: Any) -> datetime | None:
     return None if value is None else _parse_time(str(value))
 
 
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 def _dump(doc: dict[str, Any]) -> bytes:
     try:
         return json.dumps(doc, allow_nan=False, separators=(",", ":")).encode("utf-8")
@@ -133,9 +137,18 @@ def load(
     return doc
 
 
-def _check_ident(doc: Mapping[str, Any], key: str, topic_ident: str | None) -> None:
+def _load_for_topic(
+    kind: TopicKind,
+    payload: bytes | str,
+    key: str,
+    topic_ident: str | None,
+    explain: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """:func:`load`, then check that the payload's ``key`` names the topic's ``topic_ident``."""
+    doc = load(kind, payload, explain)
     if topic_ident is not None and key in doc and doc[key] != topic_ident:
         raise PayloadError(f"payload {key} {doc[key]!r} does not match the topic's {topic_ident!r}")
+    return doc
 
 
 # Segment metrics -----------------------------------------------------------------------
@@ -181,8 +194,7 @@ def decode_segment_metrics(
     payload: bytes | str, topic_ident: str | None = None
 ) -> Received[SegmentMetrics]:
     """Validate and read a segment metrics payload (``topic_ident``: segment in the topic)."""
-    doc = load(TopicKind.SEGMENT_METRICS, payload)
-    _check_ident(doc, "segment", topic_ident)
+    doc = _load_for_topic(TopicKind.SEGMENT_METRICS, payload, "segment", topic_ident)
     record = SegmentMetrics(
         site_id=SiteId(doc["site"]),
         camera_id=CameraId(doc["camera"]),
@@ -208,8 +220,8 @@ def decode_segment_metrics(
             )
             for f in doc["flows"]
         ),
-        queue_m=None if doc["queue_m"] is None else float(doc["queue_m"]),
-        queue_max_m=None if doc["queue_max_m"] is None else float(doc["queue_max_m"]),
+        queue_m=_opt_float(doc["queue_m"]),
+        queue_max_m=_opt_float(doc["queue_max_m"]),
         los=LevelOfService(doc["los"]),
         congested=bool(doc["congested"]),
         stale=bool(doc["stale"]),
@@ -238,8 +250,7 @@ def decode_camera_status(
     payload: bytes | str, topic_ident: str | None = None
 ) -> Received[CameraStatus]:
     """Validate and read a camera status payload (``topic_ident``: camera in the topic)."""
-    doc = load(TopicKind.CAMERA_STATUS, payload)
-    _check_ident(doc, "camera", topic_ident)
+    doc = _load_for_topic(TopicKind.CAMERA_STATUS, payload, "camera", topic_ident)
     record = CameraStatus(
         camera_id=CameraId(doc["camera"]),
         state=CameraState(doc["state"]),
@@ -285,8 +296,7 @@ def decode_timing_plan(
     payload: bytes | str, topic_ident: str | None = None
 ) -> Received[TimingPlan]:
     """Validate and read a plan payload (``topic_ident``: intersection in the topic)."""
-    doc = load(TopicKind.TIMING_PLAN, payload)
-    _check_ident(doc, "intersection", topic_ident)
+    doc = _load_for_topic(TopicKind.TIMING_PLAN, payload, "intersection", topic_ident)
     record = TimingPlan(
         intersection_id=IntersectionId(doc["intersection"]),
         plan_id=str(doc["plan_id"]),
@@ -305,7 +315,7 @@ def decode_timing_plan(
         ),
         valid_from=_parse_time(doc["valid_from"]),
         reason=str(doc["reason"]),
-        data_age_s=None if doc["data_age_s"] is None else float(doc["data_age_s"]),
+        data_age_s=_opt_float(doc["data_age_s"]),
         extra={str(k): float(v) for k, v in doc["extra"].items()},
     )
     return Received(record, _meta(doc))
@@ -361,8 +371,7 @@ def encode_plan_ack(ack: PlanAck) -> bytes:
 
 def decode_plan_ack(payload: bytes | str, intersection: IntersectionId) -> PlanAck:
     """Validate and read an ack received on the ack topic of ``intersection``."""
-    doc = load(TopicKind.PLAN_ACK, payload)
-    _check_ident(doc, "intersection", intersection)
+    doc = _load_for_topic(TopicKind.PLAN_ACK, payload, "intersection", intersection)
     return PlanAck(
         intersection_id=intersection,
         plan_id=str(doc["plan_id"]),
@@ -404,8 +413,9 @@ def _explain_override(doc: dict[str, Any]) -> None:
 
 def decode_override(payload: bytes | str, intersection: IntersectionId) -> Override:
     """Validate and read an override received on the override topic of ``intersection``."""
-    doc = load(TopicKind.OVERRIDE, payload, _explain_override)
-    _check_ident(doc, "intersection", intersection)
+    doc = _load_for_topic(
+        TopicKind.OVERRIDE, payload, "intersection", intersection, _explain_override
+    )
     return Override(
         intersection_id=intersection,
         action=OverrideAction(doc["action"]),

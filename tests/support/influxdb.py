@@ -18,14 +18,13 @@ stop, restart or configure with authentication; stopped at the test's end).
 
 from __future__ import annotations
 
-import contextlib
 import grp
+import itertools
 import json
 import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -37,15 +36,30 @@ from typing import Any
 
 import pytest
 
+from tests.support.net import free_port, port_open
+from tests.support.process import stop_process
+
+__all__ = [  # free_port: still importable from here
+    "InfluxServer",
+    "NginxProxy",
+    "free_port",
+    "influx_v2_proxy",
+    "influxdb",
+    "make_influxdb",
+    "make_nginx_proxy",
+    "new_db",
+]
+
 INFLUXD = shutil.which("influxd") or "/usr/bin/influxd"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+_db_numbers = itertools.count()
+
+
+def new_db(stem: str = "atcs_test") -> str:
+    """A database name no other test of this run uses: ``stem``, a counter, a clock tail."""
+    return f"{stem}_{next(_db_numbers)}_{time.monotonic_ns() % 1_000_000}"
 
 
 def _tail(path: Path, chars: int = 3000) -> str:
@@ -55,29 +69,73 @@ def _tail(path: Path, chars: int = 3000) -> str:
         return ""
 
 
-def _stop_process(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(sig)
+def _spawn(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start ``args`` with stdout and stderr appended to ``log_path``."""
+    log = log_path.open("ab")
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
+        return subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    finally:
+        log.close()
 
 
-class InfluxServer:
+class _LoggedServer:
+    """A server process with its output in ``log_path``, started and stopped on demand."""
+
+    name = "server"
+    stop_signal: int = signal.SIGTERM
+
+    def __init__(self, root: Path, log_name: str) -> None:
+        self.root = root
+        self.log_path = root / log_name
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def _command(self) -> list[str]:
+        raise NotImplementedError
+
+    def _ready(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def running(self) -> bool:
+        """Whether the (master) process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def _start(self, timeout_s: float) -> None:
+        """Start unless running; wait until ready, else stop and raise with the log's tail."""
+        if self.running:
+            return
+        proc = self._proc = _spawn(self._command(), self.log_path)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited at start:\n{_tail(self.log_path)}")
+            if self._ready():
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(
+            f"{self.name} was not ready within {timeout_s} s:\n{_tail(self.log_path)}"
+        )
+
+    def stop(self) -> None:
+        """Stop the process with :attr:`stop_signal` (the data stays for a later start)."""
+        stop_process(self._proc, self.stop_signal)
+
+
+class InfluxServer(_LoggedServer):
     """A real ``influxd`` (InfluxDB 1.x) on loopback with its own data folder."""
 
+    name = "influxd"
+
     def __init__(self, root: Path, *, auth: bool = False) -> None:
-        self.root = root
+        super().__init__(root, "influxd.log")
         self.auth = auth
         self.port = free_port()
         self.rpc_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = root / "influxd.log"
         self.config_path = root / "influxd.conf"
-        self._proc: subprocess.Popen[bytes] | None = None
         root.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(self._config())
 
@@ -115,46 +173,23 @@ bind-address = "127.0.0.1:{self.rpc_port}"
   suppress-logo = true
 """
 
-    @property
-    def running(self) -> bool:
-        """Whether the process is alive."""
-        return self._proc is not None and self._proc.poll() is None
+    def _command(self) -> list[str]:
+        return [INFLUXD, "run", "-config", str(self.config_path)]
 
     def start(self, timeout_s: float = 30.0) -> None:
         """Start ``influxd`` and wait until ``/ping`` answers."""
-        if self.running:
-            return
-        log = self.log_path.open("ab")
-        try:
-            self._proc = subprocess.Popen(
-                [INFLUXD, "run", "-config", str(self.config_path)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        finally:
-            log.close()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"influxd exited at start:\n{_tail(self.log_path)}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/ping", timeout=1) as resp:
-                    if resp.status == 204:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"influxd did not answer within {timeout_s} s:\n{_tail(self.log_path)}")
+        self._start(timeout_s)
 
-    def stop(self) -> None:
-        """Stop ``influxd`` (SIGTERM; the data stays for a later :meth:`start`)."""
-        _stop_process(self._proc)
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/ping", timeout=1) as resp:
+                return bool(resp.status == 204)
+        except (urllib.error.URLError, OSError):
+            return False
 
     def kill(self) -> None:
         """Kill ``influxd`` hard (SIGKILL), as a crash would."""
-        _stop_process(self._proc, signal.SIGKILL)
+        stop_process(self._proc, signal.SIGKILL)
 
     def query(
         self,
@@ -209,17 +244,18 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         )
 
 
-class NginxProxy:
+class NginxProxy(_LoggedServer):
     """A real nginx that maps the InfluxDB v2 write API onto an InfluxDB 1.x server."""
 
+    name = "nginx"
+    stop_signal = signal.SIGQUIT  # graceful
+
     def __init__(self, root: Path, upstream_port: int) -> None:
-        self.root = root
+        super().__init__(root, "nginx.log")
         self.upstream_port = upstream_port
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = root / "nginx.log"
         self.config_path = root / "nginx.conf"
-        self._proc: subprocess.Popen[bytes] | None = None
         for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (root / "tmp" / sub).mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(self._config())
@@ -267,41 +303,15 @@ http {{
 }}
 """
 
-    @property
-    def running(self) -> bool:
-        """Whether nginx's master process is alive."""
-        return self._proc is not None and self._proc.poll() is None
+    def _command(self) -> list[str]:
+        return [NGINX, "-e", "stderr", "-p", str(self.root), "-c", str(self.config_path)]
 
     def start(self, timeout_s: float = 15.0) -> None:
         """Start nginx in the foreground and wait until it accepts connections."""
-        if self.running:
-            return
-        log = self.log_path.open("ab")
-        try:
-            self._proc = subprocess.Popen(
-                [NGINX, "-e", "stderr", "-p", str(self.root), "-c", str(self.config_path)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        finally:
-            log.close()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"nginx exited at start:\n{_tail(self.log_path)}")
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=1),
-            ):
-                return
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"nginx did not listen within {timeout_s} s:\n{_tail(self.log_path)}")
+        self._start(timeout_s)
 
-    def stop(self) -> None:
-        """Stop nginx (SIGQUIT: graceful)."""
-        _stop_process(self._proc, signal.SIGQUIT)
+    def _ready(self) -> bool:
+        return port_open(self.port)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -30,22 +29,13 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.support.net import HOST, free_port, port_open
+from tests.support.process import stop_process
+from tests.support.wait import poll
+
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
-HOST = "127.0.0.1"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex((HOST, port)) == 0
 
 
 @dataclass(frozen=True)
@@ -119,7 +109,7 @@ class Mosquitto:
         if not os.path.exists(MOSQUITTO):
             pytest.fail("mosquitto not found: install Debian's 'mosquitto' package")
         self.host = HOST
-        self.port = _free_port()
+        self.port = free_port()
         self.folder = folder
         self.username = username
         self.password = password
@@ -182,7 +172,7 @@ class Mosquitto:
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
                 pytest.fail(f"mosquitto exited at start: {err}\n{self.log_text()[-2000:]}")
-            if _port_open(self.port):
+            if port_open(self.port):
                 return
             time.sleep(0.02)
         self.kill()
@@ -216,17 +206,9 @@ class Mosquitto:
         pytest.fail("mosquitto did not write its persistence file")
 
     def _signal_and_wait(self, sig: int) -> None:
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        if proc.stderr is not None:
-            proc.stderr.close()
+        stop_process(self.proc, sig, timeout_s=10)
+        if self.proc is not None and self.proc.stderr is not None:
+            self.proc.stderr.close()
 
     def log_text(self) -> str:
         """The broker's log so far."""
@@ -348,12 +330,7 @@ class Collector:
 
     def wait_for(self, predicate: Callable[[list[Received]], bool], timeout_s: float) -> bool:
         """Wait until ``predicate(messages)`` holds; False on timeout."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if predicate(self.snapshot()):
-                return True
-            time.sleep(0.05)
-        return predicate(self.snapshot())
+        return poll(lambda: predicate(self.snapshot()), timeout_s, 0.05)
 
     def close(self) -> None:
         """Disconnect and stop."""
