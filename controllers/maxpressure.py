@@ -12,6 +12,7 @@ With no pressure anywhere, the rest is shared like the time-of-day plan's greens
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from atcs.types import PlanMode, TimingPlan
 from controllers.allocate import allocate
@@ -22,6 +23,50 @@ from controllers.plans import active_fallback, build_plan, fallback_greens_s, re
 from controllers.spec import ControlInput, IntersectionSpec
 
 MAX_PRESSURE = "max-pressure"
+
+
+def phase_pressures(spec: IntersectionSpec, inputs: ControlInput) -> list[float]:
+    """Pressure of each phase in ring order (PCU): approach minus exit queue, floored at 0."""
+    out = []
+    for phase in spec.phases:
+        measure = inputs.measures.get(phase.phase_id) if phase.segments else None
+        pressure = 0.0 if measure is None else measure.queue_pcu - measure.exit_queue_pcu
+        out.append(max(0.0, pressure))
+    return out
+
+
+def time_of_day_cycle_s(spec: IntersectionSpec, tod_greens_s: Sequence[float]) -> float:
+    """Cycle (s) of the time-of-day greens ``tod_greens_s``, within what the limits allow."""
+    lost_s = math.fsum(intergreen_s(p) for p in spec.phases)
+    shortest_s, longest_s = feasible_cycle_s(spec)
+    return min(longest_s, max(shortest_s, math.fsum(tod_greens_s) + lost_s))
+
+
+def pressure_greens(
+    spec: IntersectionSpec,
+    cycle_s: float,
+    pressures: Sequence[float],
+    tod_greens_s: Sequence[float],
+) -> tuple[list[float], str]:
+    """Greens (s) filling ``cycle_s``: min greens plus the rest shared by pressure.
+
+    With no pressure anywhere the rest is shared like ``tod_greens_s`` (above the minima).
+    Returns the greens in ring order and a short reason.
+    """
+    lo, hi = green_bounds_s(spec)
+    lost_s = math.fsum(intergreen_s(p) for p in spec.phases)
+    if math.fsum(pressures) > 0:
+        weights, why = list(pressures), f"pressures {[round(p, 1) for p in pressures]} pcu"
+    else:
+        weights = [max(0.0, g - low) for g, low in zip(tod_greens_s, lo, strict=True)]
+        why = "no pressure: time-of-day split"
+    extra_s = allocate(
+        cycle_s - lost_s - math.fsum(lo),
+        [0.0] * len(lo),
+        [h - low for h, low in zip(hi, lo, strict=True)],
+        weights,
+    )
+    return [low + e for low, e in zip(lo, extra_s, strict=True)], why
 
 
 class MaxPressureController:
@@ -38,29 +83,11 @@ class MaxPressureController:
             return time_of_day_plan(
                 spec, inputs, controller=MAX_PRESSURE, why="stale inputs: " + "; ".join(unusable)
             )
-        pressures = []
-        for phase in spec.phases:
-            measure = inputs.measures.get(phase.phase_id) if phase.segments else None
-            pressure = 0.0 if measure is None else measure.queue_pcu - measure.exit_queue_pcu
-            pressures.append(max(0.0, pressure))
-        lo, hi = green_bounds_s(spec)
-        lost_s = math.fsum(intergreen_s(p) for p in spec.phases)
+        pressures = phase_pressures(spec, inputs)
         tod = fallback_greens_s(spec, active_fallback(spec, inputs.now))
-        shortest_s, longest_s = feasible_cycle_s(spec)
-        cycle_s = min(longest_s, max(shortest_s, math.fsum(tod) + lost_s))
+        cycle_s = time_of_day_cycle_s(spec, tod)
+        greens, why = pressure_greens(spec, cycle_s, pressures, tod)
         total_pressure = math.fsum(pressures)
-        if total_pressure > 0:
-            weights, why = pressures, f"pressures {[round(p, 1) for p in pressures]} pcu"
-        else:
-            weights = [max(0.0, g - low) for g, low in zip(tod, lo, strict=True)]
-            why = "no pressure: time-of-day split"
-        extra_s = allocate(
-            cycle_s - lost_s - math.fsum(lo),
-            [0.0] * len(lo),
-            [h - low for h, low in zip(hi, lo, strict=True)],
-            weights,
-        )
-        greens = [low + e for low, e in zip(lo, extra_s, strict=True)]
         return build_plan(
             spec,
             inputs,

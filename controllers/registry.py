@@ -6,6 +6,12 @@ from collections.abc import Callable
 
 from atcs.errors import ControlError
 from controllers.fixed import FIXED, FixedTimeController
+from controllers.hybrid import (
+    TOD_PRESSURE,
+    WEBSTER_PRESSURE,
+    TimeOfDayPressureController,
+    WebsterPressureController,
+)
 from controllers.maxpressure import MAX_PRESSURE, MaxPressureController
 from controllers.spec import Controller
 from controllers.webster import WEBSTER, WebsterController
@@ -17,6 +23,8 @@ _FACTORIES: dict[str, Callable[[], Controller]] = {
     FIXED: FixedTimeController,
     WEBSTER: WebsterController,
     MAX_PRESSURE: MaxPressureController,
+    WEBSTER_PRESSURE: WebsterPressureController,
+    TOD_PRESSURE: TimeOfDayPressureController,
 }
 
 

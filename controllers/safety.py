@@ -14,6 +14,10 @@ are rescaled in proportion, inside their boxes, to the nearest allowed cycle; th
 set to the sum of the phase durations; the offset is wrapped into the cycle; the plan is
 scheduled at the next cycle boundary of the running plan. A plan with the wrong phases or
 non-finite timings cannot be repaired and is refused.
+
+Every plan that may run is then put on whole seconds (:func:`controllers.seconds.whole_seconds`,
+kept only when it still keeps every rule), so a signal controller never rounds; rounding
+alone is not a repair: a safe proposal off whole seconds is accepted, rounded.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from controllers.plans import (
 )
 from controllers.registry import controller_names, known_plan_source
 from controllers.rules import check, steps_apply, structure_problems
+from controllers.seconds import whole_seconds
 from controllers.spec import IntersectionSpec
 
 __all__ = ["SafetyDecision", "SafetyOutcome", "check", "enforce"]
@@ -289,6 +294,10 @@ def enforce(
     notes = []
     if running is not None and not steps_apply(spec, running):
         notes.append(f"step limits waived: running plan {running.plan_id} breaks the rules")
+    whole = whole_seconds(spec, plan, running)
+    if whole is not plan:
+        plan = whole
+        notes.append("durations rounded to whole seconds")
     if changes:
         logger.warning(
             "intersection %s: plan %s from %s repaired as %s: %s",

@@ -30,6 +30,20 @@ def webster_cycle_s(flow_ratio_sum: float, lost_time_s: float) -> float:
     return (1.5 * lost_time_s + 5.0) / (1.0 - flow_ratio_sum)
 
 
+def flow_ratios(spec: IntersectionSpec, inputs: ControlInput) -> list[float]:
+    """Critical flow ratio ``flow / saturation flow`` of each phase in ring order (0 unfed)."""
+    return [
+        inputs.measures[p.phase_id].flow_pcu_h / p.saturation_flow_pcu_h if p.segments else 0.0
+        for p in spec.phases
+    ]
+
+
+def clamp_cycle_s(spec: IntersectionSpec, optimum_s: float) -> float:
+    """``optimum_s`` (s, may be infinite) held within the cycles the limits allow."""
+    shortest_s, longest_s = feasible_cycle_s(spec)
+    return min(longest_s, max(shortest_s, optimum_s))
+
+
 class WebsterController:
     """Webster's cycle and proportional splits, recomputed from the latest measures."""
 
@@ -44,15 +58,11 @@ class WebsterController:
             return time_of_day_plan(
                 spec, inputs, controller=WEBSTER, why="stale inputs: " + "; ".join(unusable)
             )
-        ratios = [
-            inputs.measures[p.phase_id].flow_pcu_h / p.saturation_flow_pcu_h if p.segments else 0.0
-            for p in spec.phases
-        ]
+        ratios = flow_ratios(spec, inputs)
         flow_ratio_sum = math.fsum(ratios)
         lost_s = math.fsum(intergreen_s(p) for p in spec.phases)
         optimum_s = webster_cycle_s(flow_ratio_sum, lost_s)
-        shortest_s, longest_s = feasible_cycle_s(spec)
-        cycle_s = min(longest_s, max(shortest_s, optimum_s))
+        cycle_s = clamp_cycle_s(spec, optimum_s)
         lo, hi = green_bounds_s(spec)
         weights = ratios if flow_ratio_sum > 0 else [1.0] * len(ratios)
         greens = allocate(cycle_s - lost_s, lo, hi, weights)

@@ -11,18 +11,18 @@ import pytest
 
 from atcs.bus.messages import AckResult, MessageMeta
 from atcs.bus.payloads import decode_plan_ack, encode_timing_plan
+from atcs.control.inputs import phase_measures
 from atcs.errors import SimulationError
 from atcs.sim.audit import SignalAudit
 from atcs.sim.bridge import SignalBridge
 from atcs.sim.cameras import CameraEmulator, DetectorReading, plan_detectors
 from atcs.sim.clock import SimClock
-from atcs.sim.engine import whole_seconds
-from atcs.sim.measures import phase_measures
 from atcs.sim.network import LaneInfo, ProgramPhase, SignalLink, TlsProgram
 from atcs.sim.scenario import known_scenarios, read_sumocfg, resolve_scenario
 from atcs.sim.specs import SimIntersection, SpecOptions, build_intersection, camera_zone
 from atcs.types import PhaseId, PhaseTiming, PlanMode, SegmentId, SiteId, TimingPlan, VehicleClass
 from controllers import check, validate_spec
+from controllers.seconds import whole_seconds
 
 CLOCK = SimClock()
 

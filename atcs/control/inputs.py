@@ -1,31 +1,51 @@
 """From segment windows to what a controller sees per phase, and when inputs are stale.
 
-:class:`MeasureBoard` keeps, for one intersection, the newest usable window of each segment
-its phases use (approach and exit segments; nothing else, so memory is bounded by the
-config) and the health of the cameras that see them. Windows flagged ``stale`` (no frame
-was seen: the camera was down) carry zeros, not measures, and are skipped.
+The one measure aggregation of the engine: the service's supervisor and the closed loop in
+SUMO (``atcs simulate``) both use :class:`MeasureBoard`. For one intersection it keeps the
+recent usable windows of each segment its phases use (approach and exit segments, at most
+:data:`HISTORY_WINDOWS` each; nothing else, so memory is bounded by the config) and the
+health of the cameras that see them. Windows flagged ``stale`` (no frame was seen: the
+camera was down) carry zeros, not measures, and are skipped; a window older than the
+newest kept one is ignored.
 
-Per phase, over its approach segments (``PhaseSpec.segments``):
+Per phase, over its approach segments (``PhaseSpec.segments``), by :func:`phase_measures`:
 
-- ``flow_pcu_h``: the highest segment flow (the critical approach, to match the phase's
-  saturation flow); a segment's flow is converted to PCU from its line crossings by class
-  with the PCU factors of the config (motorcycles by the segment's protected/opposed
-  movement), or, without a class breakdown, with the segment's own ``pcu / vehicles``
-  ratio, or 1 PCU per vehicle when it saw no vehicle;
-- ``queue_pcu``: the sum of the segments' PCU; ``queue_m``: the longest queue (None when no
-  segment measures one); ``exit_queue_pcu``: the sum of the PCU on the exit segments that
-  have fresh windows;
+- ``flow_pcu_h``: the **critical lane flow**: per counting line (one per lane), the PCU
+  flow of the phase's segments averaged over the windows of the last ``flow_span_s``
+  (:data:`FLOW_SPAN_S`); a segment served by *n* phases counts 1/*n* of its flow in each
+  (a permissive left served in the through phase and in its protected phase); the phase's
+  value is the largest lane total, so ``flow / saturation flow per lane`` is the critical
+  flow ratio Webster wants. Line crossings are converted to PCU by class with the PCU
+  factors of the config (motorcycles by the segment's protected/opposed movement); a
+  window without a class breakdown counts as one line with
+  :func:`segment_flow_pcu_h` (the segment's own ``pcu / vehicles`` ratio, or 1 PCU per
+  vehicle when it saw no vehicle);
+- ``queue_pcu``: PCU present in the approach zones, averaged over the windows of the last
+  ``queue_span_s`` (about a cycle; :data:`QUEUE_SPAN_S` until the running cycle is set), so
+  that the phase served first in a cycle is not favoured; like flows, a segment served by
+  *n* phases counts 1/*n* of its queue in each (counted whole in both, the left-turners of
+  a shared lane pulled green to the protected-left phase: +2 s of delay on cologne1);
+  ``exit_queue_pcu``: the same on the exit segments that have fresh windows
+  (max-pressure's downstream term), each counted whole;
+- ``queue_m``: the longest queue in the newest windows (None when no segment measures one);
 - ``age_s``: the age of the stalest segment's newest window (now minus its end).
 
+Why (each measured in closed loop, ``docs/simulation.md``): flows of one 10-s window made
+Webster's cycle swing between its bounds; a segment flow against a per-approach saturation
+flow ignores unequal lane use; queues sampled at the decision instant favour the phase
+served first.
+
 Inputs are stale when an approach segment has no usable window yet, its newest is older
-than ``stale_after_s``, or the camera that sees it is reported down. Exit segments only
-feed max-pressure's downstream term and never make the inputs stale.
+than ``stale_after_s``, or the camera that sees it is reported down; a phase gets measures
+only when all its approach segments are fresh. Exit segments only feed max-pressure's
+downstream term and never make the inputs stale.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections import Counter, defaultdict, deque
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from atcs.config import PcuConfig
@@ -41,6 +61,15 @@ from controllers.spec import IntersectionSpec, PhaseMeasure
 
 MAX_DOWN_CAMERAS = 256
 """Bound on the cameras remembered as down (only cameras that see watched segments count)."""
+
+FLOW_SPAN_S = 300.0
+"""Flows feeding a decision are averaged over the windows of this many seconds."""
+
+QUEUE_SPAN_S = 90.0
+"""Queues are averaged over this many seconds until the running cycle is known."""
+
+HISTORY_WINDOWS = 64
+"""Windows kept per segment (enough for :data:`FLOW_SPAN_S` at 10-s windows)."""
 
 
 def segment_flow_pcu_h(metrics: SegmentMetrics, pcu: PcuConfig, movement: str) -> float:
@@ -59,12 +88,94 @@ def _age_s(metrics: SegmentMetrics, now: datetime) -> float:
     return max(0.0, (now - metrics.window_end).total_seconds())
 
 
-class MeasureBoard:
-    """Newest usable window per watched segment and camera health, for one intersection.
+def line_flows_pcu_h(
+    windows: Sequence[SegmentMetrics], pcu: PcuConfig, movement: str = ""
+) -> dict[str, float]:
+    """Mean hourly PCU flow per counting line over ``windows``.
 
-    ``movements`` gives each segment's ``protected``/``opposed`` movement (default
-    protected); ``segment_cameras`` the camera that sees each segment (default: the camera
-    named in its windows).
+    A window without a class breakdown counts as one line named after its segment, with
+    :func:`segment_flow_pcu_h`. A line missing from a window counts 0 in it.
+    """
+    totals: dict[str, float] = defaultdict(float)
+    for w in windows:
+        if w.flows and math.fsum(f.flow_veh_h for f in w.flows) > 0:
+            for f in w.flows:
+                totals[f.line_id] += f.flow_veh_h * pcu.factor(f.vehicle_class, movement)
+        elif w.flow_veh_h > 0:
+            totals[f"segment:{w.segment_id}"] += segment_flow_pcu_h(w, pcu, movement)
+    n = max(1, len(windows))
+    return {line: total / n for line, total in totals.items()}
+
+
+def _recent(
+    windows: Sequence[SegmentMetrics], now: datetime, span_s: float
+) -> list[SegmentMetrics]:
+    """Windows ending within ``span_s`` seconds before ``now`` (at least the newest one)."""
+    recent = [w for w in windows if (now - w.window_end).total_seconds() < span_s - 1e-6]
+    return recent or list(windows[-1:])
+
+
+def _mean_pcu(windows: Sequence[SegmentMetrics]) -> float:
+    return math.fsum(w.pcu for w in windows) / len(windows) if windows else 0.0
+
+
+def phase_measures(
+    spec: IntersectionSpec,
+    history: Mapping[SegmentId, Sequence[SegmentMetrics]],
+    now: datetime,
+    *,
+    flow_span_s: float = FLOW_SPAN_S,
+    queue_span_s: float = QUEUE_SPAN_S,
+    pcu: PcuConfig | None = None,
+    movements: Mapping[SegmentId, str] | None = None,
+) -> dict[PhaseId, PhaseMeasure]:
+    """Return the measures per phase of ``spec`` at ``now`` (see the module docstring).
+
+    ``history`` holds each segment's usable windows, oldest first. A phase gets an entry
+    only when each of its approach segments has a window no older than
+    ``spec.stale_after_s``; exit windows older than that are left out.
+    """
+    factors = pcu or PcuConfig()
+    moves = movements or {}
+    limit_s = spec.stale_after_s
+    shared = Counter(seg for phase in spec.phases for seg in phase.segments)
+    out: dict[PhaseId, PhaseMeasure] = {}
+    for phase in spec.phases:
+        series = [history.get(s, ()) for s in phase.segments]
+        if not phase.segments or any(not w or _age_s(w[-1], now) > limit_s for w in series):
+            continue
+        lane_flow: dict[str, float] = defaultdict(float)
+        for seg_id, windows in zip(phase.segments, series, strict=True):
+            recent = _recent(windows, now, flow_span_s)
+            for line, flow in line_flows_pcu_h(recent, factors, moves.get(seg_id, "")).items():
+                lane_flow[line] += flow / shared[seg_id]
+        queues = [w[-1].queue_m for w in series if w[-1].queue_m is not None]
+        exits = [history.get(s, ()) for s in phase.exit_segments]
+        out[phase.phase_id] = PhaseMeasure(
+            phase_id=phase.phase_id,
+            flow_pcu_h=max(lane_flow.values(), default=0.0),
+            queue_pcu=math.fsum(
+                _mean_pcu(_recent(w, now, queue_span_s)) / shared[seg_id]
+                for seg_id, w in zip(phase.segments, series, strict=True)
+            ),
+            queue_m=max(queues) if queues else None,
+            exit_queue_pcu=math.fsum(
+                _mean_pcu(_recent(w, now, queue_span_s))
+                for w in exits
+                if w and _age_s(w[-1], now) <= limit_s
+            ),
+            age_s=max(_age_s(w[-1], now) for w in series),
+        )
+    return out
+
+
+class MeasureBoard:
+    """Recent usable windows per watched segment and camera health, for one intersection.
+
+    ``flow_span_s`` and ``queue_span_s`` (s) are the spans :func:`phase_measures` averages
+    over; the owner may set ``queue_span_s`` to the running cycle. ``movements`` gives each
+    segment's ``protected``/``opposed`` movement (default protected); ``segment_cameras``
+    the camera that sees each segment (default: the camera named in its windows).
     """
 
     def __init__(
@@ -82,7 +193,11 @@ class MeasureBoard:
         exits = [s for p in spec.phases for s in p.exit_segments]
         self._approach = tuple(dict.fromkeys(approach))
         self._watched = frozenset(approach) | frozenset(exits)
-        self._latest: dict[SegmentId, SegmentMetrics] = {}
+        self._history: dict[SegmentId, deque[SegmentMetrics]] = {
+            seg: deque(maxlen=HISTORY_WINDOWS) for seg in self._watched
+        }
+        self.flow_span_s = FLOW_SPAN_S
+        self.queue_span_s = QUEUE_SPAN_S
         self._down: dict[CameraId, str] = {}
         self.stale_windows_skipped = 0
 
@@ -92,7 +207,11 @@ class MeasureBoard:
         return self._watched
 
     def add(self, metrics: Iterable[SegmentMetrics]) -> int:
-        """Keep the newest usable window of each watched segment; return how many were kept."""
+        """Keep the usable windows of watched segments newer than the newest kept one.
+
+        Returns how many were kept; a window ending when the newest kept one ends
+        replaces it.
+        """
         kept = 0
         for m in metrics:
             if m.segment_id not in self._watched:
@@ -100,17 +219,21 @@ class MeasureBoard:
             if m.stale or m.frames <= 0:
                 self.stale_windows_skipped += 1
                 continue
-            old = self._latest.get(m.segment_id)
-            if old is None or m.window_end >= old.window_end:
-                self._latest[m.segment_id] = m
-                kept += 1
+            history = self._history[m.segment_id]
+            if history and m.window_end < history[-1].window_end:
+                continue
+            if history and m.window_end == history[-1].window_end:
+                history.pop()
+            history.append(m)
+            kept += 1
         return kept
 
     def camera_of(self, segment: SegmentId) -> CameraId | None:
         """Return the camera that sees ``segment`` (from the config, else from its windows)."""
         camera = self._cameras.get(segment)
-        if camera is None and segment in self._latest:
-            camera = self._latest[segment].camera_id
+        history = self._history.get(segment)
+        if camera is None and history:
+            camera = history[-1].camera_id
         return camera
 
     def set_camera_status(self, status: CameraStatus) -> bool:
@@ -133,7 +256,8 @@ class MeasureBoard:
         limit_s = self._spec.stale_after_s
         for seg in self._approach:
             camera = self.camera_of(seg)
-            latest = self._latest.get(seg)
+            history = self._history.get(seg)
+            latest = history[-1] if history else None
             if camera is not None and camera in self._down:
                 out.append(f"segment {seg}: camera {camera} is {self._down[camera]}")
             elif latest is None:
@@ -147,26 +271,12 @@ class MeasureBoard:
 
     def measures(self, now: datetime) -> dict[PhaseId, PhaseMeasure]:
         """Measures per phase at ``now``: phases whose approach segments all have fresh data."""
-        out: dict[PhaseId, PhaseMeasure] = {}
-        limit_s = self._spec.stale_after_s
-        for phase in self._spec.phases:
-            windows = [self._latest.get(s) for s in phase.segments]
-            fresh = [w for w in windows if w is not None and _age_s(w, now) <= limit_s]
-            if not phase.segments or len(fresh) != len(windows):
-                continue
-            queues = [w.queue_m for w in fresh if w.queue_m is not None]
-            exits = [self._latest.get(s) for s in phase.exit_segments]
-            out[phase.phase_id] = PhaseMeasure(
-                phase_id=phase.phase_id,
-                flow_pcu_h=max(
-                    segment_flow_pcu_h(w, self._pcu, self._movements.get(w.segment_id, ""))
-                    for w in fresh
-                ),
-                queue_pcu=math.fsum(w.pcu for w in fresh),
-                queue_m=max(queues) if queues else None,
-                exit_queue_pcu=math.fsum(
-                    w.pcu for w in exits if w is not None and _age_s(w, now) <= limit_s
-                ),
-                age_s=max(_age_s(w, now) for w in fresh),
-            )
-        return out
+        return phase_measures(
+            self._spec,
+            self._history,
+            now,
+            flow_span_s=self.flow_span_s,
+            queue_span_s=self.queue_span_s,
+            pcu=self._pcu,
+            movements=self._movements,
+        )

@@ -34,8 +34,7 @@ from atcs.sim.cameras import (
     vehicle_class,
 )
 from atcs.sim.clock import SimClock
-from atcs.sim.engine import WholeSecondController
-from atcs.sim.measures import SimMeasureBoard
+from atcs.sim.engine import CountedController
 from atcs.sim.scenario import Scenario
 from atcs.sim.specs import SimIntersection
 from atcs.sim.sumo import constants, start_sumo
@@ -74,7 +73,7 @@ class _Site:
     ix: SimIntersection
     audit: SignalAudit
     supervisor: Supervisor | None = None
-    wrapper: WholeSecondController | None = None
+    wrapper: CountedController | None = None
     bridge: SignalBridge | None = None
     last_state: str | None = None
 
@@ -136,10 +135,9 @@ class ClosedLoop:
             audit = SignalAudit(ix, self._clock, self._controller, expect_violations=reference)
             site = _Site(ix, audit)
             if self._controller != PROGRAM:
-                site.wrapper = WholeSecondController(get_controller(self._controller))
+                site.wrapper = CountedController(get_controller(self._controller))
                 spec = ix.spec
                 site.supervisor = Supervisor(spec, pcu=self._pcu, controller=site.wrapper)
-                site.supervisor.board = SimMeasureBoard(spec, self._pcu)
                 site.bridge = SignalBridge(ix, self._clock, tick_s)
             out.append(site)
         return out
@@ -257,7 +255,7 @@ class ClosedLoop:
             return
         now = self._clock.at(t)
         running = sup.running
-        if running is not None and isinstance(sup.board, SimMeasureBoard):
+        if running is not None:
             sup.board.queue_span_s = running.cycle_s
         acks: list[bytes] = []
         for plan in sup.tick(now):

@@ -141,3 +141,66 @@ def test_a_camera_that_is_not_streaming_makes_its_segments_stale() -> None:
     b2.add([window("n-in", T0, camera="cam-9")])
     assert b2.set_camera_status(CameraStatus(CameraId("cam-9"), CameraState.RECONNECTING, 0, T0))
     assert "segment n-in: camera cam-9 is reconnecting" in b2.stale_reasons(T0)
+
+
+SHARED: list[dict[str, Any]] = [
+    {"id": "through", "segments": ["s-thru", "s-left"], "min_green_s": 10.0, "max_green_s": 60.0},
+    {"id": "left", "segments": ["s-left"], "min_green_s": 5.0, "max_green_s": 30.0},
+]
+
+
+def test_flows_average_over_the_span_per_lane_and_the_critical_lane_counts() -> None:
+    b = MeasureBoard(ix_spec(phases=PHASES, stale_after_s=60.0), PcuConfig())
+    cars = VehicleClass.CAR
+    for k, (lane1, lane2) in enumerate([(900.0, 0.0), (360.0, 360.0), (0.0, 720.0), (0.0, 180.0)]):
+        at = T0 + timedelta(seconds=10 * k)
+        flows = [flow(cars, lane1, "l1"), flow(cars, lane2, "l2")]
+        b.add(
+            [
+                window("n-in", at, flows=flows),
+                window("n-in2", at, flow_veh_h=0.0),
+                window("e-in", at),
+            ]
+        )
+    now = T0 + timedelta(seconds=30)
+    b.flow_span_s = 30.0  # windows k = 1, 2, 3: l1 averages 120 veh/h, l2 420
+    assert b.measures(now)[PhaseId("north")].flow_pcu_h == pytest.approx(420.0)
+    b.flow_span_s = 15.0  # k = 2, 3: l1 0, l2 450
+    assert b.measures(now)[PhaseId("north")].flow_pcu_h == pytest.approx(450.0)
+    b.flow_span_s = 45.0  # all four: l1 315, l2 315
+    assert b.measures(now)[PhaseId("north")].flow_pcu_h == pytest.approx(315.0)
+
+
+def test_a_segment_served_by_two_phases_counts_half_in_each() -> None:
+    plans = [{"starts_at": "00:00", "greens_s": {"through": 30.0, "left": 10.0}}]
+    b = MeasureBoard(ix_spec(phases=SHARED, fallback_plans=plans), PcuConfig())
+    cars = VehicleClass.CAR
+    b.add(
+        [
+            window("s-thru", T0, pcu=6.0, flows=[flow(cars, 500.0, "t1")]),
+            window("s-left", T0, pcu=4.0, flows=[flow(cars, 400.0, "t1")]),
+        ]
+    )
+    ms = b.measures(T0)
+    # lane t1 carries the through segment's 500 and half the left segment's 400
+    assert ms[PhaseId("through")].flow_pcu_h == pytest.approx(700.0)
+    assert ms[PhaseId("through")].queue_pcu == pytest.approx(6.0 + 2.0)
+    assert ms[PhaseId("left")].flow_pcu_h == pytest.approx(200.0)
+    assert ms[PhaseId("left")].queue_pcu == pytest.approx(2.0)
+
+
+def test_queues_average_over_the_queue_span_and_history_is_bounded() -> None:
+    from atcs.control.inputs import HISTORY_WINDOWS
+
+    b = board()
+    b.queue_span_s = 20.0
+    for k, pcu in enumerate([50.0, 2.0, 4.0]):
+        at = T0 + timedelta(seconds=10 * k)
+        b.add([window("n-in", at, pcu=pcu), window("n-in2", at, pcu=0.0), window("e-in", at)])
+    now = T0 + timedelta(seconds=20)
+    assert b.measures(now)[PhaseId("north")].queue_pcu == pytest.approx(3.0)
+    b.add([window("n-in", T0 + timedelta(seconds=5), pcu=99.0)])  # older than the newest
+    assert b.measures(now)[PhaseId("north")].queue_pcu == pytest.approx(3.0)
+    for k in range(3, 3 + 2 * HISTORY_WINDOWS):
+        b.add([window("n-in", T0 + timedelta(seconds=10 * k))])
+    assert all(len(h) <= HISTORY_WINDOWS for h in b._history.values())

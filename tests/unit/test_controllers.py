@@ -234,7 +234,7 @@ def test_webster_unmeasured_phase_gets_its_min_green() -> None:
     assert plan.mode is PlanMode.ADAPTIVE
 
 
-@pytest.mark.parametrize("name", ["webster", "max-pressure"])
+@pytest.mark.parametrize("name", ["webster", "max-pressure", "webster-pressure", "tod-pressure"])
 @pytest.mark.parametrize(
     ("ms", "why"),
     [
@@ -378,8 +378,14 @@ def test_unknown_time_zone_is_a_control_error() -> None:
 # --- Shared behaviour --------------------------------------------------------------------
 
 
-def test_registry_knows_the_three_controllers() -> None:
-    assert set(controller_names()) == {"fixed", "webster", "max-pressure"}
+def test_registry_knows_the_controllers() -> None:
+    assert set(controller_names()) == {
+        "fixed",
+        "webster",
+        "max-pressure",
+        "webster-pressure",
+        "tod-pressure",
+    }
     for name in controller_names():
         assert get_controller(name).name == name
 
@@ -389,7 +395,7 @@ def test_unknown_controller_is_a_control_error_naming_the_known_ones() -> None:
         get_controller("scoot")
 
 
-@pytest.mark.parametrize("name", ["fixed", "webster", "max-pressure"])
+@pytest.mark.parametrize("name", controller_names())
 def test_plans_start_at_the_next_cycle_boundary_of_the_running_plan(name: str) -> None:
     spec = make_spec([phase("a"), phase("b")])
     start = NOW - timedelta(seconds=130)
@@ -416,14 +422,14 @@ def test_next_cycle_boundary() -> None:
         next_cycle_boundary(running, NOW.replace(tzinfo=None))
 
 
-@pytest.mark.parametrize("name", ["fixed", "webster", "max-pressure"])
+@pytest.mark.parametrize("name", controller_names())
 def test_controllers_reject_an_intersection_that_cannot_satisfy_its_limits(name: str) -> None:
     spec = make_spec([phase("a", min_green_s=50.0), phase("b", min_green_s=50.0)], cycle_max_s=90.0)
     with pytest.raises(ControlError, match=r"'ix' cannot satisfy its limits: cycle_max_s: 90 s"):
         get_controller(name).propose(spec, ControlInput(NOW, {}))
 
 
-@pytest.mark.parametrize("name", ["fixed", "webster", "max-pressure"])
+@pytest.mark.parametrize("name", controller_names())
 def test_controllers_reject_a_naive_time(name: str) -> None:
     spec = make_spec([phase("a"), phase("b")])
     with pytest.raises(ControlError, match="timezone-aware"):

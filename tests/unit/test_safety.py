@@ -120,7 +120,8 @@ def test_green_above_max_is_lowered() -> None:
 def test_pedestrian_clearance_lengthens_the_green_it_rides_on() -> None:
     spec = make_spec([phase("a", min_green_s=5.0, crossing_m=15.0), phase("b")])
     decision = enforce(spec, plan_of(spec, [8.0, 20.0]), None, NOW)
-    assert greens(decision.plan) == [12.5, 20.0]
+    # 12.5 s of clearance, rounded up to the whole second the plan leaves on
+    assert greens(decision.plan) == [13.0, 20.0]
     assert decision.outcome is SafetyOutcome.REPAIRED
 
 
@@ -148,7 +149,8 @@ def test_a_cycle_above_its_bound_is_rescaled_in_proportion() -> None:
     assert decision.outcome is SafetyOutcome.ACCEPTED
     decision = enforce(spec, plan_of(spec, [60.0, 50.0]), None, NOW)
     assert decision.plan.cycle_s == pytest.approx(100.0)
-    assert greens(decision.plan) == pytest.approx([90.0 * 6 / 11, 90.0 * 5 / 11])
+    # 90 s of green split 6:5 (49.09 / 40.91 s), on whole seconds
+    assert greens(decision.plan) == [49.0, 41.0]
     assert any("greens rescaled: cycle 120 s -> 100 s" in r for r in decision.reasons)
 
 
@@ -177,9 +179,33 @@ def test_cycle_step_limits_the_cycle_change_and_rescales() -> None:
     running = running_plan(spec, [30.0, 20.0], NOW)  # cycle 60 s
     decision = enforce(spec, plan_of(spec, [60.0, 50.0]), running, NOW)
     # Clamped by the split step to 50 / 40 s (cycle 100 s), then rescaled to the cycle
-    # step's 70 s: 60 s of green split 5:4.
+    # step's 70 s: 60 s of green split 5:4 (33.3 / 26.7 s), on whole seconds.
     assert decision.plan.cycle_s == pytest.approx(70.0)
-    assert greens(decision.plan) == pytest.approx([60.0 * 5 / 9, 60.0 * 4 / 9])
+    assert greens(decision.plan) == [33.0, 27.0]
+    assert check(spec, decision.plan, running) == []
+
+
+def test_a_safe_plan_off_whole_seconds_is_accepted_rounded() -> None:
+    spec = spec2()
+    proposed = plan_of(spec, [30.4, 19.6])
+    decision = enforce(spec, proposed, None, NOW)
+    assert decision.outcome is SafetyOutcome.ACCEPTED
+    assert greens(decision.plan) == [30.0, 20.0]
+    assert decision.plan.plan_id != proposed.plan_id
+    assert decision.reasons == ("within the envelope", "durations rounded to whole seconds")
+    assert enforce(spec, decision.plan, None, NOW).plan is decision.plan
+
+
+def test_limits_off_whole_seconds_keep_the_plan_unrounded() -> None:
+    # a's green must be exactly 12.5 s: no whole-second plan keeps the rules
+    spec = make_spec(
+        [phase("a", min_green_s=12.5, max_green_s=12.5), phase("b")],
+        fallbacks=[fallback("00:00", {"a": 12.5, "b": 20.0})],
+    )
+    proposed = plan_of(spec, [12.5, 20.0])
+    decision = enforce(spec, proposed, None, NOW)
+    assert decision.outcome is SafetyOutcome.ACCEPTED
+    assert decision.plan is proposed
 
 
 def test_a_new_plan_waits_for_the_next_cycle_boundary() -> None:

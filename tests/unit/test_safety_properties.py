@@ -270,7 +270,77 @@ def test_any_proposed_plan_is_repaired_to_a_safe_plan_or_refused(data: st.DataOb
     assert decision.outcome is not SafetyOutcome.REFUSED, decision.reasons
     assert check(spec, decision.plan, running) == []
     if decision.outcome is SafetyOutcome.ACCEPTED:
-        assert decision.plan is proposed
+        rounded = "durations rounded to whole seconds" in decision.reasons
+        assert decision.plan is proposed or rounded
+        for new, old in zip(decision.plan.phases, proposed.phases, strict=True):
+            assert abs(new.green_s - old.green_s) < 1.0
     else:
         assert decision.reasons
         assert decision.plan.plan_id != proposed.plan_id
+
+
+@st.composite
+def whole_second_specs(draw: st.DrawFn) -> IntersectionSpec:
+    """Specs whose limits are all whole seconds, with whole-second time-of-day plans."""
+    n = draw(st.integers(2, 5))
+    phases = []
+    for i in range(n):
+        min_green = draw(st.integers(1, 30))
+        phases.append(
+            PhaseSpec(
+                phase_id=PhaseId(f"p{i}"),
+                segments=(SegmentId(f"s{i}"),),
+                min_green_s=float(min_green),
+                max_green_s=float(min_green + draw(st.integers(0, 60))),
+                yellow_s=float(draw(st.integers(3, 6))),
+                all_red_s=float(draw(st.integers(1, 4))),
+                saturation_flow_pcu_h=draw(st.floats(600.0, 8000.0)),
+                exit_segments=(SegmentId(f"x{i}"),),
+            )
+        )
+    lost = _lost_s(tuple(phases))
+    lo_sum = sum(p.min_green_s for p in phases) + lost
+    hi_sum = sum(p.max_green_s for p in phases) + lost
+    cycle_min = float(draw(st.integers(10, int(hi_sum))))
+    cycle_max = max(cycle_min, lo_sum) + draw(st.integers(0, 150))
+    greens = [p.min_green_s for p in phases]
+    for i, p in enumerate(phases):  # grow greens to reach the cycle floor
+        need = cycle_min - (sum(greens) + lost)
+        if need > 0:
+            greens[i] += min(p.max_green_s - p.min_green_s, need)
+    return IntersectionSpec(
+        intersection_id=IntersectionId("ix"),
+        phases=tuple(phases),
+        cycle_min_s=cycle_min,
+        cycle_max_s=float(cycle_max),
+        max_cycle_step_s=float(draw(st.integers(1, 60))),
+        max_split_step_s=float(draw(st.integers(1, 30))),
+        controller="webster",
+        fallback_plans=(
+            FallbackPlan(time(0, 0), {p.phase_id: g for p, g in zip(phases, greens, strict=True)}),
+        ),
+        stale_after_s=60.0,
+    )
+
+
+@PROPERTY
+@given(st.data(), st.sampled_from(controller_names()))
+def test_with_whole_second_limits_every_plan_leaves_on_whole_seconds(
+    data: st.DataObject, name: str
+) -> None:
+    spec = data.draw(whole_second_specs())
+    now = data.draw(nows)
+    ms = data.draw(measure_maps(spec))
+    first = enforce(spec, get_controller(name).propose(spec, ControlInput(now, ms)), None, now)
+    running = first.plan
+    for plan in (running,):
+        assert check(spec, plan, None) == []
+    later = now + timedelta(seconds=data.draw(st.floats(0.0, 900.0)))
+    ms = data.draw(measure_maps(spec))
+    proposed = get_controller(name).propose(spec, ControlInput(later, ms, running=running))
+    decision = enforce(spec, proposed, running, later)
+    assert check(spec, decision.plan, running) == []
+    for plan in (running, decision.plan):
+        for p in plan.phases:
+            for value in (p.green_s, p.yellow_s, p.all_red_s):
+                assert value == round(value), (plan.phases, plan.reason)
