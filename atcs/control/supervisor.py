@@ -287,7 +287,10 @@ class Supervisor:
         return boundary - timedelta(seconds=lead_s)
 
     def _propose(self, now: datetime, source: Source, stale: list[str]) -> TimingPlan:
-        inputs = ControlInput(now, self.board.measures(now), self._tracker.running)
+        running = self._tracker.running
+        if running is not None:  # queues are averaged over about one running cycle
+            self.board.queue_span_s = running.cycle_s
+        inputs = ControlInput(now, self.board.measures(now), running)
         if source is Source.HOLD and self._override is not None and self._held is not None:
             return held_plan(self.spec, self._held, self._override, inputs)
         if source is Source.FIXED and self._override is not None:

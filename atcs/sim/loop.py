@@ -254,9 +254,6 @@ class ClosedLoop:
         if sup is None or bridge is None:
             return
         now = self._clock.at(t)
-        running = sup.running
-        if running is not None:
-            sup.board.queue_span_s = running.cycle_s
         acks: list[bytes] = []
         for plan in sup.tick(now):
             self._plans["published"] += 1
