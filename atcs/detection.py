@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from atcs.config import DetectorConfig
 from atcs.types import VehicleClass
 from detectors.base import Detector
@@ -21,8 +23,15 @@ def detector_settings(cfg: DetectorConfig) -> YoloSettings:
     )
 
 
-def build_detector(cfg: DetectorConfig) -> Detector:
-    """Load the model named in ``cfg``; raise :class:`atcs.errors.DetectorError` clearly."""
+def build_detector(cfg: DetectorConfig, *, inflight_requests: int | None = None) -> Detector:
+    """Load the model named in ``cfg``; raise :class:`atcs.errors.DetectorError` clearly.
+
+    ``inflight_requests`` overrides how many inferences the detector keeps in flight
+    (None: the detector's own choice, suited to live latency).
+    """
     from detectors.yolo import YoloDetector  # imports the inference engines: only when needed
 
-    return YoloDetector(detector_settings(cfg))
+    settings = detector_settings(cfg)
+    if inflight_requests is not None:
+        settings = replace(settings, inflight_requests=inflight_requests)
+    return YoloDetector(settings)

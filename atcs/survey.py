@@ -8,14 +8,20 @@ For each camera the survey writes, into the output folder:
 - ``<camera>.png``: the busiest frame annotated (polygons, lines, boxes, counts).
 
 Time offsets are seconds from the start of the recording; windows are aligned to it.
+
+Speed: decoding runs ahead on a background thread and the model in OpenVINO's threads with
+several requests in flight, so the main thread only prepares inputs, analyses and writes;
+:class:`StageTimes` says where its wall time went. ``repeat`` plays a recording several
+times end to end on one timeline (a long run with the memory of a short one, for soak tests).
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -23,6 +29,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import cv2
+import numpy as np
 
 from atcs.annotate import annotate
 from atcs.config import AtcsConfig
@@ -45,6 +52,8 @@ log = logging.getLogger(__name__)
 
 SURVEY_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
 """Frame times of a survey are this instant plus the offset in the recording."""
+REQUESTS_PER_CORE = 2
+"""Inference requests a survey keeps in flight per CPU core, plus one (at most 32)."""
 
 CLASS_LABELS = [c.label for c in VehicleClass]
 FRAME_COLUMNS = [
@@ -66,15 +75,27 @@ CROSSING_COLUMNS = [
 
 @dataclass(slots=True)
 class StageTimes:
-    """Seconds spent on the main thread per stage of the survey."""
+    """Where the survey's main thread spent its wall time, in seconds per stage.
+
+    Decoding runs on a background thread and the model in OpenVINO's own threads: the main
+    thread only waits for them, and the detector stream pulls the next frame while the main
+    thread waits on it. So ``decode_s`` is the time the main thread waited for a decoded
+    frame (decoding fell behind), and ``inference_s`` the rest of its time inside the
+    detector stream: letterbox into the request, submitting, waiting for the model, box
+    decoding and NMS; ``inference_cpu_s`` is the main thread's own CPU time in it (letterbox,
+    NMS), the rest of ``inference_s`` is waiting for the model. ``analysis_s`` is the
+    segment analysis, ``output_s`` the CSV rows, windows, progress bar and annotated image.
+    The four stages add up to the survey's wall time.
+    """
 
     decode_s: float = 0.0
     inference_s: float = 0.0
+    inference_cpu_s: float = 0.0
     analysis_s: float = 0.0
     output_s: float = 0.0
 
     def total_s(self) -> float:
-        """Sum of the stages, seconds."""
+        """Sum of the stages (``inference_cpu_s`` is part of ``inference_s``), seconds."""
         return self.decode_s + self.inference_s + self.analysis_s + self.output_s
 
 
@@ -194,6 +215,7 @@ class _CameraRun:
             ln.id: (ln.forward_label, ln.backward_label) for ln in cfg.lines_of(camera_id)
         }
         self.line_counts: dict[str, int] = dict.fromkeys(self.line_labels, 0)
+        self.class_totals = np.zeros(len(CLASS_LABELS), dtype=np.int64)
 
     def analyse(self, frame: Frame, detections: Detections) -> FrameAnalysis:
         if self.analyzer is None:
@@ -212,10 +234,11 @@ class _CameraRun:
                  _fmt(seg.pcu), _fmt(seg.occupancy), _fmt(seg.queue_m, 2),
                  *[seg.vehicles_by_class.get(c, 0) for c in VehicleClass]]
             )  # fmt: skip
-        self.write_crossings(result.crossings, survey)
-        for cid in result.detections.class_id:
-            label = VehicleClass(int(cid)).label
-            survey.detections_by_class[label] = survey.detections_by_class.get(label, 0) + 1
+        if result.crossings:
+            self.write_crossings(result.crossings, survey)
+        class_ids = result.detections.class_id
+        if len(class_ids):
+            self.class_totals += np.bincount(class_ids, minlength=len(CLASS_LABELS))
         if total > self.best_vehicles:
             self.best_vehicles = total
             seg_counts = {str(s.segment_id): f"{s.vehicles} vehicles" for s in result.segments}
@@ -239,6 +262,9 @@ class _CameraRun:
         if self.analyzer is not None:
             self.write_crossings(self.analyzer.flush(), survey)
         self.write_windows(self.analyzer_windows(until, partial=True), survey)
+        survey.detections_by_class = {
+            label: int(n) for label, n in zip(CLASS_LABELS, self.class_totals, strict=True) if n
+        }
 
     def analyzer_windows(self, until: datetime, partial: bool) -> list[SegmentMetrics]:
         return [] if self.analyzer is None else self.analyzer.close_windows(until, partial=partial)
@@ -268,16 +294,74 @@ class _CameraRun:
         return path
 
 
-def _timed(frames: Iterator[Frame], stages: StageTimes) -> Iterator[Frame]:
+FrameHook = Callable[[CameraSurvey, CameraAnalyzer], None]
+"""Called after every frame is written, with the survey so far and the camera's analyzer."""
+
+
+@dataclass(slots=True)
+class _Waits:
+    """Main-thread wall and CPU seconds spent waiting for decoded frames."""
+
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+
+
+def _timed(frames: Iterator[Frame], waits: _Waits) -> Iterator[Frame]:
+    wall, cpu = time.perf_counter, time.thread_time
     while True:
-        t0 = time.perf_counter()
+        t0, c0 = wall(), cpu()
         try:
             frame = next(frames)
         except StopIteration:
             return
         finally:
-            stages.decode_s += time.perf_counter() - t0
+            waits.wall_s += wall() - t0
+            waits.cpu_s += cpu() - c0
         yield frame
+
+
+def _replayed(camera_id: str, path: str, repeat: int, fps: float) -> Iterator[Frame]:
+    """Yield the recording's frames, played ``repeat`` times end to end on one timeline.
+
+    Pass k is shifted by the frames of the passes before it: ``seq``, ``offset_s`` and
+    ``captured_at`` keep increasing, as if the recording were ``repeat`` times longer.
+    """
+    frames = iter_recorded_frames(camera_id, path, start_at=SURVEY_ORIGIN)
+    if repeat <= 1:
+        yield from frames
+        return
+    shift = 0
+    for _ in range(repeat):
+        last = -1
+        for frame in frames:
+            last = frame.seq
+            shift_s = shift / fps
+            yield Frame(
+                camera_id=frame.camera_id,
+                seq=frame.seq + shift,
+                captured_at=frame.captured_at + timedelta(seconds=shift_s),
+                image=frame.image,
+                offset_s=(frame.offset_s or 0.0) + shift_s,
+            )
+        shift += last + 1
+        frames = iter_recorded_frames(camera_id, path, start_at=SURVEY_ORIGIN)
+
+
+def _image_of(frame: Frame) -> Image:
+    return frame.image
+
+
+def survey_detector(cfg: AtcsConfig) -> Detector:
+    """Build the configured detector with more inference requests in flight than the service.
+
+    A survey has no latency to keep, only throughput: about two requests per core (OpenVINO
+    recommends one per stream, the detector keeps one more) keep the model busy while the
+    main thread analyses, writes, or loses its core to other work on the machine. Each
+    request holds one frame. Detections do not depend on it.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    requests = min(32, REQUESTS_PER_CORE * (cores or 1) + 1)
+    return build_detector(cfg.detector, inflight_requests=requests)
 
 
 def _cameras(cfg: AtcsConfig, camera_ids: Sequence[str] | None, source: str | None) -> list[str]:
@@ -289,6 +373,15 @@ def _cameras(cfg: AtcsConfig, camera_ids: Sequence[str] | None, source: str | No
     return ids
 
 
+@dataclass(frozen=True, slots=True)
+class _Options:
+    out_dir: Path
+    max_frames: int | None
+    progress: bool
+    repeat: int
+    on_frame: FrameHook | None
+
+
 def _survey_camera(
     cfg: AtcsConfig,
     camera_id: str,
@@ -296,49 +389,57 @@ def _survey_camera(
     detector: Detector,
     writers: _Writers,
     *,
-    out_dir: Path,
-    max_frames: int | None,
-    progress: bool,
+    opts: _Options,
 ) -> CameraSurvey:
     from tqdm import tqdm
 
     info = probe_recording(path)
     survey = CameraSurvey(camera_id=camera_id, source=redact_url(path))
+    stages = survey.stages
     origin = SURVEY_ORIGIN
     run = _CameraRun(cfg, camera_id, writers, origin)
-    total = info.frame_count if max_frames is None else min(info.frame_count, max_frames)
-    bar = tqdm(total=total or None, desc=camera_id, unit="frame", disable=not progress)
+    total = info.frame_count * opts.repeat
+    if opts.max_frames is not None:
+        total = min(total, opts.max_frames)
+    bar = tqdm(total=total or None, desc=camera_id, unit="frame", disable=not opts.progress)
     start = time.perf_counter()
-    frames = islice(iter_recorded_frames(camera_id, path, start_at=origin), max_frames)
-    stream = detector.detect_stream(_timed(frames, survey.stages), lambda f: f.image)
+    frames = islice(_replayed(camera_id, path, opts.repeat, info.fps), opts.max_frames)
+    decode = _Waits()
+    stream = detector.detect_stream(_timed(frames, decode), _image_of)
     last_at = origin
-    waited_s = 0.0
+    wall, cpu = time.perf_counter, time.thread_time
+    waited = _Waits()
     while True:
-        t0 = time.perf_counter()
+        t0, c0 = wall(), cpu()
         item = next(stream, None)
-        waited_s += time.perf_counter() - t0
+        t1 = wall()
+        waited.wall_s += t1 - t0
+        waited.cpu_s += cpu() - c0
         if item is None:
             break
         frame, detections = item
-        t1 = time.perf_counter()
         result = run.analyse(frame, detections)
-        t2 = time.perf_counter()
+        t2 = wall()
         run.write(frame, result, survey)
-        survey.stages.analysis_s += t2 - t1
-        survey.stages.output_s += time.perf_counter() - t2
         survey.frames += 1
         last_at = frame.captured_at
+        if opts.on_frame is not None and run.analyzer is not None:
+            opts.on_frame(survey, run.analyzer)
         bar.update(1)
+        stages.analysis_s += t2 - t1
+        stages.output_s += wall() - t2
     bar.close()
-    # the stream pulls frames while we wait on it: decode waits are inside that wait
-    survey.stages.inference_s = max(0.0, waited_s - survey.stages.decode_s)
+    # the stream pulls frames while the main thread waits on it: decode waits are inside
+    stages.decode_s = decode.wall_s
+    stages.inference_s = max(0.0, waited.wall_s - decode.wall_s)
+    stages.inference_cpu_s = max(0.0, waited.cpu_s - decode.cpu_s)
     survey.duration_s = survey.frames / info.fps if info.fps > 0 else 0.0
     end = max(last_at, origin + timedelta(seconds=survey.duration_s))
-    t3 = time.perf_counter()
+    t3 = wall()
     run.finish(end, survey)
-    survey.image_path = run.save_image(out_dir / f"{camera_id}.png")
-    survey.stages.output_s += time.perf_counter() - t3
-    survey.wall_s = time.perf_counter() - start
+    survey.image_path = run.save_image(opts.out_dir / f"{camera_id}.png")
+    stages.output_s += wall() - t3
+    survey.wall_s = wall() - start
     if survey.frames == 0:
         raise SourceError(f"camera {camera_id}: no frame could be read from the recording")
     return survey
@@ -353,28 +454,32 @@ def run_survey(
     max_frames: int | None = None,
     progress: bool = True,
     detector: Detector | None = None,
+    repeat: int = 1,
+    on_frame: FrameHook | None = None,
 ) -> SurveyReport:
     """Process recorded footage of ``camera_ids`` (default: every enabled camera).
 
     ``source`` replaces the single named camera's configured source for this run;
     ``max_frames`` stops each camera after that many frames; ``detector`` replaces the
-    configured one (it is then not closed here). Raises :class:`SourceError` when a
-    recording cannot be read (rows of cameras already processed stay written).
+    configured one (it is then not closed here); ``repeat`` plays each recording that many
+    times end to end on one timeline (frame numbers and offsets keep increasing);
+    ``on_frame`` is called after every frame (see :data:`FrameHook`). Raises
+    :class:`SourceError` when a recording cannot be read (rows of cameras already processed
+    stay written) and :class:`ConfigError` for a bad camera choice or ``repeat`` < 1.
     """
+    if repeat < 1:
+        raise ConfigError(f"repeat must be at least 1, got {repeat}")
     ids = _cameras(cfg, camera_ids, source)
     out_dir.mkdir(parents=True, exist_ok=True)
     own_detector = detector is None
-    det = build_detector(cfg.detector) if detector is None else detector
+    det = survey_detector(cfg) if detector is None else detector
     writers = _Writers(out_dir)
     report = SurveyReport(out_dir=out_dir, cameras=[])
+    opts = _Options(out_dir, max_frames, progress, repeat, on_frame)
     try:
         for cid in ids:
             path = source if source is not None else cfg.camera(cid).source
-            survey = _survey_camera(
-                cfg, cid, path, det, writers, out_dir=out_dir, max_frames=max_frames,
-                progress=progress,
-            )  # fmt: skip
-            report.cameras.append(survey)
+            report.cameras.append(_survey_camera(cfg, cid, path, det, writers, opts=opts))
     finally:
         writers.close()
         if own_detector:

@@ -148,3 +148,24 @@ def test_cli_source_override_and_missing_file(
     assert missing.returncode == 2
     assert "absent.mp4" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_repeat_plays_the_recording_on_one_timeline_with_bounded_tracks(
+    demo_config: AtcsConfig, detector: Detector, media_dir: Path, tmp_path: Path
+) -> None:
+    live_tracks: list[int] = []
+    report = run_survey(
+        demo_config, tmp_path, camera_ids=["beijing"], progress=False, detector=detector,
+        source=str(media_dir / "tjunction_pole_cars_cyclist.mp4"), repeat=3,
+        on_frame=lambda _survey, analyzer: live_tracks.append(analyzer.live_tracks),
+    )  # fmt: skip
+    assert report.cameras[0].frames == 180
+    rows = read_csv(tmp_path / "frames.csv")
+    frames = [int(r["frame"]) for r in rows]
+    assert sorted(set(frames)) == list(range(180)), "frame numbers keep increasing"
+    offsets = [float(r["offset_s"]) for r in rows]
+    assert offsets == sorted(offsets)
+    assert max(offsets) > 8.9, "three 3-s passes on one timeline"
+    # tracks expire: the same point of each pass holds about as many live tracks
+    assert len(live_tracks) == 180
+    assert max(live_tracks) <= 3 * max(1, live_tracks[59])
