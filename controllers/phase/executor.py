@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from datetime import UTC, datetime
 
 from atcs.errors import ControlError
 from atcs.types import PhaseId
@@ -38,8 +37,8 @@ from controllers.phase.commands import (
     PhaseCommand,
     SignalState,
 )
-from controllers.phase.timing import Interval, SignalTiming, validate_timing
-from controllers.plans import plan_in_force, zone_named
+from controllers.phase.timing import Interval, SignalTiming, local_greens_s, validate_timing
+from controllers.plans import zone_named
 
 _EPS = 1e-6
 
@@ -235,18 +234,10 @@ class SignalExecutor:
     # Decisions ---------------------------------------------------------------------------
 
     def local_green_s(self, phase_id: PhaseId) -> float:
-        """Return the green (s) of ``phase_id`` in the local plan in force, within its bounds."""
+        """Return the green (s) of ``phase_id`` in the local plan in force, within bounds."""
         minute = int(self._now // 60)
         if self._local_cache is None or self._local_cache[0] != minute:
-            when = datetime.fromtimestamp(self._now, UTC)
-            plan = plan_in_force(
-                self.timing.local_plans, self._zone, when, self.timing.intersection_id
-            )
-            greens = {
-                p.phase_id: min(p.max_green_s, max(p.green_floor_s, plan.greens_s[p.phase_id]))
-                for p in self.timing.phases
-            }
-            self._local_cache = (minute, greens)
+            self._local_cache = (minute, local_greens_s(self.timing, self._now))
         return self._local_cache[1][phase_id]
 
     def _overdue_recall(self, now: float) -> PhaseId | None:

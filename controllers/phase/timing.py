@@ -14,10 +14,12 @@ import enum
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from atcs.errors import ControlError
 from atcs.types import IntersectionId, PhaseId
 from controllers.phase.clearance import ALL_RED_FLOOR_S, YELLOW_FLOOR_S
+from controllers.plans import plan_in_force, zone_named
 from controllers.spec import FallbackPlan
 
 _EPS = 1e-6
@@ -120,6 +122,21 @@ class SignalTiming:
         """Return the phase after ``phase_id`` in ring order."""
         ids = [p.phase_id for p in self.phases]
         return ids[(ids.index(phase_id) + 1) % len(ids)]
+
+
+def local_greens_s(timing: SignalTiming, at_s: float) -> dict[PhaseId, float]:
+    """Greens (s) of the local plan in force at ``at_s`` (controller seconds), within bounds."""
+    when = datetime.fromtimestamp(at_s, UTC)
+    plan = plan_in_force(
+        timing.local_plans,
+        zone_named(timing.timezone, timing.intersection_id),
+        when,
+        timing.intersection_id,
+    )
+    return {
+        p.phase_id: min(p.max_green_s, max(p.green_floor_s, plan.greens_s[p.phase_id]))
+        for p in timing.phases
+    }
 
 
 def _bad(value: float) -> bool:
