@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 COMMAND_TTL_S = 5.0
 """Validity of each command (s): the signal falls back this long after the engine stops."""
 
+HEAD_M = 10.0
+"""A vehicle standing this close (m) to the stop line in green is not being served."""
+
 STATE_STALE_S = 3.0
 """Without a state report this recent (s) the engine sends no command."""
 
@@ -73,9 +76,20 @@ class PhaseSupervisor:
             segments = [m for ms in self._serving.values() for m in ms]
             self._served = dict.fromkeys(segments, state.at_s)
         self._state = state
-        if state.in_green:
-            for segment in self._serving[state.phase]:
-                self._served[segment] = state.at_s
+
+    def _note_service(self, state: SignalState, now_s: float, view: ZoneView) -> None:
+        """Mark the movements the green in force really serves now.
+
+        A movement is served when a phase serving it is green and no vehicle stands at
+        its stop line (within :data:`HEAD_M`): a permissive left turn that finds no gap,
+        or a movement blocked by a jam ahead, keeps waiting.
+        """
+        if not state.in_green:
+            return
+        for segment in self._serving[state.phase]:
+            zone = view.zones.get(segment)
+            if zone is None or not any(v.halted and v.distance_m <= HEAD_M for v in zone.vehicles):
+                self._served[segment] = now_s
 
     def _waits(self, now_s: float, view: ZoneView) -> dict[PhaseId, float]:
         """Return, per phase, the longest any of its waiting movements has gone unserved.
@@ -103,6 +117,7 @@ class PhaseSupervisor:
             return None
         decision = self.controller.decide(self.layout, self.timing, state, view)
         command = command_for(decision, state, now_s, self._seq + 1, self.ttl_s)
+        self._note_service(state, now_s, view)
         waited = self._waits(now_s, view)
         check = check_command(
             self.timing, state, command, now_s, waited_s=waited, max_wait_s=self.max_wait_s

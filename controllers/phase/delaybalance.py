@@ -32,6 +32,10 @@ from controllers.phase.timing import SignalTiming, local_greens_s
 DELAY_BALANCE = "delay-balance"
 STARTUP_S = 2.0
 """Start-up lost time of a queue at the beginning of green (s)."""
+HEAD_M = 10.0
+"""Distance (m) from the stop line within which a queued vehicle heads its queue."""
+STALL_AFTER_S = 4.0
+"""Seconds of green after which a queue head still standing means the movement stalls."""
 MIN_SPEED_M_S = 2.0
 """Slowest speed used to turn a moving vehicle's distance into an arrival time (m/s)."""
 
@@ -40,13 +44,15 @@ def _departures(
     layout: IntersectionLayout,
     phase: PhaseLayout,
     view: ZoneView,
+    *,
     startup_s: float,
     gap_s: float | None,
+    stalled: frozenset[SegmentId] = frozenset(),
 ) -> tuple[float, float]:
     """PCU the phase serves from green start and the time (s) it needs, per lane discharge.
 
     With ``gap_s``, stop at the first gap longer than that (the platoon); otherwise serve
-    every vehicle detected.
+    every vehicle detected. Movements in ``stalled`` serve nothing.
     """
     served = 0.0
     last = 0.0
@@ -56,7 +62,7 @@ def _departures(
         if zone is None or not zone.vehicles:
             continue
         share = 1.0 - exit_blocked(layout, view, m)
-        if share <= 0:
+        if share <= 0 or m.segment_id in stalled:
             continue
         arrivals = sorted(
             (0.0 if v.halted else v.distance_m / max(v.speed_m_s, MIN_SPEED_M_S), v.pcu)
@@ -73,12 +79,26 @@ def _departures(
     return served, last
 
 
+def _stalled(phase: PhaseLayout, view: ZoneView) -> frozenset[SegmentId]:
+    """Movements of the green in force whose first vehicle stands at the stop line.
+
+    After the start-up, a queued vehicle within :data:`HEAD_M` of the line means the
+    movement does not flow: a permissive turn finds no gap, or the road ahead is full.
+    """
+    out = set()
+    for m in phase.movements:
+        zone = view.zones.get(m.segment_id)
+        if zone is not None and any(v.halted and v.distance_m <= HEAD_M for v in zone.vehicles):
+            out.add(m.segment_id)
+    return frozenset(out)
+
+
 class DelayBalance:
     """Keep the green while it saves more delay than it costs (see the module docstring)."""
 
     name = DELAY_BALANCE
 
-    def __init__(self, gap_s: float = 3.0, aging_s: float = 60.0) -> None:
+    def __init__(self, gap_s: float = 4.0, aging_s: float | None = None) -> None:
         self.gap_s = gap_s
         self.aging_s = aging_s
         self._last_green: dict[PhaseId, float] = {}
@@ -109,8 +129,16 @@ class DelayBalance:
         if elapsed < timing.phase(current).green_floor_s - 1e-6:
             return PhaseDecision(current, "minimum green")
         startup = max(0.0, STARTUP_S - elapsed)
-        n, t_ext = _departures(layout, layout.phase(current), view, startup, self.gap_s)
-        serving = {m.segment_id for m in layout.phase(current).movements}
+        stalled = _stalled(layout.phase(current), view) if elapsed > STALL_AFTER_S else frozenset()
+        n, t_ext = _departures(
+            layout,
+            layout.phase(current),
+            view,
+            startup_s=startup,
+            gap_s=self.gap_s,
+            stalled=stalled,
+        )
+        serving = {m.segment_id for m in layout.phase(current).movements} - stalled
         waiting = sum(
             zone.pcu
             for seg, zone in view.zones.items()
@@ -120,7 +148,7 @@ class DelayBalance:
         for p in layout.phases:
             if p.phase_id == current:
                 continue
-            demand, clear_s = _departures(layout, p, view, STARTUP_S, None)
+            demand, clear_s = _departures(layout, p, view, startup_s=STARTUP_S, gap_s=None)
             if p.phase_id in blind:
                 demand = max(demand, 1.0)
                 clear_s = local_greens_s(timing, state.at_s)[p.phase_id]
@@ -131,7 +159,8 @@ class DelayBalance:
             lost = timing.change(current, p.phase_id).total_s
             round_s += lost + green
             waited = state.at_s - self._last_green.get(p.phase_id, state.at_s)
-            score = demand * (1.0 + waited / self.aging_s) / (lost + green)
+            aging = 1.0 if self.aging_s is None else 1.0 + waited / self.aging_s
+            score = demand * aging / (lost + green)
             if score > best_score:
                 best, best_score = p.phase_id, score
         if best != current:

@@ -73,6 +73,11 @@ def queue(n: int, moving: int = 0) -> tuple[ZoneVehicle, ...]:
     return halted + tuple(ZoneVehicle(30.0 + 7 * k, 12.0) for k in range(moving))
 
 
+def flowing(n: int) -> tuple[ZoneVehicle, ...]:
+    """A queue discharging in green: its vehicles already move."""
+    return tuple(ZoneVehicle(2.0 + 7 * k, 4.0) for k in range(n))
+
+
 def view(at: float, a: tuple[ZoneVehicle, ...], b: tuple[ZoneVehicle, ...],
          exit_a: tuple[ZoneVehicle, ...] = ()) -> ZoneView:  # fmt: skip
     zones = {
@@ -103,7 +108,7 @@ def test_platoon_in_green_keeps_the_green(name: str) -> None:
     t = timing()
     decisions = [
         controller.decide(
-            LAYOUT, t, state(A, float(s)), view(float(s), queue(2, 4), queue(1))
+            LAYOUT, t, state(A, float(s)), view(float(s), flowing(2) + queue(0, 4), queue(1))
         ).phase
         for s in range(5, 10)
     ]
@@ -113,12 +118,15 @@ def test_platoon_in_green_keeps_the_green(name: str) -> None:
 def test_spillback_guard_leaves_a_blocked_green() -> None:
     controller = get_phase_controller("delay-balance")
     blocked = tuple(ZoneVehicle(3.0 + 7 * k, 0.0) for k in range(4))
-    free = controller.decide(LAYOUT, timing(), state(A, 8.0), view(8.0, queue(5), queue(2)))
+    free = controller.decide(LAYOUT, timing(), state(A, 8.0), view(8.0, flowing(5), queue(2)))
     assert free.phase == A
     jammed = controller.decide(
-        LAYOUT, timing(), state(A, 8.0), view(8.0, queue(5), queue(2), blocked)
+        LAYOUT, timing(), state(A, 8.0), view(8.0, flowing(5), queue(2), blocked)
     )
     assert jammed.phase == B
+    # A queue still standing at the stop line 8 s into green does not flow either.
+    stalled = controller.decide(LAYOUT, timing(), state(A, 8.0), view(8.0, queue(5), queue(2)))
+    assert stalled.phase == B
 
 
 def test_max_pressure_counts_the_downstream_queue() -> None:
