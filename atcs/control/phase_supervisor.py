@@ -15,7 +15,7 @@ import logging
 from collections import Counter
 
 from atcs.types import PhaseId, SegmentId
-from controllers.phase.base import PhaseController
+from controllers.phase.base import PhaseController, exit_blocked
 from controllers.phase.commands import PhaseCommand, SignalState
 from controllers.phase.envelope import CommandOutcome, check_command, command_for
 from controllers.phase.observe import IntersectionLayout, ZoneView
@@ -81,15 +81,19 @@ class PhaseSupervisor:
         """Mark the movements the green in force really serves now.
 
         A movement is served when a phase serving it is green and no vehicle stands at
-        its stop line (within :data:`HEAD_M`): a permissive left turn that finds no gap,
-        or a movement blocked by a jam ahead, keeps waiting.
+        its stop line (within :data:`HEAD_M`): a permissive left turn that finds no gap
+        keeps waiting. A movement whose exit is jammed back to the junction counts as
+        served: forcing its green would move nobody.
         """
         if not state.in_green:
             return
-        for segment in self._serving[state.phase]:
-            zone = view.zones.get(segment)
-            if zone is None or not any(v.halted and v.distance_m <= HEAD_M for v in zone.vehicles):
-                self._served[segment] = now_s
+        for movement in self.layout.phase(state.phase).movements:
+            zone = view.zones.get(movement.segment_id)
+            standing = zone is not None and any(
+                v.halted and v.distance_m <= HEAD_M for v in zone.vehicles
+            )
+            if not standing or exit_blocked(self.layout, view, movement) > 0:
+                self._served[movement.segment_id] = now_s
 
     def _waits(self, now_s: float, view: ZoneView) -> dict[PhaseId, float]:
         """Return, per phase, the longest any of its waiting movements has gone unserved.

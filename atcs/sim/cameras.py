@@ -181,12 +181,13 @@ class CameraEmulator:
             if seg.exit:
                 for det_id in self._seg_detectors[sid]:
                     self._exit_of[det_id].append(sid)
-        self._by_link: dict[tuple[str, int], SegmentId] = {}
+        self._by_link: dict[tuple[str, int, str], SegmentId] = {}
         for sid, seg in self._segments.items():
             if seg.exit:
                 continue
             for link in seg.links:
-                self._by_link[(seg.tls_id, link)] = sid
+                for lane in seg.lanes:
+                    self._by_link[(seg.tls_id, link, lane)] = sid
         self._windows: dict[SegmentId, _Window] = {s: _Window() for s in self._segments}
 
     def _factor(self, cls: VehicleClass) -> float:
@@ -226,7 +227,9 @@ class CameraEmulator:
                 continue
             for vid in reading.vehicle_ids:
                 link = resolve(vid, det.lane_id, det.tls_id)
-                target = None if link is None else self._by_link.get((det.tls_id, link))
+                target = (
+                    None if link is None else self._by_link.get((det.tls_id, link, det.lane_id))
+                )
                 if target is not None:
                     inside[target][vid] = det.lane_id
         return inside

@@ -55,12 +55,16 @@ class ChangeFrames:
 def link_clearances(
     program: TlsProgram, policy: str = ITE, tick_s: float = 1.0
 ) -> tuple[LinkClearance, ...]:
-    """Clearance of every link of ``program`` (by link index) under ``policy``."""
+    """Clearance of every link of ``program`` (by link index) under ``policy``.
+
+    Where several connections share a link index, the longest yellow and all-red count; a
+    position of the state string with no connection gets 3 s / 1 s.
+    """
     if policy not in CLEARANCE_POLICIES:
         raise SimulationError(
             f"unknown clearance policy {policy!r}; known: {', '.join(CLEARANCE_POLICIES)}"
         )
-    out = []
+    by_index: dict[int, LinkClearance] = {}
     for link in program.links:
         if policy == MINIMUM:
             yellow, red = YELLOW_FLOOR_S, ALL_RED_FLOOR_S
@@ -68,7 +72,16 @@ def link_clearances(
             lane = program.lanes[link.in_lane]
             yellow = ite_yellow_s(lane.speed_m_s, lane.grade)
             red = ite_all_red_s(link.path_m, lane.speed_m_s)
-        out.append(LinkClearance(whole_ticks_s(yellow, tick_s), whole_ticks_s(red, tick_s)))
+        mine = LinkClearance(whole_ticks_s(yellow, tick_s), whole_ticks_s(red, tick_s))
+        seen = by_index.get(link.index, mine)
+        by_index[link.index] = LinkClearance(
+            max(seen.yellow_s, mine.yellow_s), max(seen.all_red_s, mine.all_red_s)
+        )
+    width = len(program.phases[0].state) if program.phases else 0
+    floor = LinkClearance(
+        whole_ticks_s(YELLOW_FLOOR_S, tick_s), whole_ticks_s(ALL_RED_FLOOR_S, tick_s)
+    )
+    out = [by_index.get(i, floor) for i in range(width)]
     return tuple(out)
 
 

@@ -235,7 +235,9 @@ class CycleDriver(_Base):
         self.audit: SignalAudit | PhaseAudit = audit
         self._clock = clock
         self._message = message
-        self.plans_sent: Counter[str] = Counter()
+        self.plans_sent: Counter[str] = Counter(
+            dict.fromkeys(("published", "applied", "rejected"), 0)
+        )
 
     def step(self, now_s: float, zones: ZonesNow, observe: Observation) -> str | None:
         """Run the supervisor's tick, carry plans and acks, return the state to show."""

@@ -29,6 +29,7 @@ from atcs.sim.live import LiveZones
 from atcs.sim.outages import down_at
 from atcs.sim.peers import RescoObserver
 from atcs.sim.phase_audit import PhaseAudit
+from atcs.sim.results import GRIDLOCK_STOPPED_S
 from atcs.sim.scenario import Scenario
 from atcs.sim.setup import LoopOptions, build_drivers
 from atcs.sim.specs import SimIntersection
@@ -50,7 +51,8 @@ class LoopOutcome:
     ``plans`` counts cycle plans published and acks by result; ``envelope`` the engine
     envelope's verdicts (on plans or on phase commands); ``mean_queue_veh`` the mean
     number of vehicles halted in the approach zones; ``max_stopped_s`` the longest any
-    vehicle stood still without moving (s).
+    vehicle stood still without moving (s); ``stuck_vehicles`` the most vehicles seen at
+    once that had stood still for :data:`GRIDLOCK_STOPPED_S` or more.
     """
 
     audits: tuple[SignalAudit | PhaseAudit, ...]
@@ -59,6 +61,7 @@ class LoopOutcome:
     mean_queue_veh: float
     wall_s: float
     max_stopped_s: float
+    stuck_vehicles: int = 0
 
 
 def sumo_args(
@@ -129,7 +132,8 @@ class ClosedLoop:
             envelope=outcome[3],
             mean_queue_veh=outcome[0],
             wall_s=time.monotonic() - started,
-            max_stopped_s=outcome[4],
+            max_stopped_s=outcome[4][0],
+            stuck_vehicles=outcome[4][1],
         )
 
     def _subscribe(self, sumo: ModuleType) -> None:
@@ -147,7 +151,7 @@ class ClosedLoop:
 
     def _run(  # noqa: PLR0915 - the loop's one place of SUMO I/O
         self, sumo: ModuleType, end_s: float, on_progress: Callable[[float], None]
-    ) -> tuple[float, list[Driver], dict[str, int], dict[str, int], float]:
+    ) -> tuple[float, list[Driver], dict[str, int], dict[str, int], tuple[float, int]]:
         c = constants()
         tick_s = float(sumo.simulation.getDeltaT())
         t = float(sumo.simulation.getTime())
@@ -204,6 +208,7 @@ class ClosedLoop:
         halted = 0.0
         steps = 0
         max_stopped = 0.0
+        stuck = 0
         next_check = t + GRIDLOCK_CHECK_S
         last_state: dict[str, str] = {}
         down: frozenset[SegmentId] = frozenset()
@@ -244,10 +249,12 @@ class ClosedLoop:
                 window_start = t_next
             if t_next >= next_check:
                 next_check += GRIDLOCK_CHECK_S
-                max_stopped = max(max_stopped, vehicles.longest_stop_s())
+                longest, count = vehicles.stops(GRIDLOCK_STOPPED_S)
+                max_stopped, stuck = max(max_stopped, longest), max(stuck, count)
             on_progress(t_next - t)
             t = t_next
-        max_stopped = max(max_stopped, vehicles.longest_stop_s())
+        longest, count = vehicles.stops(GRIDLOCK_STOPPED_S)
+        max_stopped, stuck = max(max_stopped, longest), max(stuck, count)
         plans: dict[str, int] = {}
         envelope: dict[str, int] = {}
         for driver in drivers:
@@ -255,7 +262,7 @@ class ClosedLoop:
                 plans[key] = plans.get(key, 0) + n
             for key, n in driver.verdicts().items():
                 envelope[key] = envelope.get(key, 0) + n
-        return (halted / steps if steps else 0.0), drivers, plans, envelope, max_stopped
+        return (halted / steps if steps else 0.0), drivers, plans, envelope, (max_stopped, stuck)
 
     def _meta(self) -> MessageMeta:
         return MessageMeta(

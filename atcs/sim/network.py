@@ -86,7 +86,8 @@ class ProgramPhase:
 class TlsProgram:
     """A traffic light and the program it starts with.
 
-    ``links`` are sorted by index and cover every position of the state strings;
+    ``links`` are the controlled connections sorted by index (several may share one; a
+    position of the state strings may have none);
     ``lanes`` describes every lane named by a link.
     """
 
@@ -220,15 +221,17 @@ def read_programs(net_file: Path) -> tuple[TlsProgram, ...]:
     for tls in net.getTrafficLights():
         program_id, program = _program(tls)
         lanes: dict[str, LaneInfo] = {}
-        links: dict[int, SignalLink] = {}
+        links: list[SignalLink] = []
         for in_lane, out_lane, index in tls.getConnections():
             lanes[in_lane.getID()] = _lane_info(in_lane)
             lanes[out_lane.getID()] = _lane_info(out_lane)
-            links[int(index)] = SignalLink(
-                int(index),
-                str(in_lane.getID()),
-                str(out_lane.getID()),
-                _path_m(net, in_lane, out_lane),
+            links.append(
+                SignalLink(
+                    int(index),
+                    str(in_lane.getID()),
+                    str(out_lane.getID()),
+                    _path_m(net, in_lane, out_lane),
+                )
             )
         phases = tuple(
             ProgramPhase(
@@ -240,11 +243,12 @@ def read_programs(net_file: Path) -> tuple[TlsProgram, ...]:
             for ph in program.getPhases()
         )
         width = len(phases[0].state) if phases else 0
-        if sorted(links) != list(range(width)):
+        indices = sorted({link.index for link in links})
+        if not indices or indices[-1] >= width:
             log.warning(
-                "traffic light %s: links %s do not cover its %d signals; left to its program",
+                "traffic light %s: links %s do not fit its %d signals; left to its program",
                 tls.getID(),
-                sorted(links),
+                indices,
                 width,
             )
             continue
@@ -254,7 +258,7 @@ def read_programs(net_file: Path) -> tuple[TlsProgram, ...]:
                 program_id=program_id,
                 offset_s=float(getattr(program, "_offset", 0.0) or 0.0),
                 phases=phases,
-                links=tuple(links[i] for i in range(width)),
+                links=tuple(sorted(links, key=lambda ln: (ln.index, ln.in_lane, ln.out_lane))),
                 lanes=lanes,
             )
         )

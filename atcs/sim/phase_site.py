@@ -66,8 +66,9 @@ def _layout(ix: SimIntersection, opts: SpecOptions) -> IntersectionLayout:
             green = [i for i, c in zip(seg.links, chars, strict=True) if c in GREEN_CHARS]
             exits = sorted(
                 {
-                    SegmentId(bus_safe(f"{program.lanes[program.links[i].out_lane].edge_id}[out]"))
-                    for i in green
+                    SegmentId(bus_safe(f"{program.lanes[link.out_lane].edge_id}[out]"))
+                    for link in program.links
+                    if link.index in green and link.in_lane in seg.lanes
                 }
             )
             weight = 1.0 if "G" in chars else PERMISSIVE_WEIGHT

@@ -20,9 +20,12 @@ from typing import Any
 from atcs.errors import SimulationError
 
 GRIDLOCK_STOPPED_S = 300.0
-"""A run gridlocked when some vehicle stood still this long (s) without moving at all:
-its lane did not move for five minutes (blocked by a jam downstream, or never served).
-Longer than any red the engine allows (the longest cycle, 120 s on the RESCO networks)."""
+"""A vehicle that stood still this long (s) without moving at all is stuck: its lane did not
+move for five minutes, longer than any red the engine allows (120 s on the RESCO networks)."""
+
+GRIDLOCK_VEHICLES = 10
+"""A run gridlocked when this many vehicles were stuck at once: a jam that no longer
+clears, not one vehicle waiting for a lane change (the longest stop is reported too)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,11 +144,12 @@ class ControllerResult:
     kind: str = "engine"
     seed: int = 1
     max_stopped_s: float = 0.0
+    stuck_vehicles: int = 0
 
     @property
     def gridlocked(self) -> bool:
-        """Tell whether some vehicle stood still for :data:`GRIDLOCK_STOPPED_S` or more."""
-        return self.max_stopped_s >= GRIDLOCK_STOPPED_S
+        """Tell whether :data:`GRIDLOCK_VEHICLES` vehicles were stuck at once."""
+        return self.stuck_vehicles >= GRIDLOCK_VEHICLES
 
     def to_json(self) -> dict[str, Any]:
         """Return the controller's entry of ``summary.json``."""
@@ -157,6 +161,7 @@ class ControllerResult:
             "p95_delay_s": trips.pop("p95_delay_s"),
             "gridlocked": self.gridlocked,
             "max_stopped_s": self.max_stopped_s,
+            "stuck_vehicles": self.stuck_vehicles,
             "mean_trip_time_s": trips.pop("mean_trip_time_s"),
             "mean_waiting_time_s": trips.pop("mean_waiting_time_s"),
             "vehicles_completed": trips.pop("vehicles_completed"),
@@ -260,7 +265,8 @@ class SimulationSummary:
             "settings": dict(self.settings),
             "delay_definition": "mean of timeLoss + departDelay per vehicle (RESCO)",
             "gridlock_definition": (
-                f"a vehicle stood still (< 0.1 m/s) for {GRIDLOCK_STOPPED_S:g} s in a row"
+                f"{GRIDLOCK_VEHICLES} or more vehicles at once had each stood still "
+                f"(< 0.1 m/s) for {GRIDLOCK_STOPPED_S:g} s or more (checked every minute)"
             ),
             "controllers": {s.controller: s.to_json() for s in self.summaries},
         }

@@ -197,6 +197,7 @@ def run_controller(
         kind=kind,
         seed=seed,
         max_stopped_s=outcome.max_stopped_s,
+        stuck_vehicles=outcome.stuck_vehicles,
     )
 
 

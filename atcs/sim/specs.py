@@ -28,7 +28,7 @@ from datetime import time
 
 from atcs.errors import SimulationError
 from atcs.sim.clearances import change_frames, link_clearances
-from atcs.sim.network import GREEN_CHARS, LaneInfo, TlsProgram
+from atcs.sim.network import GREEN_CHARS, LaneInfo, SignalLink, TlsProgram
 from atcs.types import IntersectionId, PhaseId, SegmentId
 from controllers.phase.clearance import PEDESTRIAN_SPEED_M_S
 from controllers.spec import FallbackPlan, IntersectionSpec, PhaseSpec
@@ -214,20 +214,19 @@ def build_intersection(program: TlsProgram, options: SpecOptions | None = None) 
     states = [program.phases[i].state for i in greens]
 
     # Movement groups: the links of one approach edge served by the same phases.
-    groups: dict[tuple[str, frozenset[int]], list[int]] = defaultdict(list)
+    groups: dict[tuple[str, frozenset[int]], list[SignalLink]] = defaultdict(list)
     for link in program.links:
         served = frozenset(k for k, st in enumerate(states) if st[link.index] in GREEN_CHARS)
         if served:
-            groups[(program.lanes[link.in_lane].edge_id, served)].append(link.index)
+            groups[(program.lanes[link.in_lane].edge_id, served)].append(link)
 
     segments: list[SegmentLanes] = []
     phase_segments: dict[int, list[SegmentId]] = defaultdict(list)
-    for (edge, served), link_ids in sorted(
+    for (edge, served), group in sorted(
         groups.items(), key=lambda kv: (kv[0][0], sorted(kv[0][1]))
     ):
-        lanes = sorted(
-            {program.links[i].in_lane for i in link_ids}, key=lambda ln: program.lanes[ln].index
-        )
+        lanes = sorted({ln.in_lane for ln in group}, key=lambda ln: program.lanes[ln].index)
+        link_ids = {ln.index for ln in group}
         names = "-".join(phase_ids[k] for k in sorted(served))
         seg_id = SegmentId(bus_safe(f"{edge}@{names}"))
         segments.append(
@@ -293,7 +292,9 @@ def build_intersection(program: TlsProgram, options: SpecOptions | None = None) 
                 walking_speed_m_s=PEDESTRIAN_SPEED_M_S,
                 exit_segments=tuple(sorted(exit_of_phase[k])),
                 signal_groups=tuple(
-                    str(link.index) for link in program.links if ph.state[link.index] in GREEN_CHARS
+                    str(i)
+                    for i in sorted({ln.index for ln in program.links})
+                    if ph.state[i] in GREEN_CHARS
                 ),
             )
         )

@@ -66,7 +66,10 @@ class VehicleTable:
                     )
         return out
 
-    def longest_stop_s(self) -> float:
-        """Return the longest any vehicle in the network has now stood still (s)."""
+    def stops(self, threshold_s: float) -> tuple[float, int]:
+        """Return the longest any vehicle has now stood still (s), and how many vehicles
+        have stood still for ``threshold_s`` or more.
+        """
         vehicle = self._sumo.vehicle
-        return max((float(vehicle.getWaitingTime(v)) for v in vehicle.getIDList()), default=0.0)
+        waits = [float(vehicle.getWaitingTime(v)) for v in vehicle.getIDList()]
+        return max(waits, default=0.0), sum(w >= threshold_s for w in waits)

@@ -9,16 +9,23 @@ platoons):
   vehicle's arrival at the stop line (queued: now; moving: distance / speed) and its
   departure at the saturation headway of its lanes give the platoon still to serve: ``n``
   PCU over the next ``T`` seconds, as long as the lanes never stand idle for more than
-  ``gap_s``. Vehicles whose exit is blocked back to the junction (spillback) cannot leave
-  and do not count.
-- **The others.** ``W`` is the PCU waiting or arriving on every other phase (blocked
-  movements excluded). Cut now, the platoon would wait ``R``: the change to the best
-  other phase, that phase's green to clear its queue, and the change back.
+  ``gap_s``. A movement does not flow, and its vehicles count as waiting, when its exit
+  is jammed back to the junction (spillback guard) or when, after the start-up, a queued
+  vehicle still stands at its stop line (a permissive turn that finds no gap, a jam
+  ahead the exit camera cannot see).
+- **The others.** ``W`` is the PCU on every approach the green does not serve. Cut now,
+  the platoon would wait ``R``: a round of the other phases with vehicles (each change
+  and the green that clears its detected queue) and the change back.
 - **The rule.** Keep the green while ``n x R >= W x T`` (serving the platoon saves more
   than it costs), or while nobody else waits; otherwise serve the phase that clears the
-  most PCU per second of change and green, weighted up by how long it has waited, so no
-  phase starves. The signal controller keeps the minimum and maximum greens and the
-  clearances; the engine's envelope also bounds every phase's wait.
+  most PCU per second of change and green. A phase is only wanted for vehicles the green
+  in force does not already serve (a left turn that flows permissively with the through
+  traffic calls no protected phase).
+- **Fairness (anti-gridlock).** A wanted phase one of whose movements has not flowed for
+  ``fair_s`` (90 s) is served next, whatever the balance says. Without it, serving the
+  busiest phase again and again let queues between close intersections lock
+  (ingolstadt21). The signal controller keeps the minimum and maximum greens and the
+  clearances; the engine's envelope bounds every wait at the longest cycle (120 s).
 """
 
 from __future__ import annotations
@@ -52,17 +59,17 @@ def _departures(
     """PCU the phase serves from green start and the time (s) it needs, per lane discharge.
 
     With ``gap_s``, stop at the first gap longer than that (the platoon); otherwise serve
-    every vehicle detected. Movements in ``stalled`` serve nothing.
+    every vehicle detected. Movements in ``stalled`` or with a jammed exit serve nothing.
     """
     served = 0.0
     last = 0.0
     headway = 3600.0 / layout.lane_saturation_pcu_h
     for m in phase.movements:
         zone = view.zones.get(m.segment_id)
-        if zone is None or not zone.vehicles:
+        if zone is None or not zone.vehicles or m.segment_id in stalled:
             continue
         share = 1.0 - exit_blocked(layout, view, m)
-        if share <= 0 or m.segment_id in stalled:
+        if share <= 0:
             continue
         arrivals = sorted(
             (0.0 if v.halted else v.distance_m / max(v.speed_m_s, MIN_SPEED_M_S), v.pcu)
@@ -80,11 +87,7 @@ def _departures(
 
 
 def _stalled(phase: PhaseLayout, view: ZoneView) -> frozenset[SegmentId]:
-    """Movements of the green in force whose first vehicle stands at the stop line.
-
-    After the start-up, a queued vehicle within :data:`HEAD_M` of the line means the
-    movement does not flow: a permissive turn finds no gap, or the road ahead is full.
-    """
+    """Movements of the green in force whose first vehicle stands at the stop line."""
     out = set()
     for m in phase.movements:
         zone = view.zones.get(m.segment_id)
@@ -98,10 +101,10 @@ class DelayBalance:
 
     name = DELAY_BALANCE
 
-    def __init__(self, gap_s: float = 4.0, aging_s: float | None = None) -> None:
+    def __init__(self, gap_s: float = 4.0, fair_s: float | None = 90.0) -> None:
         self.gap_s = gap_s
-        self.aging_s = aging_s
-        self._last_green: dict[PhaseId, float] = {}
+        self.fair_s = fair_s
+        self._served: dict[SegmentId, float] = {}
         self._segments: frozenset[SegmentId] | None = None
 
     def _approaches(self, layout: IntersectionLayout) -> frozenset[SegmentId]:
@@ -118,55 +121,68 @@ class DelayBalance:
     ) -> PhaseDecision:
         """Hold or change, by the balance of delays."""
         current = target_phase(state)
-        if state.in_green:
-            self._last_green[current] = state.at_s
+        now = state.at_s
+        for segment in self._approaches(layout):
+            self._served.setdefault(segment, now)
         if not state.in_green:
             return PhaseDecision(current, "change in progress")
         elapsed = green_elapsed_s(state)
+        green = layout.phase(current)
+        stalled = _stalled(green, view) if elapsed > STALL_AFTER_S else frozenset()
+        serving = {m.segment_id for m in green.movements} - stalled
+        for segment in serving:
+            self._served[segment] = now
         blind = view.blind(layout)
-        if current in blind and elapsed < local_greens_s(timing, state.at_s)[current] - 1e-6:
+        if current in blind and elapsed < local_greens_s(timing, now)[current] - 1e-6:
             return PhaseDecision(current, "camera down: time-of-day green")
         if elapsed < timing.phase(current).green_floor_s - 1e-6:
             return PhaseDecision(current, "minimum green")
-        startup = max(0.0, STARTUP_S - elapsed)
-        stalled = _stalled(layout.phase(current), view) if elapsed > STALL_AFTER_S else frozenset()
         n, t_ext = _departures(
             layout,
-            layout.phase(current),
+            green,
             view,
-            startup_s=startup,
+            startup_s=max(0.0, STARTUP_S - elapsed),
             gap_s=self.gap_s,
             stalled=stalled,
         )
-        serving = {m.segment_id for m in layout.phase(current).movements} - stalled
         waiting = sum(
             zone.pcu
             for seg, zone in view.zones.items()
             if seg not in serving and seg in self._approaches(layout)
         )
         best, best_score, round_s = current, 0.0, 0.0
+        overdue: list[tuple[float, PhaseId]] = []
         for p in layout.phases:
             if p.phase_id == current:
                 continue
             demand, clear_s = _departures(layout, p, view, startup_s=STARTUP_S, gap_s=None)
             if p.phase_id in blind:
                 demand = max(demand, 1.0)
-                clear_s = local_greens_s(timing, state.at_s)[p.phase_id]
-            if demand <= 0:
+                clear_s = local_greens_s(timing, now)[p.phase_id]
+            uncovered = [
+                m.segment_id
+                for m in p.movements
+                if m.segment_id not in serving
+                and (m.segment_id not in view.zones or view.zones[m.segment_id].vehicles)
+            ]
+            if demand <= 0 or not uncovered:
                 continue
+            wait = max(now - self._served[seg] for seg in uncovered)
+            if self.fair_s is not None and wait >= self.fair_s:
+                overdue.append((wait, p.phase_id))
             spec = timing.phase(p.phase_id)
-            green = min(spec.max_green_s, max(spec.green_floor_s, clear_s))
+            green_s = min(spec.max_green_s, max(spec.green_floor_s, clear_s))
             lost = timing.change(current, p.phase_id).total_s
-            round_s += lost + green
-            waited = state.at_s - self._last_green.get(p.phase_id, state.at_s)
-            aging = 1.0 if self.aging_s is None else 1.0 + waited / self.aging_s
-            score = demand * aging / (lost + green)
+            round_s += lost + green_s
+            score = demand / (lost + green_s)
             if score > best_score:
                 best, best_score = p.phase_id, score
-        if best != current:
-            round_s += timing.change(best, current).total_s
+        if overdue:
+            wait, phase = max(overdue)
+            return PhaseDecision(phase, f"{phase} waited {wait:.0f} s: served next")
         if waiting <= 0 or best == current:
             return PhaseDecision(current, "nobody else waits")
+        round_s += timing.change(best, current).total_s
         if n * min(round_s, timing.recall_wait_s) >= waiting * max(t_ext, 1.0):
             return PhaseDecision(
                 current, f"platoon {n:.1f} pcu in {t_ext:.0f} s outweighs {waiting:.1f} waiting"
