@@ -67,8 +67,9 @@ class VehicleTable:
         return out
 
     def stops(self, threshold_s: float) -> tuple[float, int]:
-        """Return the longest any vehicle has now stood still (s), and how many vehicles
-        have stood still for ``threshold_s`` or more.
+        """Return the longest any vehicle has now stood still (s), and the stuck count.
+
+        The count is of the vehicles that have stood still for ``threshold_s`` or more.
         """
         vehicle = self._sumo.vehicle
         waits = [float(vehicle.getWaitingTime(v)) for v in vehicle.getIDList()]
