@@ -144,7 +144,8 @@ def markdown(table: dict[str, Any], command: str, clearances: str) -> str:
         "mean over seeds of each run's 95th percentile. Gridlocks: runs in which 10 or more "
         "vehicles at once had each stood still for 300 s or more. Violations: envelope "
         "rules broken in what SUMO showed (engine and peers in the envelope must have 0; "
-        "RESCO's own rules have no all-red). Wall: seconds per simulated hour on the machine that ran it.",
+        "RESCO's own rules have no all-red). Wall: seconds per simulated hour on the "
+        "machine that ran it.",
         "",
         "| network | best engine | mean | median | p95 | gridlocks | best peer in envelope "
         "| mean | gridlocks | best peer (RESCO rules) | mean | RESCO learning (published) |",
