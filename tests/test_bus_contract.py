@@ -20,6 +20,14 @@ ENGINE_SENDS = {
     TopicKind.CAMERA_STATUS,
     TopicKind.SEGMENT_METRICS,
     TopicKind.TIMING_PLAN,
+    TopicKind.PHASE_COMMAND,
+}
+
+BINDINGS = {
+    # Commands expire within seconds: a retained one would only be refused later.
+    TopicKind.PHASE_COMMAND: {"qos": 1, "retain": False},
+    # A state every second: the latest one matters, a lost one is replaced at once.
+    TopicKind.SIGNAL_STATE: {"qos": 0, "retain": True},
 }
 
 
@@ -46,6 +54,8 @@ def _address(kind: TopicKind) -> str:
         TopicKind.TIMING_PLAN: t.plan(IntersectionId("{intersection}")),
         TopicKind.PLAN_ACK: t.plan_ack(IntersectionId("{intersection}")),
         TopicKind.OVERRIDE: t.override(IntersectionId("{intersection}")),
+        TopicKind.PHASE_COMMAND: t.command(IntersectionId("{intersection}")),
+        TopicKind.SIGNAL_STATE: t.state(IntersectionId("{intersection}")),
     }[kind]
 
 
@@ -88,5 +98,6 @@ def test_asyncapi_has_a_channel_per_topic_with_its_schema_and_binding() -> None:
         assert len(ops) == 1, f"one operation for {address}"
         (op,) = ops
         assert op["action"] == ("send" if kind in ENGINE_SENDS else "receive")
-        assert op["bindings"]["mqtt"] == {"qos": 1, "retain": kind in ENGINE_SENDS}
+        default = {"qos": 1, "retain": kind in ENGINE_SENDS}
+        assert op["bindings"]["mqtt"] == BINDINGS.get(kind, default)
     assert referenced == {schema_file_name(k) for k in TopicKind}

@@ -9,6 +9,8 @@ topic                                     direction              kind
 ``{p}/intersections/{ix}/plan``           engine → controllers   timing plan
 ``{p}/intersections/{ix}/plan/ack``       controller → engine    plan ack
 ``{p}/intersections/{ix}/override``       operator → engine      override
+``{p}/intersections/{ix}/command``        engine → controllers   phase command
+``{p}/intersections/{ix}/state``          controller → engine    signal state
 ========================================  =====================  ==================
 
 ``{p}`` is the configurable prefix (default ``atcs/v1``). Ids are single topic levels:
@@ -37,6 +39,8 @@ class TopicKind(enum.Enum):
     TIMING_PLAN = "timing_plan"
     PLAN_ACK = "plan_ack"
     OVERRIDE = "override"
+    PHASE_COMMAND = "phase_command"
+    SIGNAL_STATE = "signal_state"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +93,14 @@ class Topics:
         """``{p}/intersections/{ix}/override``."""
         return f"{self.prefix}/intersections/{_level(intersection, 'intersection id')}/override"
 
+    def command(self, intersection: IntersectionId) -> str:
+        """``{p}/intersections/{ix}/command``: phase-by-phase commands."""
+        return f"{self.prefix}/intersections/{_level(intersection, 'intersection id')}/command"
+
+    def state(self, intersection: IntersectionId) -> str:
+        """``{p}/intersections/{ix}/state``: the signal controller's state."""
+        return f"{self.prefix}/intersections/{_level(intersection, 'intersection id')}/state"
+
     # Subscription filters -------------------------------------------------------------
 
     def all_camera_status(self) -> str:
@@ -135,6 +147,8 @@ _SHAPES: dict[tuple[str, ...], TopicKind] = {
     ("intersections", "*", "plan"): TopicKind.TIMING_PLAN,
     ("intersections", "*", "plan", "ack"): TopicKind.PLAN_ACK,
     ("intersections", "*", "override"): TopicKind.OVERRIDE,
+    ("intersections", "*", "command"): TopicKind.PHASE_COMMAND,
+    ("intersections", "*", "state"): TopicKind.SIGNAL_STATE,
 }
 
 

@@ -21,6 +21,11 @@ from typing import Protocol
 
 from atcs.bus.messages import MessageMeta
 from atcs.bus.payloads import decode_plan_ack, encode_timing_plan
+from atcs.bus.phase_payloads import (
+    Clock,
+    decode_signal_state,
+    encode_phase_command,
+)
 from atcs.control.phase_supervisor import PhaseSupervisor
 from atcs.control.supervisor import Supervisor
 from atcs.errors import ControlError, PayloadError
@@ -115,23 +120,32 @@ class ProgramDriver(_Base):
 
 
 class PhaseDriver(_Base):
-    """The engine's phase-by-phase control of one light."""
+    """The engine's phase-by-phase control of one light, through the contract's payloads."""
 
-    def __init__(self, supervisor: PhaseSupervisor, bridge: PhaseBridge, audit: PhaseAudit) -> None:
+    def __init__(
+        self, supervisor: PhaseSupervisor, bridge: PhaseBridge, audit: PhaseAudit, clock: Clock
+    ) -> None:
         self.supervisor = supervisor
         self.bridge = bridge
         self.audit: SignalAudit | PhaseAudit = audit
+        self._clock = clock
         self.sent = 0
 
     def step(self, now_s: float, zones: ZonesNow, observe: Observation) -> str | None:
         """Engine decides on the last reported state; the controller runs the command."""
+        ix = self.supervisor.timing.intersection_id
         if self.supervisor.state is not None:
             command = self.supervisor.decide(now_s, zones())
             if command is not None:
                 self.sent += 1
-                self.bridge.receive(command, now_s)
+                self.bridge.receive_payload(encode_phase_command(command, self._clock), now_s)
         text, state = self.bridge.step(now_s)
-        self.supervisor.on_state(state)
+        try:
+            report = decode_signal_state(self.bridge.state_payload(state), ix, self._clock)
+        except PayloadError as exc:  # pragma: no cover - our own encoder
+            log.warning("%s: state payload refused: %s", ix, exc)
+        else:
+            self.supervisor.on_state(report)
         return text
 
     def cameras_down(self, segments: frozenset[SegmentId]) -> None:

@@ -19,9 +19,12 @@ the SUMO state string of the interval in force.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
+from atcs.bus.phase_payloads import POSIX, Clock, decode_phase_command, encode_signal_state
+from atcs.errors import PayloadError
 from atcs.sim.clearances import ChangeFrames, change_frames, link_clearances
 from atcs.sim.network import GREEN_CHARS
 from atcs.sim.specs import SimIntersection, SpecOptions, bus_safe
@@ -31,6 +34,8 @@ from controllers.phase.commands import CommandVerdict, PhaseCommand, SignalState
 from controllers.phase.executor import SignalExecutor
 from controllers.phase.observe import IntersectionLayout, Movement, PhaseLayout
 from controllers.phase.timing import Change, ExecPhase, Interval, SignalTiming
+
+log = logging.getLogger(__name__)
 
 PERMISSIVE_WEIGHT = 1.0
 """Weight of a movement a phase serves only permissively (it yields to opposing traffic)."""
@@ -118,14 +123,37 @@ def phase_setup(ix: SimIntersection, options: SpecOptions | None = None) -> Phas
 
 
 class PhaseBridge:
-    """The emulated phase-by-phase signal controller of one light (SUMO time, seconds)."""
+    """The emulated phase-by-phase signal controller of one light (SUMO time, seconds).
 
-    def __init__(self, setup: PhaseSetup, start_s: float, tick_s: float = 1.0) -> None:
+    The engine reaches it only through ``atcs.phase_command/1`` payloads
+    (:meth:`receive_payload`) and hears from it only through ``atcs.signal_state/1``
+    payloads (:meth:`state_payload`), both with SUMO seconds mapped by ``clock``.
+    """
+
+    def __init__(
+        self, setup: PhaseSetup, start_s: float, tick_s: float = 1.0, clock: Clock = POSIX
+    ) -> None:
         self.setup = setup
         self.executor = SignalExecutor(setup.timing, start_s)
         self._tick_s = tick_s
+        self._clock = clock
         self.accepted = 0
         self.refused = 0
+        self.device_id = f"sim-controller:{setup.timing.intersection_id}"[:128]
+
+    def receive_payload(self, payload: bytes, now_s: float) -> CommandVerdict:
+        """Decode a command payload and hand it to the controller (bad payloads refused)."""
+        try:
+            command = decode_phase_command(payload, self.setup.timing.intersection_id, self._clock)
+        except PayloadError as exc:
+            log.warning("%s: command payload refused: %s", self.device_id, exc)
+            self.refused += 1
+            return CommandVerdict(False, str(exc))
+        return self.receive(command, now_s)
+
+    def state_payload(self, state: SignalState) -> bytes:
+        """Return the ``atcs.signal_state/1`` payload of ``state``."""
+        return encode_signal_state(state, self._clock, self.device_id)
 
     def receive(self, command: PhaseCommand, now_s: float) -> CommandVerdict:
         """Hand ``command`` to the controller."""

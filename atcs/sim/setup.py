@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from atcs.bus.messages import MessageMeta
+from atcs.bus.phase_payloads import Clock
 from atcs.config import PcuConfig
 from atcs.control.phase_supervisor import PhaseSupervisor
 from atcs.control.supervisor import Supervisor
@@ -130,5 +131,7 @@ def build_drivers(
             )
             continue
         supervisor = PhaseSupervisor(setup.timing, setup.layout, get_phase_controller(controller))
-        out.append(PhaseDriver(supervisor, PhaseBridge(setup, start_s, tick_s), phase_audit))
+        bus_clock = Clock(clock.at, clock.seconds)
+        phase_bridge = PhaseBridge(setup, start_s, tick_s, bus_clock)
+        out.append(PhaseDriver(supervisor, phase_bridge, phase_audit, bus_clock))
     return out
