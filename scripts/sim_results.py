@@ -64,11 +64,14 @@ RESCO_LEARNING_S = {
 Runs = dict[str, dict[str, dict[str, Any]]]  # scenario -> controller -> {"kind", "runs"}
 
 
-def _run_one(job: tuple[str, list[str], int, int, str, Path, int | None]) -> Runs:
+Job = tuple[str, list[str], int, int, str, Path, int | None, float]
+
+
+def _run_one(job: Job) -> Runs:
     """One scenario: its controllers over their seeds (in a worker process)."""
     from atcs.sim import RunSettings, run_simulation
 
-    scenario, controllers, first, seeds, clearances, out, seconds = job
+    scenario, controllers, first, seeds, clearances, out, seconds, outages = job
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     summary = run_simulation(
         scenario,
@@ -77,7 +80,7 @@ def _run_one(job: tuple[str, list[str], int, int, str, Path, int | None]) -> Run
         first,
         out / scenario / f"{controllers[0]}-{seeds}",
         progress=False,
-        settings=RunSettings(seeds=seeds, clearances=clearances),
+        settings=RunSettings(seeds=seeds, clearances=clearances, outage_share=outages),
     )
     out_runs: Runs = {scenario: {}}
     for s in summary.summaries:
@@ -88,14 +91,17 @@ def _run_one(job: tuple[str, list[str], int, int, str, Path, int | None]) -> Run
     return out_runs
 
 
-def _jobs(args: argparse.Namespace) -> list[tuple[str, list[str], int, int, str, Path, int | None]]:
+def _jobs(args: argparse.Namespace) -> list[Job]:
     out = []
     for scenario in args.scenario:
         focus = [c for c in args.controller if c in args.focus]
         others = [c for c in args.controller if c not in args.focus]
         for group, seeds in ((focus, args.seeds), (others, args.other_seeds)):
             if group and seeds > 0:
-                out.append((scenario, group, 1, seeds, args.clearances, args.out, args.seconds))
+                out.append(
+                    (scenario, group, 1, seeds, args.clearances, args.out, args.seconds,
+                     args.camera_outages)
+                )  # fmt: skip
     return out
 
 
@@ -256,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--other-seeds", type=int, default=3, help="seeds of the others")
     parser.add_argument("--clearances", choices=("ite", "minimum"), default="ite")
     parser.add_argument("--seconds", type=int, default=None, help="simulated seconds")
+    parser.add_argument(
+        "--camera-outages", type=float, default=0.0, help="share of cameras down 15 min once"
+    )
     parser.add_argument("--jobs", type=int, default=1, help="scenarios run at once")
     parser.add_argument("--name", default="", help="suffix of the output files")
     parser.add_argument("--out", type=Path, default=REPO / "var" / "sim-results")
