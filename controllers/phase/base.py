@@ -136,3 +136,36 @@ class DecisionClock:
             self._next = state.at_s + self.every_s
             return True
         return False
+
+
+class SlottedArgmax:
+    """A controller that serves, every ``every_s`` seconds of green, the best-scored phase.
+
+    Subclasses give :attr:`name`, :attr:`what` (for the reason) and :meth:`score`.
+    """
+
+    name = "slotted"
+    what = "score"
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self._clock = DecisionClock(every_s)
+
+    def score(self, layout: IntersectionLayout, phase: PhaseLayout, view: ZoneView) -> float:
+        """Return the score of ``phase`` (higher is served first)."""
+        raise NotImplementedError
+
+    def decide(
+        self,
+        layout: IntersectionLayout,
+        timing: SignalTiming,
+        state: SignalState,
+        view: ZoneView,
+    ) -> PhaseDecision:
+        """Serve the best-scored phase at each decision; hold in between."""
+        current = target_phase(state)
+        if not self._clock.due(state, timing.phase(current).green_floor_s):
+            return PhaseDecision(current, "hold until the next decision")
+        scores = [(p.phase_id, self.score(layout, p, view)) for p in layout.phases]
+        best = argmax_phase(scores, current)
+        return PhaseDecision(best, f"{self.what} {dict(scores)[best]:.1f}")

@@ -7,40 +7,21 @@ weight) gets the green: RESCO's Greedy/MaxWave rule, decided on what the cameras
 
 from __future__ import annotations
 
-from controllers.phase.base import (
-    DecisionClock,
-    PhaseDecision,
-    argmax_phase,
-    phase_pcu,
-    target_phase,
-)
-from controllers.phase.commands import SignalState
-from controllers.phase.observe import IntersectionLayout, ZoneView
-from controllers.phase.timing import SignalTiming
+from controllers.phase.base import SlottedArgmax, phase_pcu
+from controllers.phase.observe import IntersectionLayout, PhaseLayout, ZoneView
 
 PHASE_GREEDY = "phase-greedy"
 
 
-class PhaseGreedy:
+class PhaseGreedy(SlottedArgmax):
     """The phase with the most vehicles in its zones, decided every ``step_s`` seconds."""
 
     name = PHASE_GREEDY
+    what = "most vehicles, pcu"
 
     def __init__(self, step_s: float = 5.0) -> None:
-        self.step_s = step_s
-        self._clock = DecisionClock(step_s)
+        super().__init__(step_s)
 
-    def decide(
-        self,
-        layout: IntersectionLayout,
-        timing: SignalTiming,
-        state: SignalState,
-        view: ZoneView,
-    ) -> PhaseDecision:
-        """Serve the phase with the most PCU in its zones."""
-        current = target_phase(state)
-        if not self._clock.due(state, timing.phase(current).green_floor_s):
-            return PhaseDecision(current, "hold until the next decision")
-        scores = [(p.phase_id, phase_pcu(p, view)) for p in layout.phases]
-        best = argmax_phase(scores, current)
-        return PhaseDecision(best, f"most vehicles: {dict(scores)[best]:.1f} pcu")
+    def score(self, layout: IntersectionLayout, phase: PhaseLayout, view: ZoneView) -> float:
+        """Return the PCU in ``phase``'s zones."""
+        return phase_pcu(phase, view)

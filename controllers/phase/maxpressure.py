@@ -11,10 +11,8 @@ ratios are not known: each exit weighs the same).
 
 from __future__ import annotations
 
-from controllers.phase.base import DecisionClock, PhaseDecision, argmax_phase, target_phase
-from controllers.phase.commands import SignalState
+from controllers.phase.base import SlottedArgmax
 from controllers.phase.observe import IntersectionLayout, PhaseLayout, ZoneView
-from controllers.phase.timing import SignalTiming
 
 PHASE_MAX_PRESSURE = "phase-max-pressure"
 
@@ -36,26 +34,15 @@ def phase_pressure(layout: IntersectionLayout, phase: PhaseLayout, view: ZoneVie
     return total
 
 
-class PhaseMaxPressure:
+class PhaseMaxPressure(SlottedArgmax):
     """Varaiya's max-pressure, one decision per ``slot_s`` seconds of green."""
 
     name = PHASE_MAX_PRESSURE
+    what = "max pressure"
 
     def __init__(self, slot_s: float = 10.0) -> None:
-        self.slot_s = slot_s
-        self._clock = DecisionClock(slot_s)
+        super().__init__(slot_s)
 
-    def decide(
-        self,
-        layout: IntersectionLayout,
-        timing: SignalTiming,
-        state: SignalState,
-        view: ZoneView,
-    ) -> PhaseDecision:
-        """Serve the phase of largest pressure at each slot's end; hold in between."""
-        current = target_phase(state)
-        if not self._clock.due(state, timing.phase(current).green_floor_s):
-            return PhaseDecision(current, "hold until the next decision")
-        scores = [(p.phase_id, phase_pressure(layout, p, view)) for p in layout.phases]
-        best = argmax_phase(scores, current)
-        return PhaseDecision(best, f"max pressure {dict(scores)[best]:.0f}")
+    def score(self, layout: IntersectionLayout, phase: PhaseLayout, view: ZoneView) -> float:
+        """Return Varaiya's pressure of ``phase``."""
+        return phase_pressure(layout, phase, view)
