@@ -21,6 +21,12 @@ platoons):
   most PCU per second of change and green. A phase is only wanted for vehicles the green
   in force does not already serve (a left turn that flows permissively with the through
   traffic calls no protected phase).
+- **Turn clearance (anti-deadlock).** A green that served a turn permissively and ends
+  with a turner still standing at the stop line goes first to the phase that serves
+  that turn protected (as the network's own program does). Turners that found no gap
+  wait inside the junction, where the cameras cannot see them; cutting straight to the
+  crossing street locked cologne1 and cologne3 (SUMO's vehicles in the junction and the
+  crossing traffic blocked each other for good).
 - **Fairness (anti-gridlock).** A wanted phase one of whose movements has not flowed for
   ``fair_s`` (90 s) is served next, whatever the balance says. Without it, serving the
   busiest phase again and again let queues between close intersections lock
@@ -94,6 +100,36 @@ def _stalled(phase: PhaseLayout, view: ZoneView) -> frozenset[SegmentId]:
         if zone is not None and any(v.halted and v.distance_m <= HEAD_M for v in zone.vehicles):
             out.add(m.segment_id)
     return frozenset(out)
+
+
+def turn_clearance(
+    layout: IntersectionLayout, current: PhaseId, target: PhaseId, view: ZoneView
+) -> PhaseId | None:
+    """Return the phase to serve before ``target`` so that ``current``'s permissive turns clear.
+
+    When a permissive movement of ``current`` still has a vehicle standing at its stop
+    line (turners that found no gap, with more inside the junction), the phase that
+    serves it protected and only movements ``current`` already serves goes first (None:
+    no such phase, or ``target`` is it).
+    """
+    green = layout.phase(current)
+    waiting = set()
+    for m in green.movements:
+        zone = view.zones.get(m.segment_id)
+        if not m.permissive or zone is None:
+            continue
+        if any(v.halted and v.distance_m <= HEAD_M for v in zone.vehicles):
+            waiting.add(m.segment_id)
+    if not waiting:
+        return None
+    served_now = {m.segment_id for m in green.movements}
+    for p in layout.phases:
+        if p.phase_id == current:
+            continue
+        protected = {m.segment_id for m in p.movements if not m.permissive}
+        if waiting & protected and {m.segment_id for m in p.movements} <= served_now:
+            return None if p.phase_id == target else p.phase_id
+    return None
 
 
 class DelayBalance:
@@ -179,7 +215,7 @@ class DelayBalance:
                 best, best_score = p.phase_id, score
         if overdue:
             wait, phase = max(overdue)
-            return PhaseDecision(phase, f"{phase} waited {wait:.0f} s: served next")
+            return self._leave(layout, current, phase, view, f"{phase} waited {wait:.0f} s")
         if waiting <= 0 or best == current:
             return PhaseDecision(current, "nobody else waits")
         round_s += timing.change(best, current).total_s
@@ -187,4 +223,20 @@ class DelayBalance:
             return PhaseDecision(
                 current, f"platoon {n:.1f} pcu in {t_ext:.0f} s outweighs {waiting:.1f} waiting"
             )
-        return PhaseDecision(best, f"{waiting:.1f} pcu waiting outweigh {n:.1f} in green")
+        return self._leave(
+            layout, current, best, view, f"{waiting:.1f} pcu waiting outweigh {n:.1f} in green"
+        )
+
+    def _leave(
+        self,
+        layout: IntersectionLayout,
+        current: PhaseId,
+        target: PhaseId,
+        view: ZoneView,
+        why: str,
+    ) -> PhaseDecision:
+        """Change to ``target``, through the protected phase of waiting permissive turns."""
+        clearing = turn_clearance(layout, current, target, view)
+        if clearing is not None:
+            return PhaseDecision(clearing, f"{why}; permissive turns of {current} clear first")
+        return PhaseDecision(target, why)

@@ -60,15 +60,18 @@ class ZoneSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class Movement:
-    """One approach zone a phase serves: ``weight`` 1 protected, below 1 permissive.
+    """One approach zone a phase serves, with ``weight`` (1: every vehicle counts in full).
 
-    ``exits`` are the exit zones its vehicles discharge into; ``lanes`` its lane count.
+    ``exits`` are the exit zones its vehicles discharge into; ``lanes`` its lane count;
+    ``permissive`` that the phase serves it only permissively (its turns yield to
+    opposing traffic and may wait inside the junction).
     """
 
     segment_id: SegmentId
     weight: float
     lanes: int
     exits: tuple[SegmentId, ...] = ()
+    permissive: bool = False
 
 
 @dataclass(frozen=True, slots=True)

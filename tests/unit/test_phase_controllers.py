@@ -129,6 +129,36 @@ def test_spillback_guard_leaves_a_blocked_green() -> None:
     assert stalled.phase == B
 
 
+def test_permissive_turners_left_standing_get_their_protected_phase_first() -> None:
+    turn, c = SegmentId("turn"), PhaseId("C")
+    layout = IntersectionLayout(
+        IX,
+        (
+            PhaseLayout(A, (Movement(SA, 1.0, 1), Movement(turn, 1.0, 1, permissive=True))),
+            PhaseLayout(c, (Movement(turn, 1.0, 1),)),
+            PhaseLayout(B, (Movement(SB, 1.0, 1),)),
+        ),
+        {},
+    )
+    ids = [A, c, B]
+    changes = {(a, b): Change(4.0, 2.0) for a in ids for b in ids if a != b}
+    plan = FallbackPlan(time(0, 0), dict.fromkeys(ids, 20.0))
+    phases = tuple(ExecPhase(p, 5.0, 40.0) for p in ids)
+    t3 = SignalTiming(IX, phases, changes, (plan,))
+
+    def decide(turners: tuple[ZoneVehicle, ...]) -> PhaseId:
+        zones = {
+            SA: ZoneSnapshot(SA, (), 50.0, 1),
+            turn: ZoneSnapshot(turn, turners, 50.0, 1),
+            SB: ZoneSnapshot(SB, queue(8), 50.0, 1),
+        }
+        controller = get_phase_controller("delay-balance")
+        return controller.decide(layout, t3, state(A, 20.0), ZoneView(20.0, zones)).phase
+
+    assert decide(()) == B  # nobody left to turn: straight to the crossing street
+    assert decide(queue(1)) == c  # a turner stands at the line: protected turn first
+
+
 def test_max_pressure_counts_the_downstream_queue() -> None:
     controller = get_phase_controller("phase-max-pressure")
     down = tuple(ZoneVehicle(3.0 + 7 * k, 0.0) for k in range(6))
