@@ -13,13 +13,17 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from atcs.config._base import StrictModel
+from atcs.config._base import InsidePath, StrictModel
 
 SCRYPT_HASH = re.compile(
     r"^scrypt\$(?P<n>[0-9]+)\$(?P<r>[0-9]+)\$(?P<p>[0-9]+)\$"
     r"(?P<salt>[A-Za-z0-9+/=]{16,})\$(?P<hash>[A-Za-z0-9+/=]{32,})$"
 )
 """``scrypt$N$r$p$salt$hash`` with salt and hash in standard base64."""
+
+SCRYPT_MAX_BYTES = 64 * 1024 * 1024
+SCRYPT_MAX_P = 16
+"""Bounds of the scrypt parameters a hash may carry: 128 * N * r bytes of memory, p."""
 
 Role = Literal["operator", "viewer"]
 Language = Literal["id", "en"]
@@ -38,6 +42,7 @@ class DashboardUser(StrictModel):
     )
     password_hash: str | None = Field(
         default=None,
+        max_length=512,
         description="scrypt hash 'scrypt$N$r$p$salt$hash' (python -m atcs.web.auth).",
     )
     password_env: str | None = Field(
@@ -57,9 +62,14 @@ class DashboardUser(StrictModel):
         match = SCRYPT_HASH.match(value)
         if match is None:
             raise ValueError("must look like 'scrypt$N$r$p$salt$hash' (python -m atcs.web.auth)")
-        n = int(match.group("n"))
+        n, r, p = (int(match.group(k)) for k in ("n", "r", "p"))
         if n < 2 or n & (n - 1):
             raise ValueError("scrypt N must be a power of two")
+        if r < 1 or not 1 <= p <= SCRYPT_MAX_P or 128 * n * r > SCRYPT_MAX_BYTES:
+            raise ValueError(
+                f"scrypt parameters out of bounds: 128 * N * r at most {SCRYPT_MAX_BYTES} "
+                f"bytes, 1 <= p <= {SCRYPT_MAX_P} (a login must cost bounded time and memory)"
+            )
         return value
 
     @model_validator(mode="after")
@@ -75,19 +85,24 @@ class DashboardConfig(StrictModel):
     host: str = Field(
         default="127.0.0.1",
         min_length=1,
+        max_length=253,
         description="Address to listen on; 0.0.0.0 serves every interface (put TLS in front).",
     )
     port: int = Field(default=8080, ge=0, le=65535, description="TCP port; 0: any free port.")
     language: Language = Field(
         default="id", description="Default label language: id (Bahasa Indonesia) or en."
     )
-    title: str = Field(default="", description="Page title; empty: the site's name.")
+    title: str = Field(
+        default="", max_length=200, description="Page title; empty: the site's name."
+    )
     allow_anonymous_viewers: bool = Field(
         default=False,
         description="True: anyone who reaches the page may watch without logging in.",
     )
     users: list[DashboardUser] = Field(
-        default_factory=list, description="Users who may log in (operators and viewers)."
+        default_factory=list,
+        max_length=1000,
+        description="Users who may log in (operators and viewers).",
     )
     session_ttl_s: float = Field(
         default=43200.0, gt=0.0, le=2592000.0, description="A login lasts this long, s."
@@ -123,10 +138,12 @@ class DashboardConfig(StrictModel):
     trend_windows: int = Field(
         default=30, ge=2, le=720, description="Windows kept per segment for its trend."
     )
-    audit_file: str = Field(
+    audit_file: InsidePath = Field(
         default="dashboard/operator-actions.jsonl",
-        min_length=1,
-        description="Audit log of operator actions (JSON lines), relative to service.state_dir.",
+        description=(
+            "Audit log of operator actions (JSON lines), relative to service.state_dir and "
+            "inside it (no '..', not absolute)."
+        ),
     )
 
     @model_validator(mode="after")
