@@ -47,6 +47,7 @@ class DashboardUser(StrictModel):
     )
     password_env: str | None = Field(
         default=None,
+        max_length=128,
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description=(
             "Name of the environment variable holding the password (read at start and "

@@ -27,6 +27,7 @@ class InfluxConfig(StrictModel):
     )
     url: str = Field(
         default="http://127.0.0.1:8086",
+        max_length=2048,
         pattern=r"^https?://[^\s/]+(/\S*)?$",
         description="Base URL of the server (http:// or https://), without credentials.",
     )
@@ -42,6 +43,7 @@ class InfluxConfig(StrictModel):
     )
     password_env: str = Field(
         default="ATCS_INFLUX_PASSWORD",
+        max_length=128,
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="v1: name of the environment variable holding the password.",
     )
@@ -65,6 +67,7 @@ class InfluxConfig(StrictModel):
     )
     token_env: str = Field(
         default="ATCS_INFLUX_TOKEN",
+        max_length=128,
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="v2: name of the environment variable holding the API token "
         "('user:password' for InfluxDB 1.8).",
