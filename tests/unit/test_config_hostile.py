@@ -15,23 +15,10 @@ from atcs.config import load_config
 from atcs.config.loader import MAX_DEPTH, MAX_FILE_BYTES, format_loc
 from atcs.errors import ConfigError
 from tests.support.config_fuzz import BASE, INCLUDE_KINDS, judge_file, toml_text, unclear_lines
+from tests.unit.test_config import MINIMAL as CONFIG_TEXT
 
 SQUARE = "[[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]]"
-MINIMAL = f"""
-[site]
-id = "t"
-
-[[cameras]]
-id = "cam"
-source = "clip.mp4"
-
-[[segments]]
-id = "seg"
-camera = "cam"
-polygon = {SQUARE}
-length_m = 50.0
-lanes = 2
-"""
+MINIMAL = CONFIG_TEXT.replace("[[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]]", SQUARE)
 
 
 def refused(tmp_path: Path, text: str | bytes) -> list[str]:
