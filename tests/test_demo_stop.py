@@ -120,7 +120,10 @@ def run_demo(repo_dir: Path, state_dir: Path, demos: list[Demo], *args: str) -> 
     log = state_dir / "demo.out"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            ["bash", "scripts/demo_run.sh", *args], cwd=repo_dir, env=env, stdout=out,
+            # as from a terminal: whatever this test run ignores, the script gets the
+            # default handling of the signals it traps
+            ["env", "--default-signal=INT,TERM,HUP", "bash", "scripts/demo_run.sh", *args],
+            cwd=repo_dir, env=env, stdout=out,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
     wait_for(lambda: port_open(mqtt_port) or proc.poll() is not None, 30, "the demo's broker")
@@ -164,7 +167,11 @@ def stop_and_check(demo: Demo, send: signal.Signals, *, group: bool, code: int) 
         os.killpg(demo.proc.pid, send)
     else:
         demo.proc.send_signal(send)
-    assert demo.proc.wait(timeout=120) == code, demo.output()
+    try:
+        returned = demo.proc.wait(timeout=150)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"still running 150 s after {send.name}: {alive(started)}\n{demo.output()}")
+    assert returned == code, demo.output()
     assert alive(started) == [], demo.output()
     assert demo.statuses()[-1] == "offline", "the engine's last status reached the broker"
     return sent_at
