@@ -230,6 +230,7 @@ def make_api(tmp_path: Path, **dashboard: Any) -> Iterator[Api]:
         yield Api(client, ctx, engine, published, cfg, loop)
     stop.set()
     ticker.join(5)
+    ctx.auth.close()
     ctx.audit.close()
 
 
