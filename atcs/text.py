@@ -4,18 +4,15 @@ Names, ids, reasons and topics that arrive from a login form, the HTTP API or th
 written to logs and to the audit trail. :func:`printable` is the one helper every such
 string passes through: control characters (newlines and carriage returns included, so a
 value cannot forge a log line), format characters (bidirectional overrides that reorder
-what a reader sees) and lone surrogates are escaped as ``\xNN`` / ``\uNNNN``, and the
-result is cut to a bound with a note of how much was left out.
+what a reader sees), lone surrogates and every space but the plain one are escaped as
+``\xNN`` / ``\uNNNN``, and the result is cut to a bound with a note of how much was left
+out.
 """
 
 from __future__ import annotations
 
-import unicodedata
-
 TEXT_MAX_CHARS = 200
 """Default bound (characters) of a value written to a log line or an audit field."""
-
-_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
 def _escape(char: str) -> str:
@@ -39,7 +36,7 @@ def printable(value: object, limit: int = TEXT_MAX_CHARS) -> str:
     size = 0
     for used, char in enumerate(text):
         piece = char
-        if char != " " and unicodedata.category(char) in _UNSAFE_CATEGORIES:
+        if not char.isprintable():  # control, format, surrogate, unassigned, odd spaces
             piece = _escape(char)
         if size + len(piece) > limit:
             return "".join(out) + f"…(+{len(text) - used} chars)"
