@@ -332,3 +332,6 @@ def test_kubernetes_example_serves_the_dashboard_it_probes(repo_dir: Path) -> No
     assert container["readinessProbe"]["httpGet"]["path"] == "/api/whoami"
     names = {e["name"] for e in container["env"]}
     assert {u.password_env for u in dash.users} <= names, "passwords come from secrets"
+    assert dash.metrics_token_env in names
+    assert dash.secure_cookie == "auto"
+    assert dash.trusted_proxies, "behind the Ingress the browser's address is believed"
