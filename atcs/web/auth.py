@@ -180,30 +180,34 @@ class SessionStore:
 
 
 class PasswordChecks:
-    """Runs password checks on a few threads of its own, with a bounded number waiting.
+    """Runs password checks on a few threads of their own, with a bounded number waiting.
 
-    A scrypt check costs about 16 MiB and tens of milliseconds of CPU; running them only on
-    ``workers`` dedicated threads bounds both, whatever the number of requests. At most
-    ``queue_max`` checks wait or run for callers from unknown addresses; callers from an
-    address their name logged in from may use as many again, so a flood of guesses from
-    elsewhere never turns the operator away.
+    A scrypt check costs about 16 MiB and tens of milliseconds of CPU; running checks only
+    on ``workers`` dedicated threads bounds both, whatever the number of requests. At most
+    ``queue_max`` checks wait or run for callers from unknown addresses; more are turned
+    away (``login_busy``). Callers from an address their name logged in from have one
+    thread and ``queue_max`` places of their own, so a flood of guesses from elsewhere
+    never queues in front of the operator.
     """
 
     def __init__(self, workers: int, queue_max: int) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="atcs-login")
+        self._pools = {
+            False: ThreadPoolExecutor(max_workers=workers, thread_name_prefix="atcs-login"),
+            True: ThreadPoolExecutor(max_workers=1, thread_name_prefix="atcs-login-known"),
+        }
         self._queue_max = queue_max
         self._lock = threading.Lock()
-        self._pending = 0
+        self._pending = {False: 0, True: 0}
 
     @property
     def pending(self) -> int:
         """Checks waiting or running."""
         with self._lock:
-            return self._pending
+            return sum(self._pending.values())
 
-    def _done(self, _future: object) -> None:
+    def _done(self, known: bool) -> None:
         with self._lock:
-            self._pending -= 1
+            self._pending[known] -= 1
 
     async def check(
         self, directory: UserDirectory, name: str, password: str, known: bool
@@ -212,20 +216,20 @@ class PasswordChecks:
 
         Raises :class:`LoginRefused` ``login_busy`` when too many checks wait already.
         """
-        bound = self._queue_max * (2 if known else 1)
         with self._lock:
-            if self._pending >= bound:
+            if self._pending[known] >= self._queue_max:
                 raise LoginRefused(
                     "login_busy", "too many logins at once; try again in a second", 1.0
                 )
-            self._pending += 1
-        future = self._pool.submit(directory.check, name, password)
-        future.add_done_callback(self._done)
+            self._pending[known] += 1
+        future = self._pools[known].submit(directory.check, name, password)
+        future.add_done_callback(lambda _f: self._done(known))
         return await asyncio.wrap_future(future)
 
     def close(self) -> None:
         """Drop the checks still waiting and let the threads end."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for pool in self._pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def throttle_policy(cfg: DashboardConfig) -> ThrottlePolicy:
