@@ -36,8 +36,15 @@ from typing import TypeVar
 
 _K = TypeVar("_K")
 
+_SLACK_S = 1e-3
+"""A wait shorter than this (s) counts as none (clock and float rounding)."""
+
 OVERFLOW = "*"
-"""Key of the entry shared by the keys that did not fit into a full table."""
+"""Key of the entry shared by the keys that did not fit into a full table.
+
+Every other key is stored with a ``=`` in front, so no name or address can be mistaken for
+it.
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +101,7 @@ class _Counts:
 
     def failures(self, key: str, now: float) -> int:
         """Failures counted for ``key`` itself (0 when unknown or forgotten)."""
-        count = self._live(key, now)
+        count = self._live("=" + key, now)
         return count.failures if count is not None else 0
 
     def _live(self, key: str, now: float) -> _Count | None:
@@ -113,16 +120,20 @@ class _Counts:
 
     def wait_s(self, key: str, now: float, may_overflow: bool = True) -> float:
         """Seconds ``key`` must still wait (0: may try now)."""
-        count = self._live(key, now)
+        self._expire(now)
+        count = self._live("=" + key, now)
         if count is None and may_overflow and self._full():
             count = self._live(OVERFLOW, now)
         if count is None:
             return 0.0
-        return max(0.0, count.last_s + self._policy.delay_s(count.failures) - now)
+        delay = self._policy.delay_s(count.failures)
+        left = min(delay, count.last_s + delay - now)  # min: float rounding
+        return left if left > _SLACK_S else 0.0
 
     def add(self, key: str, now: float, may_overflow: bool = True) -> str:
-        """Count one failure of ``key``; return the key it was counted under."""
+        """Count one failure of ``key``; return the entry it was counted under."""
         self._expire(now)
+        key = "=" + key
         if key not in self._table and self._full():
             if may_overflow:
                 key = OVERFLOW
@@ -136,7 +147,7 @@ class _Counts:
         return key
 
     def take_back(self, key: str) -> None:
-        """Undo one :meth:`add` of ``key`` (the attempt turned out right)."""
+        """Undo one :meth:`add` counted under the entry ``key`` (the attempt was right)."""
         count = self._table.get(key)
         if count is not None:
             count.failures -= 1
@@ -144,7 +155,7 @@ class _Counts:
                 del self._table[key]
 
     def forget(self, key: str) -> None:
-        """Drop the count of ``key``."""
+        """Drop the entry ``key`` (as :meth:`add` returned it)."""
         self._table.pop(key, None)
 
 
