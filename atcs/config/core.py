@@ -108,8 +108,13 @@ class AnalysisConfig(StrictModel):
     track_max_count: int = Field(
         default=2000, ge=10, description="Most live tracks per camera (bound on memory)."
     )
-    track_match_iou: float = Field(
-        default=0.1, ge=0.0, lt=1.0, description="Least IoU for a box to continue a track."
+    track_gate_chi2: float = Field(
+        default=9.21,
+        gt=0.0,
+        description=(
+            "Association gate: largest squared Mahalanobis distance of a box centre from its "
+            "track's prediction (9.21: 99 % of a 2-D normal)."
+        ),
     )
     crossing_confirm_frames: int = Field(
         default=3,
