@@ -37,7 +37,7 @@ class MotionNoise:
 
     accel_sizes_s2: float = 10.0
     measure_sizes: float = 0.15
-    unknown_speed_sizes_s: float = 4.0
+    unknown_speed_sizes_s: float = 6.0
     miss_speed_sizes_s: float = 1.0
 
 

@@ -44,7 +44,7 @@ from atcs.metrics.appearance import HISTOGRAM_BINS, box_histograms, hellinger
 from atcs.metrics.kalman import BoxFilter, F64Array, MotionNoise, box_size_px, to_xyxy
 from atcs.types import Detections, FloatArray, Image, TrackId, VehicleClass
 
-_MAX_AREA_RATIO = 2.5  # a match may not change the box area by more than this factor
+_MAX_AREA_RATIO = 2.5  # a match may not change the box area more than this in 0.2 s
 _BORDER_MARGIN_PX = 2.0  # a box this close to the image border may be cut by it
 _N_CLASSES = len(VehicleClass)
 _DUPLICATE_IOU = 0.5  # a missed track predicted this much onto a taken box is its duplicate
@@ -415,7 +415,11 @@ class Tracker:
         areas_t = np.array([box_size_px(tr.box) ** 2 for tr in tracks])
         areas_d = np.array([box_size_px(b) ** 2 for b in boxes])
         ratio = areas_t[:, None] / areas_d[None, :]
-        similar = (ratio <= _MAX_AREA_RATIO) & (ratio >= 1.0 / _MAX_AREA_RATIO)
+        # A box may change its area by a factor 2.5 in a fifth of a second, more in longer
+        # gaps (a vehicle driving away from the camera shrinks fast).
+        gaps = np.array([max(t_s - tr.last_seen_s, 0.2) for tr in tracks]) / 0.2
+        max_ratio = (_MAX_AREA_RATIO**gaps)[:, None]
+        similar = (ratio <= max_ratio) & (ratio >= 1.0 / max_ratio)
         similar |= self._at_border(boxes)[None, :]
         valid = similar & reach & (dist2 <= self._gate_chi2)
         cost = dist2 / self._gate_chi2 + (1.0 - iou_matrix(pred_boxes, boxes))
