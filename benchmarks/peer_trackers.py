@@ -48,7 +48,7 @@ def peer_config(name: str, fps: float) -> Any:
     from ultralytics.utils import YAML, IterableSimpleNamespace
 
     path = Path(ultralytics.__file__).parent / "cfg" / "trackers" / f"{name}.yaml"
-    cfg = IterableSimpleNamespace(**YAML.load(path))
+    cfg = IterableSimpleNamespace(**YAML.load(path))  # type: ignore[no-untyped-call]
     cfg.track_buffer = max(1, round(cfg.track_buffer * fps / 30.0))
     if name == "botsort":
         cfg.gmc_method = "none"
@@ -70,7 +70,11 @@ class PeerTracker:
         if name not in PEERS:
             raise ValueError(f"unknown peer tracker {name!r}; known: {', '.join(PEERS)}")
         cfg = peer_config(name, fps)
-        self._tracker = BYTETracker(cfg) if name == "bytetrack" else BOTSORT(cfg)
+        self._tracker = (
+            BYTETracker(cfg)  # type: ignore[no-untyped-call]
+            if name == "bytetrack"
+            else BOTSORT(cfg)
+        )
         self._live: set[int] = set()
         self._spare = -1
 
@@ -93,7 +97,9 @@ class PeerTracker:
         for i in np.flatnonzero(ids == 0):
             ids[i] = self._spare
             self._spare -= 1
-        alive = {int(t.track_id) for t in (*self._tracker.tracked_stracks, *self._tracker.lost_stracks)}
+        alive = {
+            int(t.track_id) for t in (*self._tracker.tracked_stracks, *self._tracker.lost_stracks)
+        }
         removed = tuple(TrackId(t) for t in sorted(self._live - alive))
         self._live = alive
         return TrackedFrame(

@@ -226,6 +226,7 @@ class CameraAnalyzer:
         lines_px = [_build_line(ln, width_px, height_px) for ln in lines if ln.segment in seg_index]
         self.lines: tuple[LineGeometry, ...] = tuple(ln for ln in lines_px if ln is not None)
         self._line_segment = {ln.line_id: seg_index[ln.segment_id] for ln in self.lines}
+        approach = {LineId(ln.id): ln.approach_direction for ln in lines}
         self._tracker: FrameTracker = (
             tracker if tracker is not None else Tracker.from_config(analysis, (width_px, height_px))
         )
@@ -239,6 +240,9 @@ class CameraAnalyzer:
                 lanes=g.lanes,
                 has_stop_line=g.axis is not None,
                 line_ids=tuple(ln.line_id for ln in self.lines if ln.segment_id == g.segment_id),
+                approach=tuple(
+                    approach[ln.line_id] for ln in self.lines if ln.segment_id == g.segment_id
+                ),
             )
             for g in self.segments
         ]
@@ -407,10 +411,10 @@ class CameraAnalyzer:
         occupancy = geom.grid.covered_fraction(dets.xyxy[members])
         queue: float | None = None
         if geom.axis is not None:
-            dist = geom.axis.distance_m(anchors[members])
+            near, far = geom.axis.box_extent_m(dets.xyxy[members])
             speed_m_s = speeds_px_s[members].astype(np.float64) * geom.axis.metres_per_px
             slow = speed_m_s < self._analysis.queue_speed_m_s  # NaN (unknown) is not slow
-            queue = queue_length_m(dist, slow, self._analysis.queue_max_gap_m)
+            queue = queue_length_m(near, far, slow, self._analysis.queue_max_gap_m)
         frame = SegmentFrame(
             segment_id=geom.segment_id,
             vehicles=int(by_class.sum()),

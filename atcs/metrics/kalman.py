@@ -2,10 +2,10 @@
 
 State ``[ax, ay, w, h, vx, vy, vw, vh]``: the box's anchor (bottom centre: where the
 vehicle meets the road, steadier than the box top, which a rider's head or an occlusion
-moves) and its size in pixels, and their rates in pixels per second. Time steps come from frame times, so the filter works the same at 30
-frames per second and at 2. Noise scales with the box size (its geometric mean side,
-``sqrt(w * h)``): a near motorcycle and a far lorry of the same pixel size move alike, and
-a box twice as big moves twice as many pixels.
+moves) and its size in pixels, and their rates in pixels per second. Time steps come from
+frame times, so the filter works the same at 30 frames per second and at 2. Noise scales
+with the box size (its geometric mean side, ``sqrt(w * h)``): a near motorcycle and a far
+lorry of the same pixel size move alike, and a box twice as big moves twice as many pixels.
 
 - Process noise: white acceleration of ``accel_sizes_s2`` box sizes per second squared on
   the centre (a tenth of it on the size), the discrete model

@@ -169,7 +169,7 @@ class FlowPrior:
         self._speed[r, c] += rate * (speed - self._speed[r, c])
 
     def velocity_at(self, x: float, y: float) -> F64Array | None:
-        """The coherent mean centre velocity (2,) px/s at ``(x, y)``, or None."""
+        """Return the coherent mean anchor velocity (2,) px/s at ``(x, y)``, or None."""
         r, c = self._cell(x, y)
         if self._count[r, c] > 0:
             mean, speed = self._mean[r, c], float(self._speed[r, c])
@@ -253,7 +253,9 @@ class Tracker:
         boxes = detections.xyxy.astype(np.float64)
         assigned = np.full(n, -1, dtype=np.int64)
         tracks = list(self._tracks.values())
-        colours = None if image is None else box_histograms(image, detections.xyxy)
+        colours = (
+            None if image is None else box_histograms(image, detections.xyxy).astype(np.float64)
+        )
         if tracks and n:
             for ti, di in self._associate(t_s, tracks, boxes, colours):
                 assigned[di] = tracks[ti].track_id
@@ -284,8 +286,10 @@ class Tracker:
             track.votes[cls] += max(vote, 1e-3)
             if colours is not None:
                 new = colours[di].astype(np.float64)
-                track.colour = new if track.colour is None else (
-                    (1.0 - _COLOUR_RATE) * track.colour + _COLOUR_RATE * new
+                track.colour = (
+                    new
+                    if track.colour is None
+                    else ((1.0 - _COLOUR_RATE) * track.colour + _COLOUR_RATE * new)
                 )
             classes[di] = track.class_id
         merged = self._drop_duplicates(t_s, boxes)
@@ -305,10 +309,13 @@ class Tracker:
         missed = [tr for tr in self._tracks.values() if tr.last_seen_s != t_s]
         if not missed or len(boxes) == 0:
             return ()
-        predicted = np.stack([to_xyxy(tr.filter.predicted(t_s - tr.last_seen_s)[0]) for tr in missed])
+        predicted = np.stack(
+            [to_xyxy(tr.filter.predicted(t_s - tr.last_seen_s)[0]) for tr in missed]
+        )
         overlap = iou_matrix(predicted, boxes).max(axis=1)
         merged = tuple(
-            TrackId(tr.track_id) for tr, iou in zip(missed, overlap.tolist(), strict=True)
+            TrackId(tr.track_id)
+            for tr, iou in zip(missed, overlap.tolist(), strict=True)
             if iou >= _DUPLICATE_IOU
         )
         for tid in merged:
@@ -352,9 +359,8 @@ class Tracker:
         if colours is not None:
             known = np.array([tr.colour is not None for tr in tracks], dtype=np.bool_)
             if known.any():
-                ref = np.stack(
-                    [tr.colour if tr.colour is not None else np.zeros(HISTOGRAM_BINS) for tr in tracks]
-                )
+                blank = np.zeros(HISTOGRAM_BINS)
+                ref = np.stack([blank if tr.colour is None else tr.colour for tr in tracks])
                 distance = hellinger(ref, colours)
                 distance[~known] = 0.0
                 cost = cost + self._colour_weight * distance
