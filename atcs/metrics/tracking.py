@@ -16,9 +16,10 @@ motorcycle moves more than its own length between two samples and box overlap al
    ``gate_chi2``, so the gate grows with the time since the track was seen and with the
    box size) and the box areas differ by less than a factor 2.5 (unless the box is cut by
    the image border). Cost: that distance plus ``1 - IoU`` of the predicted box; pairs are
-   taken cheapest first. Tracks seen on the previous frame go first, then the tracks
-   missed for a while (ID-switch repair: a vehicle hidden or missed for a few samples
-   gets its own track back instead of a new one);
+   taken cheapest first. Established tracks (seen at least twice) seen on the previous
+   frame go first, then established tracks missed for a while (ID-switch repair: a
+   vehicle hidden, missed or badly boxed for a few samples gets its own track back
+   instead of a new one), then tracks seen once;
 4. unmatched detections start tracks; past ``max_count`` live tracks the least recently
    seen ends.
 
@@ -48,6 +49,7 @@ _MAX_AREA_RATIO = 2.5  # a match may not change the box area more than this in 0
 _BORDER_MARGIN_PX = 2.0  # a box this close to the image border may be cut by it
 _N_CLASSES = len(VehicleClass)
 _DUPLICATE_IOU = 0.5  # a missed track predicted this much onto a taken box is its duplicate
+_BACK_SIZES = 1.0  # a moving track never continues on a box this many sizes behind it
 _COLOUR_RATE = 0.3  # weight of a new colour histogram in a track's running mean
 _FLOW_MIN_HITS = 3  # a track feeds the flow prior from its third observation on
 _FLOW_RATE = 0.2  # weight of a new velocity in a flow cell's running mean
@@ -375,11 +377,19 @@ class Tracker:
                 differ = distance > self._colour_gate
                 valid &= ~(unsure[:, None] & crowded & differ)
         recent = np.array([tr.last_seen_s == self._last_t_s for tr in tracks], dtype=np.bool_)
-        pairs = greedy_pairs(cost, valid & recent[:, None])
+        young = np.array([tr.hits < 2 for tr in tracks], dtype=np.bool_)
+        pairs: list[tuple[int, int]] = []
+        free_t = np.ones(len(tracks), dtype=np.bool_)
         free_d = np.ones(len(boxes), dtype=np.bool_)
-        for _, di in pairs:
-            free_d[di] = False
-        return pairs + greedy_pairs(cost, valid & ~recent[:, None] & free_d[None, :])
+        # Established tracks seen last frame, then established tracks missed for a while
+        # (they get their vehicle back), then tracks seen only once.
+        for stage in (recent & ~young, ~recent & ~young, young):
+            allowed = valid & (stage & free_t)[:, None] & free_d[None, :]
+            for ti, di in greedy_pairs(cost, allowed):
+                free_t[ti] = False
+                free_d[di] = False
+                pairs.append((ti, di))
+        return pairs
 
     def _costs(
         self, t_s: float, tracks: list[_Track], boxes: F64Array
@@ -416,7 +426,7 @@ class Tracker:
                 if speed > size:  # moving more than a box length per second
                     last = np.array([(tr.box[0] + tr.box[2]) / 2.0, tr.box[3]])
                     ahead = (centres - last) @ (velocity / speed)
-                    diff[ahead < -0.5 * size] = np.inf
+                    diff[ahead < -_BACK_SIZES * size] = np.inf
             reach[i] = np.hypot(diff[:, 0], diff[:, 1]) <= limit
         areas_t = np.array([box_size_px(tr.box) ** 2 for tr in tracks])
         areas_d = np.array([box_size_px(b) ** 2 for b in boxes])
