@@ -12,11 +12,19 @@ import pytest
 from atcs.config import AtcsConfig
 from atcs.errors import ConfigError, DataError
 from atcs.metrics import CameraAnalyzer
-from atcs.types import Detections, Direction, LevelOfService, SegmentMetrics, VehicleClass
+from atcs.types import (
+    Detections,
+    Direction,
+    LevelOfService,
+    LineCrossing,
+    SegmentMetrics,
+    VehicleClass,
+)
 
 W, H = 640, 320
 ORIGIN = datetime(2024, 5, 1, 7, 0, 0, tzinfo=UTC)
 CAR, MOTO, BUS = VehicleClass.CAR, VehicleClass.MOTORCYCLE, VehicleClass.BUS
+TRUCK = VehicleClass.TRUCK
 
 # Left segment: x 80..320, y 80..240 px. Right segment: x 320..560, y 80..240 px.
 LEFT = [[0.125, 0.25], [0.5, 0.25], [0.5, 0.75], [0.125, 0.75]]
@@ -571,3 +579,54 @@ def test_memory_stays_bounded_over_a_long_run() -> None:
         if k % 50 == 49:
             an.close_windows(at(k * 0.2))
     assert len(an._windows._done) <= 2
+
+
+def test_a_vehicle_boxed_as_car_and_truck_at_once_is_one_track_counted_once() -> None:
+    an = analyzer()
+    total: list[LineCrossing] = []
+    for k, y in enumerate([140, 150, 170, 180, 190]):
+        car = box(100, y, w=40, h=30)
+        truck = box(101, y + 1, w=42, h=31)  # the same vehicle, IoU about 0.9
+        conf = np.array([0.7, 0.5] if k % 2 else [0.4, 0.8], dtype=np.float32)
+        frame = an.update(
+            k, at(0.2 * k), 0.2 * k,
+            Detections(np.array([car, truck], np.float32), conf, np.array([CAR, TRUCK])),
+        )  # fmt: skip
+        assert len(frame.detections) == 1  # the less confident box of the pair is dropped
+        total += frame.crossings
+    total += an.flush()
+    assert [(c.direction, c.vehicle_class) for c in total] == [(Direction.FORWARD, TRUCK)]
+
+
+def test_the_approach_direction_alone_makes_the_segment_flow() -> None:
+    lines = [
+        {
+            "id": "left-count",
+            "camera": "cam",
+            "segment": "left",
+            "points": [[0.125, 0.5], [0.5, 0.5]],
+            "approach_direction": "backward",
+        }
+    ]
+    an = analyzer(config(lines=lines))
+    seq = move_down(an, 0.0, 0, [100, 150], [CAR, CAR])  # 2 forward: the other direction
+    move_down(an, 1.0, seq, [250], [MOTO], y_from=180, y_to=140)  # 1 backward: the approach
+    (left,) = by_id(an.close_windows(at(10)))["left"]
+    assert left.observed_s == pytest.approx(1.8)
+    assert left.flow_veh_h == pytest.approx(1 / (1.8 / 3600))  # only the backward crossing
+    approach = [(f.direction, f.count) for f in left.flows if f.approach and f.count]
+    other = [(f.direction, f.count) for f in left.flows if not f.approach and f.count]
+    assert approach == [(Direction.BACKWARD, 1)]
+    assert other == [(Direction.FORWARD, 2)]
+
+
+def test_an_engine_start_late_in_a_window_gives_the_flow_of_the_time_seen() -> None:
+    an = analyzer()
+    # Started 7 s into the window; frames every 0.1 s to its end; 1 car crosses.
+    move_down(an, 7.0, 0, [100], [CAR])
+    for k in range(22):  # empty frames 7.9 .. 10.0 s
+        an.update(100 + k, at(7.9 + 0.1 * k), None, Detections.empty())
+    (left,) = by_id(an.close_windows(at(10.0)))["left"]
+    assert left.observed_s == pytest.approx(3.0)
+    assert left.partial
+    assert left.flow_veh_h == pytest.approx(1200.0)  # 1 per 3 s, not 360 (1 per 10 s)
