@@ -7,20 +7,20 @@ tracker (lost motorcycles), a wrong direction or a class flip counted twice move
 
 from __future__ import annotations
 
-import csv
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import pytest
 
 from atcs.config import AtcsConfig, load_config
-from atcs.detection import build_detector
 from atcs.survey import run_survey
 from detectors.base import Detector
+from tests.test_survey_e2e import demo_config, detector, read_csv
+
+__all__ = ["demo_config", "detector"]  # module fixtures shared with the survey tests
 
 pytestmark = pytest.mark.e2e
 
@@ -30,18 +30,6 @@ GROUND_TRUTH = Path(__file__).parent / "data" / "groundtruth"
 @pytest.fixture(scope="module")
 def survey_config(repo_dir: Path) -> AtcsConfig:
     return load_config(repo_dir / "survey.toml")
-
-
-@pytest.fixture(scope="module")
-def detector(survey_config: AtcsConfig) -> Iterator[Detector]:
-    det = build_detector(survey_config.detector)
-    yield det
-    det.close()
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 def truth(clip: str) -> Counter[tuple[str, str]]:
