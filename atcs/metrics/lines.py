@@ -23,9 +23,9 @@ side. A confirmed change counts when the move from the last anchor on the old si
 first anchor on the new side crosses the line between its endpoints, and only once per
 track and line: a track that counted one direction never counts the other afterwards (a
 vehicle does not cross a counting line back and forth; a track that seems to is a box
-jumping between vehicles, and counting it twice would add a vehicle that is not there). Every :class:`CrossingEvent` carries the caller's ``stamp`` of
-the frame where the track was first seen on the new side (the crossing), whichever frame
-or end confirmed it. The state lives as long as the track and is bounded.
+jumping between vehicles, and counting it twice would add a vehicle that is not there).
+Every :class:`CrossingEvent` carries the caller's ``stamp`` of the frame where the track
+was first seen on the new side (the crossing), whichever frame or end confirmed it. The state lives as long as the track and is bounded.
 """
 
 from __future__ import annotations
