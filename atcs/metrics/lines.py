@@ -25,7 +25,8 @@ track and line: a track that counted one direction never counts the other afterw
 vehicle does not cross a counting line back and forth; a track that seems to is a box
 jumping between vehicles, and counting it twice would add a vehicle that is not there).
 Every :class:`CrossingEvent` carries the caller's ``stamp`` of the frame where the track
-was first seen on the new side (the crossing), whichever frame or end confirmed it. The state lives as long as the track and is bounded.
+was first seen on the new side (the crossing), whichever frame or end confirmed it. The
+state lives as long as the track and is bounded.
 """
 
 from __future__ import annotations
