@@ -193,7 +193,7 @@ def _resolve_paths(data: dict[str, Any], base_dir: Path, env: dict[str, str]) ->
             detector["model"] = env[MODEL_ENV]
         if isinstance(detector.get("model"), str):
             detector["model"] = _resolve(detector["model"], base_dir)
-    for section in ("mqtt", "influx"):
+    for section in ("mqtt", "influx", "dashboard"):
         table = _table(data, section)
         for key in ("ca_file", "cert_file", "key_file"):
             if table is not None and isinstance(table.get(key), str):

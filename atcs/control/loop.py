@@ -27,6 +27,7 @@ from atcs.config.control import intersection_spec
 from atcs.control.state import ControlSettings, IntersectionState
 from atcs.control.supervisor import Supervisor
 from atcs.errors import ControlError
+from atcs.text import printable
 from atcs.types import CameraId, CameraStatus, IntersectionId, SegmentId, SegmentMetrics, TimingPlan
 
 log = logging.getLogger(__name__)
@@ -169,7 +170,9 @@ class ControlLoop:
         sup = self._supervisors.get(ix)
         if sup is None:
             known = ", ".join(self._supervisors) or "none"
-            text = f"{what} for unknown intersection {ix!r} rejected; known: {known}"
+            text = (
+                f"{what} for unknown intersection '{printable(ix, 100)}' rejected; known: {known}"
+            )
             log.warning("%s", text)
             raise ControlError(text)
         return sup
