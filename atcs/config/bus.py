@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from atcs.config._base import StrictModel
+from atcs.config.control_auth import ControlAuthConfig
 
 _TOPIC_LEVEL_BAD = re.compile(r"[+#\x00]")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -93,6 +94,13 @@ class MqttConfig(StrictModel):
         ge=10,
         le=1_000_000,
         description="Messages waiting in memory to be written to the disk queue.",
+    )
+    control_auth: ControlAuthConfig = Field(
+        default_factory=ControlAuthConfig,
+        description=(
+            "Authentication of overrides and plan acks received on the bus (see "
+            "docs/security.md); by default unsigned ones are refused and audited."
+        ),
     )
 
     @field_validator("prefix")
