@@ -170,3 +170,30 @@ def test_what_is_signed_is_the_topic_and_the_canonical_payload() -> None:
         b'"issued_at":"2026-03-01T07:30:00.000000Z","nonce":"nnnnnnnnnnnnnnnn","sender":"s"},'
         b'"greens_s":{"a":1e+21,"b":25},"schema":"atcs.override/1","why":"x"}'
     )
+
+
+def test_the_command_line_makes_keys_and_signs_what_the_engine_accepts(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from atcs.cli import main
+
+    assert main(["new-signing-key", "--algorithm", "ed25519"]) == 0
+    lines = dict(
+        line.split(": ", 1) for line in capsys.readouterr().out.splitlines() if ": " in line
+    )
+    monkeypatch.setenv("CONSOLE_PRIVATE", lines["sender"])
+    payload = tmp_path / "hold.json"
+    payload.write_bytes(encode_override(HOLD))
+    args = ["sign-message", "--topic", TOPIC, "--sender", CONSOLE, "--algorithm", "ed25519",
+            "--key-env", "CONSOLE_PRIVATE", str(payload)]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    senders = [{"id": CONSOLE, "role": "operator_console", "algorithm": "ed25519",
+                "key_env": "CONSOLE_PUBLIC"}]  # fmt: skip
+    cfg = ControlAuthConfig.model_validate({"senders": senders})
+    auth = ControlAuthenticator.from_config(cfg, {"CONSOLE_PUBLIC": lines["engine"]})
+    doc = load_override(out.strip().encode(), IX)
+    assert auth.check(TopicKind.OVERRIDE, TOPIC, IX, doc).sender == CONSOLE
+    assert main([*args[:-1], str(tmp_path / "missing.json")]) == 2
+    assert main([*args[:-3], "--key-env", "UNSET_VARIABLE", str(payload)]) == 2
+    assert "UNSET_VARIABLE is not set" in capsys.readouterr().err
