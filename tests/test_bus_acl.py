@@ -172,6 +172,7 @@ def test_each_role_gets_only_its_topics_over_tls(
     assert viewed == {"segment_metrics", "timing_plan", "engine_status"}
     assert all(m.topic == TOPICS.plan(IX) for m in tsc.snapshot())
     assert any(m.topic == TOPICS.override(IX) for m in console.snapshot())
+    assert all(m.payload != b"{}" for m in console.snapshot())  # the viewer's metrics
 
 
 def test_anonymous_plain_and_wrong_password_connections_are_refused(

@@ -188,7 +188,7 @@ def test_a_dead_network_thread_is_reported_then_restarted(
     assert health["connected"] is False
     assert health["last_error"] == "the MQTT network thread is not running"
     view = normalise_health(slow, health)
-    assert (view.connected, view.state) == (False, "disconnected")
+    assert (view.connected, view.state) == (False, "network thread dead")
 
     # checked every second (the default): restarted, and metrics flow again
     caplog.set_level(logging.ERROR, logger="atcs.bus")
