@@ -14,7 +14,7 @@ import io
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +25,14 @@ from paho.mqtt.enums import CallbackAPIVersion
 from atcs.bus import MqttBus, Override, OverrideAction, Topics
 from atcs.bus.messages import MessageMeta
 from atcs.bus.payloads import decode_segment_metrics, encode_segment_metrics
-from atcs.config.bus import MqttConfig
 from atcs.control import ControlLoop, ControlSettings, Supervisor
-from atcs.types import IntersectionId, SegmentId, SiteId
+from atcs.types import IntersectionId, SegmentId
 from atcs.watch import run_watch
 from atcs.web.engine_view import normalise_health
 from tests.support import samples as s
+from tests.support.buses import BusFactory
 from tests.support.mosquitto import Collector, Mosquitto, MosquittoFactory
-from tests.support.signing import make_keys
+from tests.support.signing import TEST_KEYS
 from tests.support.wait import poll
 from tests.test_control_service import service_spec
 
@@ -40,7 +40,7 @@ pytestmark = pytest.mark.integration
 
 TOPICS = Topics()
 IX = IntersectionId("ix-1")
-KEYS = make_keys()
+KEYS = TEST_KEYS
 DEEP = b"[" * 100_000 + b"]" * 100_000  # 200 KB
 HUGE_NUMBER = b'{"schema":"atcs.override/1","action":"hold","who":"x","why":' + b"9" * 5001 + b"}"
 POISON = [
@@ -51,32 +51,6 @@ POISON = [
     (TOPICS.override(IX), b'{"schema":"atcs.override/1","greens_s":{"a":1e999}}'),
     (TOPICS.override(IX), b'{"schema":"atcs.override/1","who":"\\ud800"}'),
 ]
-BusFactory = Callable[..., MqttBus]
-
-
-@pytest.fixture
-def make_bus(tmp_path: Path) -> Iterator[BusFactory]:
-    made: list[MqttBus] = []
-
-    def make(broker: Mosquitto, name: str = "state", **settings: Any) -> MqttBus:
-        watch_every_s = settings.pop("watch_every_s", 1.0)
-        settings.setdefault("reconnect_max_s", 1)
-        settings.setdefault("control_auth", KEYS.control_auth)
-        cfg = MqttConfig(host=broker.host, port=broker.port, **settings)
-        bus = MqttBus(
-            cfg,
-            site_id=SiteId("demo"),
-            state_dir=tmp_path / name,
-            environ=KEYS.environ,
-            watch_every_s=watch_every_s,
-        )
-        bus.start()
-        made.append(bus)
-        return bus
-
-    yield make
-    for bus in made:
-        bus.close(timeout_s=1.0)
 
 
 class Publisher:
@@ -166,6 +140,7 @@ def test_a_dead_network_thread_is_reported_then_restarted(
     publisher: Publisher,
     collectors: list[Collector],
     caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
 ) -> None:
     """An error paho itself cannot survive (simulated: SystemExit in a handler)."""
     sub = Collector(mosquitto, TOPICS.all_segment_metrics())
@@ -178,7 +153,7 @@ def test_a_dead_network_thread_is_reported_then_restarted(
 
     die = Override(IX, OverrideAction.HOLD, "o", "die")
     # checked once an hour: health must tell the truth while the thread is dead
-    slow = make_bus(mosquitto, "slow", watch_every_s=3600.0, client_id="slow-watch")
+    slow = make_bus(mosquitto, tmp_path / "slow", watch_every_s=3600.0, client_id="slow-watch")
     got: list[Override] = []
     slow.on_override(fatal)
     _subscribed(slow, publisher, got)
@@ -192,7 +167,7 @@ def test_a_dead_network_thread_is_reported_then_restarted(
 
     # checked every second (the default): restarted, and metrics flow again
     caplog.set_level(logging.ERROR, logger="atcs.bus")
-    bus = make_bus(mosquitto, "fast", client_id="fast-watch")
+    bus = make_bus(mosquitto, tmp_path / "fast", client_id="fast-watch")
     got.clear()
     bus.on_override(fatal)
     _subscribed(bus, publisher, got)
@@ -205,11 +180,11 @@ def test_a_dead_network_thread_is_reported_then_restarted(
 
 
 def test_a_queued_poison_message_does_not_come_back_after_a_restart(
-    mosquitto_factory: MosquittoFactory, make_bus: BusFactory
+    mosquitto_factory: MosquittoFactory, make_bus: BusFactory, tmp_path: Path
 ) -> None:
     broker = mosquitto_factory()
     persistent = {"clean_session": False, "client_id": "atcs-engine-persistent"}
-    first = make_bus(broker, "state", **persistent)
+    first = make_bus(broker, tmp_path / "state", **persistent)
     first.on_override(lambda _o: None)
     first.on_ack(lambda _a: None)
     assert poll(lambda: first.health()["connects"] == 1, 10)
@@ -223,7 +198,7 @@ def test_a_queued_poison_message_does_not_come_back_after_a_restart(
     attacker.close()
 
     got: list[Override] = []
-    second = make_bus(broker, "state-2", **persistent)
+    second = make_bus(broker, tmp_path / "state-2", **persistent)
     second.on_override(got.append)
     second.on_ack(lambda _a: None)
     assert poll(lambda: got == [hold], 10), second.health()
@@ -231,7 +206,7 @@ def test_a_queued_poison_message_does_not_come_back_after_a_restart(
     assert second.health()["network_thread_alive"] is True
     second.close(timeout_s=1)
 
-    third = make_bus(broker, "state-3", **persistent)
+    third = make_bus(broker, tmp_path / "state-3", **persistent)
     third.on_override(got.append)
     third.on_ack(lambda _a: None)
     assert poll(lambda: third.health()["connects"] == 1, 10)

@@ -11,14 +11,13 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from jsonschema import Draft7Validator
 
-from atcs.bus import Deduplicator, MqttBus, Override, OverrideAction, PlanAck, TopicKind, Topics
+from atcs.bus import Deduplicator, Override, OverrideAction, PlanAck, TopicKind, Topics
 from atcs.bus.messages import AckResult, EngineState
 from atcs.bus.payloads import (
     decode_camera_status,
@@ -27,47 +26,19 @@ from atcs.bus.payloads import (
     decode_timing_plan,
 )
 from atcs.bus.schemas import load_schema
-from atcs.config.bus import MqttConfig
 from atcs.errors import BusError
-from atcs.types import CameraState, IntersectionId, SiteId
+from atcs.types import CameraState, IntersectionId
 from tests.support import samples as s
+from tests.support.buses import BusFactory
 from tests.support.mosquitto import Collector, Mosquitto, MosquittoFactory, Received, TlsFiles
-from tests.support.signing import make_keys
+from tests.support.signing import TEST_KEYS
 from tests.support.wait import poll
 
 pytestmark = pytest.mark.integration
 
 TOPICS = Topics()
 IX = IntersectionId("ix-1")
-KEYS = make_keys()
-BusFactory = Callable[..., MqttBus]
-
-
-@pytest.fixture
-def make_bus(tmp_path: Path) -> Iterator[BusFactory]:
-    """Start MqttBus instances against a broker; all closed at the test's end."""
-    made: list[MqttBus] = []
-
-    def make(
-        broker: Mosquitto,
-        state_dir: Path | None = None,
-        environ: dict[str, str] | None = None,
-        **settings: Any,
-    ) -> MqttBus:
-        settings.setdefault("reconnect_max_s", 1)
-        settings.setdefault("control_auth", KEYS.control_auth)
-        cfg = MqttConfig(host=broker.host, port=broker.port, **settings)
-        env = {**KEYS.environ, **(environ or {})}
-        bus = MqttBus(
-            cfg, site_id=SiteId("demo"), state_dir=state_dir or tmp_path / "state", environ=env
-        )
-        bus.start()
-        made.append(bus)
-        return bus
-
-    yield make
-    for bus in made:
-        bus.close(timeout_s=1.0)
+KEYS = TEST_KEYS
 
 
 def _kind(topic: str) -> TopicKind:

@@ -7,11 +7,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from atcs.config._base import StrictModel
+from atcs.config._base import StrictModel, env_name
 from atcs.config.control_auth import ControlAuthConfig
 
 _TOPIC_LEVEL_BAD = re.compile(r"[+#\x00]")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class MqttConfig(StrictModel):
@@ -115,12 +114,7 @@ class MqttConfig(StrictModel):
     @field_validator("password_env")
     @classmethod
     def _valid_env_name(cls, value: str | None) -> str | None:
-        if value is not None and not _ENV_NAME.match(value):
-            raise ValueError(
-                "must be the NAME of an environment variable (letters, digits, '_'), "
-                "not the password itself"
-            )
-        return value
+        return None if value is None else env_name(value, "the password itself")
 
     @model_validator(mode="after")
     def _consistent(self) -> MqttConfig:

@@ -7,14 +7,12 @@ the shared secret; Ed25519: the sender's public key). Keys never appear in the f
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from atcs.config._base import StrictModel
+from atcs.config._base import StrictModel, env_name
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SENDER_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,64}$"
 
 SenderRoleName = Literal["operator_console", "signal_controller"]
@@ -52,12 +50,7 @@ class ControlSenderConfig(StrictModel):
     @field_validator("key_env")
     @classmethod
     def _valid_env_name(cls, value: str) -> str:
-        if not _ENV_NAME.match(value):
-            raise ValueError(
-                "must be the NAME of an environment variable (letters, digits, '_'), "
-                "not the key itself"
-            )
-        return value
+        return env_name(value, "the key itself")
 
 
 class ControlAuthConfig(StrictModel):

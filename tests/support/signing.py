@@ -62,3 +62,7 @@ def make_keys(**settings: Any) -> Keys:
         environ={CONSOLE_ENV: secret, CONTROLLER_ENV: public},
         control_auth=control_auth,
     )
+
+
+TEST_KEYS = make_keys()
+"""The keys the ``make_bus`` fixture's buses accept (made once per test session)."""
