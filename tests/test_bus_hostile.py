@@ -184,13 +184,14 @@ def test_a_queued_poison_message_does_not_come_back_after_a_restart(
 ) -> None:
     broker = mosquitto_factory()
     persistent = {"clean_session": False, "client_id": "atcs-engine-persistent"}
-    first = make_bus(broker, tmp_path / "state", **persistent)
-    first.on_override(lambda _o: None)
+    first = make_bus(broker, tmp_path / "state", start=False, **persistent)
+    seen: list[Override] = []
+    first.on_override(seen.append)
     first.on_ack(lambda _a: None)
-    assert poll(lambda: first.health()["connects"] == 1, 10)
-    time.sleep(0.3)  # the subscription is made in on_connect
-    first.close(timeout_s=1)
+    first.start()
     attacker = Publisher(broker)
+    _subscribed(first, attacker, seen)  # the session holds the subscriptions
+    first.close(timeout_s=1)
     for topic, payload in POISON:  # queued by the broker for the engine's session
         attacker.send(topic, payload)
     hold = Override(IX, OverrideAction.HOLD, "Kompol Sari", "queued while away")
@@ -198,17 +199,19 @@ def test_a_queued_poison_message_does_not_come_back_after_a_restart(
     attacker.close()
 
     got: list[Override] = []
-    second = make_bus(broker, tmp_path / "state-2", **persistent)
-    second.on_override(got.append)
+    second = make_bus(broker, tmp_path / "state-2", start=False, **persistent)
+    second.on_override(got.append)  # before connecting: the queued messages come at once
     second.on_ack(lambda _a: None)
-    assert poll(lambda: got == [hold], 10), second.health()
+    second.start()
+    assert poll(lambda: [o for o in got if o.why != "probe"] == [hold], 10), second.health()
     assert second.health()["control_malformed"] == len(POISON)
     assert second.health()["network_thread_alive"] is True
     second.close(timeout_s=1)
 
-    third = make_bus(broker, tmp_path / "state-3", **persistent)
+    third = make_bus(broker, tmp_path / "state-3", start=False, **persistent)
     third.on_override(got.append)
     third.on_ack(lambda _a: None)
+    third.start()
     assert poll(lambda: third.health()["connects"] == 1, 10)
     time.sleep(1.0)
     assert third.health()["control_received"] == 0  # every message was acknowledged once

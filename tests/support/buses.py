@@ -3,7 +3,8 @@
 ``make_bus(broker, state_dir=None, environ=None, **settings)`` starts an
 :class:`~atcs.bus.MqttBus` against ``broker`` with the test keys of
 :data:`tests.support.signing.TEST_KEYS` (their ``control_auth`` and environment unless the
-test says otherwise); ``watch_every_s`` is passed to the bus, every other setting to
+test says otherwise); ``watch_every_s`` is passed to the bus, ``start=False`` leaves it to
+the test to start it (after registering handlers), every other setting goes to
 :class:`~atcs.config.bus.MqttConfig`. Every bus is closed at the test's end.
 """
 
@@ -36,6 +37,7 @@ def make_bus(tmp_path: Path) -> Iterator[BusFactory]:
         **settings: Any,
     ) -> MqttBus:
         watch_every_s = settings.pop("watch_every_s", 1.0)
+        start = settings.pop("start", True)
         settings.setdefault("reconnect_max_s", 1)
         settings.setdefault("control_auth", TEST_KEYS.control_auth)
         cfg = MqttConfig(host=broker.host, port=broker.port, **settings)
@@ -46,7 +48,8 @@ def make_bus(tmp_path: Path) -> Iterator[BusFactory]:
             environ={**TEST_KEYS.environ, **(environ or {})},
             watch_every_s=watch_every_s,
         )
-        bus.start()
+        if start:
+            bus.start()
         made.append(bus)
         return bus
 
