@@ -34,6 +34,21 @@ def _add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--source", help="file or image folder replacing the camera's source")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames a camera")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument(
+        "--sample-fps",
+        nargs="?",
+        const="camera",
+        default=None,
+        metavar="FPS",
+        help="analyse FPS frames per second of footage, as the live service does "
+        "(no value: each camera's configured sample_fps; default: every frame)",
+    )
+    p.add_argument(
+        "--fps",
+        type=float,
+        default=None,
+        help="frame rate of image-folder sources, frames/s (default: the camera's sample_fps)",
+    )
 
 
 def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Literal
 
 from atcs.config import AtcsConfig, geometry_warnings, load_config
 from atcs.errors import ConfigError
@@ -77,6 +78,14 @@ def analyze(args: argparse.Namespace) -> int:
     from atcs.survey import run_survey
 
     cfg = load_config(args.config)
+    sample_fps: float | Literal["camera"] | None = None
+    if args.sample_fps == "camera":
+        sample_fps = "camera"
+    elif args.sample_fps is not None:
+        try:
+            sample_fps = float(args.sample_fps)
+        except ValueError:
+            raise ConfigError(f"--sample-fps: not a number: {args.sample_fps!r}") from None
     report = run_survey(
         cfg,
         out_dir=args.out,
@@ -84,6 +93,8 @@ def analyze(args: argparse.Namespace) -> int:
         source=args.source,
         max_frames=args.max_frames,
         progress=not args.no_progress,
+        sample_fps=sample_fps,
+        folder_fps=args.fps,
     )
     for line in report.summary_lines():
         print(line)

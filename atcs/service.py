@@ -243,7 +243,9 @@ class Engine:
                 self.cfg, frame.camera_id, frame.width_px, frame.height_px, WINDOW_ORIGIN
             )
             self.analyzers[frame.camera_id] = analyzer
-        result = analyzer.update(frame.seq, frame.captured_at, frame.offset_s, detections)
+        result = analyzer.update(
+            frame.seq, frame.captured_at, frame.offset_s, detections, frame.image
+        )
         for observer in self.frame_observers:
             observer(frame, result)
 

@@ -32,6 +32,7 @@ from atcs.bus.replay import ReplayCache
 from atcs.bus.topics import TopicKind
 from atcs.config.control_auth import ControlAuthConfig
 from atcs.errors import MessageAuthError
+from atcs.text import printable
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,8 @@ class ControlAuthenticator:
             raise MessageAuthError("bad_signature", "signature is not base64") from None
         if not key.verify(signed_bytes(topic, doc), signature):
             raise MessageAuthError(
-                "bad_signature", f"bad signature for sender {key.sender!r} on {topic[:200]}"
+                "bad_signature",
+                f"bad signature for sender {key.sender!r} on {printable(topic, 200)}",
             )
 
     def _check_times(self, auth: Mapping[str, Any], now: datetime) -> float:

@@ -37,6 +37,7 @@ from atcs.config.control_auth import ControlAuthConfig
 from atcs.errors import MessageAuthError, PayloadError
 from atcs.logthrottle import ThrottledLog
 from atcs.ratelimit import RateLimiter
+from atcs.text import printable
 from atcs.types import IntersectionId
 
 log = logging.getLogger(__name__)
@@ -228,7 +229,7 @@ class ControlInbox:
         self.log.warning_for(
             f"malformed {kind.value if kind is not None else 'control'} messages",
             "dropped malformed message on %s: %s; payload: %r",
-            topic[:200],
+            printable(topic, 200),
             reason,
             _preview(payload),
         )
@@ -241,7 +242,7 @@ class ControlInbox:
             f"refused {msg.kind.value} {exc.reason}",
             "REFUSED %s on %s (claimed sender %r): %s",
             msg.kind.value,
-            msg.topic[:200],
+            printable(msg.topic, 200),
             sender,
             exc,
         )
@@ -282,4 +283,4 @@ class ControlInbox:
             callback(arg)
         except Exception:  # a handler's failure must not stop the network thread
             self._count("handler_errors")
-            log.exception("handler %r failed on a message from %s", callback, topic[:200])
+            log.exception("handler %r failed on a message from %s", callback, printable(topic, 200))

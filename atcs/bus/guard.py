@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import paho.mqtt.client as mqtt
 
 from atcs.logthrottle import ThrottledLog
+from atcs.text import printable
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def _topic_of(args: tuple[Any, ...]) -> str:
     for arg in args:
         if isinstance(arg, mqtt.MQTTMessage):
             try:
-                return arg.topic[:200]
+                return printable(arg.topic, 200)
             except UnicodeDecodeError:
                 return "(topic not UTF-8)"
     return ""

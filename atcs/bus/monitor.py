@@ -26,6 +26,7 @@ from atcs.bus.topics import TopicKind, Topics
 from atcs.config.bus import MqttConfig
 from atcs.errors import PayloadError
 from atcs.logthrottle import ThrottledLog
+from atcs.text import printable
 from atcs.types import CameraId, CameraStatus, SegmentId, SegmentMetrics
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class LiveState:
             with self._lock:
                 self.malformed += 1
             self.log.warning_for(
-                "malformed", "dropped malformed message on %s: %s", topic[:200], exc
+                "malformed", "dropped malformed message on %s: %s", printable(topic, 200), exc
             )
 
     def _keep(self, m: SegmentMetrics) -> bool:

@@ -68,6 +68,8 @@ def encode_segment_metrics(metrics: SegmentMetrics, meta: MessageMeta) -> bytes:
         "window_start": iso_utc(metrics.window_start),
         "window_end": iso_utc(metrics.window_end),
         "window_s": metrics.window_s,
+        "observed_s": metrics.observed_or_window_s,
+        "partial": metrics.partial,
         "frames": metrics.frames,
         "vehicles": metrics.vehicles,
         "vehicles_by_class": {vc.label: n for vc, n in metrics.vehicles_by_class.items()},
@@ -82,6 +84,7 @@ def encode_segment_metrics(metrics: SegmentMetrics, meta: MessageMeta) -> bytes:
                 "direction": f.direction.value,
                 "count": f.count,
                 "flow_veh_h": f.flow_veh_h,
+                "approach": f.approach,
             }
             for f in metrics.flows
         ],
@@ -125,6 +128,7 @@ def _metrics_record(doc: dict[str, Any]) -> SegmentMetrics:
                 direction=Direction(f["direction"]),
                 count=int(f["count"]),
                 flow_veh_h=float(f["flow_veh_h"]),
+                approach=bool(f.get("approach", True)),
             )
             for f in doc["flows"]
         ),
@@ -133,6 +137,8 @@ def _metrics_record(doc: dict[str, Any]) -> SegmentMetrics:
         los=LevelOfService(doc["los"]),
         congested=bool(doc["congested"]),
         stale=bool(doc["stale"]),
+        observed_s=opt_float(doc.get("observed_s")),
+        partial=bool(doc.get("partial", False)),
     )
 
 

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 from atcs.bus.messages import Override, PlanAck
 from atcs.bus.topics import TopicKind
+from atcs.text import printable
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +28,6 @@ REFUSALS_PER_MINUTE = 10
 
 _TEXT_MAX = 1000
 _ID_MAX = 128
-
-
-def clip(text: str, limit: int = _TEXT_MAX) -> str:
-    """``text`` cut to ``limit`` characters (marked with ``...``), for logs and audit records."""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,18 +59,18 @@ class ControlVerdict:
     suppressed: int = 0
 
     def clipped(self) -> ControlVerdict:
-        """Return a copy whose untrusted texts are cut to audit-friendly lengths."""
+        """Return a copy whose untrusted texts are printable and cut to audit-friendly lengths."""
         return replace(
             self,
-            topic=clip(self.topic, 300),
-            intersection=clip(self.intersection, _ID_MAX),
-            detail=clip(self.detail),
-            sender=clip(self.sender, _ID_MAX),
-            action=clip(self.action, _ID_MAX),
-            who=clip(self.who, _ID_MAX),
-            why=clip(self.why),
-            plan_name=None if self.plan_name is None else clip(self.plan_name, _ID_MAX),
-            greens_s={clip(k, _ID_MAX): v for k, v in list(self.greens_s.items())[:32]},
+            topic=printable(self.topic, 300),
+            intersection=printable(self.intersection, _ID_MAX),
+            detail=printable(self.detail, _TEXT_MAX),
+            sender=printable(self.sender, _ID_MAX),
+            action=printable(self.action, _ID_MAX),
+            who=printable(self.who, _ID_MAX),
+            why=printable(self.why, _TEXT_MAX),
+            plan_name=None if self.plan_name is None else printable(self.plan_name, _ID_MAX),
+            greens_s={printable(k, _ID_MAX): v for k, v in list(self.greens_s.items())[:32]},
         )
 
 

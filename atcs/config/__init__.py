@@ -228,7 +228,7 @@ def parse_config(
                 detector["model"] = env[MODEL_ENV]
             if isinstance(detector.get("model"), str):
                 detector["model"] = _resolve(detector["model"], base_dir)
-        for section in ("mqtt", "influx"):
+        for section in ("mqtt", "influx", "dashboard"):
             table = data.get(section)
             if not isinstance(table, dict):
                 continue

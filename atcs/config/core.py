@@ -108,19 +108,40 @@ class AnalysisConfig(StrictModel):
     track_max_count: int = Field(
         default=2000, ge=10, description="Most live tracks per camera (bound on memory)."
     )
-    track_match_iou: float = Field(
-        default=0.1, ge=0.0, lt=1.0, description="Least IoU for a box to continue a track."
+    track_gate_chi2: float = Field(
+        default=9.21,
+        gt=0.0,
+        description=(
+            "Association gate: largest squared Mahalanobis distance of a box centre from its "
+            "track's prediction (9.21: 99 % of a 2-D normal)."
+        ),
     )
     crossing_confirm_frames: int = Field(
         default=3,
         ge=1,
         description="Frames a track must hold its new side of a line before a crossing counts.",
     )
+    max_frame_gap_s: float = Field(
+        default=2.0,
+        gt=0.0,
+        description=(
+            "Frames further apart than this (s) leave the time between them unobserved "
+            "(camera loss, engine start): flows are per hour of observed time."
+        ),
+    )
+    partial_below_share: float = Field(
+        default=0.8,
+        ge=0.0,
+        le=1.0,
+        description="A window observed for less than this share of its length is partial.",
+    )
     queue_speed_m_s: float = Field(
         default=1.5, gt=0.0, description="A vehicle slower than this (m/s) is stopped or slow."
     )
     queue_max_gap_m: float = Field(
-        default=12.0, gt=0.0, description="Largest gap (m) between queued vehicles in one queue."
+        default=12.0,
+        gt=0.0,
+        description="Largest bumper-to-bumper gap (m) between queued vehicles in one queue.",
     )
     los_density_pcu_km_lane: tuple[float, float, float, float, float] = Field(
         default=(7.0, 11.0, 16.0, 22.0, 28.0),
@@ -206,6 +227,13 @@ class LineConfig(StrictModel):
         default="forward", description="Name of a crossing from the line's left to its right."
     )
     backward_label: str = Field(default="backward", description="Name of the other direction.")
+    approach_direction: Literal["forward", "backward", "both"] = Field(
+        default="forward",
+        description=(
+            "Direction toward the segment's stop line: the approach flow, the one control "
+            "and PCU use (both directions are published)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _not_degenerate(self) -> LineConfig:

@@ -36,6 +36,7 @@ from atcs.control.state import ControlSettings, IntersectionState
 from atcs.control.supervisor import Supervisor
 from atcs.errors import ControlError
 from atcs.logthrottle import ThrottledLog
+from atcs.text import printable
 from atcs.types import CameraId, CameraStatus, IntersectionId, SegmentId, SegmentMetrics, TimingPlan
 
 log = logging.getLogger(__name__)
@@ -200,7 +201,9 @@ class ControlLoop:
         sup = self._supervisors.get(ix)
         if sup is None:
             known = ", ".join(self._supervisors) or "none"
-            text = f"{what} for unknown intersection {ix[:128]!r} rejected; known: {known}"
+            text = (
+                f"{what} for unknown intersection '{printable(ix, 100)}' rejected; known: {known}"
+            )
             self._log.warning_for(f"unknown intersection {what}", "%s", text)
             raise ControlError(text)
         return sup

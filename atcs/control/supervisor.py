@@ -47,6 +47,7 @@ from atcs.control.state import (
 from atcs.control.tracker import PlanTracker
 from atcs.errors import ControlError
 from atcs.logthrottle import ThrottledLog
+from atcs.text import printable
 from atcs.types import CameraId, CameraStatus, SegmentId, SegmentMetrics, TimingPlan
 from controllers import (
     ControlInput,
@@ -67,6 +68,9 @@ log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 10.0
 """After a decision failed (bad input the config did not catch), try again this much later."""
+
+EVENT_TEXT_MAX_CHARS = 2000
+"""Longest control event text kept and logged (it quotes operator and signal texts)."""
 
 _SAME_S = 1e-6
 
@@ -377,6 +381,7 @@ class Supervisor:
         plan_id: str | None = None,
         level: int = logging.INFO,
     ) -> None:
+        text = printable(text, EVENT_TEXT_MAX_CHARS)  # holds who, why, reasons from the bus
         self._history.append(ControlEvent(now, kind, text, plan_id))
         self._log.emit(level, kind.value, "intersection %s: %s", self.spec.intersection_id, text)
 
