@@ -20,6 +20,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
 
@@ -152,6 +153,15 @@ def _inside(path: str) -> str:
 
 InsidePath = Annotated[PathText, AfterValidator(_inside)]
 """A relative path that stays inside the folder it is relative to."""
+
+
+def env_name(value: str, what: str) -> str:
+    """Return ``value`` if it can name an environment variable; ValueError saying ``what``."""
+    if not _ENV_NAME.match(value):
+        raise ValueError(
+            f"must be the NAME of an environment variable (letters, digits, '_'), not {what}"
+        )
+    return value
 
 
 def expand_env(text: str, environ: dict[str, str] | None = None) -> str:

@@ -77,7 +77,22 @@ BASE: dict[str, Any] = {
             "fallback_plans": [{"starts_at": "06:00", "greens_s": {"ns": 20.0, "ew": 20.0}}],
         }
     ],
-    "mqtt": {"host": "127.0.0.1", "port": 1883, "keepalive_s": 30},
+    "mqtt": {
+        "host": "127.0.0.1",
+        "port": 1883,
+        "keepalive_s": 30,
+        "control_auth": {
+            "senders": [
+                {
+                    "id": "console-1",
+                    "role": "operator_console",
+                    "algorithm": "hmac-sha256",
+                    "key_env": "CONSOLE_KEY",
+                    "intersections": ["ix"],
+                }
+            ]
+        },
+    },
     "influx": {"url": "http://127.0.0.1:8086", "batch_size": 500, "flush_interval_s": 2.0},
     "dashboard": {
         "port": 0,
