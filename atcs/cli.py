@@ -1,4 +1,4 @@
-"""The ``atcs`` command line: validate-config, analyze, run, watch and simulate.
+"""The ``atcs`` command line: validate-config, analyze, run, watch, simulate and signing.
 
 Each sub-command imports what it needs when it runs, so ``atcs --help`` stays fast and a
 broken optional part (say, the simulator) never stops the others.
@@ -34,6 +34,21 @@ def _add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--source", help="file or image folder replacing the camera's source")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames a camera")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument(
+        "--sample-fps",
+        nargs="?",
+        const="camera",
+        default=None,
+        metavar="FPS",
+        help="analyse FPS frames per second of footage, as the live service does "
+        "(no value: each camera's configured sample_fps; default: every frame)",
+    )
+    p.add_argument(
+        "--fps",
+        type=float,
+        default=None,
+        help="frame rate of image-folder sources, frames/s (default: the camera's sample_fps)",
+    )
 
 
 def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -88,6 +103,18 @@ def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
+def _add_signing(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("sign-message", help="sign an override or ack for the MQTT bus")
+    p.add_argument("--topic", required=True, help="the topic it will be published on")
+    p.add_argument("--sender", required=True, help="sender id (mqtt.control_auth.senders)")
+    p.add_argument("--algorithm", required=True, choices=["hmac-sha256", "ed25519"])
+    p.add_argument("--key-env", required=True, help="environment variable holding the key")
+    p.add_argument("--valid-s", type=float, default=60.0, help="seconds it stays valid")
+    p.add_argument("payload", nargs="?", type=Path, help="JSON payload file (default: stdin)")
+    k = sub.add_parser("new-signing-key", help="make a key for signing control messages")
+    k.add_argument("--algorithm", required=True, choices=["hmac-sha256", "ed25519"])
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``atcs`` command."""
     parser = argparse.ArgumentParser(prog="atcs", description=__doc__.splitlines()[0])
@@ -99,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_watch(sub)
     _add_simulate(sub)
+    _add_signing(sub)
     return parser
 
 
@@ -125,11 +153,15 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "run":
         from atcs.commands import run
 
-        return run(args.config, args.duration)
+        return run(args.config, args.duration, verbose=args.verbose)
     if command == "watch":
         from atcs.commands import watch
 
         return watch(args)
+    if command in ("sign-message", "new-signing-key"):
+        from atcs.commands import new_signing_key, sign_message
+
+        return sign_message(args) if command == "sign-message" else new_signing_key(args)
     from atcs.commands import simulate
 
     return simulate(args)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
+from typing import Literal
 
 from atcs.config import AtcsConfig, geometry_warnings, load_config
 from atcs.errors import ConfigError
@@ -77,6 +79,14 @@ def analyze(args: argparse.Namespace) -> int:
     from atcs.survey import run_survey
 
     cfg = load_config(args.config)
+    sample_fps: float | Literal["camera"] | None = None
+    if args.sample_fps == "camera":
+        sample_fps = "camera"
+    elif args.sample_fps is not None:
+        try:
+            sample_fps = float(args.sample_fps)
+        except ValueError:
+            raise ConfigError(f"--sample-fps: not a number: {args.sample_fps!r}") from None
     report = run_survey(
         cfg,
         out_dir=args.out,
@@ -84,17 +94,24 @@ def analyze(args: argparse.Namespace) -> int:
         source=args.source,
         max_frames=args.max_frames,
         progress=not args.no_progress,
+        sample_fps=sample_fps,
+        folder_fps=args.fps,
     )
     for line in report.summary_lines():
         print(line)
     return 0
 
 
-def run(config_path: Path, duration_s: float | None) -> int:
-    """Run the long-lived engine (``atcs run``) until a signal or ``duration_s`` seconds."""
+def run(config_path: Path, duration_s: float | None, verbose: bool = False) -> int:
+    """Run the long-lived engine (``atcs run``) until a signal or ``duration_s`` seconds.
+
+    Logging follows ``service.log_level`` unless ``verbose`` asked for DEBUG.
+    """
     from atcs.service import run_service
 
     cfg = load_config(config_path)
+    if not verbose:
+        logging.getLogger().setLevel(cfg.service.log_level)
     return run_service(cfg, duration_s=duration_s)
 
 
@@ -124,4 +141,38 @@ def simulate(args: argparse.Namespace) -> int:
             outage_s=args.outage_s,
         ),
     )
+    return 0
+
+
+def sign_message(args: argparse.Namespace) -> int:
+    """Print the JSON payload (file or stdin) signed for its topic (``atcs sign-message``).
+
+    The key is read from the environment variable ``args.key_env``: the base64 HMAC secret
+    or Ed25519 private key of the sender. Exit 2 with a message when it cannot be signed.
+    """
+    from atcs.bus.keys import Algorithm, Signer, sign_payload
+
+    try:
+        raw = args.payload.read_bytes() if args.payload is not None else sys.stdin.buffer.read()
+    except OSError as exc:
+        print(f"atcs sign-message: cannot read {args.payload}: {exc.strerror}", file=sys.stderr)
+        return 2
+    signer = Signer.from_env(args.sender, Algorithm(args.algorithm), args.key_env)
+    signed = sign_payload(raw, args.topic, signer, valid_s=args.valid_s)
+    sys.stdout.write(signed.decode("utf-8") + "\n")
+    return 0
+
+
+def new_signing_key(args: argparse.Namespace) -> int:
+    """Print a fresh key for signing control messages (``atcs new-signing-key``)."""
+    from atcs.bus.keys import Algorithm, new_key
+
+    algorithm = Algorithm(args.algorithm)
+    sender_key, engine_key = new_key(algorithm)
+    if algorithm is Algorithm.HMAC_SHA256:
+        print("# shared secret: the same value on the sender and in the engine's environment")
+    else:
+        print("# Ed25519: the private key stays on the sender; the engine gets the public key")
+    print(f"sender: {sender_key}")
+    print(f"engine: {engine_key}")
     return 0

@@ -243,7 +243,9 @@ class Engine:
                 self.cfg, frame.camera_id, frame.width_px, frame.height_px, WINDOW_ORIGIN
             )
             self.analyzers[frame.camera_id] = analyzer
-        result = analyzer.update(frame.seq, frame.captured_at, frame.offset_s, detections)
+        result = analyzer.update(
+            frame.seq, frame.captured_at, frame.offset_s, detections, frame.image
+        )
         for observer in self.frame_observers:
             observer(frame, result)
 
@@ -362,10 +364,15 @@ def build_engine(cfg: AtcsConfig) -> Engine:
         outputs.bus.on_override(control.on_override)
     listeners = [control.on_metrics] if control is not None else []
     engine = Engine(cfg, sinks=outputs.sinks, listeners=listeners, control=control)
+    audit = None
     if cfg.dashboard is not None:  # dashboard (atcs.web): a sink + frame observer, see docs
         from atcs.web import attach_dashboard
 
-        attach_dashboard(engine, cfg.dashboard)
+        audit = attach_dashboard(engine, cfg.dashboard).ctx.audit
+    if control is not None and isinstance(outputs.bus, MqttBus):
+        from atcs.audit_trail import attach_bus_audit
+
+        attach_bus_audit(engine, outputs.bus, cfg, audit)
     return engine
 
 

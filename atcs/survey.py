@@ -17,8 +17,8 @@ times end to end on one timeline (a long run with the memory of a short one, for
 
 from __future__ import annotations
 
-import csv
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -26,51 +26,47 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Literal
 
-import cv2
-import numpy as np
-
-from atcs.annotate import annotate
 from atcs.config import AtcsConfig
 from atcs.detection import build_detector
 from atcs.errors import ConfigError, SourceError
-from atcs.metrics import CameraAnalyzer, FrameAnalysis
-from atcs.sources import iter_recorded_frames, probe_recording, redact_url
+from atcs.metrics import CameraAnalyzer
+from atcs.sources import FootageSampler, iter_recorded_frames, probe_recording, redact_url
+from atcs.sources.recorded import DEFAULT_FOLDER_FPS
+from atcs.survey_rows import (
+    CLASS_LABELS,
+    CROSSING_COLUMNS,
+    FRAME_COLUMNS,
+    WINDOW_COLUMNS,
+    CameraRun,
+    Writers,
+)
 from atcs.types import (
-    Detections,
-    Direction,
     Frame,
     Image,
-    LineCrossing,
-    SegmentMetrics,
-    VehicleClass,
 )
 from detectors.base import Detector
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "CLASS_LABELS",
+    "CROSSING_COLUMNS",
+    "FRAME_COLUMNS",
+    "SURVEY_ORIGIN",
+    "WINDOW_COLUMNS",
+    "CameraSurvey",
+    "StageTimes",
+    "SurveyReport",
+    "run_survey",
+    "survey_detector",
+]
+
 SURVEY_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
 """Frame times of a survey are this instant plus the offset in the recording."""
 REQUESTS_PER_CORE = 2
 """Inference requests a survey keeps in flight per CPU core, plus one (at most 32)."""
-
-CLASS_LABELS = [c.label for c in VehicleClass]
-FRAME_COLUMNS = [
-    "frame", "offset_s", "camera", "segment", "vehicles", "pcu", "occupancy", "queue_m",
-    *CLASS_LABELS,
-]  # fmt: skip
-WINDOW_COLUMNS = [
-    "camera", "segment", "window_start_s", "window_end_s", "window_start", "window_end",
-    "frames", "vehicles", *[f"vehicles_{c}" for c in CLASS_LABELS], "pcu",
-    "density_pcu_km_lane", "occupancy", "flow_veh_h", *[f"flow_{c}_veh_h" for c in CLASS_LABELS],
-    "flow_forward_veh_h", "flow_backward_veh_h", "queue_m", "queue_max_m", "los", "congested",
-    "stale",
-]  # fmt: skip
-CROSSING_COLUMNS = [
-    "frame", "offset_s", "camera", "line", "segment", "track_id", "class", "direction",
-    "direction_label",
-]  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -141,159 +137,6 @@ class SurveyReport:
         return out
 
 
-class _Writers:
-    """The three CSV files of a survey, opened once for every camera."""
-
-    def __init__(self, out_dir: Path) -> None:
-        self._files: list[TextIO] = []
-        self.frames = self._open(out_dir / "frames.csv", FRAME_COLUMNS)
-        self.windows = self._open(out_dir / "windows.csv", WINDOW_COLUMNS)
-        self.crossings = self._open(out_dir / "crossings.csv", CROSSING_COLUMNS)
-
-    def _open(self, path: Path, columns: list[str]) -> Any:
-        handle = path.open("w", newline="", encoding="utf-8")
-        self._files.append(handle)
-        writer = csv.writer(handle)
-        writer.writerow(columns)
-        return writer
-
-    def close(self) -> None:
-        for handle in self._files:
-            handle.close()
-
-
-def _fmt(value: float | None, digits: int = 4) -> str:
-    return "" if value is None else f"{value:.{digits}f}".rstrip("0").rstrip(".") or "0"
-
-
-def _window_row(m: SegmentMetrics, origin: datetime) -> list[object]:
-    by_class_flow = dict.fromkeys(CLASS_LABELS, 0.0)
-    forward = backward = 0.0
-    for f in m.flows:
-        by_class_flow[f.vehicle_class.label] += f.flow_veh_h
-        if f.direction is Direction.FORWARD:
-            forward += f.flow_veh_h
-        else:
-            backward += f.flow_veh_h
-    return [
-        m.camera_id,
-        m.segment_id,
-        _fmt((m.window_start - origin).total_seconds()),
-        _fmt((m.window_end - origin).total_seconds()),
-        m.window_start.isoformat(),
-        m.window_end.isoformat(),
-        m.frames,
-        _fmt(m.vehicles),
-        *[_fmt(m.vehicles_by_class.get(VehicleClass.from_label(c), 0.0)) for c in CLASS_LABELS],
-        _fmt(m.pcu),
-        _fmt(m.density_pcu_km_lane),
-        _fmt(m.occupancy),
-        _fmt(m.flow_veh_h, 1),
-        *[_fmt(by_class_flow[c], 1) for c in CLASS_LABELS],
-        _fmt(forward, 1),
-        _fmt(backward, 1),
-        _fmt(m.queue_m, 2),
-        _fmt(m.queue_max_m, 2),
-        m.los.value,
-        int(m.congested),
-        int(m.stale),
-    ]
-
-
-class _CameraRun:
-    """The survey of one camera: analysis, CSV rows and the busiest annotated frame."""
-
-    def __init__(self, cfg: AtcsConfig, camera_id: str, writers: _Writers, origin: datetime):
-        self.cfg = cfg
-        self.camera_id = camera_id
-        self.writers = writers
-        self.origin = origin
-        self.analyzer: CameraAnalyzer | None = None
-        self.best_vehicles = -1
-        self.best: tuple[Image, Detections, str, dict[str, str]] | None = None
-        self.line_labels = {
-            ln.id: (ln.forward_label, ln.backward_label) for ln in cfg.lines_of(camera_id)
-        }
-        self.line_counts: dict[str, int] = dict.fromkeys(self.line_labels, 0)
-        self.class_totals = np.zeros(len(CLASS_LABELS), dtype=np.int64)
-
-    def analyse(self, frame: Frame, detections: Detections) -> FrameAnalysis:
-        if self.analyzer is None:
-            self.analyzer = CameraAnalyzer.from_config(
-                self.cfg, self.camera_id, frame.width_px, frame.height_px, self.origin
-            )
-        return self.analyzer.update(frame.seq, frame.captured_at, frame.offset_s, detections)
-
-    def write(self, frame: Frame, result: FrameAnalysis, survey: CameraSurvey) -> None:
-        offset = _fmt(frame.offset_s)
-        total = 0
-        for seg in result.segments:
-            total += seg.vehicles
-            self.writers.frames.writerow(
-                [frame.seq, offset, self.camera_id, seg.segment_id, seg.vehicles,
-                 _fmt(seg.pcu), _fmt(seg.occupancy), _fmt(seg.queue_m, 2),
-                 *[seg.vehicles_by_class.get(c, 0) for c in VehicleClass]]
-            )  # fmt: skip
-        if result.crossings:
-            self.write_crossings(result.crossings, survey)
-        class_ids = result.detections.class_id
-        if len(class_ids):
-            self.class_totals += np.bincount(class_ids, minlength=len(CLASS_LABELS))
-        if total > self.best_vehicles:
-            self.best_vehicles = total
-            seg_counts = {str(s.segment_id): f"{s.vehicles} vehicles" for s in result.segments}
-            self.best = (frame.image.copy(), result.detections, f"{offset} s", seg_counts)
-        self.write_windows(self.analyzer_windows(frame.captured_at, partial=False), survey)
-
-    def write_crossings(self, crossings: Sequence[LineCrossing], survey: CameraSurvey) -> None:
-        """Write crossings dated by the first frame on the new side of the line."""
-        for c in crossings:
-            forward, backward = self.line_labels.get(c.line_id, ("forward", "backward"))
-            label = forward if c.direction is Direction.FORWARD else backward
-            self.writers.crossings.writerow(
-                [c.frame_seq, _fmt(c.offset_s), self.camera_id, c.line_id, c.segment_id,
-                 c.track_id, c.vehicle_class.label, c.direction.value, label]
-            )  # fmt: skip
-            self.line_counts[c.line_id] = self.line_counts.get(c.line_id, 0) + 1
-        survey.crossings += len(crossings)
-
-    def finish(self, until: datetime, survey: CameraSurvey) -> None:
-        """Count tracks still pending on a line, then close the last (partial) window."""
-        if self.analyzer is not None:
-            self.write_crossings(self.analyzer.flush(), survey)
-        self.write_windows(self.analyzer_windows(until, partial=True), survey)
-        survey.detections_by_class = {
-            label: int(n) for label, n in zip(CLASS_LABELS, self.class_totals, strict=True) if n
-        }
-
-    def analyzer_windows(self, until: datetime, partial: bool) -> list[SegmentMetrics]:
-        return [] if self.analyzer is None else self.analyzer.close_windows(until, partial=partial)
-
-    def write_windows(self, metrics: Sequence[SegmentMetrics], survey: CameraSurvey) -> None:
-        for m in metrics:
-            self.writers.windows.writerow(_window_row(m, self.origin))
-        survey.windows += len(metrics)
-
-    def save_image(self, path: Path) -> Path | None:
-        if self.best is None:
-            return None
-        image, detections, when, seg_counts = self.best
-        counts = {ln: f"{n} crossed" for ln, n in self.line_counts.items()}
-        img = annotate(
-            image,
-            self.cfg.segments_of(self.camera_id),
-            self.cfg.lines_of(self.camera_id),
-            detections,
-            segment_text=seg_counts,
-            line_text=counts,
-            title=f"{self.camera_id} at {when}",
-        )
-        if not cv2.imwrite(str(path), img):
-            log.error("could not write %s", path)
-            return None
-        return path
-
-
 FrameHook = Callable[[CameraSurvey, CameraAnalyzer], None]
 """Called after every frame is written, with the survey so far and the camera's analyzer."""
 
@@ -320,13 +163,20 @@ def _timed(frames: Iterator[Frame], waits: _Waits) -> Iterator[Frame]:
         yield frame
 
 
-def _replayed(camera_id: str, path: str, repeat: int, fps: float) -> Iterator[Frame]:
+def _replayed(
+    camera_id: str, path: str, repeat: int, fps: float, folder_fps: float
+) -> Iterator[Frame]:
     """Yield the recording's frames, played ``repeat`` times end to end on one timeline.
 
     Pass k is shifted by the frames of the passes before it: ``seq``, ``offset_s`` and
     ``captured_at`` keep increasing, as if the recording were ``repeat`` times longer.
+    Images of a folder are ``1 / folder_fps`` s apart.
     """
-    frames = iter_recorded_frames(camera_id, path, start_at=SURVEY_ORIGIN)
+
+    def read() -> Iterator[Frame]:
+        return iter_recorded_frames(camera_id, path, start_at=SURVEY_ORIGIN, folder_fps=folder_fps)
+
+    frames = read()
     if repeat <= 1:
         yield from frames
         return
@@ -344,7 +194,18 @@ def _replayed(camera_id: str, path: str, repeat: int, fps: float) -> Iterator[Fr
                 offset_s=(frame.offset_s or 0.0) + shift_s,
             )
         shift += last + 1
-        frames = iter_recorded_frames(camera_id, path, start_at=SURVEY_ORIGIN)
+        frames = read()
+
+
+def _sampled(frames: Iterator[Frame], sample_fps: float | None) -> Iterator[Frame]:
+    """Keep one frame per ``1 / sample_fps`` s of footage (all of them when None)."""
+    if sample_fps is None:
+        yield from frames
+        return
+    sampler = FootageSampler(sample_fps)
+    for frame in frames:
+        if sampler.take(frame.offset_s or 0.0):
+            yield frame
 
 
 def _image_of(frame: Frame) -> Image:
@@ -380,6 +241,18 @@ class _Options:
     progress: bool
     repeat: int
     on_frame: FrameHook | None
+    sample_fps: float | None = None
+    folder_fps: float = DEFAULT_FOLDER_FPS
+
+
+def _expected_frames(frame_count: int, fps: float, opts: _Options) -> int:
+    """Frames the survey of one recording will analyse (for the progress bar)."""
+    total = frame_count * opts.repeat
+    if opts.sample_fps is not None and fps > opts.sample_fps:
+        total = math.ceil(total * opts.sample_fps / fps)
+    if opts.max_frames is not None:
+        total = min(total, opts.max_frames)
+    return total
 
 
 def _survey_camera(
@@ -387,23 +260,24 @@ def _survey_camera(
     camera_id: str,
     path: str,
     detector: Detector,
-    writers: _Writers,
+    writers: Writers,
     *,
     opts: _Options,
 ) -> CameraSurvey:
     from tqdm import tqdm
 
-    info = probe_recording(path)
+    info = probe_recording(path, folder_fps=opts.folder_fps)
     survey = CameraSurvey(camera_id=camera_id, source=redact_url(path))
     stages = survey.stages
     origin = SURVEY_ORIGIN
-    run = _CameraRun(cfg, camera_id, writers, origin)
-    total = info.frame_count * opts.repeat
-    if opts.max_frames is not None:
-        total = min(total, opts.max_frames)
-    bar = tqdm(total=total or None, desc=camera_id, unit="frame", disable=not opts.progress)
+    run = CameraRun(cfg, camera_id, writers, origin)
+    bar = tqdm(
+        total=_expected_frames(info.frame_count, info.fps, opts) or None,
+        desc=camera_id, unit="frame", disable=not opts.progress,
+    )  # fmt: skip
     start = time.perf_counter()
-    frames = islice(_replayed(camera_id, path, opts.repeat, info.fps), opts.max_frames)
+    replayed = _replayed(camera_id, path, opts.repeat, info.fps, opts.folder_fps)
+    frames = islice(_sampled(replayed, opts.sample_fps), opts.max_frames)
     decode = _Waits()
     stream = detector.detect_stream(_timed(frames, decode), _image_of)
     last_at = origin
@@ -433,8 +307,10 @@ def _survey_camera(
     stages.decode_s = decode.wall_s
     stages.inference_s = max(0.0, waited.wall_s - decode.wall_s)
     stages.inference_cpu_s = max(0.0, waited.cpu_s - decode.cpu_s)
-    survey.duration_s = survey.frames / info.fps if info.fps > 0 else 0.0
-    end = max(last_at, origin + timedelta(seconds=survey.duration_s))
+    # the recording up to the end of its last analysed frame's period
+    period_s = 1.0 / info.fps if info.fps > 0 else 0.0
+    survey.duration_s = (last_at - origin).total_seconds() + period_s if survey.frames else 0.0
+    end = origin + timedelta(seconds=survey.duration_s)
     t3 = wall()
     run.finish(end, survey)
     survey.image_path = run.save_image(opts.out_dir / f"{camera_id}.png")
@@ -456,6 +332,8 @@ def run_survey(
     detector: Detector | None = None,
     repeat: int = 1,
     on_frame: FrameHook | None = None,
+    sample_fps: float | Literal["camera"] | None = None,
+    folder_fps: float | None = None,
 ) -> SurveyReport:
     """Process recorded footage of ``camera_ids`` (default: every enabled camera).
 
@@ -466,6 +344,11 @@ def run_survey(
     ``on_frame`` is called after every frame (see :data:`FrameHook`). Raises
     :class:`SourceError` when a recording cannot be read (rows of cameras already processed
     stay written) and :class:`ConfigError` for a bad camera choice or ``repeat`` < 1.
+
+    ``sample_fps`` analyses one frame per ``1 / sample_fps`` s of footage, as the live
+    service does (``"camera"``: each camera's configured ``sample_fps``; None: every
+    frame). ``folder_fps`` is the rate at which an image folder's pictures were taken
+    (None: the camera's ``sample_fps``, as the live service reads folders).
     """
     if repeat < 1:
         raise ConfigError(f"repeat must be at least 1, got {repeat}")
@@ -473,12 +356,21 @@ def run_survey(
     out_dir.mkdir(parents=True, exist_ok=True)
     own_detector = detector is None
     det = survey_detector(cfg) if detector is None else detector
-    writers = _Writers(out_dir)
+    writers = Writers(out_dir)
     report = SurveyReport(out_dir=out_dir, cameras=[])
-    opts = _Options(out_dir, max_frames, progress, repeat, on_frame)
+    for rate in (sample_fps, folder_fps):
+        if isinstance(rate, float | int) and not rate > 0:
+            raise ConfigError(f"frame rates must be positive, got {rate}")
     try:
         for cid in ids:
-            path = source if source is not None else cfg.camera(cid).source
+            camera = cfg.camera(cid)
+            path = source if source is not None else camera.source
+            rate = camera.sample_fps if sample_fps == "camera" else sample_fps
+            opts = _Options(
+                out_dir, max_frames, progress, repeat, on_frame,
+                sample_fps=None if rate is None else float(rate),
+                folder_fps=camera.sample_fps if folder_fps is None else folder_fps,
+            )  # fmt: skip
             report.cameras.append(_survey_camera(cfg, cid, path, det, writers, opts=opts))
     finally:
         writers.close()

@@ -206,13 +206,19 @@ class Detections:
 
 @dataclass(frozen=True, slots=True)
 class FlowCount:
-    """Crossings of one counting line by one class in one direction during a window."""
+    """Crossings of one counting line by one class in one direction during a window.
+
+    ``flow_veh_h`` is ``count`` per hour of the window's observed time; ``approach`` is True
+    for the direction toward the segment's stop line (the line's configured approach
+    direction), the one control and PCU use.
+    """
 
     line_id: LineId
     vehicle_class: VehicleClass
     direction: Direction
     count: int
     flow_veh_h: float
+    approach: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,10 +228,13 @@ class SegmentMetrics:
     ``vehicles`` and ``vehicles_by_class`` are means over the window's frames;
     ``pcu`` is the PCU-weighted mean; ``density_pcu_km_lane`` is ``pcu / (length_m / 1000 *
     lanes)``; ``occupancy`` is the mean covered fraction of the polygon in [0, 1];
-    ``flow_veh_h`` is the hourly rate of line crossings in the window (all classes and
-    directions of the segment's lines), detailed in ``flows``; ``queue_m`` is the mean queue
-    length in metres over the window's frames (None where no stop line is set) and
-    ``queue_max_m`` its largest value; ``stale`` is set when the window saw no frame.
+    ``flow_veh_h`` is the hourly rate of the segment's approach crossings (every class, in
+    each line's approach direction) per hour of observed time, detailed in ``flows`` (both
+    directions); ``queue_m`` is the mean queue length in metres over the window's frames
+    (None where no stop line is set) and ``queue_max_m`` its largest value; ``stale`` is
+    set when the window saw no frame. ``observed_s`` is how much of the window the camera
+    was actually seen (s; None: all of it), ``partial`` is set when that is less than the
+    configured share of the window (a window built without it was seen whole).
     """
 
     site_id: SiteId
@@ -246,11 +255,22 @@ class SegmentMetrics:
     los: LevelOfService
     congested: bool
     stale: bool
+    observed_s: float | None = None
+    partial: bool = False
+
+    def __post_init__(self) -> None:
+        if self.observed_s is None:  # not recorded: the whole window was seen
+            object.__setattr__(self, "observed_s", self.window_s)
 
     @property
     def window_s(self) -> float:
         """Window length in seconds."""
         return (self.window_end - self.window_start).total_seconds()
+
+    @property
+    def observed_or_window_s(self) -> float:
+        """Seconds of the window the camera was seen (the whole window when not recorded)."""
+        return self.window_s if self.observed_s is None else self.observed_s
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,22 @@ MIN_YELLOW_S = 3.0
 MIN_ALL_RED_S = 1.0
 """The shortest all-red clearance any plan may show, in seconds."""
 
+DURATION_MAX_S = 86400.0
+"""The longest duration, cycle, step, age or offset (s) a spec or a plan may name: one day.
+
+Larger finite numbers are input errors, not timings; bounding them keeps every sum the
+envelope forms finite (``math.fsum`` raises ``OverflowError`` near ``1e308``).
+"""
+
+SATURATION_FLOW_MAX_PCU_H = 100000.0
+"""Largest saturation flow of a phase, PCU/h (about fifty lanes' worth)."""
+
+CROSSING_MAX_M = 1000.0
+"""Longest pedestrian crossing, m."""
+
+WALKING_SPEED_MAX_M_S = 10.0
+"""Fastest design walking speed, m/s."""
+
 
 def pedestrian_clearance_s(phase: PhaseSpec) -> float:
     """Seconds a pedestrian needs to cross with ``phase`` (0 when it carries no crossing)."""
@@ -68,25 +84,33 @@ def feasible_cycle_s(spec: IntersectionSpec) -> tuple[float, float]:
     )
 
 
-def _finite(value: float) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
+def bounded_s(value: float, upper: float = DURATION_MAX_S) -> bool:
+    """Tell whether ``value`` is a real number of magnitude at most ``upper`` (not NaN, inf)."""
+    return isinstance(value, int | float) and math.isfinite(value) and abs(value) <= upper
 
 
 def _phase_problems(i: int, phase: PhaseSpec) -> list[str]:
     at = f"phases[{i}]"
     out: list[str] = []
     numbers = {
-        "min_green_s": phase.min_green_s,
-        "max_green_s": phase.max_green_s,
-        "yellow_s": phase.yellow_s,
-        "all_red_s": phase.all_red_s,
-        "saturation_flow_pcu_h": phase.saturation_flow_pcu_h,
-        "walking_speed_m_s": phase.walking_speed_m_s,
+        "min_green_s": (phase.min_green_s, DURATION_MAX_S),
+        "max_green_s": (phase.max_green_s, DURATION_MAX_S),
+        "yellow_s": (phase.yellow_s, DURATION_MAX_S),
+        "all_red_s": (phase.all_red_s, DURATION_MAX_S),
+        "saturation_flow_pcu_h": (phase.saturation_flow_pcu_h, SATURATION_FLOW_MAX_PCU_H),
+        "walking_speed_m_s": (phase.walking_speed_m_s, WALKING_SPEED_MAX_M_S),
     }
     if phase.pedestrian_crossing_m is not None:
-        numbers["pedestrian_crossing_m"] = phase.pedestrian_crossing_m
-    bad = [name for name, value in numbers.items() if not _finite(value) or value <= 0]
-    out += [f"{at}.{name}: must be a positive finite number" for name in bad]
+        numbers["pedestrian_crossing_m"] = (phase.pedestrian_crossing_m, CROSSING_MAX_M)
+    bad = {
+        name: upper
+        for name, (value, upper) in numbers.items()
+        if not bounded_s(value, upper) or value <= 0
+    }
+    out += [
+        f"{at}.{name}: must be a positive finite number up to {upper:g}"
+        for name, upper in bad.items()
+    ]
     if bad:
         return out
     if phase.min_green_s > phase.max_green_s:
@@ -121,8 +145,8 @@ def fallback_problems(spec: IntersectionSpec, index: int, plan: FallbackPlan) ->
         out.append(f"{at}.greens_s: unknown phases {unknown}; phases are {ids}")
     if missing:
         out.append(f"{at}.greens_s: no green for phases {missing}")
-    if not _finite(plan.offset_s) or plan.offset_s < 0:
-        out.append(f"{at}.offset_s: must be a finite number >= 0")
+    if not bounded_s(plan.offset_s) or plan.offset_s < 0:
+        out.append(f"{at}.offset_s: must be a finite number from 0 to {DURATION_MAX_S:g} s")
     if plan.starts_at.tzinfo is not None:
         out.append(f"{at}.starts_at: must be a local time of day without a time zone")
     if out:
@@ -130,7 +154,7 @@ def fallback_problems(spec: IntersectionSpec, index: int, plan: FallbackPlan) ->
     for phase in spec.phases:
         green = plan.greens_s[phase.phase_id]
         floor = green_floor_s(phase)
-        if not _finite(green) or green < floor - EPS_S or green > phase.max_green_s + EPS_S:
+        if not bounded_s(green) or green < floor - EPS_S or green > phase.max_green_s + EPS_S:
             out.append(
                 f"{at}.greens_s.{phase.phase_id}: {green:g} s is outside "
                 f"[{floor:g}, {phase.max_green_s:g}] s (min green, pedestrian clearance, "
@@ -153,12 +177,12 @@ def _cycle_problems(spec: IntersectionSpec) -> list[str]:
     out: list[str] = []
     for name in ("cycle_min_s", "cycle_max_s", "max_cycle_step_s", "max_split_step_s"):
         value = getattr(spec, name)
-        if not _finite(value) or value <= 0:
-            out.append(f"{name}: must be a positive finite number")
-    if not _finite(spec.stale_after_s) or spec.stale_after_s <= 0:
-        out.append("stale_after_s: must be a positive finite number")
-    if not _finite(spec.offset_s) or spec.offset_s < 0:
-        out.append("offset_s: must be a finite number >= 0")
+        if not bounded_s(value) or value <= 0:
+            out.append(f"{name}: must be a positive finite number up to {DURATION_MAX_S:g} s")
+    if not bounded_s(spec.stale_after_s) or spec.stale_after_s <= 0:
+        out.append(f"stale_after_s: must be a positive finite number up to {DURATION_MAX_S:g} s")
+    if not bounded_s(spec.offset_s) or spec.offset_s < 0:
+        out.append(f"offset_s: must be a finite number from 0 to {DURATION_MAX_S:g} s")
     if out:
         return out
     if spec.cycle_min_s > spec.cycle_max_s:

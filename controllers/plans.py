@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from atcs.errors import ControlError
 from atcs.types import PhaseTiming, PlanMode, TimingPlan
-from controllers.limits import EPS_S
+from controllers.limits import DURATION_MAX_S, EPS_S
 from controllers.spec import ControlInput, FallbackPlan, IntersectionSpec
 
 BOUNDARY_TOLERANCE_S = 1e-3
@@ -29,11 +29,11 @@ def require_aware(now: datetime, what: str = "now") -> None:
 
 
 def schedulable(running: TimingPlan | None) -> bool:
-    """Tell whether ``running`` has cycle boundaries (positive finite cycle, aware start)."""
+    """Tell whether ``running`` has cycle boundaries (a cycle of 1 s to a day, aware start)."""
     return (
         running is not None
         and math.isfinite(running.cycle_s)
-        and running.cycle_s > 0
+        and 1.0 <= running.cycle_s <= DURATION_MAX_S
         and running.valid_from.utcoffset() is not None
     )
 
@@ -42,15 +42,23 @@ def next_cycle_boundary(running: TimingPlan | None, now: datetime) -> datetime:
     """Return the first cycle boundary of ``running`` at or after ``now`` (or ``now``).
 
     Boundaries are ``running.valid_from + k * running.cycle_s`` for k = 0, 1, 2, ...
+
+    Raises :class:`ControlError` for a naive ``now`` and for times the calendar cannot
+    hold (a boundary past the year 9999).
     """
     require_aware(now)
-    if running is None or not schedulable(running):
-        return now.astimezone(UTC)
-    elapsed_s = (now - running.valid_from).total_seconds()
-    if elapsed_s <= 0:
-        return running.valid_from.astimezone(UTC)
-    k = math.ceil(elapsed_s / running.cycle_s - BOUNDARY_TOLERANCE_S / running.cycle_s)
-    return (running.valid_from + timedelta(seconds=k * running.cycle_s)).astimezone(UTC)
+    try:
+        if running is None or not schedulable(running):
+            return now.astimezone(UTC)
+        elapsed_s = (now - running.valid_from).total_seconds()
+        if elapsed_s <= 0:
+            return running.valid_from.astimezone(UTC)
+        k = math.ceil(elapsed_s / running.cycle_s - BOUNDARY_TOLERANCE_S / running.cycle_s)
+        return (running.valid_from + timedelta(seconds=k * running.cycle_s)).astimezone(UTC)
+    except OverflowError:
+        raise ControlError(
+            f"the cycle boundary after {now.isoformat()} is outside the calendar"
+        ) from None
 
 
 def boundary_offset_s(running: TimingPlan, at: datetime) -> float:

@@ -3,7 +3,8 @@
 Rules (durations in seconds, compared with a tolerance of :data:`EPS_S`):
 
 1. the plan is for the spec's intersection and has its phases, in ring order;
-2. every timing is a finite number; ``valid_from`` is timezone-aware;
+2. every timing is a finite number of at most a day (:data:`DURATION_MAX_S`) either way;
+   ``valid_from`` is timezone-aware;
 3. yellow >= max(3 s, the phase's configured yellow); all-red >= max(1 s, configured);
 4. every green within [min green, max green] of its phase;
 5. every green at least the pedestrian clearance (crossing / walking speed) it carries;
@@ -23,8 +24,10 @@ import math
 
 from atcs.types import TimingPlan
 from controllers.limits import (
+    DURATION_MAX_S,
     EPS_S,
     all_red_floor_s,
+    bounded_s,
     pedestrian_clearance_s,
     phase_ids,
     yellow_floor_s,
@@ -46,10 +49,12 @@ def structure_problems(spec: IntersectionSpec, plan: TimingPlan) -> list[str]:
             f"plan phases {list(got)} differ from the intersection's {list(phase_ids(spec))}"
         )
     for p in plan.phases:
-        if not all(math.isfinite(v) for v in (p.green_s, p.yellow_s, p.all_red_s)):
-            out.append(f"phase {p.phase_id}: timings are not finite numbers")
-    if not (math.isfinite(plan.cycle_s) and math.isfinite(plan.offset_s)):
-        out.append("cycle_s and offset_s must be finite numbers")
+        if not all(bounded_s(v) for v in (p.green_s, p.yellow_s, p.all_red_s)):
+            out.append(
+                f"phase {p.phase_id}: timings are not finite numbers within ±{DURATION_MAX_S:g} s"
+            )
+    if not (bounded_s(plan.cycle_s) and bounded_s(plan.offset_s)):
+        out.append(f"cycle_s and offset_s must be finite numbers within ±{DURATION_MAX_S:g} s")
     if plan.valid_from.utcoffset() is None:
         out.append("valid_from must be timezone-aware")
     return out

@@ -14,12 +14,19 @@ runs (measured on the shared clips: box counts changed on about half of the fram
 scene). With snippets disabled (``SNIPPETS_MODE=DISABLE``) the static model's outputs are
 bit-identical to ultralytics' and it is still about 13 % cheaper per frame than the dynamic
 model (measured: 53 vs 47 frames per CPU-second, yolo11n INT8 at 640x384).
+
+On CPUs with Intel AMX (Sapphire Rapids and newer), ultralytics does not run an INT8 export
+with dynamic shapes at all (an OpenVINO CPU plugin fault, openvinotoolkit/openvino#37577):
+it reshapes the model to the full square input (640x640, no minimum rectangle) and compiles
+it as a static model with default options. :func:`ultralytics_runs_static` tells when, and
+the runner then does the same, so detections stay equal to the plain loop on every machine.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import sys
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -37,6 +44,31 @@ MAX_IDLE_REQUESTS = 8
 """Most finished inference requests kept for reuse per compiled shape."""
 MAX_COMPILED_SHAPES = 8
 """Most compiled input shapes kept; the least recently used idle one goes first."""
+CPUINFO = Path("/proc/cpuinfo")
+"""Where Linux lists the CPU's features (``amx_int8`` among them)."""
+
+
+def cpu_has_amx_int8(cpuinfo: Path = CPUINFO) -> bool:
+    """Tell whether the CPU lists the ``amx_int8`` feature (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        return "amx_int8" in cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+
+
+def ultralytics_runs_static(model: Any, device: str, amx_int8: bool) -> bool:
+    """Tell whether ultralytics runs this export as a static full-square model (see above).
+
+    True for a dynamic-shape INT8 (FakeQuantize) model on the CPU of a machine with AMX.
+    """
+    return (
+        device == "CPU"
+        and amx_int8
+        and model.input().get_partial_shape().is_dynamic
+        and any(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +80,8 @@ class ModelInfo:
     ``fixed_batch``: the batch size when the export only takes one, else None.
     ``end_to_end``: True when the output is already (batch, boxes, 6) with NMS done.
     ``task``: the ultralytics task the export was made for.
+    ``square_static``: True when ultralytics would run this dynamic export as a static
+    full-square model on this machine (:func:`ultralytics_runs_static`).
     """
 
     names: dict[int, str]
@@ -56,6 +90,7 @@ class ModelInfo:
     fixed_batch: int | None
     end_to_end: bool
     task: str
+    square_static: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -155,6 +190,7 @@ class OpenVinoModel:
             fixed_batch=fixed_batch,
             end_to_end=end_to_end,
             task=task,
+            square_static=ultralytics_runs_static(model, self.device, cpu_has_amx_int8()),
         )
 
     def _compile(self, shape: tuple[int, int, int]) -> Any:
@@ -175,9 +211,9 @@ class OpenVinoModel:
         steps.scale(255.0)
         ppp.output(0).tensor().set_element_type(ov.Type.f32)
         config: dict[str, Any] = {"PERFORMANCE_HINT": "THROUGHPUT"}
-        if reshaped and self.device == "CPU":
+        if reshaped and self.device == "CPU" and not self.info.square_static:
             # ultralytics runs this export with dynamic shapes: match it bit for bit (above);
-            # a static export it runs as is, with snippets, and so do we
+            # a static export (or one it makes static) it runs with snippets, and so do we
             config["SNIPPETS_MODE"] = "DISABLE"
         try:
             return self._core.compile_model(ppp.build(), self.device, config)

@@ -109,7 +109,7 @@ class OpenVinoYolo:
         self._decode = decode_end_to_end if info.end_to_end else decode
         size = stride_multiple(settings.image_size_px, info.stride)
         self._target = info.fixed_input or (size, size)
-        self._minimum_rectangle = info.fixed_input is None
+        self._minimum_rectangle = info.fixed_input is None and not info.square_static
         self._batch = images_per_request(info.fixed_batch, self._device, settings)
         self._inflight_limit = settings.inflight_requests
         self._timeout_ms = max(1, round(settings.inference_timeout_s * 1000))
@@ -119,7 +119,7 @@ class OpenVinoYolo:
         logger.info(
             "detector %s: input %s, %d image(s) per request, classes %s",
             self._name,
-            "x".join(map(str, info.fixed_input)) if info.fixed_input else f"{size} px rect",
+            "x".join(map(str, self._target)) if not self._minimum_rectangle else f"{size} px rect",
             self._batch,
             ",".join(v.label for v in settings.classes),
         )

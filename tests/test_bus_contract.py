@@ -26,8 +26,9 @@ ENGINE_SENDS = {
 BINDINGS = {
     # Commands expire within seconds: a retained one would only be refused later.
     TopicKind.PHASE_COMMAND: {"qos": 1, "retain": False},
-    # A state every second: the latest one matters, a lost one is replaced at once.
-    TopicKind.SIGNAL_STATE: {"qos": 0, "retain": True},
+    # A state every second: a lost one is replaced at once; a signed state is used once,
+    # so a retained copy would only be refused as a replay.
+    TopicKind.SIGNAL_STATE: {"qos": 0, "retain": False},
 }
 
 

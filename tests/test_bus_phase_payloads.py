@@ -111,5 +111,5 @@ def test_bad_states_are_refused() -> None:
     missing = {k: v for k, v in good.items() if k != "phase"}
     with pytest.raises(PayloadError, match="lacks phase"):
         decode_signal_state(json.dumps(missing), IX)
-    with pytest.raises(PayloadError, match="not JSON"):
+    with pytest.raises(PayloadError, match="not UTF-8"):
         decode_signal_state(b"\xff", IX)

@@ -480,6 +480,27 @@ def test_outages_are_shown_and_the_page_recovers_by_itself(site: Site, page: Pag
     expect(page.locator("#conn")).to_have_attribute("data-state", "live")
 
 
+def test_api_docs_render_offline_under_the_engines_csp(site: Site, page: Page) -> None:
+    """``/api/docs`` is served by the engine itself: no CDN, nothing the CSP blocks."""
+    base = site.dashboard.url
+    requested: list[str] = []
+    console: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+    page.goto(base + "api/docs")
+    expect(page.locator("#api-status")).to_contain_text("paths")
+    operations = page.locator("details.op")
+    assert operations.count() >= 14
+    login = page.locator("details.op", has_text="/api/login")
+    login.locator("summary").click()
+    expect(login).to_contain_text("login_delayed")
+    expect(login.locator("table").last).to_contain_text("429")
+    expect(page.locator("#schema-ErrorBody")).to_contain_text("code")
+    assert requested, "the page loaded"
+    assert all(url.startswith(base) or url.startswith("data:") for url in requested), requested
+    assert console == [], console
+
+
 def test_api_conforms_to_its_openapi_schema(site: Site) -> None:
     """Schemathesis: every operation, a few generated requests each, every default check.
 

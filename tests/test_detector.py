@@ -21,6 +21,7 @@ from detectors.base import batched, stream_in_batches
 from detectors.classes import ClassMap
 from detectors.letterbox import boxes_to_image, letterbox_geometry, letterbox_into
 from detectors.model_files import ModelKind, resolve_model, short_error
+from detectors.openvino_model import cpu_has_amx_int8, ultralytics_runs_static
 from detectors.openvino_yolo import images_per_request, openvino_device
 from detectors.postprocess import DecodeSettings, decode, decode_end_to_end, nms
 from detectors.settings import YoloSettings
@@ -295,3 +296,26 @@ def test_short_error_keeps_one_readable_line() -> None:
     emoji = TypeError("ERROR \u274c\ufe0f w.pt is not a loadable checkpoint.\nsee docs")
     assert short_error(emoji) == "w.pt is not a loadable checkpoint"
     assert short_error(ValueError("")) == "ValueError"
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [("fpu sse avx512_vnni amx_bf16 amx_tile amx_int8 arch", True), ("fpu sse avx2", False)],
+)
+def test_amx_flag_read_from_cpuinfo(tmp_path: Path, flags: str, expected: bool) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n", encoding="utf-8")
+    assert cpu_has_amx_int8(cpuinfo) is expected
+    assert cpu_has_amx_int8(tmp_path / "missing") is False
+
+
+def test_square_static_only_for_dynamic_int8_on_amx_cpu(model_path: str) -> None:
+    """ultralytics' rule: a dynamic INT8 export on an AMX CPU runs as a static square model."""
+    ov = importlib.import_module("openvino")
+    xml = next(Path(model_path).glob("*.xml"))
+    model = ov.Core().read_model(str(xml))
+    assert ultralytics_runs_static(model, "CPU", amx_int8=True)
+    assert not ultralytics_runs_static(model, "CPU", amx_int8=False)
+    assert not ultralytics_runs_static(model, "GPU", amx_int8=True)
+    model.reshape([1, 3, 640, 640])
+    assert not ultralytics_runs_static(model, "CPU", amx_int8=True)

@@ -230,6 +230,7 @@ def make_api(tmp_path: Path, **dashboard: Any) -> Iterator[Api]:
         yield Api(client, ctx, engine, published, cfg, loop)
     stop.set()
     ticker.join(5)
+    ctx.auth.close()
     ctx.audit.close()
 
 
@@ -374,20 +375,23 @@ def test_security_headers_and_the_page(api: Api) -> None:
 # --- logins and rights -------------------------------------------------------------------
 
 
-def test_wrong_password_is_refused_and_repeated_failures_lock_the_name_out(
+def test_wrong_passwords_delay_the_next_attempt_but_never_lock_the_name_out(
     tmp_path: Path,
 ) -> None:
-    for api in make_api(tmp_path, login_failures_max=3, lockout_s=60.0):
+    for api in make_api(tmp_path, login_failures_max=3, login_delay_s=0.3, login_delay_max_s=0.6):
         for _ in range(3):
             r = api.client.post("/api/login", json={"username": "alice", "password": "nope"})
             assert r.status_code == 401
             assert r.json()["code"] == "wrong_password"
         r = api.client.post("/api/login", json={"username": "alice", "password": OPERATOR[1]})
-        assert r.status_code == 429, "locked out, even with the right password"
-        assert r.json()["code"] == "locked_out"
-        assert api.login(VIEWER)["role"] == "viewer", "other names are not locked"
+        assert r.status_code == 429, "the address waits, even with the right password"
+        assert r.json()["code"] == "login_delayed"
+        assert r.headers["retry-after"] == "1"
         r = api.client.post("/api/login", json={"username": "nobody", "password": "x"})
-        assert r.json()["code"] == "wrong_password", "unknown users get the same answer"
+        assert r.json()["code"] == "login_delayed", "unknown names get the same answer"
+        threading.Event().wait(0.35)
+        assert api.login(OPERATOR)["role"] == "operator", "after the wait the password works"
+        assert api.ctx.counters()["login_delayed"] == 2
 
 
 def test_login_sets_a_strict_http_only_cookie_and_logout_ends_it(api: Api) -> None:

@@ -1,4 +1,4 @@
-"""Pure pieces of the dashboard: passwords, sessions, lockouts, config, the board store,
+"""Pure pieces of the dashboard: passwords, sessions, config, the board store,
 the audit record, the labels of both languages, the example config and the Grafana files."""
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from atcs.types import (
 from atcs.web.audit import AuditRecord
 from atcs.web.auth import (
     LoginRefused,
-    LoginThrottle,
     SessionStore,
     UserDirectory,
     hash_password,
@@ -43,6 +42,7 @@ from tests.test_web_api import metrics_window
 
 STATIC = Path(__file__).resolve().parents[1] / "atcs" / "web" / "static"
 FAST = {"n": 2**10, "r": 8, "p": 1}
+EXPENSIVE = hash_password("x", **FAST)  # its N or p raised below: a login must stay cheap
 
 
 class Clock:
@@ -53,7 +53,7 @@ class Clock:
         return self.now
 
 
-# --- passwords, sessions, lockouts -------------------------------------------------------
+# --- passwords, sessions ------------------------------------------------------------------
 
 
 def test_scrypt_hash_verifies_only_the_right_password() -> None:
@@ -102,25 +102,9 @@ def test_sessions_expire_and_are_bounded() -> None:
     assert store.get("") is None
 
 
-def test_lockout_after_failures_ends_after_its_time() -> None:
-    clock = Clock()
-    throttle = LoginThrottle(max_failures=2, lockout_s=30.0, clock=clock)
-    throttle.failed("a")
-    assert throttle.locked_for_s("a") == 0.0
-    throttle.failed("a")
-    assert throttle.locked_for_s("a") == pytest.approx(30.0)
-    assert throttle.locked_for_s("b") == 0.0
-    clock.now += 31.0
-    assert throttle.locked_for_s("a") == 0.0
-    throttle.failed("a")
-    assert throttle.locked_for_s("a") == 0.0, "counting starts again after a lockout"
-    throttle.succeeded("a")
-    assert throttle.locked_for_s("a") == 0.0
-
-
 def test_login_refused_carries_a_code() -> None:
-    exc = LoginRefused("locked_out", "wait", 12.0)
-    assert (exc.code, exc.retry_after_s, str(exc)) == ("locked_out", 12.0, "wait")
+    exc = LoginRefused("login_delayed", "wait", 12.0)
+    assert (exc.code, exc.retry_after_s, str(exc)) == ("login_delayed", 12.0, "wait")
 
 
 # --- config ------------------------------------------------------------------------------
@@ -138,6 +122,14 @@ def test_login_refused_carries_a_code() -> None:
         ([{"name": "a", "password_env": "X"}, {"name": "a", "password_env": "Y"}], "duplicate"),
         ([{"name": "a", "role": "admin", "password_env": "X"}], "role"),
         ([{"name": "has space", "password_env": "X"}], "name"),
+        (
+            [{"name": "a", "password_hash": EXPENSIVE.replace("$1024$8$1$", "$1048576$8$1$")}],
+            "scrypt cost too high",
+        ),
+        (
+            [{"name": "a", "password_hash": EXPENSIVE.replace("$1024$8$1$", "$1024$8$64$")}],
+            "scrypt cost too high",
+        ),
     ],
 )
 def test_dashboard_config_errors_name_the_field(
@@ -252,7 +244,8 @@ def test_both_languages_label_every_key_the_page_uses() -> None:
     )
     assert dynamic <= keys, dynamic - keys
     codes = {
-        "wrong_password", "locked_out", "login_required", "forbidden", "reason_required",
+        "wrong_password", "login_delayed", "login_busy", "body_too_large", "login_required",
+        "forbidden", "reason_required",
         "unknown_intersection", "override_refused", "invalid_request", "audit_unavailable",
     }  # fmt: skip
     assert {f"err.{c}" for c in codes} <= keys
@@ -339,3 +332,6 @@ def test_kubernetes_example_serves_the_dashboard_it_probes(repo_dir: Path) -> No
     assert container["readinessProbe"]["httpGet"]["path"] == "/api/whoami"
     names = {e["name"] for e in container["env"]}
     assert {u.password_env for u in dash.users} <= names, "passwords come from secrets"
+    assert dash.metrics_token_env in names
+    assert dash.secure_cookie == "auto"
+    assert dash.trusted_proxies, "behind the Ingress the browser's address is believed"

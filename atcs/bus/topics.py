@@ -123,6 +123,10 @@ class Topics:
         """Filter matching every operator override topic."""
         return f"{self.prefix}/intersections/+/override"
 
+    def all_states(self) -> str:
+        """Filter matching every phase-by-phase signal-controller state topic."""
+        return f"{self.prefix}/intersections/+/state"
+
     def everything(self) -> str:
         """Filter matching every topic under the prefix."""
         return f"{self.prefix}/#"

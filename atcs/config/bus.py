@@ -7,10 +7,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from atcs.config._base import StrictModel
+from atcs.config._base import StrictModel, env_name
+from atcs.config.control_auth import ControlAuthConfig
 
 _TOPIC_LEVEL_BAD = re.compile(r"[+#\x00]")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class MqttConfig(StrictModel):
@@ -20,10 +20,17 @@ class MqttConfig(StrictModel):
     that holds it. Relative TLS file paths are relative to the working directory.
     """
 
-    host: str = Field(default="127.0.0.1", min_length=1, description="Broker host name or address.")
+    host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        max_length=253,
+        description="Broker host name or address.",
+    )
     port: int = Field(default=1883, ge=1, le=65535, description="Broker TCP port.")
     prefix: str = Field(
-        default="atcs/v1", description="Topic prefix: topic levels without wildcards."
+        default="atcs/v1",
+        max_length=128,
+        description="Topic prefix: topic levels without wildcards.",
     )
     client_id: str | None = Field(
         default=None,
@@ -56,19 +63,28 @@ class MqttConfig(StrictModel):
     reconnect_max_s: int = Field(
         default=60, ge=1, le=3600, description="Longest reconnect delay, s."
     )
-    username: str | None = Field(default=None, description="User name; none: anonymous.")
+    username: str | None = Field(
+        default=None, max_length=256, description="User name; none: anonymous."
+    )
     password_env: str | None = Field(
         default=None,
+        max_length=128,
         description="Name of the environment variable holding the password (never the password).",
     )
     tls: bool = Field(default=False, description="Connect with TLS.")
     ca_file: str | None = Field(
-        default=None, description="PEM file of the CA(s) to trust; none: the system CAs."
+        default=None,
+        max_length=4096,
+        description="PEM file of the CA(s) to trust; none: the system CAs.",
     )
     cert_file: str | None = Field(
-        default=None, description="PEM client certificate for mutual TLS (needs key_file)."
+        default=None,
+        max_length=4096,
+        description="PEM client certificate for mutual TLS (needs key_file).",
     )
-    key_file: str | None = Field(default=None, description="PEM private key of cert_file.")
+    key_file: str | None = Field(
+        default=None, max_length=4096, description="PEM private key of cert_file."
+    )
     tls_insecure: bool = Field(
         default=False,
         description="Skip checking the broker's host name against its certificate (tests only).",
@@ -94,6 +110,13 @@ class MqttConfig(StrictModel):
         le=1_000_000,
         description="Messages waiting in memory to be written to the disk queue.",
     )
+    control_auth: ControlAuthConfig = Field(
+        default_factory=ControlAuthConfig,
+        description=(
+            "Authentication of overrides and plan acks received on the bus (see "
+            "docs/security.md); by default unsigned ones are refused and audited."
+        ),
+    )
 
     @field_validator("prefix")
     @classmethod
@@ -107,12 +130,7 @@ class MqttConfig(StrictModel):
     @field_validator("password_env")
     @classmethod
     def _valid_env_name(cls, value: str | None) -> str | None:
-        if value is not None and not _ENV_NAME.match(value):
-            raise ValueError(
-                "must be the NAME of an environment variable (letters, digits, '_'), "
-                "not the password itself"
-            )
-        return value
+        return None if value is None else env_name(value, "the password itself")
 
     @model_validator(mode="after")
     def _consistent(self) -> MqttConfig:

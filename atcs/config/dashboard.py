@@ -8,18 +8,25 @@ Validation does no I/O.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from atcs.config._base import StrictModel
+from atcs.config._base import InsidePath, StrictModel
 
 SCRYPT_HASH = re.compile(
     r"^scrypt\$(?P<n>[0-9]+)\$(?P<r>[0-9]+)\$(?P<p>[0-9]+)\$"
     r"(?P<salt>[A-Za-z0-9+/=]{16,})\$(?P<hash>[A-Za-z0-9+/=]{32,})$"
 )
 """``scrypt$N$r$p$salt$hash`` with salt and hash in standard base64."""
+
+SCRYPT_MEMORY_MAX = 64 * 1024 * 1024
+"""Most memory (bytes, 128·N·r) one password check may take."""
+
+SCRYPT_P_MAX = 4
+"""Highest scrypt parallelisation parameter p accepted (cost grows with it)."""
 
 Role = Literal["operator", "viewer"]
 Language = Literal["id", "en"]
@@ -38,10 +45,12 @@ class DashboardUser(StrictModel):
     )
     password_hash: str | None = Field(
         default=None,
+        max_length=512,
         description="scrypt hash 'scrypt$N$r$p$salt$hash' (python -m atcs.web.auth).",
     )
     password_env: str | None = Field(
         default=None,
+        max_length=128,
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description=(
             "Name of the environment variable holding the password (read at start and "
@@ -57,9 +66,14 @@ class DashboardUser(StrictModel):
         match = SCRYPT_HASH.match(value)
         if match is None:
             raise ValueError("must look like 'scrypt$N$r$p$salt$hash' (python -m atcs.web.auth)")
-        n = int(match.group("n"))
+        n, r, p = (int(match.group(k)) for k in ("n", "r", "p"))
         if n < 2 or n & (n - 1):
             raise ValueError("scrypt N must be a power of two")
+        if 128 * n * r > SCRYPT_MEMORY_MAX or not 1 <= p <= SCRYPT_P_MAX or r < 1:
+            raise ValueError(
+                f"scrypt cost too high: 128*N*r must be at most {SCRYPT_MEMORY_MAX} bytes and "
+                f"p 1 to {SCRYPT_P_MAX} (every login attempt pays it)"
+            )
         return value
 
     @model_validator(mode="after")
@@ -75,19 +89,24 @@ class DashboardConfig(StrictModel):
     host: str = Field(
         default="127.0.0.1",
         min_length=1,
+        max_length=253,
         description="Address to listen on; 0.0.0.0 serves every interface (put TLS in front).",
     )
     port: int = Field(default=8080, ge=0, le=65535, description="TCP port; 0: any free port.")
     language: Language = Field(
         default="id", description="Default label language: id (Bahasa Indonesia) or en."
     )
-    title: str = Field(default="", description="Page title; empty: the site's name.")
+    title: str = Field(
+        default="", max_length=200, description="Page title; empty: the site's name."
+    )
     allow_anonymous_viewers: bool = Field(
         default=False,
         description="True: anyone who reaches the page may watch without logging in.",
     )
     users: list[DashboardUser] = Field(
-        default_factory=list, description="Users who may log in (operators and viewers)."
+        default_factory=list,
+        max_length=1000,
+        description="Users who may log in (operators and viewers).",
     )
     session_ttl_s: float = Field(
         default=43200.0, gt=0.0, le=2592000.0, description="A login lasts this long, s."
@@ -96,14 +115,98 @@ class DashboardConfig(StrictModel):
         default=1000, ge=1, le=100000, description="Live logins kept; the oldest is dropped."
     )
     login_failures_max: int = Field(
-        default=5, ge=1, le=100, description="Failed logins of one name before a lockout."
+        default=5,
+        ge=1,
+        le=100,
+        description=(
+            "Failed logins answered at once, per client address and per name from addresses "
+            "it never logged in from; each further failure doubles the wait."
+        ),
     )
-    lockout_s: float = Field(
-        default=60.0, ge=0.0, le=86400.0, description="Lockout after too many failures, s."
+    login_delay_s: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=60.0,
+        description="Wait after the first failure beyond login_failures_max, s (then doubled).",
     )
-    secure_cookie: bool = Field(
-        default=False,
-        description="Mark the session cookie Secure (set when served over HTTPS).",
+    login_delay_max_s: float = Field(
+        default=30.0,
+        gt=0.0,
+        le=3600.0,
+        description="Longest wait between two login attempts, s (never a lockout).",
+    )
+    login_memory_s: float = Field(
+        default=900.0,
+        ge=1.0,
+        le=86400.0,
+        description="Failures are forgotten this long after the last one, s.",
+    )
+    login_known_for_s: float = Field(
+        default=2592000.0,
+        ge=0.0,
+        le=31536000.0,
+        description=(
+            "An address a name logged in from stays exempt from that name's wait this long, s."
+        ),
+    )
+    login_clients_max: int = Field(
+        default=4096,
+        ge=16,
+        le=1000000,
+        description="Addresses, names and known addresses remembered by the throttle (each).",
+    )
+    login_checks_max: int = Field(
+        default=2,
+        ge=1,
+        le=32,
+        description=(
+            "Password checks run at once for unknown addresses (scrypt: about 16 MiB and "
+            "40 ms each); known addresses have one more of their own."
+        ),
+    )
+    login_queue_max: int = Field(
+        default=16,
+        ge=1,
+        le=1024,
+        description="Password checks waiting or running before more are answered 503 login_busy.",
+    )
+    secure_cookie: bool | Literal["auto"] = Field(
+        default="auto",
+        description=(
+            "Mark the session cookie Secure: auto (when the request came over TLS, directly "
+            "or through a trusted proxy), true (always) or false (never)."
+        ),
+    )
+    cert_file: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="PEM certificate (chain): serve HTTPS (needs key_file).",
+    )
+    key_file: str | None = Field(
+        default=None, max_length=4096, description="PEM private key of cert_file."
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        max_length=256,
+        description=(
+            "Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For and "
+            "X-Forwarded-Proto headers are believed; empty: none."
+        ),
+    )
+    metrics_token_env: str | None = Field(
+        default=None,
+        max_length=128,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description=(
+            "Name of the environment variable holding a bearer token that may read /metrics "
+            "without a login (for Prometheus)."
+        ),
+    )
+    request_body_max_bytes: int = Field(
+        default=65536,
+        ge=1024,
+        le=16777216,
+        description="Largest request body accepted, bytes; larger: 413.",
     )
     refresh_s: float = Field(
         default=1.0, ge=0.2, le=60.0, description="How often the page asks for new values, s."
@@ -123,16 +226,35 @@ class DashboardConfig(StrictModel):
     trend_windows: int = Field(
         default=30, ge=2, le=720, description="Windows kept per segment for its trend."
     )
-    audit_file: str = Field(
+    audit_file: InsidePath = Field(
         default="dashboard/operator-actions.jsonl",
-        min_length=1,
-        description="Audit log of operator actions (JSON lines), relative to service.state_dir.",
+        description=(
+            "Audit log of operator actions (JSON lines), relative to service.state_dir and "
+            "inside it (no '..', not absolute)."
+        ),
     )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        bad = []
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                bad.append(item)
+        if bad:
+            raise ValueError(f"not addresses or CIDR networks: {bad}")
+        return value
 
     @model_validator(mode="after")
     def _unique_users(self) -> DashboardConfig:
         seen: set[str] = set()
         problems = []
+        if (self.cert_file is None) != (self.key_file is None):
+            problems.append("cert_file and key_file: set both or neither")
+        if self.login_delay_max_s < self.login_delay_s:
+            problems.append("login_delay_max_s: must not be below login_delay_s")
         for i, user in enumerate(self.users):
             if user.name in seen:
                 problems.append(f"users[{i}].name: duplicate user {user.name!r}")

@@ -16,10 +16,13 @@ Per phase, over its approach segments (``PhaseSpec.segments``), by :func:`phase_
   (a permissive left served in the through phase and in its protected phase); the phase's
   value is the largest lane total, so ``flow / saturation flow per lane`` is the critical
   flow ratio Webster wants. Line crossings are converted to PCU by class with the PCU
-  factors of the config (motorcycles by the segment's protected/opposed movement); a
-  window without a class breakdown counts as one line with
-  :func:`segment_flow_pcu_h` (the segment's own ``pcu / vehicles`` ratio, or 1 PCU per
-  vehicle when it saw no vehicle);
+  factors of the config (motorcycles by the segment's protected/opposed movement); only
+  the approach direction of each line counts (``FlowCount.approach``: toward the stop
+  line, set per line in config), never the traffic going the other way; windows are
+  weighted by their observed time (``observed_s``), so a partial window (engine start,
+  camera loss) counts for the part of it that was seen; a window without a class
+  breakdown counts as one line with :func:`segment_flow_pcu_h` (the segment's own
+  ``pcu / vehicles`` ratio, or 1 PCU per vehicle when it saw no vehicle);
 - ``queue_pcu``: PCU present in the approach zones, averaged over the windows of the last
   ``queue_span_s`` (about a cycle; :data:`QUEUE_SPAN_S` until the running cycle is set), so
   that the phase served first in a cycle is not favoured; like flows, a segment served by
@@ -73,12 +76,10 @@ HISTORY_WINDOWS = 64
 
 
 def segment_flow_pcu_h(metrics: SegmentMetrics, pcu: PcuConfig, movement: str) -> float:
-    """Flow of one window in PCU per hour (see the module docstring for the conversion)."""
-    by_class_veh_h = math.fsum(f.flow_veh_h for f in metrics.flows)
-    if metrics.flows and by_class_veh_h > 0:
-        return math.fsum(
-            f.flow_veh_h * pcu.factor(f.vehicle_class, movement) for f in metrics.flows
-        )
+    """Approach flow of one window in PCU per hour (see the module docstring)."""
+    approach = [f for f in metrics.flows if f.approach]
+    if approach and math.fsum(f.flow_veh_h for f in approach) > 0:
+        return math.fsum(f.flow_veh_h * pcu.factor(f.vehicle_class, movement) for f in approach)
     if metrics.vehicles > 0:
         return metrics.flow_veh_h * metrics.pcu / metrics.vehicles
     return metrics.flow_veh_h
@@ -91,20 +92,28 @@ def _age_s(metrics: SegmentMetrics, now: datetime) -> float:
 def line_flows_pcu_h(
     windows: Sequence[SegmentMetrics], pcu: PcuConfig, movement: str = ""
 ) -> dict[str, float]:
-    """Mean hourly PCU flow per counting line over ``windows``.
+    """Hourly approach PCU flow per counting line over ``windows``, by observed time.
 
-    A window without a class breakdown counts as one line named after its segment, with
+    Each window weighs as much as the time it was observed (a partial window less), so the
+    answer is the approach crossings in PCU per hour of observed time. A window without a
+    class breakdown counts as one line named after its segment, with
     :func:`segment_flow_pcu_h`. A line missing from a window counts 0 in it.
     """
     totals: dict[str, float] = defaultdict(float)
+    observed_s = 0.0
     for w in windows:
-        if w.flows and math.fsum(f.flow_veh_h for f in w.flows) > 0:
-            for f in w.flows:
-                totals[f.line_id] += f.flow_veh_h * pcu.factor(f.vehicle_class, movement)
+        seen_s = w.observed_or_window_s
+        observed_s += seen_s
+        approach = [f for f in w.flows if f.approach]
+        if approach and math.fsum(f.flow_veh_h for f in approach) > 0:
+            for f in approach:
+                pcu_h = f.flow_veh_h * pcu.factor(f.vehicle_class, movement)
+                totals[f.line_id] += pcu_h * seen_s
         elif w.flow_veh_h > 0:
-            totals[f"segment:{w.segment_id}"] += segment_flow_pcu_h(w, pcu, movement)
-    n = max(1, len(windows))
-    return {line: total / n for line, total in totals.items()}
+            totals[f"segment:{w.segment_id}"] += segment_flow_pcu_h(w, pcu, movement) * seen_s
+    if observed_s <= 0:
+        return {}
+    return {line: total / observed_s for line, total in totals.items()}
 
 
 def _recent(

@@ -29,7 +29,11 @@ import numpy.typing as npt
 
 from atcs.config import AnalysisConfig, AtcsConfig, LineConfig, PcuConfig, SegmentConfig
 from atcs.errors import DataError
-from atcs.metrics.duplicates import DEFAULT_NESTED_FRACTION, nested_boxes
+from atcs.metrics.duplicates import (
+    DEFAULT_NESTED_FRACTION,
+    cross_class_duplicates,
+    nested_boxes,
+)
 from atcs.metrics.geometry import (
     BoolArray,
     CoverageGrid,
@@ -43,11 +47,12 @@ from atcs.metrics.geometry import (
 )
 from atcs.metrics.lines import CrossingEvent, LineCounter, LineGeometry
 from atcs.metrics.measures import queue_length_m
-from atcs.metrics.tracking import Tracker
+from atcs.metrics.tracking import FrameTracker, Tracker
 from atcs.metrics.windows import FrameValues, SegmentSpec, WindowAggregator, WindowCrossing
 from atcs.types import (
     CameraId,
     Detections,
+    Image,
     LineCrossing,
     LineId,
     SegmentId,
@@ -203,6 +208,7 @@ class CameraAnalyzer:
         origin: datetime,
         occupancy_max_side_px: int = 640,
         nested_fraction: float | None = DEFAULT_NESTED_FRACTION,
+        tracker: FrameTracker | None = None,
     ) -> None:
         if origin.tzinfo is None:
             raise DataError("the window origin must be a timezone-aware datetime")
@@ -220,7 +226,10 @@ class CameraAnalyzer:
         lines_px = [_build_line(ln, width_px, height_px) for ln in lines if ln.segment in seg_index]
         self.lines: tuple[LineGeometry, ...] = tuple(ln for ln in lines_px if ln is not None)
         self._line_segment = {ln.line_id: seg_index[ln.segment_id] for ln in self.lines}
-        self._tracker = Tracker.from_config(analysis, (width_px, height_px))
+        approach = {LineId(ln.id): ln.approach_direction for ln in lines}
+        self._tracker: FrameTracker = (
+            tracker if tracker is not None else Tracker.from_config(analysis, (width_px, height_px))
+        )
         self._counter: LineCounter[_FrameStamp] = LineCounter(
             self.lines, analysis.crossing_confirm_frames, analysis.track_max_count
         )
@@ -231,6 +240,9 @@ class CameraAnalyzer:
                 lanes=g.lanes,
                 has_stop_line=g.axis is not None,
                 line_ids=tuple(ln.line_id for ln in self.lines if ln.segment_id == g.segment_id),
+                approach=tuple(
+                    approach[ln.line_id] for ln in self.lines if ln.segment_id == g.segment_id
+                ),
             )
             for g in self.segments
         ]
@@ -253,6 +265,7 @@ class CameraAnalyzer:
         *,
         occupancy_max_side_px: int = 640,
         nested_fraction: float | None = DEFAULT_NESTED_FRACTION,
+        tracker: FrameTracker | None = None,
     ) -> CameraAnalyzer:
         """Build the analyzer of ``camera_id`` from the whole configuration."""
         cfg.camera(camera_id)  # raises ConfigError for an unknown camera
@@ -268,6 +281,7 @@ class CameraAnalyzer:
             origin=origin,
             occupancy_max_side_px=occupancy_max_side_px,
             nested_fraction=nested_fraction,
+            tracker=tracker,
         )
 
     @property
@@ -281,9 +295,17 @@ class CameraAnalyzer:
         return self._windows.late_frames
 
     def update(
-        self, frame_seq: int, at: datetime, offset_s: float | None, detections: Detections
+        self,
+        frame_seq: int,
+        at: datetime,
+        offset_s: float | None,
+        detections: Detections,
+        image: Image | None = None,
     ) -> FrameAnalysis:
-        """Analyse one frame's detections seen at ``at`` (aware UTC datetime)."""
+        """Analyse one frame's detections seen at ``at`` (aware UTC datetime).
+
+        The frame's ``image`` (BGR), when given, lets the tracker compare colours.
+        """
         if at.tzinfo is None:
             raise DataError("frame time must be a timezone-aware datetime")
         finite: BoolArray = np.asarray(np.isfinite(detections.xyxy).all(axis=1), dtype=np.bool_)
@@ -300,11 +322,21 @@ class CameraAnalyzer:
             nested = nested_boxes(detections.xyxy, detections.class_id, self._nested_fraction)
             if nested.any():
                 detections = detections[~nested]
+            if len(detections) > 1:
+                dup = cross_class_duplicates(
+                    detections.xyxy,
+                    detections.class_id,
+                    detections.confidence,
+                    min_fraction=self._nested_fraction,
+                )
+                if dup.any():
+                    detections = detections[~dup]
         t_s = (at - self._origin).total_seconds()
-        tracked = self._tracker.update(t_s, detections)
+        tracked = self._tracker.update(t_s, detections, image)
         dets = tracked.detections
         track_ids = dets.tracker_id if dets.tracker_id is not None else np.zeros(0, np.int64)
         anchors = dets.anchors()
+        self._counter.forget(tracked.merged)
         events = self._counter.end(tracked.removed)
         stamp = _FrameStamp(frame_seq, at, offset_s)
         events += self._counter.update(track_ids, anchors, dets.class_id, stamp)
@@ -379,10 +411,10 @@ class CameraAnalyzer:
         occupancy = geom.grid.covered_fraction(dets.xyxy[members])
         queue: float | None = None
         if geom.axis is not None:
-            dist = geom.axis.distance_m(anchors[members])
+            near, far = geom.axis.box_extent_m(dets.xyxy[members])
             speed_m_s = speeds_px_s[members].astype(np.float64) * geom.axis.metres_per_px
             slow = speed_m_s < self._analysis.queue_speed_m_s  # NaN (unknown) is not slow
-            queue = queue_length_m(dist, slow, self._analysis.queue_max_gap_m)
+            queue = queue_length_m(near, far, slow, self._analysis.queue_max_gap_m)
         frame = SegmentFrame(
             segment_id=geom.segment_id,
             vehicles=int(by_class.sum()),

@@ -238,10 +238,11 @@ class RoadAxis:
     over its pixel distance. Points behind the stop line get negative distances.
     """
 
-    __slots__ = ("_normal", "_origin", "metres_per_px")
+    __slots__ = ("_b", "_normal", "_origin", "metres_per_px")
 
     def __init__(self, stop_line: PointsPx, polygon: PointsPx, length_m: float) -> None:
         a, b = stop_line[0], stop_line[1]
+        self._b = np.asarray(b, dtype=np.float64)
         direction = b - a
         norm = float(np.hypot(direction[0], direction[1]))
         if norm < 1e-9:
@@ -256,6 +257,33 @@ class RoadAxis:
         self._origin = a.astype(np.float64)
         self._normal = normal
         self.metres_per_px = length_m / abs(float(far))
+
+    def point_px(self, distance_m: float, along: float = 0.5) -> tuple[float, float]:
+        """Return the pixel point ``distance_m`` from the stop line at ``along`` (0..1) of it."""
+        base = self._origin + along * (self._b - self._origin)
+        point = base + self._normal * (distance_m / self.metres_per_px)
+        return float(point[0]), float(point[1])
+
+    @property
+    def normal(self) -> tuple[float, float]:
+        """Unit vector (px) pointing from the stop line into the segment."""
+        return float(self._normal[0]), float(self._normal[1])
+
+    def box_extent_m(
+        self, xyxy: npt.ArrayLike
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Nearest and farthest distance (N,) each, m, of the corners of boxes (N, 4).
+
+        The box's extent along the road: its front and back seen from the stop line (the
+        box's height in the image counts as length, as the camera sees the vehicle from
+        above and behind).
+        """
+        boxes = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+        corners = boxes[:, [0, 1, 2, 1, 0, 3, 2, 3]].reshape(-1, 4, 2)
+        dist = self.distance_m(corners.reshape(-1, 2)).reshape(-1, 4)
+        near: npt.NDArray[np.float64] = dist.min(axis=1)
+        far: npt.NDArray[np.float64] = dist.max(axis=1)
+        return near, far
 
     def distance_m(self, points: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """Signed distance in metres of ``points`` (N, 2) from the stop line."""

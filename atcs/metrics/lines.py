@@ -21,9 +21,12 @@ A return to the old side cancels the pending change, so a box flickering across 
 never counts while it flickers, and counts at most once when it settles or ends on the new
 side. A confirmed change counts when the move from the last anchor on the old side to the
 first anchor on the new side crosses the line between its endpoints, and only once per
-track, line and direction. Every :class:`CrossingEvent` carries the caller's ``stamp`` of
-the frame where the track was first seen on the new side (the crossing), whichever frame
-or end confirmed it. The state lives as long as the track and is bounded.
+track and line: a track that counted one direction never counts the other afterwards (a
+vehicle does not cross a counting line back and forth; a track that seems to is a box
+jumping between vehicles, and counting it twice would add a vehicle that is not there).
+Every :class:`CrossingEvent` carries the caller's ``stamp`` of the frame where the track
+was first seen on the new side (the crossing), whichever frame or end confirmed it. The
+state lives as long as the track and is bounded.
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ class _LineState(Generic[S]):
     pending_ok: bool = False  # the pending move crossed between the endpoints
     pending_stamp: S | None = None  # stamp of the first frame on the other side
     pending_ref: tuple[float, float] = (0.0, 0.0)  # last anchor seen on the other side
-    counted: int = 0  # bit set of directions already counted
+    counted: int = 0  # bit set of the direction already counted (at most one)
 
 
 @dataclass(slots=True)
@@ -222,7 +225,7 @@ class LineCounter(Generic[S]):
         st.pending = 0
         st.pending_stamp = None
         direction, bit = _direction(side)
-        if stamp is None or not st.pending_ok or st.counted & bit:
+        if stamp is None or not st.pending_ok or st.counted:
             return None
         st.counted |= bit
         return direction, stamp

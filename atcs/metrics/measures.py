@@ -10,24 +10,30 @@ from atcs.types import LevelOfService
 _LOS_ORDER = tuple(LevelOfService)
 
 
-def queue_length_m(distances_m: npt.ArrayLike, slow: npt.ArrayLike, max_gap_m: float) -> float:
-    """Length in metres of the contiguous queue behind a stop line.
+def queue_length_m(
+    near_m: npt.ArrayLike, far_m: npt.ArrayLike, slow: npt.ArrayLike, max_gap_m: float
+) -> float:
+    """Length in metres of the contiguous queue behind a stop line, bumper to bumper.
 
-    ``distances_m`` (N,) are the vehicles' distances from the stop line (negative values,
-    vehicles past the line, count as 0); ``slow`` (N,) marks stopped or slow vehicles; only
-    those queue. The first queued vehicle must be within ``max_gap_m`` of the stop line and
-    each next one within ``max_gap_m`` of the previous; the answer is the distance of the
-    last one, or 0 when there is no queue.
+    Per vehicle (N,): ``near_m`` and ``far_m`` are the distances from the stop line of its
+    front and back (the ends of its box along the road; negative values, past the line,
+    count as 0); ``slow`` marks stopped or slow vehicles, the only ones that queue. The
+    first queued vehicle's front must be within ``max_gap_m`` of the stop line, and each
+    next one's front within ``max_gap_m`` of the back of the queue so far (the gap between
+    bumpers, not between anchors). The answer is the back of the last one: a single car
+    stopped at the line gives its own length; 0 when there is no queue.
     """
-    dist = np.asarray(distances_m, dtype=np.float64).reshape(-1)
+    near = np.maximum(np.asarray(near_m, dtype=np.float64).reshape(-1), 0.0)
+    far = np.maximum(np.asarray(far_m, dtype=np.float64).reshape(-1), 0.0)
     mask = np.asarray(slow, dtype=np.bool_).reshape(-1)
-    queued = np.sort(np.maximum(dist[mask], 0.0))
-    length = 0.0
-    for d in queued.tolist():
-        if d - length > max_gap_m:
+    near, far = near[mask], np.maximum(far[mask], near[mask])
+    order = np.argsort(near, kind="stable")
+    back = 0.0
+    for front, rear in zip(near[order].tolist(), far[order].tolist(), strict=True):
+        if front - back > max_gap_m:
             break
-        length = d
-    return length
+        back = max(back, rear)
+    return back
 
 
 def density_pcu_km_lane(pcu: float, length_m: float, lanes: int) -> float:

@@ -11,6 +11,14 @@ not counted (see :attr:`WindowAggregator.late_frames`).
 A line crossing is counted in the window of its ``crossed_at`` time while that window is
 still open, otherwise in the window of the frame (or call) that reports it: a crossing is
 often confirmed a few frames after it happened, or when its track ends.
+
+Observed time: the time between two consecutive frames at most ``max_frame_gap_s`` apart
+counts as observed, in the windows it falls in; a longer gap (the camera was lost, the
+engine was not running) does not, and neither does the time before the first frame. A
+final partial window (:meth:`WindowAggregator.close` with ``partial``) also counts the time
+from its last frame to its end when that is within the gap. Flows are crossings per hour
+of observed time (``observed_s``); a window observed for less than
+``partial_below_share`` of its length is ``partial``.
 """
 
 from __future__ import annotations
@@ -55,6 +63,12 @@ class SegmentSpec:
     lanes: int
     has_stop_line: bool
     line_ids: tuple[LineId, ...]
+    approach: tuple[str, ...] = ()  # per line: forward, backward or both (default forward)
+
+    def is_approach(self, index: int, direction: Direction) -> bool:
+        """Whether ``direction`` on the ``index``-th line is toward the stop line."""
+        wanted = self.approach[index] if index < len(self.approach) else "forward"
+        return wanted in {"both", direction.value}
 
 
 class WindowCrossing(NamedTuple):
@@ -91,6 +105,7 @@ class _Sums:
     occupancy: float = 0.0
     queue_m: float = 0.0
     queue_max_m: float = 0.0
+    observed_s: float = 0.0
     crossings: Counter[tuple[LineId, VehicleClass, Direction]] = field(default_factory=Counter)
 
 
@@ -121,6 +136,9 @@ class WindowAggregator:
         self._k = 0
         self._start = origin
         self._sums = [_Sums() for _ in self._specs]
+        self._max_gap = timedelta(seconds=analysis.max_frame_gap_s)
+        self._last_at: datetime | None = None  # time of the newest frame
+        self._interval: tuple[datetime, datetime] | None = None  # observed, being credited
         self.late_frames = 0
 
     def _window_start(self, k: int) -> datetime:
@@ -150,10 +168,15 @@ class WindowAggregator:
             self.late_frames += 1
             return False
         rest = list(crossings)
+        last, self._last_at = self._last_at, at
+        if last is not None and last < at <= last + self._max_gap:
+            self._interval = (last, at)
         if k > self._k:
             rest = [c for c in crossings if not self._in_open_window(c.crossed_at)]
             self._count([c for c in crossings if self._in_open_window(c.crossed_at)])
             self._advance_to(k)
+        self._credit(self._start, self._start + self._window)
+        self._interval = None
         for sums, val in zip(self._sums, values, strict=True):
             sums.frames += 1
             sums.by_class += val.by_class
@@ -201,11 +224,16 @@ class WindowAggregator:
         k_end = self.index_of(until)  # windows < k_end end at or before until
         if not self._started:
             self._open(k_end)
+        last = self._last_at
+        if partial and last is not None and last < until <= last + self._max_gap:
+            self._interval = (last, until)  # a final window: seen up to its end
+            self._last_at = until
         if k_end > self._k:
             self._advance_to(k_end)
         if partial and self._start < until:
             self._finish(self._start, until)
             self._start = until
+        self._interval = None
         out = list(self._done)
         self._done.clear()
         return out
@@ -232,7 +260,23 @@ class WindowAggregator:
         self._k = k
         self._start = self._window_start(k)
 
+    def _overlap_s(self, start: datetime, end: datetime) -> float:
+        """Seconds of the interval being credited that fall in ``[start, end)``."""
+        if self._interval is None:
+            return 0.0
+        lo = max(start, self._interval[0])
+        hi = min(end, self._interval[1])
+        return max(0.0, (hi - lo).total_seconds())
+
+    def _credit(self, start: datetime, end: datetime) -> None:
+        """Credit the window ``[start, end)`` with its share of the observed interval."""
+        seen = self._overlap_s(start, end)
+        if seen > 0:
+            for sums in self._sums:
+                sums.observed_s += seen
+
     def _finish(self, start: datetime, end: datetime) -> None:
+        self._credit(start, end)
         for i, spec in enumerate(self._specs):
             self._done.append(self._metrics(spec, self._sums[i], start, end))
             self._sums[i] = _Sums()
@@ -257,16 +301,19 @@ class WindowAggregator:
         pcu = mean(sums.pcu)
         density = density_pcu_km_lane(pcu, spec.length_m, spec.lanes)
         los = level_of_service(density, self._analysis.los_density_pcu_km_lane)
-        hours = (end - start).total_seconds() / 3600.0
+        window_s = (end - start).total_seconds()
+        observed_s = min(sums.observed_s, window_s)
+        hours = observed_s / 3600.0
         flows: list[FlowCount] = []
         total = 0
-        for line_id in spec.line_ids:
+        for index, line_id in enumerate(spec.line_ids):
             for vclass in _CLASSES:
                 for direction in Direction:
                     count = sums.crossings.get((line_id, vclass, direction), 0)
-                    total += count
+                    approach = spec.is_approach(index, direction)
+                    total += count if approach else 0
                     rate = count / hours if hours > 0 else 0.0
-                    flows.append(FlowCount(line_id, vclass, direction, count, rate))
+                    flows.append(FlowCount(line_id, vclass, direction, count, rate, approach))
         return SegmentMetrics(
             site_id=self._site,
             camera_id=self._camera,
@@ -286,4 +333,6 @@ class WindowAggregator:
             los=los,
             congested=is_congested(los, self._analysis.congested_from_los),
             stale=n == 0,
+            observed_s=observed_s,
+            partial=observed_s < self._analysis.partial_below_share * window_s,
         )

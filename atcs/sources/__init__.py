@@ -18,7 +18,12 @@ from atcs.sources.grabber import CorruptFrameError, StalledError
 from atcs.sources.group import CameraGroup
 from atcs.sources.kinds import SourceKind, guess_kind, resolve_kind
 from atcs.sources.reader import CameraReader, make_grabber
-from atcs.sources.recorded import RecordingInfo, iter_recorded_frames, probe_recording
+from atcs.sources.recorded import (
+    FootageSampler,
+    RecordingInfo,
+    iter_recorded_frames,
+    probe_recording,
+)
 from atcs.sources.redact import redact_text, redact_url
 from atcs.sources.status import Backoff, ReaderStats, StatusCallback
 
@@ -27,6 +32,7 @@ __all__ = [
     "CameraGroup",
     "CameraReader",
     "CorruptFrameError",
+    "FootageSampler",
     "FrameQueue",
     "ReaderStats",
     "RecordingInfo",

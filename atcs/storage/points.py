@@ -17,6 +17,7 @@ same record twice stores it once: replays after an ambiguous failure cannot dupl
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 from atcs.storage.lineprotocol import FieldValue, Point
@@ -45,15 +46,21 @@ _FLOW_KEYS = {
 def metrics_point(metrics: SegmentMetrics) -> Point:
     """Return a ``segment_metrics`` point at the window end.
 
-    Fields: ``window_s``, ``frames`` (integer), ``vehicles``, ``vehicles_<class>`` for every
-    class (0.0 when absent), ``pcu``, ``density_pcu_km_lane``, ``occupancy``, ``flow_veh_h``,
+    Fields: ``window_s``, ``observed_s`` (time of the window the camera was seen, s),
+    ``partial`` (boolean: observed less than the configured share), ``frames`` (integer),
+    ``vehicles``, ``vehicles_<class>`` for every class (0.0 when absent), ``pcu``,
+    ``density_pcu_km_lane``, ``occupancy``, ``flow_veh_h`` (approach flow: toward the stop
+    line), ``flow_forward_veh_h`` and ``flow_backward_veh_h`` (every class),
     ``flow_<class>_<direction>_veh_h`` and ``crossings_<class>_<direction>`` (integer) for
-    every class and direction, summed over the segment's counting lines, ``queue_m`` and
+    every class and direction, summed over the segment's counting lines (flows per hour of
+    observed time), ``queue_m`` and
     ``queue_max_m`` (left out where no stop line is set), ``los`` (string ``A``..``F``),
     ``congested`` and ``stale`` (booleans).
     """
     fields: dict[str, FieldValue] = {
         "window_s": float(metrics.window_s),
+        "observed_s": float(metrics.observed_or_window_s),
+        "partial": bool(metrics.partial),
         "frames": int(metrics.frames),
         "vehicles": float(metrics.vehicles),
     }
@@ -69,6 +76,10 @@ def metrics_point(metrics: SegmentMetrics) -> Point:
     for flow in metrics.flows:
         flows[flow.vehicle_class, flow.direction] += float(flow.flow_veh_h)
         counts[flow.vehicle_class, flow.direction] += int(flow.count)
+    for direction in Direction:
+        fields[f"flow_{direction.value}_veh_h"] = math.fsum(
+            v for (_, d), v in flows.items() if d is direction
+        )
     for pair, (flow_key, _) in _FLOW_KEYS.items():
         fields[flow_key] = flows[pair]
     for pair, (_, count_key) in _FLOW_KEYS.items():

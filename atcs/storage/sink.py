@@ -45,6 +45,8 @@ from atcs.types import CameraStatus, SegmentMetrics, SiteId, TimingPlan
 log = logging.getLogger(__name__)
 
 REJECTED_MAX_BYTES = 16 * 1024 * 1024
+SPOOL_FULL_CLEARS_AT = 0.9
+"""A full spool takes points again once replay brings it under this share of its bound."""
 _COUNTERS = (
     "points_accepted",
     "points_written",
@@ -294,6 +296,8 @@ class InfluxSink:
             log.error("InfluxDB: no spool; %d points lost", len(lines))
             return
         try:
+            if self._spool_full_holds():
+                raise SpoolFullError(f"spool {spool.directory} is still full")
             spool.append(lines, self._precision)
         except SpoolFullError as exc:
             self._count("points_refused_spool_full", len(lines))
@@ -304,8 +308,17 @@ class InfluxSink:
             self._alarm("spool_error", True, "InfluxDB: %s; points are lost", exc)
             return
         self._count("points_spooled", len(lines))
-        self._alarm("spool_full", False, "")
         self._alarm("spool_error", False, "")
+
+    def _spool_full_holds(self) -> bool:
+        """Whether a full spool still refuses points: until replay empties it below its mark.
+
+        Without this a small batch that still fits a nearly full spool would be taken after
+        bigger ones were refused, leaving holes in the history instead of one gap, and the
+        alarm would start and end over and over.
+        """
+        with self._lock:
+            return "spool_full" in self._alarms
 
     def _replay(self, stopping: bool) -> None:
         spool = self._spool
@@ -336,6 +349,7 @@ class InfluxSink:
             self._count("points_replayed", points)
             if spool.points == 0:
                 log.info("InfluxDB: spool replayed; writing directly again")
+            if spool.size_bytes <= spool.max_bytes * SPOOL_FULL_CLEARS_AT:
                 self._alarm("spool_full", False, "")
             if not stopping and len(self._queue) >= self._config.batch_size:
                 return

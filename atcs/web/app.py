@@ -1,5 +1,7 @@
 """The dashboard's web app: the page, the JSON API (OpenAPI at ``/openapi.json``), metrics.
 
+Request bodies are bounded (``request_body_max_bytes``: 413 ``body_too_large``).
+
 Routes live in :mod:`atcs.web.routes`, access rules in :mod:`atcs.web.deps`. Every error
 answer is an :class:`~atcs.web.models.ErrorBody` (a stable ``code`` the page translates
 and an English ``message``); every answer carries a strict Content-Security-Policy (the
@@ -8,8 +10,8 @@ page has no inline script or style).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
-from importlib import resources
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -19,12 +21,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from atcs import __version__
 from atcs.web.context import DashboardContext
+from atcs.web.guard import BodyLimit
 from atcs.web.models import ErrorBody
 from atcs.web.operator import ApiError
 from atcs.web.prom import make_registry
-from atcs.web.routes import router
+from atcs.web.routes import STATIC_DIR, router
 
-STATIC_DIR = resources.files("atcs.web") / "static"
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -33,7 +35,7 @@ SECURITY_HEADERS = {
         "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     ),
 }
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
@@ -55,7 +57,10 @@ async def _security_headers(
 async def _api_error(_request: Request, exc: Exception) -> Response:
     if not isinstance(exc, ApiError):  # pragma: no cover - registered for ApiError only
         raise exc
-    return error_response(exc.status, exc.code, exc.message)
+    response = error_response(exc.status, exc.code, exc.message)
+    if exc.retry_after_s > 0:
+        response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+    return response
 
 
 async def _invalid(_request: Request, exc: Exception) -> Response:
@@ -88,13 +93,14 @@ def create_app(ctx: DashboardContext) -> FastAPI:
             "Live segments, cameras, intersections and engine health of an atcs engine; "
             "operator actions (hold, fixed plan, release). Errors are ErrorBody objects."
         ),
-        docs_url="/api/docs",
+        docs_url=None,  # served by atcs.web.routes: they follow the viewer setting
         redoc_url=None,
-        openapi_url="/openapi.json",
+        openapi_url=None,
     )
     app.state.ctx = ctx
     app.state.registry = make_registry(ctx)
-    app.middleware("http")(_security_headers)
+    app.add_middleware(BodyLimit, max_bytes=ctx.dash.request_body_max_bytes)
+    app.middleware("http")(_security_headers)  # outermost: every answer gets the headers
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(StarletteHTTPException, _http_error)

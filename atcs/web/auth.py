@@ -1,10 +1,12 @@
-"""Dashboard logins: scrypt password hashes, the user directory, sessions and lockouts.
+"""Dashboard logins: scrypt password hashes, the user directory, sessions and throttling.
 
 Passwords are checked with :func:`hashlib.scrypt` (N=2**14, r=8, p=1 by default) and a
 constant-time comparison; an unknown user costs the same check, so the answer time does
-not tell which names exist. A session is a random token (``secrets.token_urlsafe``) kept
-in memory with an expiry; the store is bounded (the oldest login is dropped). Too many
-failed logins of one name lock that name out for a while; the failure map is bounded too.
+not tell which names exist. Checks run on a few threads of their own with a bounded queue
+(:class:`PasswordChecks`), after the throttle (:mod:`atcs.web.throttle`) let the attempt
+through: failures delay further attempts exponentially per address and per name, never
+lock anyone out. A session is a random token (``secrets.token_urlsafe``) kept in memory
+with an expiry; the store is bounded (the oldest login is dropped).
 
 ``python -m atcs.web.auth`` prints the hash of a password read from the terminal (or from
 standard input) for the ``password_hash`` of a ``[[dashboard.users]]`` entry.
@@ -12,11 +14,13 @@ standard input) for the ``password_hash`` of a ``[[dashboard.users]]`` entry.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import getpass
 import hashlib
 import hmac
 import logging
+import math
 import os
 import secrets
 import sys
@@ -24,9 +28,12 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from atcs.config.dashboard import SCRYPT_HASH, DashboardConfig, Role
+from atcs.config.dashboard import SCRYPT_HASH, SCRYPT_MEMORY_MAX, DashboardConfig, Role
+from atcs.text import printable
+from atcs.web.throttle import LoginThrottle, ThrottlePolicy
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +41,7 @@ SCRYPT_N = 2**14
 SCRYPT_R = 8
 SCRYPT_P = 1
 _DKLEN = 32
-_MAXMEM = 64 * 1024 * 1024
-FAILURES_TRACKED_MAX = 1024
-"""Names whose failed logins are remembered; beyond this the oldest is forgotten."""
+_MAXMEM = 2 * SCRYPT_MEMORY_MAX  # 128*N*r plus scrypt's own buffers
 
 
 def hash_password(password: str, *, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> str:
@@ -87,7 +92,10 @@ class Session:
 
 
 class LoginRefused(Exception):  # noqa: N818 - a refusal, not a fault of the program
-    """A login that did not succeed; ``code`` tells why (``wrong_password``, ``locked_out``)."""
+    """A login that did not succeed: ``code`` says why, ``retry_after_s`` when to try again.
+
+    Codes: ``wrong_password``, ``login_delayed``, ``login_busy``.
+    """
 
     def __init__(self, code: str, message: str, retry_after_s: float = 0.0) -> None:
         super().__init__(message)
@@ -171,70 +179,123 @@ class SessionStore:
             return len(self._sessions)
 
 
-class LoginThrottle:
-    """Counts failed logins per name; after ``max_failures`` the name is locked out."""
+class PasswordChecks:
+    """Runs password checks on a few threads of their own, with a bounded number waiting.
 
-    def __init__(
-        self, max_failures: int, lockout_s: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._max = max_failures
-        self._lockout_s = lockout_s
-        self._clock = clock
+    A scrypt check costs about 16 MiB and tens of milliseconds of CPU; running checks only
+    on ``workers`` dedicated threads bounds both, whatever the number of requests. At most
+    ``queue_max`` checks wait or run for callers from unknown addresses; more are turned
+    away (``login_busy``). Callers from an address their name logged in from have one
+    thread and ``queue_max`` places of their own, so a flood of guesses from elsewhere
+    never queues in front of the operator.
+    """
+
+    def __init__(self, workers: int, queue_max: int) -> None:
+        self._pools = {
+            False: ThreadPoolExecutor(max_workers=workers, thread_name_prefix="atcs-login"),
+            True: ThreadPoolExecutor(max_workers=1, thread_name_prefix="atcs-login-known"),
+        }
+        self._queue_max = queue_max
         self._lock = threading.Lock()
-        self._failures: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        self._pending = {False: 0, True: 0}
 
-    def locked_for_s(self, name: str) -> float:
-        """Seconds ``name`` stays locked out (0.0: may try)."""
+    @property
+    def pending(self) -> int:
+        """Checks waiting or running."""
         with self._lock:
-            count, until = self._failures.get(name, (0, 0.0))
-        if count < self._max:
-            return 0.0
-        return max(0.0, until - self._clock())
+            return sum(self._pending.values())
 
-    def failed(self, name: str) -> None:
-        """Count one failure of ``name`` (starts the lockout at the limit)."""
+    def _done(self, known: bool) -> None:
         with self._lock:
-            count, until = self._failures.pop(name, (0, 0.0))
-            now = self._clock()
-            if count >= self._max and until <= now:
-                count = 0  # the last lockout is over: start counting again
-            count += 1
-            self._failures[name] = (count, now + self._lockout_s)
-            while len(self._failures) > FAILURES_TRACKED_MAX:
-                self._failures.popitem(last=False)
+            self._pending[known] -= 1
 
-    def succeeded(self, name: str) -> None:
-        """Forget the failures of ``name``."""
+    async def check(
+        self, directory: UserDirectory, name: str, password: str, known: bool
+    ) -> Role | None:
+        """Return the role of ``name`` when ``password`` is right (see :meth:`UserDirectory.check`).
+
+        Raises :class:`LoginRefused` ``login_busy`` when too many checks wait already.
+        """
         with self._lock:
-            self._failures.pop(name, None)
+            if self._pending[known] >= self._queue_max:
+                raise LoginRefused(
+                    "login_busy", "too many logins at once; try again in a second", 1.0
+                )
+            self._pending[known] += 1
+        future = self._pools[known].submit(directory.check, name, password)
+        future.add_done_callback(lambda _f: self._done(known))
+        return await asyncio.wrap_future(future)
+
+    def close(self) -> None:
+        """Drop the checks still waiting and let the threads end."""
+        for pool in self._pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def throttle_policy(cfg: DashboardConfig) -> ThrottlePolicy:
+    """Return the login throttle's numbers from ``[dashboard]``."""
+    return ThrottlePolicy(
+        free_failures=cfg.login_failures_max,
+        base_delay_s=cfg.login_delay_s,
+        max_delay_s=cfg.login_delay_max_s,
+        memory_s=cfg.login_memory_s,
+        known_for_s=cfg.login_known_for_s,
+        entries_max=cfg.login_clients_max,
+    )
 
 
 class Authenticator:
-    """Logs users in and out: the directory, the throttle and the session store together."""
+    """Logs users in and out: the directory, the throttle, the checks and the sessions."""
 
     def __init__(self, cfg: DashboardConfig, environ: Mapping[str, str] | None = None) -> None:
         self.directory = UserDirectory(cfg, environ)
         self.sessions = SessionStore(cfg.session_ttl_s, cfg.sessions_max)
-        self.throttle = LoginThrottle(cfg.login_failures_max, cfg.lockout_s)
+        self.throttle = LoginThrottle(throttle_policy(cfg))
+        self.checks = PasswordChecks(cfg.login_checks_max, cfg.login_queue_max)
         self.anonymous_viewers = cfg.allow_anonymous_viewers
+        env = os.environ if environ is None else environ
+        self._metrics_token = env.get(cfg.metrics_token_env or "", "").encode()
+        if cfg.metrics_token_env and not self._metrics_token:
+            log.warning(
+                "dashboard: /metrics token variable %s is not set: /metrics needs a login",
+                cfg.metrics_token_env,
+            )
 
-    def login(self, name: str, password: str) -> Session:
-        """Return a new session or raise :class:`LoginRefused` (locked out, wrong password)."""
-        wait_s = self.throttle.locked_for_s(name)
-        if wait_s > 0.0:
+    def metrics_token_ok(self, token: str | None) -> bool:
+        """Tell whether ``token`` is the configured /metrics token (constant-time)."""
+        if not self._metrics_token or not token:
+            return False
+        return hmac.compare_digest(token.encode(), self._metrics_token)
+
+    async def login(self, name: str, password: str, client: str) -> Session:
+        """Return a new session or raise :class:`LoginRefused`.
+
+        ``client`` is the caller's address. Codes: ``login_delayed`` (too many failures from
+        that address, or of that name from addresses it never logged in from: wait
+        ``retry_after_s``), ``login_busy`` (too many checks at once), ``wrong_password``.
+        """
+        attempt, wait_s = self.throttle.admit(name, client)
+        if attempt is None:
             raise LoginRefused(
-                "locked_out",
-                f"too many failed logins for {name!r}; try again in {wait_s:.0f} s",
+                "login_delayed",
+                f"too many failed logins; try again in {math.ceil(wait_s)} s",
                 wait_s,
             )
-        role = self.directory.check(name, password)
+        role = await self.checks.check(self.directory, name, password, attempt.known)
         if role is None:
-            self.throttle.failed(name)
-            log.warning("dashboard: failed login for user %r", name[:64])
+            log.warning(
+                "dashboard: failed login for user %s from %s",
+                printable(name, 64),
+                printable(client, 64),
+            )
             raise LoginRefused("wrong_password", "unknown user or wrong password")
-        self.throttle.succeeded(name)
-        log.info("dashboard: user %s logged in (%s)", name, role)
+        self.throttle.succeeded(attempt)
+        log.info("dashboard: user %s logged in (%s) from %s", name, role, printable(client, 64))
         return self.sessions.create(name, role)
+
+    def close(self) -> None:
+        """Stop the password-check threads."""
+        self.checks.close()
 
 
 def main() -> int:

@@ -11,6 +11,7 @@ from atcs.config.dashboard import DashboardConfig
 from atcs.web.audit import AuditLog
 from atcs.web.auth import Authenticator
 from atcs.web.board import BoardStore
+from atcs.web.clients import ClientResolver
 from atcs.web.engine_view import EngineView
 from atcs.web.models import CameraView, HealthView, IntersectionView, Overview, SegmentView
 from atcs.web.operator import OperatorDesk
@@ -25,7 +26,7 @@ from atcs.web.views import (
 
 @dataclass(slots=True)
 class DashboardContext:
-    """The engine view, the dashboard's own stores, logins, the audit log and the desk."""
+    """The engine view, the dashboard's own stores, logins, the audit log, the desk, clients."""
 
     dash: DashboardConfig
     engine: EngineView
@@ -34,6 +35,7 @@ class DashboardContext:
     auth: Authenticator
     audit: AuditLog
     desk: OperatorDesk
+    clients: ClientResolver
     counts: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

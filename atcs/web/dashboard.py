@@ -9,6 +9,7 @@ of each camera for the camera wall. Nothing here blocks the engine's tick.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from atcs.web.app import create_app
 from atcs.web.audit import AuditLog
 from atcs.web.auth import Authenticator
 from atcs.web.board import BoardStore
+from atcs.web.clients import ClientResolver
 from atcs.web.context import DashboardContext
 from atcs.web.engine_view import EngineView, LiveEngineView
 from atcs.web.operator import OperatorDesk
@@ -61,6 +63,7 @@ def build_context(
         auth=Authenticator(dash, environ),
         audit=audit,
         desk=desk,
+        clients=ClientResolver(dash.trusted_proxies),
     )
 
 
@@ -69,7 +72,9 @@ class Dashboard:
 
     def __init__(self, ctx: DashboardContext) -> None:
         self.ctx = ctx
-        self.server = WebServer(create_app(ctx), ctx.dash.host, ctx.dash.port)
+        dash = ctx.dash
+        tls = (dash.cert_file, dash.key_file) if dash.cert_file and dash.key_file else None
+        self.server = WebServer(create_app(ctx), dash.host, dash.port, tls=tls)
         self._started = False
 
     @property
@@ -90,10 +95,19 @@ class Dashboard:
         except Exception:
             self.ctx.snapshots.stop()
             self.ctx.audit.close()
+            self.ctx.auth.close()
             raise
         self._started = True
+        dash = self.ctx.dash
         if not len(self.ctx.auth.directory) and not self.ctx.auth.anonymous_viewers:
             log.warning("dashboard: no user can log in and anonymous viewers are off")
+        if not _loopback(dash.host) and dash.cert_file is None and not dash.trusted_proxies:
+            log.warning(
+                "dashboard: serving plain HTTP on %s without trusted_proxies: passwords and "
+                "session cookies cross the network in clear; put a TLS proxy in front or set "
+                "cert_file",
+                dash.host,
+            )
 
     def on_metrics(self, metrics: Sequence[SegmentMetrics]) -> None:
         """Keep the latest window and trend of each segment."""
@@ -127,8 +141,16 @@ class Dashboard:
         self._started = False
         share = max(timeout_s / 3, 1.0)
         self.server.stop(share)
+        self.ctx.auth.close()
         self.ctx.snapshots.stop(share)
         self.ctx.audit.close(share)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def attach_dashboard(

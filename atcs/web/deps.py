@@ -1,9 +1,10 @@
 """Request dependencies of the web app: the dashboard context, the caller's session, rights.
 
 With ``allow_anonymous_viewers`` anyone may read; otherwise reading needs a login (any
-role). Operator actions need a login with the ``operator`` role. A session token travels
-in the ``atcs_session`` cookie (HttpOnly, SameSite=Strict) or an ``Authorization: Bearer``
-header.
+role). That holds for ``/metrics`` and the OpenAPI schema too; ``/metrics`` also takes the
+token named by ``metrics_token_env`` (for Prometheus). Operator actions need a login with
+the ``operator`` role. A session token travels in the ``atcs_session`` cookie (HttpOnly,
+SameSite=Strict, Secure over HTTPS) or an ``Authorization: Bearer`` header.
 """
 
 from __future__ import annotations
@@ -62,6 +63,23 @@ def require_operator(session: Caller, ctx: Ctx) -> Session:
             403, "forbidden", f"user {session.user!r} is a viewer and may not change plans"
         )
     return session
+
+
+def require_metrics_reader(request: Request, session: Caller, ctx: Ctx) -> None:
+    """Let Prometheus through: a viewer (see :func:`require_viewer`) or the metrics token."""
+    if session is not None or ctx.auth.anonymous_viewers:
+        return
+    if not ctx.auth.metrics_token_ok(token_of(request)):
+        ctx.count("metrics_refused")
+        raise ApiError(401, "login_required", "log in or send the metrics token")
+
+
+def cookie_secure(request: Request, ctx: Ctx) -> bool:
+    """Tell whether the session cookie gets ``Secure`` (``secure_cookie``; auto: over TLS)."""
+    setting = ctx.dash.secure_cookie
+    if setting == "auto":
+        return ctx.clients.https(request)
+    return bool(setting)
 
 
 Viewer = Annotated[Session | None, Depends(require_viewer)]

@@ -6,7 +6,9 @@ An action becomes an :class:`~atcs.bus.messages.Override` (``who`` is the logged
 that, the request is checked with the control side's own rules
 (:func:`atcs.control.overrides.accept_override`), so a request that cannot be honoured is
 answered at once with the reason instead of being dropped later in the loop. Every
-request by an operator, accepted or refused, is written to the audit log.
+request by an operator, accepted or refused, is written to the audit log, every text in
+it bounded and made printable (:func:`atcs.text.printable`: a 10,000-character id or a
+reason with newlines cannot bloat or forge audit lines).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from atcs.bus.messages import Override, OverrideAction
 from atcs.control import ControlLoop, IntersectionState
 from atcs.control.overrides import accept_override
 from atcs.errors import ControlError
+from atcs.text import printable
 from atcs.types import IntersectionId, PhaseId
 from atcs.web.audit import AuditLog, AuditRecord
 from atcs.web.auth import Session
@@ -31,15 +34,28 @@ log = logging.getLogger(__name__)
 APPLY_WAIT_S = 3.0
 """How long an answer waits for the control loop to show the override in force, s."""
 
+ID_MAX_CHARS = 100
+"""Longest id, user, phase or address written to the audit trail (longer ones are cut)."""
+REASON_MAX_CHARS = 1000
+"""Longest reason written to the audit trail, characters (the API accepts no longer)."""
+DETAIL_MAX_CHARS = 500
+"""Longest refusal detail written to the audit trail, characters."""
+GREENS_MAX = 32
+"""Most phases of a request's greens written to the audit trail."""
+
 
 class ApiError(Exception):
-    """An API request that cannot be served: HTTP status, stable code and message."""
+    """An API request that cannot be served: HTTP status, stable code and message.
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    ``retry_after_s`` (when above 0) becomes a ``Retry-After`` header, in whole seconds.
+    """
+
+    def __init__(self, status: int, code: str, message: str, retry_after_s: float = 0.0) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.retry_after_s = retry_after_s
 
 
 def _in_force(state: IntersectionState, override: Override) -> bool:
@@ -102,7 +118,7 @@ class OperatorDesk:
         control.on_override(override)
         log.info(
             "dashboard: %s asked %s for intersection %s: %s",
-            session.user, override.action.value, intersection, override.why,
+            session.user, override.action.value, intersection, printable(override.why),
         )  # fmt: skip
         deadline = time.monotonic() + self._wait_s
         while True:
@@ -120,7 +136,9 @@ class OperatorDesk:
         if control is None or ix not in known:
             names = ", ".join(known) or "none"
             raise ApiError(
-                404, "unknown_intersection", f"unknown intersection {ix!r}; known: {names}"
+                404,
+                "unknown_intersection",
+                f"unknown intersection '{printable(ix, ID_MAX_CHARS)}'; known: {names}",
             )
         if not override.why:
             raise ApiError(
@@ -139,19 +157,20 @@ class OperatorDesk:
     ) -> None:
         with self._lock:
             self.counts[outcome] += 1
+        greens = list(override.greens_s.items())[:GREENS_MAX]
         rec = AuditRecord(
             at=override.at or self._clock(),
             site_id=self._site_id,
-            user=session.user,
+            user=printable(session.user, ID_MAX_CHARS),
             role=session.role,
-            intersection_id=override.intersection_id,
+            intersection_id=printable(override.intersection_id, ID_MAX_CHARS),
             action=override.action.value,
-            reason=override.why,
+            reason=printable(override.why, REASON_MAX_CHARS),
             outcome=outcome,
-            detail=detail,
-            plan_name=override.plan_name,
-            greens_s={str(k): v for k, v in override.greens_s.items()},
-            remote=remote,
+            detail=printable(detail, DETAIL_MAX_CHARS),
+            plan_name=None if override.plan_name is None else printable(override.plan_name),
+            greens_s={printable(k, ID_MAX_CHARS): v for k, v in greens},
+            remote=printable(remote, ID_MAX_CHARS),
         )
         try:
             self._audit.record(rec)

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
 
+from atcs.text import printable
 from atcs.web.auth import LoginRefused, Session
 from atcs.web.context import DashboardContext
-from atcs.web.deps import COOKIE, Caller, Ctx, Operator, Viewer, token_of
+from atcs.web.deps import (
+    COOKIE,
+    Caller,
+    Ctx,
+    Operator,
+    Viewer,
+    cookie_secure,
+    require_metrics_reader,
+    token_of,
+)
 from atcs.web.models import (
     CameraView,
     ErrorBody,
@@ -26,6 +38,7 @@ from atcs.web.operator import ApiError
 from atcs.web.prom import exposition
 
 router = APIRouter()
+STATIC_DIR = resources.files("atcs.web") / "static"
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -52,19 +65,28 @@ def get_whoami(ctx: Ctx, session: Caller) -> Whoami:
     return _whoami(ctx, session)
 
 
-@router.post("/api/login", response_model=Whoami, responses=errors(401, 422, 429), tags=["auth"])
-def login(body: LoginRequest, response: Response, ctx: Ctx) -> Whoami:
-    """Log in; sets the session cookie and returns the token for API clients."""
+_LOGIN_STATUS = {"wrong_password": 401, "login_delayed": 429, "login_busy": 503}
+
+
+@router.post(
+    "/api/login", response_model=Whoami, responses=errors(401, 413, 422, 429, 503), tags=["auth"]
+)
+async def login(body: LoginRequest, request: Request, response: Response, ctx: Ctx) -> Whoami:
+    """Log in; sets the session cookie and returns the token for API clients.
+
+    Failures delay further attempts from the same address (and of the same name from
+    addresses it never logged in from): 429 ``login_delayed`` with ``Retry-After``.
+    """
     try:
-        session = ctx.auth.login(body.username, body.password)
+        session = await ctx.auth.login(body.username, body.password, ctx.clients.address(request))
     except LoginRefused as exc:
-        ctx.count(f"login_{exc.code}")
-        status = 429 if exc.code == "locked_out" else 401
-        raise ApiError(status, exc.code, str(exc)) from None
+        ctx.count(exc.code if exc.code.startswith("login_") else f"login_{exc.code}")
+        status = _LOGIN_STATUS.get(exc.code, 401)
+        raise ApiError(status, exc.code, str(exc), exc.retry_after_s) from None
     ctx.count("login_ok")
     response.set_cookie(
         COOKIE, session.token, max_age=int(ctx.dash.session_ttl_s), httponly=True,
-        samesite="strict", secure=ctx.dash.secure_cookie, path="/",
+        samesite="strict", secure=cookie_secure(request, ctx), path="/",
     )  # fmt: skip
     return _whoami(ctx, session, session.token)
 
@@ -103,7 +125,7 @@ def segment(segment_id: str, ctx: Ctx, _who: Viewer) -> SegmentView:
     for view in ctx.segments():
         if view.segment_id == segment_id:
             return view
-    raise ApiError(404, "unknown_segment", f"unknown segment {segment_id!r}")
+    raise ApiError(404, "unknown_segment", f"unknown segment '{printable(segment_id, 100)}'")
 
 
 @router.get("/api/cameras", response_model=list[CameraView], responses=errors(401), tags=["live"])
@@ -124,10 +146,10 @@ def cameras(ctx: Ctx, _who: Viewer) -> list[CameraView]:
 def snapshot(camera_id: str, ctx: Ctx, _who: Viewer) -> Response:
     """Return the camera's latest analysed frame with segments, lines and boxes drawn."""
     if camera_id not in ctx.snapshots.camera_ids:
-        raise ApiError(404, "unknown_camera", f"unknown camera {camera_id!r}")
+        raise ApiError(404, "unknown_camera", f"unknown camera '{printable(camera_id, 100)}'")
     snap = ctx.snapshots.snapshot(camera_id)
     if snap is None:
-        raise ApiError(503, "no_image_yet", f"camera {camera_id!r} has no analysed frame yet")
+        raise ApiError(503, "no_image_yet", f"camera '{camera_id}' has no analysed frame yet")
     return Response(snap.jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
@@ -140,7 +162,9 @@ def _one_intersection(ctx: DashboardContext, ix: str) -> IntersectionView:
         if view.intersection_id == ix:
             return view
     known = ", ".join(v.intersection_id for v in views) or "none"
-    raise ApiError(404, "unknown_intersection", f"unknown intersection {ix!r}; known: {known}")
+    raise ApiError(
+        404, "unknown_intersection", f"unknown intersection '{printable(ix, 100)}'; known: {known}"
+    )
 
 
 @router.get(
@@ -191,8 +215,7 @@ def override(
     The request takes the same path as an override on the MQTT bus and is written to the
     audit log and to InfluxDB (``operator_action``).
     """
-    remote = request.client.host if request.client else ""
-    ov, _state, applied = ctx.desk.submit(who, intersection_id, body, remote)
+    ov, _state, applied = ctx.desk.submit(who, intersection_id, body, ctx.clients.address(request))
     view = _one_intersection(ctx, intersection_id)
     what = ov.action.value + (f" {ov.plan_name!r}" if ov.plan_name else "")
     message = f"{what} is in force" if applied else f"{what} was handed to the control loop"
@@ -211,9 +234,25 @@ def health(ctx: Ctx, _who: Viewer) -> HealthView:
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text."}},
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "Prometheus text."},
+        **errors(401),
+    },
     tags=["health"],
+    dependencies=[Depends(require_metrics_reader)],
 )
 def metrics(request: Request) -> Response:
-    """Return Prometheus metrics (text exposition format)."""
+    """Return Prometheus metrics (text exposition format); a viewer or the metrics token."""
     return Response(exposition(request.app.state.registry), media_type="text/plain; version=0.0.4")
+
+
+@router.get("/openapi.json", include_in_schema=False)
+def openapi_schema(request: Request, _who: Viewer) -> JSONResponse:
+    """Return the OpenAPI document of this API (readable by those who may view)."""
+    return JSONResponse(request.app.openapi())
+
+
+@router.get("/api/docs", include_in_schema=False)
+def api_docs() -> FileResponse:
+    """Return the self-contained API documentation page (it reads ``/openapi.json``)."""
+    return FileResponse(str(STATIC_DIR / "api-docs.html"), media_type="text/html")

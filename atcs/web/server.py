@@ -1,5 +1,9 @@
 """Serve an ASGI app with uvicorn on a background thread, with one stop.
 
+With a certificate and key the server speaks HTTPS (an unreadable or mismatched pair is a
+:class:`~atcs.errors.ConfigError`). uvicorn's own reading of ``X-Forwarded-*`` headers is
+off: :mod:`atcs.web.clients` reads them, from trusted proxies only.
+
 The listening socket is bound in :meth:`WebServer.start` on the caller's thread, so a
 taken port or a bad address is an immediate :class:`~atcs.errors.ConfigError` naming the
 address (uvicorn, binding on its own thread, would only log it and exit the thread).
@@ -23,10 +27,13 @@ log = logging.getLogger(__name__)
 class WebServer:
     """uvicorn serving ``app`` on ``host:port`` from a daemon thread."""
 
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+    def __init__(
+        self, app: FastAPI, host: str, port: int, tls: tuple[str, str] | None = None
+    ) -> None:
         self._app = app
         self._host = host
         self._port = port
+        self._tls = tls
         self._sock: socket.socket | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -38,13 +45,14 @@ class WebServer:
 
     @property
     def url(self) -> str:
-        """Base URL of the server (``http://host:port/``)."""
+        """Base URL of the server (``http://host:port/``, ``https://`` with TLS)."""
         host = self._host
         if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the wildcard, not binding it
             host = "127.0.0.1"
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}/"
+        scheme = "https" if self._tls else "http"
+        return f"{scheme}://{host}:{self.port}/"
 
     def _bind(self) -> socket.socket:
         try:
@@ -70,6 +78,7 @@ class WebServer:
         """Bind, start serving and wait until uvicorn is up (ConfigError when it cannot)."""
         if self._thread is not None:
             return
+        cert, key = self._tls or (None, None)
         self._sock = self._bind()
         config = uvicorn.Config(
             self._app,
@@ -79,7 +88,16 @@ class WebServer:
             timeout_graceful_shutdown=2,
             timeout_keep_alive=5,
             server_header=False,
+            proxy_headers=False,  # forwarding headers are read by atcs.web.clients, if trusted
+            ssl_certfile=cert,
+            ssl_keyfile=key,
         )
+        try:
+            config.load()
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            self._sock.close()
+            self._sock = None
+            raise ConfigError(f"dashboard.cert_file / key_file: cannot load: {exc}") from None
         server = uvicorn.Server(config)
         self._server = server
         sock = self._sock

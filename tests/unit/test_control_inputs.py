@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -9,7 +10,18 @@ import pytest
 
 from atcs.config import PcuConfig
 from atcs.control import MeasureBoard, segment_flow_pcu_h
-from atcs.types import CameraId, CameraState, CameraStatus, PhaseId, SegmentId, VehicleClass
+from atcs.control.inputs import line_flows_pcu_h
+from atcs.types import (
+    CameraId,
+    CameraState,
+    CameraStatus,
+    Direction,
+    FlowCount,
+    LineId,
+    PhaseId,
+    SegmentId,
+    VehicleClass,
+)
 from controllers import IntersectionSpec
 from tests.unit.test_control_supervisor import T0, flow, ix_spec, window
 
@@ -204,3 +216,26 @@ def test_queues_average_over_the_queue_span_and_history_is_bounded() -> None:
     for k in range(3, 3 + 2 * HISTORY_WINDOWS):
         b.add([window("n-in", T0 + timedelta(seconds=10 * k))])
     assert all(len(h) <= HISTORY_WINDOWS for h in b._history.values())
+
+
+def test_only_the_approach_direction_feeds_the_phase_flow() -> None:
+    toward = flow(VehicleClass.CAR, 720.0)
+    away = FlowCount(LineId("l1"), VehicleClass.CAR, Direction.BACKWARD, 1, 360.0, False)
+    w = window("n-in", T0, flow_veh_h=720.0, flows=[toward, away])
+    assert segment_flow_pcu_h(w, PcuConfig(), "protected") == pytest.approx(720.0)
+    assert line_flows_pcu_h([w], PcuConfig()) == {"l1": pytest.approx(720.0)}
+
+
+def test_a_partial_window_weighs_by_the_time_it_was_observed() -> None:
+    # A whole 10-s window at 360 veh/h and a window seen for 2 s (engine start) at
+    # 1800 veh/h: 1 + 1 crossings in 12 s observed = 600 veh/h, not their mean (1080).
+    whole = window("n-in", T0, flows=[flow(VehicleClass.CAR, 360.0)])
+    start = replace(
+        window("n-in", T0 + timedelta(seconds=10), flows=[flow(VehicleClass.CAR, 1800.0)]),
+        observed_s=2.0,
+        partial=True,
+    )
+    assert line_flows_pcu_h([whole, start], PcuConfig()) == {"l1": pytest.approx(600.0)}
+    # A window never observed weighs nothing.
+    blind = replace(whole, observed_s=0.0, partial=True)
+    assert line_flows_pcu_h([blind], PcuConfig()) == {}

@@ -146,6 +146,29 @@ def test_messages_for_unknown_intersections_or_plans_are_logged_and_counted(
     assert counts["override_rejected"] == 2
 
 
+def test_texts_from_the_bus_reach_logs_and_events_bounded_and_on_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    published: list[TimingPlan] = []
+    loop, _clock = make_loop(tmp_path, published)
+    [first, _] = loop.tick()
+    loop.on_ack(PlanAck(IntersectionId("g" * 10_000), "p-1", AckResult.APPLIED))
+    loop.on_override(override(OverrideAction.HOLD, who="eve\nFORGED", why="why\r\x1b[2J"))
+    rejected = "forged\n" + "x" * 5000
+    loop.on_ack(
+        PlanAck(IX, first.plan_id, AckResult.REJECTED, controller_id="c\n1", reason=rejected)
+    )
+    with caplog.at_level(logging.INFO):
+        loop.tick()
+    lines = [r.getMessage() for r in caplog.records]
+    assert all("\n" not in line and "\x1b" not in line for line in lines), lines
+    assert all(len(line) < 2300 for line in lines), max(map(len, lines))
+    ghost = next(line for line in lines if "unknown intersection" in line)
+    assert "g" * 100 + "…(+9900 chars)" in ghost
+    events = [e.text for e in loop.state()[IX].history]
+    assert any("eve\\x0aFORGED" in text for text in events), events
+
+
 def test_a_plan_from_an_unknown_controller_is_rejected(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -176,6 +199,30 @@ def test_the_inbox_is_bounded_and_drops_the_oldest(
     assert "control inbox full" in caplog.text
     small.tick()
     assert small.counters()["acks"] == 3
+
+
+def test_operator_commands_are_never_dropped_behind_acks(tmp_path: Path) -> None:
+    published: list[TimingPlan] = []
+    loop, clock = make_loop(tmp_path, published)
+    small = ControlLoop([loop.supervisor(IX)], published.append, clock=clock, inbox_max=3)
+    small.tick()
+    for i in range(500):
+        small.on_ack(PlanAck(IX, f"bogus-{i}", AckResult.REJECTED, "flood"))
+        if i == 250:
+            small.on_override(override(OverrideAction.HOLD, who="Kompol Sari"))
+    small.tick()
+    state = small.state()[IX]
+    assert state.override is not None
+    assert state.override.who == "Kompol Sari"
+    counts = small.counters()
+    assert counts["overrides"] == 1
+    assert counts["inbox_dropped"] == 497
+    # a full operator queue refuses the newest command, and keeps the waiting ones
+    for i in range(4):
+        small.on_override(override(OverrideAction.RELEASE, why=f"r{i}"))
+    assert small.counters()["operator_refused_full"] == 1
+    small.tick()
+    assert small.counters()["overrides"] == 4
 
 
 def test_a_failing_publisher_does_not_stop_control(

@@ -9,14 +9,22 @@ from typing import Any
 import numpy as np
 import pytest
 
-from atcs.config import AtcsConfig
+from atcs.config import AtcsConfig, LineConfig, SegmentConfig
 from atcs.errors import ConfigError, DataError
 from atcs.metrics import CameraAnalyzer
-from atcs.types import Detections, Direction, LevelOfService, SegmentMetrics, VehicleClass
+from atcs.types import (
+    Detections,
+    Direction,
+    LevelOfService,
+    LineCrossing,
+    SegmentMetrics,
+    VehicleClass,
+)
 
 W, H = 640, 320
 ORIGIN = datetime(2024, 5, 1, 7, 0, 0, tzinfo=UTC)
 CAR, MOTO, BUS = VehicleClass.CAR, VehicleClass.MOTORCYCLE, VehicleClass.BUS
+TRUCK = VehicleClass.TRUCK
 
 # Left segment: x 80..320, y 80..240 px. Right segment: x 320..560, y 80..240 px.
 LEFT = [[0.125, 0.25], [0.5, 0.25], [0.5, 0.75], [0.125, 0.75]]
@@ -189,20 +197,26 @@ def move_down(
     return seq
 
 
-def test_flow_per_hour_by_class_and_direction() -> None:
+def test_flow_per_hour_of_observed_time_by_class_and_direction() -> None:
     an = analyzer()
     seq = move_down(an, 0.0, 0, [100, 150, 200], [CAR, CAR, MOTO])  # 3 forward crossings
     seq = move_down(an, 2.0, seq, [250], [CAR], y_from=180, y_to=140)  # 1 backward
     crossings_seen = an.close_windows(at(10))
     (left,) = by_id(crossings_seen)["left"]
-    # 4 crossings in a 10 s window: 4 / (10 / 3600) = 1440 veh/h.
-    assert left.flow_veh_h == pytest.approx(1440.0)
+    # Frames from 0 to 2.8 s (the 1.2-s gap is within max_frame_gap_s): 2.8 s observed.
+    assert left.observed_s == pytest.approx(2.8)
+    assert left.partial  # 2.8 s of 10 is below the 0.8 share
+    # The approach is the forward direction (the default): 3 crossings per 2.8 s.
+    assert left.flow_veh_h == pytest.approx(3 / (2.8 / 3600))
     flows = {(str(f.line_id), f.vehicle_class, f.direction): f for f in left.flows}
     assert len(flows) == len(VehicleClass) * 2
     assert flows[("left-count", CAR, Direction.FORWARD)].count == 2
-    assert flows[("left-count", CAR, Direction.FORWARD)].flow_veh_h == pytest.approx(720.0)
+    assert flows[("left-count", CAR, Direction.FORWARD)].flow_veh_h == pytest.approx(2 / 2.8 * 3600)
+    assert flows[("left-count", CAR, Direction.FORWARD)].approach
     assert flows[("left-count", MOTO, Direction.FORWARD)].count == 1
-    assert flows[("left-count", CAR, Direction.BACKWARD)].count == 1
+    backward = flows[("left-count", CAR, Direction.BACKWARD)]
+    assert (backward.count, backward.approach) == (1, False)  # published, not in the approach
+    assert backward.flow_veh_h == pytest.approx(1 / 2.8 * 3600)
     assert flows[("left-count", BUS, Direction.FORWARD)].count == 0
     (right,) = by_id(crossings_seen)["right"]
     assert right.flow_veh_h == 0.0
@@ -229,7 +243,10 @@ def test_a_crossing_confirmed_in_the_next_window_counts_in_its_own() -> None:
         an.update(k, at(9.7 + k * 0.1), None, dets([box(100, y)], [CAR]))
     an.update(9, at(12), None, Detections.empty())
     left = by_id(an.close_windows(at(20)))["left"]
-    assert [(m.window_start, m.flow_veh_h) for m in left] == [(at(0), 360.0), (at(10), 0.0)]
+    # Window 0 was seen from 9.7 s to its end (0.3 s), window 1 from 10 s to 12 s.
+    assert [m.window_start for m in left] == [at(0), at(10)]
+    assert [m.observed_s for m in left] == [pytest.approx(0.3), pytest.approx(2.0)]
+    assert [m.flow_veh_h for m in left] == [pytest.approx(1 / (0.3 / 3600)), 0.0]
 
 
 def expiry_config() -> AtcsConfig:
@@ -260,7 +277,8 @@ def test_a_vehicle_leaving_the_image_after_the_line_counts_when_its_track_ends()
     assert found == [(10, 2, at(1.4), 1.4, Direction.FORWARD)]
     assert an.live_tracks == 0
     (left,) = by_id(an.close_windows(at(10)))["left"]
-    assert left.flow_veh_h == pytest.approx(360.0)
+    assert left.observed_s == pytest.approx(2.8)  # frames from 1.0 to 3.8 s
+    assert left.flow_veh_h == pytest.approx(1 / (2.8 / 3600))
 
 
 def test_an_ended_crossing_lands_in_the_current_window_when_its_own_is_closed() -> None:
@@ -269,7 +287,8 @@ def test_an_ended_crossing_lands_in_the_current_window_when_its_own_is_closed() 
     for k in range(10):  # frames go on: 10.0 s closes window 0 before the track ends
         an.update(seq + k, at(9.8 + 0.2 * k), None, Detections.empty())
     left = by_id(an.close_windows(at(20)))["left"]
-    assert [(m.window_start, m.flow_veh_h) for m in left] == [(at(0), 0.0), (at(10), 360.0)]
+    assert [m.observed_s for m in left] == [pytest.approx(0.8), pytest.approx(1.6)]
+    assert [m.flow_veh_h for m in left] == [0.0, pytest.approx(1 / (1.6 / 3600))]
 
 
 def test_an_ended_crossing_lands_in_its_own_window_while_that_is_open() -> None:
@@ -279,14 +298,17 @@ def test_an_ended_crossing_lands_in_its_own_window_while_that_is_open() -> None:
     frame = an.update(seq, at(11.5), None, Detections.empty())
     assert [c.at for c in frame.crossings] == [at(9.6)]
     left = by_id(an.close_windows(at(20)))["left"]
-    assert [(m.window_start, m.flow_veh_h) for m in left] == [(at(0), 360.0), (at(10), 0.0)]
+    # The 1.9-s gap is within max_frame_gap_s: seen, split at the window boundary.
+    assert [m.observed_s for m in left] == [pytest.approx(0.8), pytest.approx(1.5)]
+    assert [m.flow_veh_h for m in left] == [pytest.approx(1 / (0.8 / 3600)), 0.0]
 
 
 def test_close_windows_partial_counts_the_last_pending_crossing() -> None:
     an = analyzer(expiry_config())
     leave_after_the_line(an, 1.0, 0)  # the clip ends right after the crossing
     (left, _right) = an.close_windows(at(1.6), partial=True)
-    assert left.flow_veh_h == pytest.approx(1 / (1.6 / 3600))
+    assert left.observed_s == pytest.approx(0.6)  # from the first frame to the end
+    assert left.flow_veh_h == pytest.approx(1 / (0.6 / 3600))
     assert an.flush() == ()  # confirmed once
     assert an.close_windows(at(3), partial=True)[0].flow_veh_h == 0.0
 
@@ -302,7 +324,8 @@ def test_flush_returns_the_crossings_it_confirms() -> None:
     an.update(3, at(1.6), 1.6, dets([box(100, 190)], [CAR]))
     assert an.update(4, at(3.5), 3.5, Detections.empty()).crossings == ()
     (left, _right) = an.close_windows(at(4), partial=True)
-    assert left.flow_veh_h == pytest.approx(1 / (4 / 3600))
+    assert left.observed_s == pytest.approx(3.0)  # 1.0 s to 4 s, every gap within 2 s
+    assert left.flow_veh_h == pytest.approx(1 / (3.0 / 3600))
 
 
 def test_a_track_born_below_the_line_never_counts() -> None:
@@ -397,8 +420,11 @@ def test_partial_window_uses_its_real_length() -> None:
         (at(0), at(10)),
         (at(10), at(14.5)),
     ]
-    assert metrics[0].flow_veh_h == pytest.approx(360.0)  # 1 in 10 s
-    assert metrics[1].flow_veh_h == 0.0
+    # Window 0 was seen for 0.8 s (frames 0 to 0.8 s), window 1 not at all: the gaps
+    # to 12 s and from 12 s to its end are longer than max_frame_gap_s.
+    assert metrics[0].observed_s == pytest.approx(0.8)
+    assert metrics[0].flow_veh_h == pytest.approx(1 / (0.8 / 3600))
+    assert (metrics[1].observed_s, metrics[1].partial, metrics[1].flow_veh_h) == (0.0, True, 0.0)
     assert metrics[1].window_s == 4.5
     assert metrics[1].vehicles == 1.0
     # After a partial close, earlier frames are late; later ones go on from there.
@@ -465,18 +491,32 @@ def test_queue_gap_from_the_stop_line() -> None:
 def test_segment_wholly_outside_the_image_is_skipped_with_one_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    outside = {
-        "id": "off",
-        "camera": "cam",
-        "polygon": [[1.1, 0.1], [1.5, 0.1], [1.5, 0.5]],
-        "length_m": 10.0,
-        "lanes": 1,
-    }
-    line = {"id": "off-line", "camera": "cam", "segment": "off", "points": [[1.1, 0.2], [1.4, 0.2]]}
+    outside = SegmentConfig.model_construct(
+        id="off",
+        camera="cam",
+        polygon=[(1.1, 0.1), (1.5, 0.1), (1.5, 0.5)],
+        length_m=10.0,
+        lanes=1,
+        movement="protected",
+        name="",
+        stop_line=None,
+    )
+    line = LineConfig.model_construct(
+        id="off-line",
+        camera="cam",
+        segment="off",
+        points=((1.1, 0.2), (1.4, 0.2)),
+        forward_label="forward",
+        backward_label="backward",
+    )
+    # The config refuses such geometry; the analyzer still skips it in a model built
+    # without validation (defence in depth).
     base = config()
-    cfg = config(
-        segments=[*[s.model_dump() for s in base.segments], outside],
-        lines=[*[ln.model_dump() for ln in base.lines], line],
+    cfg = base.model_copy(
+        update={
+            "segments": [*base.segments, outside],
+            "lines": [*base.lines, line],
+        }
     )
     with caplog.at_level(logging.WARNING, logger="atcs.metrics"):
         an = analyzer(cfg)
@@ -553,3 +593,54 @@ def test_memory_stays_bounded_over_a_long_run() -> None:
         if k % 50 == 49:
             an.close_windows(at(k * 0.2))
     assert len(an._windows._done) <= 2
+
+
+def test_a_vehicle_boxed_as_car_and_truck_at_once_is_one_track_counted_once() -> None:
+    an = analyzer()
+    total: list[LineCrossing] = []
+    for k, y in enumerate([140, 150, 170, 180, 190]):
+        car = box(100, y, w=40, h=30)
+        truck = box(101, y + 1, w=42, h=31)  # the same vehicle, IoU about 0.9
+        conf = np.array([0.7, 0.5] if k % 2 else [0.4, 0.8], dtype=np.float32)
+        frame = an.update(
+            k, at(0.2 * k), 0.2 * k,
+            Detections(np.array([car, truck], np.float32), conf, np.array([CAR, TRUCK])),
+        )  # fmt: skip
+        assert len(frame.detections) == 1  # the less confident box of the pair is dropped
+        total += frame.crossings
+    total += an.flush()
+    assert [(c.direction, c.vehicle_class) for c in total] == [(Direction.FORWARD, TRUCK)]
+
+
+def test_the_approach_direction_alone_makes_the_segment_flow() -> None:
+    lines = [
+        {
+            "id": "left-count",
+            "camera": "cam",
+            "segment": "left",
+            "points": [[0.125, 0.5], [0.5, 0.5]],
+            "approach_direction": "backward",
+        }
+    ]
+    an = analyzer(config(lines=lines))
+    seq = move_down(an, 0.0, 0, [100, 150], [CAR, CAR])  # 2 forward: the other direction
+    move_down(an, 1.0, seq, [250], [MOTO], y_from=180, y_to=140)  # 1 backward: the approach
+    (left,) = by_id(an.close_windows(at(10)))["left"]
+    assert left.observed_s == pytest.approx(1.8)
+    assert left.flow_veh_h == pytest.approx(1 / (1.8 / 3600))  # only the backward crossing
+    approach = [(f.direction, f.count) for f in left.flows if f.approach and f.count]
+    other = [(f.direction, f.count) for f in left.flows if not f.approach and f.count]
+    assert approach == [(Direction.BACKWARD, 1)]
+    assert other == [(Direction.FORWARD, 2)]
+
+
+def test_an_engine_start_late_in_a_window_gives_the_flow_of_the_time_seen() -> None:
+    an = analyzer()
+    # Started 7 s into the window; frames every 0.1 s to its end; 1 car crosses.
+    move_down(an, 7.0, 0, [100], [CAR])
+    for k in range(22):  # empty frames 7.9 .. 10.0 s
+        an.update(100 + k, at(7.9 + 0.1 * k), None, Detections.empty())
+    (left,) = by_id(an.close_windows(at(10.0)))["left"]
+    assert left.observed_s == pytest.approx(3.0)
+    assert left.partial
+    assert left.flow_veh_h == pytest.approx(1200.0)  # 1 per 3 s, not 360 (1 per 10 s)

@@ -101,10 +101,14 @@ def test_flickering_box_counts_once() -> None:
     assert feed(counter, [(50, 49), (50, 52), (50, 48), (50, 51), (50, 60)]) == []
 
 
-def test_a_track_counts_once_per_direction() -> None:
+def test_a_track_counts_once_per_line_never_back_then_forth() -> None:
     counter = make(1)
     down_up_down_up = [(50, 40), (50, 60), (50, 40), (50, 60), (50, 40)]
-    assert feed(counter, down_up_down_up) == [Direction.FORWARD, Direction.BACKWARD]
+    assert feed(counter, down_up_down_up) == [Direction.FORWARD]
+    counter = make(2)
+    # Backward, held, then forward 6 frames later: still the first crossing only.
+    up_then_down = [(50, 60), (50, 40), (50, 38), (50, 36), (50, 45), (50, 55), (50, 60)]
+    assert feed(counter, up_then_down, tid=2) == [Direction.BACKWARD]
 
 
 def test_points_on_the_line_are_ignored() -> None:

@@ -26,12 +26,14 @@ SPEC = SegmentSpec(
 )
 
 
-def agg(window_s: float = 10.0, max_buffered_windows: int = 1000) -> WindowAggregator:
+def agg(
+    window_s: float = 10.0, max_buffered_windows: int = 1000, **analysis: float
+) -> WindowAggregator:
     return WindowAggregator(
         site_id=SiteId("site"),
         camera_id=CameraId("cam"),
         segments=[SPEC],
-        analysis=AnalysisConfig(window_s=window_s),
+        analysis=AnalysisConfig(window_s=window_s, **analysis),
         origin=ORIGIN,
         max_buffered_windows=max_buffered_windows,
     )
@@ -64,8 +66,8 @@ def test_window_boundaries_belong_to_the_later_window() -> None:
     assert a.index_of(at(9.999999)) == 0
     assert a.index_of(at(10)) == 1
     assert a.index_of(at(-0.5)) == -1
-    fractional = agg(window_s=0.1)
-    assert fractional.index_of(at(0.3)) == 3
+    fractional = agg(window_s=2.5)
+    assert fractional.index_of(at(7.6)) == 3
 
 
 def test_sums_and_queue_max() -> None:
@@ -77,7 +79,52 @@ def test_sums_and_queue_max() -> None:
     assert (m.frames, m.vehicles, m.pcu, m.occupancy) == (3, 2.0, 2.0, 0.25)
     assert m.density_pcu_km_lane == pytest.approx(2.0 / (0.1 * 2))
     assert (m.queue_m, m.queue_max_m) == (15.0, 30.0)
-    assert m.flow_veh_h == pytest.approx(360.0)
+    # Seen from the first frame (1 s) to the last (3 s): one crossing per 2 s.
+    assert m.observed_s == pytest.approx(2.0)
+    assert m.flow_veh_h == pytest.approx(1800.0)
+
+
+def test_observed_time_counts_frame_gaps_up_to_the_limit_and_splits_them_at_boundaries() -> None:
+    a = agg()  # window 10 s, max_frame_gap_s 2 s
+    for t in (7.0, 8.0, 9.5, 11.0, 12.0):  # starts 7 s into window 0 (engine start)
+        a.add_frame(at(t), values(1, 0.0), [crossing()] if t == 8.0 else [])
+    a.add_frame(at(16.0), values(1, 0.0), [])  # a 4-s gap (camera lost): not observed
+    a.add_frame(at(17.0), values(1, 0.0), [])
+    first, second = a.close(at(20))
+    # Window 0: 7 -> 10 s (the 9.5 -> 11 gap is split at 10 s) = 3 s of 10.
+    assert first.observed_s == pytest.approx(3.0)
+    assert first.partial
+    # One crossing in 3 s observed: 1200 veh/h, not the 360 a whole window would give.
+    assert first.flow_veh_h == pytest.approx(1200.0)
+    # Window 1: 10 -> 12 s and 16 -> 17 s = 3 s.
+    assert second.observed_s == pytest.approx(3.0)
+    assert second.partial
+
+
+def test_a_window_seen_for_most_of_its_length_is_not_partial() -> None:
+    a = agg()
+    for k in range(0, 21):  # every 0.5 s from 0 to 10 s
+        a.add_frame(at(0.5 * k), values(1, 0.0), [])
+    (m,) = a.close(at(10))
+    assert m.observed_s == pytest.approx(10.0)
+    assert not m.partial
+    b = agg(partial_below_share=1.0)
+    for k in range(0, 20):  # the last frame at 9.5 s: 9.5 s of 10
+        b.add_frame(at(0.5 * k), values(1, 0.0), [])
+    (n,) = b.close(at(10))
+    assert n.observed_s == pytest.approx(9.5)
+    assert n.partial
+
+
+def test_a_final_partial_window_is_seen_up_to_its_end_within_the_gap() -> None:
+    a = agg()
+    a.add_frame(at(1.0), values(1, 0.0), [crossing()])
+    a.add_frame(at(2.0), values(1, 0.0), [])
+    (m,) = a.close(at(3.0), partial=True)
+    assert m.window_s == 3.0
+    assert m.observed_s == pytest.approx(2.0)
+    assert m.partial
+    assert m.flow_veh_h == pytest.approx(1800.0)
 
 
 def test_late_frame_is_not_counted() -> None:
