@@ -99,6 +99,13 @@ def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="share (0..1) of approach cameras that go down once each",
     )
     p.add_argument("--outage-s", type=float, default=900.0, help="length of each camera outage (s)")
+    p.add_argument(
+        "--green-wave",
+        type=float,
+        default=0.0,
+        metavar="SPEED",
+        help="common cycle with offsets for a west-to-east green wave at SPEED m/s",
+    )
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 

@@ -139,6 +139,7 @@ def simulate(args: argparse.Namespace) -> int:
             camera_errors=not args.perfect_cameras,
             outage_share=args.camera_outages,
             outage_s=args.outage_s,
+            green_wave_m_s=args.green_wave,
         ),
     )
     return 0

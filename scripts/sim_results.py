@@ -64,14 +64,14 @@ RESCO_LEARNING_S = {
 Runs = dict[str, dict[str, dict[str, Any]]]  # scenario -> controller -> {"kind", "runs"}
 
 
-Job = tuple[str, list[str], int, int, str, Path, int | None, float]
+Job = tuple[str, list[str], int, int, str, Path, int | None, float, float]
 
 
 def _run_one(job: Job) -> Runs:
     """One scenario: its controllers over their seeds (in a worker process)."""
     from atcs.sim import RunSettings, run_simulation
 
-    scenario, controllers, first, seeds, clearances, out, seconds, outages = job
+    scenario, controllers, first, seeds, clearances, out, seconds, outages, wave = job
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     summary = run_simulation(
         scenario,
@@ -80,7 +80,9 @@ def _run_one(job: Job) -> Runs:
         first,
         out / scenario / f"{controllers[0]}-{seeds}",
         progress=False,
-        settings=RunSettings(seeds=seeds, clearances=clearances, outage_share=outages),
+        settings=RunSettings(
+            seeds=seeds, clearances=clearances, outage_share=outages, green_wave_m_s=wave
+        ),
     )
     out_runs: Runs = {scenario: {}}
     for s in summary.summaries:
@@ -100,7 +102,7 @@ def _jobs(args: argparse.Namespace) -> list[Job]:
             if group and seeds > 0:
                 out.append(
                     (scenario, group, 1, seeds, args.clearances, args.out, args.seconds,
-                     args.camera_outages)
+                     args.camera_outages, args.green_wave)
                 )  # fmt: skip
     return out
 
@@ -264,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=None, help="simulated seconds")
     parser.add_argument(
         "--camera-outages", type=float, default=0.0, help="share of cameras down 15 min once"
+    )
+    parser.add_argument(
+        "--green-wave", type=float, default=0.0, help="green-wave speed (m/s; 0: none)"
     )
     parser.add_argument("--jobs", type=int, default=1, help="scenarios run at once")
     parser.add_argument("--name", default="", help="suffix of the output files")

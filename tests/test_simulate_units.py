@@ -158,6 +158,28 @@ def test_bridge_runs_plans_at_cycle_boundaries_and_acks() -> None:
     ]
 
 
+@pytest.mark.parametrize("offset_s", [7.0, 30.0])
+def test_bridge_honours_offsets_through_safe_transitions(offset_s: float) -> None:
+    ix = build_intersection(cross_program())
+    bridge = SignalBridge(ix, CLOCK, 1.0)
+    audit = SignalAudit(ix, CLOCK, "fixed")
+    plan = dataclasses.replace(_plan(ix, [30, 25], 0.0, "coordinated"), offset_s=offset_s)
+    bridge.receive(_payload(plan), 0.0)
+    starts = []
+    for t in range(1200):
+        state, _ = bridge.step(float(t))
+        assert state is not None
+        audit.observe(float(t), state, 1.0)
+        if bridge.cycle_start_s == t:
+            starts.append(t)
+    cycle = plan.cycle_s
+    on_grid = [(CLOCK.at(t).timestamp() - offset_s) % cycle == 0 for t in starts]
+    assert not on_grid[0]
+    assert all(on_grid[-10:])  # reached the grid, and stays on it
+    assert bridge.transition_cycles >= 1
+    assert audit.violations == 0, audit.messages
+
+
 def test_bridge_keeps_a_republished_running_plan() -> None:
     ix = build_intersection(cross_program())
     bridge = SignalBridge(ix, CLOCK, 1.0)

@@ -7,7 +7,16 @@ finite durations, yellow >= 3 s, all-red >= 1 s), keeps the newest as pending, s
 it at the first cycle boundary at or after its ``valid_from``, and answers each plan with
 the payload of ``.../plan/ack`` (applied, or rejected with the reason). Every step it says
 which SUMO state string the light shows. Durations run on the controller's tick (the SUMO
-step); plan offsets are not applied (cycles run back to back). No SUMO I/O here.
+step). No SUMO I/O here.
+
+Offsets are honoured as a coordinated controller does: a plan's cycles should start when
+the POSIX time minus ``offset_s`` is a multiple of ``cycle_s`` (one reference for every
+controller on NTP, so intersections with a common cycle keep their relative offsets).
+When a cycle starts off that grid, the controller transitions: it lengthens or shortens
+the greens of that cycle, whichever way is shorter, within the safety envelope (each green
+within its min and max and within ``max_split_step_s`` of what it showed the cycle before,
+the cycle within its bounds and within ``max_cycle_step_s`` of the one before), and keeps
+doing so cycle after cycle until the grid is reached.
 """
 
 from __future__ import annotations
@@ -62,6 +71,11 @@ class SignalBridge:
         self._running: _Loaded | None = None
         self._pending: _Loaded | None = None
         self._cycle_start_s = 0.0
+        self._extra: tuple[int, ...] = ()
+        self._shown: tuple[int, ...] = ()
+        self._shown_cycle = 0
+        self._shown_from_s = 0.0
+        self.transition_cycles = 0
         self.device_id = f"sim-bridge:{intersection.tls_id}"[:128]
         self.applied = 0
         self.rejected = 0
@@ -80,7 +94,8 @@ class SignalBridge:
         """SUMO time (s) of the end of the current cycle (None before the first plan)."""
         if self._running is None:
             return None
-        return self._cycle_start_s + self._running.cycle_ticks * self._tick_s
+        ticks = self._running.cycle_ticks + sum(self._extra)
+        return self._cycle_start_s + ticks * self._tick_s
 
     def _ack(self, plan_id: str, result: AckResult, reason: str, now_s: float) -> bytes:
         if result is AckResult.APPLIED:
@@ -199,23 +214,85 @@ class SignalBridge:
         boundary = self.next_boundary_s()
         if boundary is not None and now_s >= boundary - _EPS:
             self._cycle_start_s = boundary
+            self._shown = self._greens_shown()
+            self._shown_cycle = round((boundary - self._shown_from_s) / self._tick_s)
+            self._shown_from_s = boundary
             pending = self._pending
             if pending is not None and pending.valid_from_s <= now_s + _EPS:
                 acks.append(self._apply(pending, now_s))
+            else:
+                self._align(now_s)
         running = self._running
         if running is None:
             return None, acks
         elapsed = round((now_s - self._cycle_start_s) / self._tick_s)
-        for interval in running.intervals:
-            if elapsed < interval.ticks:
+        for interval, extra in zip(running.intervals, self._extra, strict=True):
+            if elapsed < interval.ticks + extra:
                 return interval.state, acks
-            elapsed -= interval.ticks
+            elapsed -= interval.ticks + extra
         return running.intervals[-1].state, acks
 
+    def _greens_shown(self) -> tuple[int, ...]:
+        """Green ticks per phase of the cycle just ended (empty before the first)."""
+        running = self._running
+        if running is None:
+            return ()
+        out = [0] * len(self._ix.signals)
+        for interval, extra in zip(running.intervals, self._extra, strict=True):
+            if interval.kind == "green":
+                out[interval.phase] += interval.ticks + extra
+        return tuple(out)
+
+    def _align(self, now_s: float) -> None:
+        """Set this cycle's green changes that bring its end onto the offset grid."""
+        running = self._running
+        self._extra = tuple(0 for _ in running.intervals) if running is not None else ()
+        if running is None or not self._shown:
+            return
+        cycle = running.cycle_ticks
+        posix = round(self._clock.at(now_s).timestamp() / self._tick_s)
+        lag = (self._ticks(running.plan.offset_s) - posix) % cycle
+        if lag == 0:
+            return
+        spec = self._ix.spec
+        shown_cycle = self._shown_cycle
+        forward = lag <= cycle - lag
+        want = lag if forward else cycle - lag
+        room = self._ticks(spec.max_cycle_step_s) - abs(cycle - shown_cycle)
+        if forward:
+            room = min(room, self._ticks(spec.cycle_max_s) - cycle)
+        else:
+            room = min(room, cycle - self._ticks(spec.cycle_min_s))
+        extra = [0] * len(running.intervals)
+        budget = max(0, min(want, room))
+        for k, interval in enumerate(running.intervals):
+            if budget <= 0:
+                break
+            if interval.kind != "green":
+                continue
+            phase = spec.phases[interval.phase]
+            step = self._ticks(spec.max_split_step_s) - abs(
+                interval.ticks - self._shown[interval.phase]
+            )
+            if forward:
+                limit = self._ticks(phase.max_green_s) - interval.ticks
+            else:
+                limit = interval.ticks - self._ticks(phase.min_green_s)
+            change = max(0, min(budget, step, limit))
+            extra[k] = change if forward else -change
+            budget -= change
+        self._extra = tuple(extra)
+        if any(extra):
+            self.transition_cycles += 1
+
     def _apply(self, loaded: _Loaded, now_s: float) -> bytes:
+        first = self._running is None
         self._pending = None
         self._running = loaded
         self._cycle_start_s = now_s
+        if first:
+            self._shown_from_s = now_s
+        self._align(now_s)
         late = now_s - loaded.valid_from_s
         reason = f"running from {self._clock.at(now_s).isoformat()}"
         if late > _EPS:

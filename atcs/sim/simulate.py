@@ -33,6 +33,7 @@ from atcs.sim.audit import SignalAudit
 from atcs.sim.camera_errors import PERFECT, CameraErrors
 from atcs.sim.cameras import write_detector_file
 from atcs.sim.clearances import CLEARANCE_POLICIES, ITE
+from atcs.sim.coordination import green_wave
 from atcs.sim.loop import ClosedLoop, LoopOutcome, sumo_args
 from atcs.sim.network import read_programs
 from atcs.sim.outages import plan_outages
@@ -56,13 +57,8 @@ def simulation_controllers() -> tuple[str, ...]:
     return all_controllers()
 
 
-def load_intersections(
-    scenario: Scenario, options: SpecOptions | None = None
-) -> tuple[SimIntersection, ...]:
-    """Return the retimable traffic lights of ``scenario`` (others keep their own program).
-
-    ``options`` (default :class:`SpecOptions`) are updated with the scenario's overrides.
-    """
+def scenario_options(scenario: Scenario, options: SpecOptions | None = None) -> SpecOptions:
+    """Return ``options`` (default :class:`SpecOptions`) with the scenario's overrides."""
     opts = options or SpecOptions()
     if scenario.overrides:
         known = {f.name for f in dataclasses.fields(SpecOptions)}
@@ -73,6 +69,17 @@ def load_intersections(
                 f"known: {', '.join(sorted(known))}"
             )
         opts = dataclasses.replace(opts, **scenario.overrides)  # type: ignore[arg-type]
+    return opts
+
+
+def load_intersections(
+    scenario: Scenario, options: SpecOptions | None = None
+) -> tuple[SimIntersection, ...]:
+    """Return the retimable traffic lights of ``scenario`` (others keep their own program).
+
+    ``options`` (default :class:`SpecOptions`) are updated with the scenario's overrides.
+    """
+    opts = scenario_options(scenario, options)
     out: list[SimIntersection] = []
     for program in read_programs(scenario.net_file):
         try:
@@ -274,7 +281,9 @@ class RunSettings:
     ``seeds`` runs (SUMO seeds ``seed`` .. ``seed + seeds - 1``); ``clearances``: ``ite`` or
     ``minimum`` (:mod:`atcs.sim.clearances`); ``camera_errors``: the cameras miss and
     double-count vehicles at the measured rates (False: perfect cameras);
-    ``outage_share`` of the approach cameras go down once for ``outage_s`` seconds.
+    ``outage_share`` of the approach cameras go down once for ``outage_s`` seconds;
+    ``green_wave_m_s`` > 0 puts every light on a common cycle with offsets for a
+    west-to-east green wave at that speed (:mod:`atcs.sim.coordination`).
     """
 
     seeds: int = 1
@@ -282,6 +291,7 @@ class RunSettings:
     camera_errors: bool = True
     outage_share: float = 0.0
     outage_s: float = 900.0
+    green_wave_m_s: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         """Return the settings as written in ``summary.json``."""
@@ -342,8 +352,12 @@ def run_simulation(  # noqa: PLR0917 - the CLI's documented signature
     if seconds is not None and seconds <= 0:
         raise SimulationError(f"--seconds must be positive, got {seconds}")
     end_s = scen.end_s if seconds is None else min(scen.end_s, scen.begin_s + seconds)
-    spec = dataclasses.replace(options or SpecOptions(), clearances=run.clearances)
+    spec = scenario_options(
+        scen, dataclasses.replace(options or SpecOptions(), clearances=run.clearances)
+    )
     intersections = load_intersections(scen, spec)
+    if run.green_wave_m_s > 0:
+        intersections = green_wave(intersections, scen.net_file, run.green_wave_m_s)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "intersections.json").write_text(
         json.dumps([_spec_json(ix) for ix in intersections], indent=2) + "\n", "utf-8"
