@@ -77,9 +77,7 @@ def _layout(ix: SimIntersection, opts: SpecOptions) -> IntersectionLayout:
                 }
             )
             weight = 1.0 if "G" in chars else PERMISSIVE_WEIGHT
-            movements.append(
-                Movement(seg_id, weight, len(seg.lanes), tuple(exits), "G" not in chars)
-            )
+            movements.append(Movement(seg_id, weight, len(seg.lanes), tuple(exits), "g" in chars))
         phases.append(PhaseLayout(spec.phase_id, tuple(movements)))
     return IntersectionLayout(
         ix.spec.intersection_id, tuple(phases), exit_lanes, opts.lane_saturation_pcu_h

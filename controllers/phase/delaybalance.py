@@ -47,6 +47,8 @@ STARTUP_S = 2.0
 """Start-up lost time of a queue at the beginning of green (s)."""
 HEAD_M = 10.0
 """Distance (m) from the stop line within which a queued vehicle heads its queue."""
+TURN_MEMORY_S = 10.0
+"""A permissive turner seen standing at the stop line this recently (s) calls its clearance."""
 STALL_AFTER_S = 4.0
 """Seconds of green after which a queue head still standing means the movement stalls."""
 MIN_SPEED_M_S = 2.0
@@ -93,33 +95,34 @@ def _departures(
 
 
 def _stalled(phase: PhaseLayout, view: ZoneView) -> frozenset[SegmentId]:
-    """Movements of the green in force whose first vehicle stands at the stop line."""
+    """Movements of the green in force that do not flow.
+
+    A vehicle stands at the stop line and nothing moves near it (within ``2 x HEAD_M``):
+    on a movement of several lanes, one lane held by a turner while the others flow still
+    serves.
+    """
     out = set()
     for m in phase.movements:
         zone = view.zones.get(m.segment_id)
-        if zone is not None and any(v.halted and v.distance_m <= HEAD_M for v in zone.vehicles):
+        if zone is None:
+            continue
+        near = [v for v in zone.vehicles if v.distance_m <= 2 * HEAD_M]
+        if any(v.halted and v.distance_m <= HEAD_M for v in near) and all(v.halted for v in near):
             out.add(m.segment_id)
     return frozenset(out)
 
 
 def turn_clearance(
-    layout: IntersectionLayout, current: PhaseId, target: PhaseId, view: ZoneView
+    layout: IntersectionLayout, current: PhaseId, target: PhaseId, waiting: frozenset[SegmentId]
 ) -> PhaseId | None:
     """Return the phase to serve before ``target`` so that ``current``'s permissive turns clear.
 
-    When a permissive movement of ``current`` still has a vehicle standing at its stop
-    line (turners that found no gap, with more inside the junction), the phase that
-    serves it protected and only movements ``current`` already serves goes first (None:
-    no such phase, or ``target`` is it).
+    ``waiting`` are the permissive movements of ``current`` whose turners lately stood at
+    the stop line (they found no gap; more may wait inside the junction): the phase that
+    serves one of them protected, and only movements ``current`` already serves, goes
+    first (None: no such phase, or ``target`` is it).
     """
     green = layout.phase(current)
-    waiting = set()
-    for m in green.movements:
-        zone = view.zones.get(m.segment_id)
-        if not m.permissive or zone is None:
-            continue
-        if any(v.halted and v.distance_m <= HEAD_M for v in zone.vehicles):
-            waiting.add(m.segment_id)
     if not waiting:
         return None
     served_now = {m.segment_id for m in green.movements}
@@ -141,6 +144,7 @@ class DelayBalance:
         self.gap_s = gap_s
         self.fair_s = fair_s
         self._served: dict[SegmentId, float] = {}
+        self._turners: dict[SegmentId, float] = {}
         self._segments: frozenset[SegmentId] | None = None
 
     def _approaches(self, layout: IntersectionLayout) -> frozenset[SegmentId]:
@@ -164,7 +168,10 @@ class DelayBalance:
             return PhaseDecision(current, "change in progress")
         elapsed = green_elapsed_s(state)
         green = layout.phase(current)
-        stalled = _stalled(green, view) if elapsed > STALL_AFTER_S else frozenset()
+        stalled = frozenset[SegmentId]()
+        if elapsed > STALL_AFTER_S:
+            stalled = _stalled(green, view)
+            self._note_turners(green, view, now)
         serving = {m.segment_id for m in green.movements} - stalled
         for segment in serving:
             self._served[segment] = now
@@ -227,6 +234,17 @@ class DelayBalance:
             layout, current, best, view, f"{waiting:.1f} pcu waiting outweigh {n:.1f} in green"
         )
 
+    def _note_turners(self, green: PhaseLayout, view: ZoneView, now: float) -> None:
+        """Remember when a permissive movement of the green had a turner at its line."""
+        for m in green.movements:
+            zone = view.zones.get(m.segment_id)
+            if (
+                m.permissive
+                and zone is not None
+                and any(v.halted and v.distance_m <= HEAD_M for v in zone.vehicles)
+            ):
+                self._turners[m.segment_id] = now
+
     def _leave(
         self,
         layout: IntersectionLayout,
@@ -236,7 +254,13 @@ class DelayBalance:
         why: str,
     ) -> PhaseDecision:
         """Change to ``target``, through the protected phase of waiting permissive turns."""
-        clearing = turn_clearance(layout, current, target, view)
+        now = view.at_s
+        waiting = frozenset(
+            m.segment_id
+            for m in layout.phase(current).movements
+            if m.permissive and now - self._turners.get(m.segment_id, -1e18) <= TURN_MEMORY_S
+        )
+        clearing = turn_clearance(layout, current, target, waiting)
         if clearing is not None:
             return PhaseDecision(clearing, f"{why}; permissive turns of {current} clear first")
         return PhaseDecision(target, why)
