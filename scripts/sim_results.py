@@ -155,9 +155,11 @@ def markdown(table: dict[str, Any], command: str, clearances: str) -> str:
         "RESCO's own rules have no all-red). Wall: seconds per simulated hour on the "
         "machine that ran it.",
         "",
-        "| network | best engine | mean | median | p95 | gridlocks | best peer in envelope "
-        "| mean | gridlocks | best peer (RESCO rules) | mean | RESCO learning (published) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | ---: | ---: |",
+        "| network | best engine | mean | median | p95 | gridlocks | wall s | best peer in "
+        "envelope | mean | median | gridlocks | best peer (RESCO rules) | mean "
+        "| RESCO learning (published) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: "
+        "| ---: |",
     ]
     for scenario, rows in table.items():
         engine = best(rows, [c for c, r in rows.items() if r["kind"] == "engine"])
@@ -166,16 +168,18 @@ def markdown(table: dict[str, Any], command: str, clearances: str) -> str:
         target = RESCO_LEARNING_S.get(scenario)
         cells = [scenario]
         if engine is None:
-            cells += ["-"] * 5
+            cells += ["-"] * 6
         else:
             r = rows[engine]
             cells += [engine, f"{r['mean_delay_s']:.1f}", f"{r['median_delay_s']:.1f}",
-                      f"{r['p95_delay_s']:.0f}", str(r["gridlocks"])]  # fmt: skip
+                      f"{r['p95_delay_s']:.0f}", str(r["gridlocks"]),
+                      f"{r['wall_s']:.0f}"]  # fmt: skip
         if peer_env is None:
-            cells += ["-"] * 3
+            cells += ["-"] * 4
         else:
             r = rows[peer_env]
-            cells += [peer_env, f"{r['mean_delay_s']:.1f}", str(r["gridlocks"])]
+            cells += [peer_env, f"{r['mean_delay_s']:.1f}", f"{r['median_delay_s']:.1f}",
+                      str(r["gridlocks"])]  # fmt: skip
         if peer is None:
             cells += ["-"] * 2
         else:
@@ -208,7 +212,7 @@ def _fixed(rows: dict[str, Any]) -> str | None:
     return "fixed" if "fixed" in rows else None
 
 
-def plot(table: dict[str, Any], path: Path) -> None:
+def plot(table: dict[str, Any], path: Path, clearances: str = "ite") -> None:
     """Bars per network: best engine, best peer in the envelope, best peer, fixed time."""
     import matplotlib
 
@@ -243,7 +247,8 @@ def plot(table: dict[str, Any], path: Path) -> None:
     ax.set_yscale("log")
     ax.set_ylabel("mean delay per vehicle (s, log scale)")
     ax.set_title(
-        "atcs simulate, one hour per run, mean over seeds (engine: cameras, ITE clearances)"
+        f"atcs simulate, one hour per run, mean over seeds (engine: cameras; clearances: "
+        f"{clearances})"
     )
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
@@ -319,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     saved_path.write_text(
         json.dumps({"table": table, "runs": runs}, indent=1) + "\n", encoding="utf-8"
     )
-    plot(table, image)
+    plot(table, image, args.clearances)
     print((args.docs / f"{stem}.md").read_text(encoding="utf-8"))
     return 0
 

@@ -28,9 +28,10 @@ platoons):
   crossing street locked cologne1 and cologne3 (SUMO's vehicles in the junction and the
   crossing traffic blocked each other for good).
 - **Fairness (anti-gridlock).** A wanted phase one of whose movements has not flowed for
-  ``fair_s`` (90 s) is served next, whatever the balance says. Without it, serving the
-  busiest phase again and again let queues between close intersections lock
-  (ingolstadt21). The signal controller keeps the minimum and maximum greens and the
+  ``fair_s`` (120 s, the longest cycle allowed) is served next, whatever the balance
+  says. Without it, serving the busiest phase again and again let queues between close
+  intersections lock (ingolstadt21); 90 s cut the greens of the demo's four split phases
+  short under saturation. The signal controller keeps the minimum and maximum greens and the
   clearances; the engine's envelope bounds every wait at the longest cycle (120 s).
 """
 
@@ -140,7 +141,7 @@ class DelayBalance:
 
     name = DELAY_BALANCE
 
-    def __init__(self, gap_s: float = 4.0, fair_s: float | None = 90.0) -> None:
+    def __init__(self, gap_s: float = 4.0, fair_s: float | None = 120.0) -> None:
         self.gap_s = gap_s
         self.fair_s = fair_s
         self._served: dict[SegmentId, float] = {}
