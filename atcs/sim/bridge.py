@@ -9,14 +9,17 @@ the payload of ``.../plan/ack`` (applied, or rejected with the reason). Every st
 which SUMO state string the light shows. Durations run on the controller's tick (the SUMO
 step). No SUMO I/O here.
 
-Offsets are honoured as a coordinated controller does: a plan's cycles should start when
-the POSIX time minus ``offset_s`` is a multiple of ``cycle_s`` (one reference for every
-controller on NTP, so intersections with a common cycle keep their relative offsets).
+Offsets are honoured as a coordinated controller does: the cycles of a time-of-day plan,
+or of any plan with a non-zero offset, should start when the POSIX time minus ``offset_s``
+is a multiple of ``cycle_s`` (one reference for every controller on NTP, so
+intersections with a common cycle keep their relative offsets).
 When a cycle starts off that grid, the controller transitions: it lengthens or shortens
 the greens of that cycle, whichever way is shorter, within the safety envelope (each green
 within its min and max and within ``max_split_step_s`` of what it showed the cycle before,
 the cycle within its bounds and within ``max_cycle_step_s`` of the one before), and keeps
-doing so cycle after cycle until the grid is reached.
+doing so cycle after cycle until the grid is reached. Since the engine's next plan keeps
+the step limits against the plan that ran, not against a transition cycle, every cycle is
+first brought within the step limits of the one shown before.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from atcs.bus.payloads import decode_timing_plan, encode_plan_ack
 from atcs.errors import PayloadError
 from atcs.sim.clock import SimClock
 from atcs.sim.specs import SimIntersection
-from atcs.types import TimingPlan
+from atcs.types import PlanMode, TimingPlan
 
 log = logging.getLogger(__name__)
 
@@ -244,45 +247,49 @@ class SignalBridge:
         return tuple(out)
 
     def _align(self, now_s: float) -> None:
-        """Set this cycle's green changes that bring its end onto the offset grid."""
+        """Set this cycle's green changes: within the steps of the last cycle, towards the grid.
+
+        The cycle the light just showed may itself have been a transition, while the plan
+        the engine sends next keeps the step limits against the *plan* that ran; so each
+        cycle is first brought within the step limits of what was shown, then moved as far
+        towards the offset grid as the limits leave.
+        """
         running = self._running
         self._extra = tuple(0 for _ in running.intervals) if running is not None else ()
         if running is None or not self._shown:
             return
-        cycle = running.cycle_ticks
-        posix = round(self._clock.at(now_s).timestamp() / self._tick_s)
-        lag = (self._ticks(running.plan.offset_s) - posix) % cycle
-        if lag == 0:
-            return
         spec = self._ix.spec
-        shown_cycle = self._shown_cycle
-        forward = lag <= cycle - lag
-        want = lag if forward else cycle - lag
-        room = self._ticks(spec.max_cycle_step_s) - abs(cycle - shown_cycle)
-        if forward:
-            room = min(room, self._ticks(spec.cycle_max_s) - cycle)
-        else:
-            room = min(room, cycle - self._ticks(spec.cycle_min_s))
-        extra = [0] * len(running.intervals)
-        budget = max(0, min(want, room))
+        cycle = running.cycle_ticks
+        split = self._ticks(spec.max_split_step_s)
+        bounds: dict[int, tuple[int, int]] = {}
         for k, interval in enumerate(running.intervals):
-            if budget <= 0:
-                break
-            if interval.kind != "green":
-                continue
-            phase = spec.phases[interval.phase]
-            step = self._ticks(spec.max_split_step_s) - abs(
-                interval.ticks - self._shown[interval.phase]
-            )
-            if forward:
-                limit = self._ticks(phase.max_green_s) - interval.ticks
-            else:
-                limit = interval.ticks - self._ticks(phase.min_green_s)
-            change = max(0, min(budget, step, limit))
-            extra[k] = change if forward else -change
-            budget -= change
-        self._extra = tuple(extra)
-        if any(extra):
+            if interval.kind == "green":
+                phase = spec.phases[interval.phase]
+                shown = self._shown[interval.phase]
+                low = max(self._ticks(phase.min_green_s), shown - split) - interval.ticks
+                high = min(self._ticks(phase.max_green_s), shown + split) - interval.ticks
+                bounds[k] = (min(low, 0), max(high, 0)) if low > high else (low, high)
+        step = self._ticks(spec.max_cycle_step_s)
+        total_low = max(self._shown_cycle - step, self._ticks(spec.cycle_min_s)) - cycle
+        total_high = min(self._shown_cycle + step, self._ticks(spec.cycle_max_s)) - cycle
+        extra = [min(max(0, low), high) for low, high in bounds.values()]
+        want = 0
+        plan = running.plan
+        if plan.mode is PlanMode.FALLBACK or plan.offset_s > 0:
+            posix = round(self._clock.at(now_s).timestamp() / self._tick_s)
+            lag = (self._ticks(plan.offset_s) - posix) % cycle
+            want = lag if lag <= cycle - lag else lag - cycle
+        target = min(max(want, total_low), total_high) if total_low <= total_high else 0
+        delta = target - sum(extra)
+        for n, (low, high) in enumerate(bounds.values()):
+            move = min(max(delta, low - extra[n]), high - extra[n])
+            extra[n] += move
+            delta -= move
+        out = [0] * len(running.intervals)
+        for n, k in enumerate(bounds):
+            out[k] = extra[n]
+        self._extra = tuple(out)
+        if any(out):
             self.transition_cycles += 1
 
     def _apply(self, loaded: _Loaded, now_s: float) -> bytes:
