@@ -12,6 +12,7 @@ import pytest
 from atcs.cli import main
 from atcs.errors import SimulationError
 from atcs.sim import RunSettings, resolve_scenario, run_simulation
+from atcs.sim.coordination import green_wave
 from atcs.sim.network import read_programs
 from atcs.sim.simulate import load_intersections
 from atcs.sim.specs import build_intersection
@@ -184,3 +185,17 @@ def test_ingolstadt7_with_its_missing_phase_restored(tmp_path: Path) -> None:
         return sum(p.is_green for p in prog.phases)
 
     assert greens(restored.net_file) == greens(original.net_file) + 1
+
+
+def test_green_wave_offsets_follow_the_arterial() -> None:
+    scenario = resolve_scenario("arterial4x4")
+    lights = {
+        ix.tls_id: ix for ix in green_wave(load_intersections(scenario), scenario.net_file, 20.0)
+    }
+    cycles = {sum(ix.spec.fallback_plans[0].greens_s.values()) for ix in lights.values()}
+    assert len(cycles) == 1  # a common cycle
+    # 200 m between lights at 20 m/s: 10 s further east, the same west to east in every row
+    assert [lights[f"nt{k}"].spec.offset_s for k in (1, 2, 3, 4)] == [0.0, 10.0, 20.0, 30.0]
+    assert lights["nt5"].spec.fallback_plans[0].offset_s == lights["nt5"].spec.offset_s
+    with pytest.raises(SimulationError, match="positive"):
+        green_wave(tuple(lights.values()), scenario.net_file, 0.0)
