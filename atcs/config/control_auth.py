@@ -7,9 +7,9 @@ the shared secret; Ed25519: the sender's public key). Keys never appear in the f
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from atcs.config._base import StrictModel, env_name
 
@@ -17,6 +17,10 @@ SENDER_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,64}$"
 
 SenderRoleName = Literal["operator_console", "signal_controller", "engine"]
 AlgorithmName = Literal["hmac-sha256", "ed25519"]
+KeyEnvName = Annotated[
+    str, Field(max_length=128), AfterValidator(lambda v: env_name(v, "the key itself"))
+]
+"""The NAME of an environment variable holding a key (never the key itself)."""
 
 
 class ControlSenderConfig(StrictModel):
@@ -37,8 +41,7 @@ class ControlSenderConfig(StrictModel):
         description="hmac-sha256 (shared secret) or ed25519 (public key here, private key "
         "on the sender).",
     )
-    key_env: str = Field(
-        max_length=128,
+    key_env: KeyEnvName = Field(
         description=(
             "NAME of the environment variable holding the key, base64: the HMAC secret "
             "(32 bytes or more) or the Ed25519 public key (32 bytes, or PEM)."
@@ -49,11 +52,6 @@ class ControlSenderConfig(StrictModel):
         max_length=1000,
         description="Intersections this sender may address; empty: all.",
     )
-
-    @field_validator("key_env")
-    @classmethod
-    def _valid_env_name(cls, value: str) -> str:
-        return env_name(value, "the key itself")
 
 
 class CommandSignerConfig(StrictModel):
@@ -68,8 +66,7 @@ class CommandSignerConfig(StrictModel):
         default="ed25519",
         description="ed25519 (the controllers hold only the public key) or hmac-sha256.",
     )
-    key_env: str = Field(
-        max_length=128,
+    key_env: KeyEnvName = Field(
         description=(
             "NAME of the environment variable holding the engine's signing key, base64: "
             "the Ed25519 private key (32-byte seed, or PEM) or the HMAC secret."
@@ -81,11 +78,6 @@ class CommandSignerConfig(StrictModel):
         le=300.0,
         description="How long a signed command stays valid after it is sent, s.",
     )
-
-    @field_validator("key_env")
-    @classmethod
-    def _valid_env_name(cls, value: str) -> str:
-        return env_name(value, "the key itself")
 
 
 class ControlAuthConfig(StrictModel):
