@@ -101,6 +101,20 @@ def analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def calibrate(args: argparse.Namespace) -> int:
+    """Check a camera's ground calibration and draw its metre grid (``atcs calibrate``)."""
+    from atcs.calibrate import calibrate as run_calibration
+
+    cfg = load_config(args.config)
+    if args.frame < 0:
+        raise ConfigError(f"--frame must be 0 or more, got {args.frame}")
+    out = args.out if args.out is not None else Path(f"{args.camera}-calibration.png")
+    report = run_calibration(cfg, args.camera, out=out, source=args.source, frame=args.frame)
+    for line in report.lines:
+        print(line)
+    return 0
+
+
 def run(config_path: Path, duration_s: float | None) -> int:
     """Run the long-lived engine (``atcs run``) until a signal or ``duration_s`` seconds."""
     from atcs.service import run_service

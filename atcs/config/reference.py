@@ -43,7 +43,13 @@ def _type_name(annotation: Any) -> str:
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
         return " or ".join(_type_name(a) for a in typing.get_args(annotation))
     text = str(annotation).replace("typing.", "")
-    for prefix in ("atcs.config.core.", "atcs.config.", "atcs.types.", "controllers.spec."):
+    for prefix in (
+        "atcs.config.core.",
+        "atcs.config.measures.",
+        "atcs.config.",
+        "atcs.types.",
+        "controllers.spec.",
+    ):
         text = text.replace(prefix, "")
     return text.replace("NoneType", "None")
 
