@@ -147,7 +147,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "run":
         from atcs.commands import run
 
-        return run(args.config, args.duration)
+        return run(args.config, args.duration, verbose=args.verbose)
     if command == "watch":
         from atcs.commands import watch
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import Literal
@@ -115,11 +116,16 @@ def calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def run(config_path: Path, duration_s: float | None) -> int:
-    """Run the long-lived engine (``atcs run``) until a signal or ``duration_s`` seconds."""
+def run(config_path: Path, duration_s: float | None, verbose: bool = False) -> int:
+    """Run the long-lived engine (``atcs run``) until a signal or ``duration_s`` seconds.
+
+    Logging follows ``service.log_level`` unless ``verbose`` asked for DEBUG.
+    """
     from atcs.service import run_service
 
     cfg = load_config(config_path)
+    if not verbose:
+        logging.getLogger().setLevel(cfg.service.log_level)
     return run_service(cfg, duration_s=duration_s)
 
 

@@ -8,12 +8,12 @@ are refused with their field path.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from atcs.config._base import StrictModel
-from atcs.config.core import Identifier, NormPoint
+from atcs.config._base import Name, NormPoint, Polygon, StrictModel
+from atcs.config.core import Identifier
 from atcs.errors import DataError
 from atcs.homography import MIN_POINTS, GroundHomography
 
@@ -27,7 +27,8 @@ INCIDENT_KINDS: tuple[IncidentKindName, ...] = (
     "spillback",
     "density_jump",
 )
-GroundPoint = tuple[float, float]
+GroundMetres = Annotated[float, Field(ge=-100_000.0, le=100_000.0)]
+GroundPoint = tuple[GroundMetres, GroundMetres]
 """A point on the ground plane in metres (for a road: across it and along it)."""
 
 
@@ -44,7 +45,7 @@ class ZoneConfig(StrictModel):
             "intersection are on one camera."
         ),
     )
-    name: str = Field(default="", description="Human name, e.g. 'south arm, inbound lanes'.")
+    name: Name = Field(default="", description="Human name, e.g. 'south arm, inbound lanes'.")
     role: Literal["entry", "exit", "both"] = Field(
         default="both",
         description=(
@@ -52,8 +53,11 @@ class ZoneConfig(StrictModel):
             "inbound and outbound lanes in one polygon."
         ),
     )
-    polygon: list[NormPoint] = Field(
-        min_length=3, description="Zone outline, normalised [x, y] image coordinates."
+    polygon: Polygon = Field(
+        description=(
+            "Zone outline, normalised [x, y] image coordinates in [0, 1]: 3 to 100 corners, "
+            "edges that do not cross."
+        )
     )
 
     @property
@@ -98,7 +102,7 @@ class CalibrationConfig(StrictModel):
         le=10.0,
         description="A track's speed is the slope of its ground positions over this span, s.",
     )
-    note: str = Field(
+    note: Name = Field(
         default="", description="How the ground points were measured (for the next engineer)."
     )
 
@@ -208,8 +212,8 @@ class FiwareConfig(StrictModel):
         max_length=200,
         description="Entity ids are this prefix, the site id, ':' and the segment id.",
     )
-    data_provider: str = Field(
-        default="", max_length=200, description="dataProvider of every entity; empty: left out."
+    data_provider: Name = Field(
+        default="", description="dataProvider of every entity; empty: left out."
     )
 
 
