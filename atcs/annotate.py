@@ -124,6 +124,16 @@ def _draw_ticks(out: Image, seg: SegmentConfig, labels: _Labels, scale: int) -> 
             labels.put(f"{d:g} m", (p1[0] + 4, p1[1] + 4), TICK_COLOUR)
 
 
+def _enlarged(image: Image) -> tuple[Image, int]:
+    """Return ``image`` enlarged by a whole factor to at least MIN_WIDTH_PX wide, and the factor."""
+    h, w = image.shape[:2]
+    scale = max(1, math.ceil(MIN_WIDTH_PX / max(w, 1)))
+    if scale == 1:
+        return image.copy(), 1
+    big = cv2.resize(image, (w * scale, h * scale), interpolation=cv2.INTER_CUBIC)
+    return np.asarray(big, np.uint8), scale
+
+
 def annotate(
     image: Image,
     segments: Sequence[SegmentConfig],
@@ -142,12 +152,7 @@ def annotate(
     enlarged by a whole factor when ``image`` is narrower than :data:`MIN_WIDTH_PX`.
     """
     h, w = image.shape[:2]
-    scale = max(1, math.ceil(MIN_WIDTH_PX / max(w, 1)))
-    out: Image = image.copy()
-    if scale > 1:
-        out = np.asarray(
-            cv2.resize(image, (w * scale, h * scale), interpolation=cv2.INTER_CUBIC), np.uint8
-        )
+    out, scale = _enlarged(image)
     labels = _Labels(out)
     if title:
         labels.put(title, (6, 22), (255, 255, 255))
@@ -217,12 +222,7 @@ def annotate_incident(
     :func:`annotate` when narrow.
     """
     h, w = image.shape[:2]
-    scale = max(1, math.ceil(MIN_WIDTH_PX / max(w, 1)))
-    out: Image = image.copy()
-    if scale > 1:
-        out = np.asarray(
-            cv2.resize(image, (w * scale, h * scale), interpolation=cv2.INTER_CUBIC), np.uint8
-        )
+    out, scale = _enlarged(image)
     labels = _Labels(out)
     if segment is not None:
         poly = np.round(to_pixels(segment.polygon, w, h) * scale).astype(np.int32)

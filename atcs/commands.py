@@ -42,6 +42,9 @@ def summarise(cfg: AtcsConfig) -> list[str]:
     lines.append(f"counting lines: {len(cfg.lines)}")
     for ln in cfg.lines:
         lines.append(f"  {ln.id:<24} segment {ln.segment}")
+    ixs = sorted({z.intersection_id for z in cfg.zones})
+    lines.append(f"turning-movement zones: {len(cfg.zones)} ({', '.join(ixs) or 'none'})")
+    lines.append(f"ground calibrations: {', '.join(c.camera for c in cfg.calibrations) or 'none'}")
     lines.append(f"intersections: {len(cfg.intersections)}")
     for ix in cfg.intersections:
         lines.append(f"  {ix.id}")
