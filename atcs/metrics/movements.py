@@ -3,14 +3,18 @@
 Each intersection seen by a camera has named zones (polygons in pixels) where movements
 start (``entry`` or ``both``) and where they end (``exit`` or ``both``). Per track the
 counter keeps its *origin*: the last start zone its anchor (bottom centre of the box) was
-in. When the anchor is in an end zone other than the origin, the arrival is *pending*;
+in before the track was first seen outside every zone (in the intersection); from then on
+the origin is fixed, so a vehicle crossing a start zone on its way (a left turn through
+the far arm's zone) keeps the arm it came from, and a track first seen inside the
+intersection has no origin. When the anchor is in an end zone other than the origin, the
+arrival is *pending*;
 it counts once the track has held that zone for ``confirm_frames`` consecutive frames, or
 when the track ends (or the counter is flushed) while pending there, as line crossings
 do (:mod:`atcs.metrics.lines`). A track counts one movement at most: it never counts again,
 whatever zones it enters afterwards (a vehicle crosses an intersection once; a track that
-seems to cross twice is a box jumping between vehicles). A track seen first outside every
-start zone has no origin and never counts; a return into the origin zone counts nothing
-(U-turns count when the arm's inbound and outbound lanes are separate zones).
+seems to cross twice is a box jumping between vehicles). A track without an origin never
+counts; a return into the origin zone counts nothing (U-turns count when the arm's inbound
+and outbound lanes are separate zones).
 
 Every :class:`MovementEvent` carries the caller's stamp of the frame where the track was
 first seen in the end zone. State is bounded by ``max_tracks`` (least recently seen dropped,
@@ -79,6 +83,7 @@ class MovementEvent(Generic[S]):
 class _TrackState(Generic[S]):
     class_id: int
     origin: int = -1  # zone index of the last start zone the track was in
+    inside: bool = False  # seen outside every zone: the origin is fixed
     pending: int = -1  # zone index the track is arriving in
     held: int = 0  # frames held in the pending zone
     stamp: S | None = None  # frame it was first seen in the pending zone
@@ -160,6 +165,7 @@ class MovementCounter(Generic[S]):
                 return self._confirm_pending(tid, state) if state.held >= self._confirm else None
             state.pending, state.held, state.stamp = -1, 0, None
         if zone < 0:
+            state.inside = True
             return None
         geom = self.zones[zone]
         origin_ok = state.origin >= 0 and zone != state.origin
@@ -170,7 +176,7 @@ class MovementCounter(Generic[S]):
         ):
             state.pending, state.held, state.stamp = zone, 1, stamp
             return self._confirm_pending(tid, state) if self._confirm <= 1 else None
-        if geom.starts:
+        if geom.starts and not state.inside:
             state.origin = zone
         return None
 

@@ -68,11 +68,15 @@ def test_a_flicker_into_a_zone_is_not_a_movement_and_a_later_arrival_is() -> Non
     assert run([SOUTH, MIDDLE, EAST, MIDDLE, NORTH, NORTH]) == [("south", "north", 4)]
 
 
-def test_the_origin_is_the_last_start_zone_and_exits_need_a_start() -> None:
+def test_the_origin_is_where_the_track_entered_the_intersection_from() -> None:
     assert run([MIDDLE, NORTH, NORTH, NORTH]) == []  # never in a start zone
     assert run([SOUTH, MIDDLE, SOUTH, MIDDLE, MIDDLE]) == []  # back to the origin: nothing
     # west is a start and an end zone: a track from it counts west -> east
     assert run([WEST, WEST, MIDDLE, EAST, EAST]) == [("west", "east", 3)]
+    # first seen inside the intersection, then across the west zone: its origin is unknown
+    assert run([MIDDLE, WEST, WEST, MIDDLE, EAST, EAST]) == []
+    # from the south, through the west zone (a start and end zone): south -> west, once
+    assert run([SOUTH, MIDDLE, WEST, WEST, MIDDLE, EAST, EAST]) == [("south", "west", 2)]
 
 
 def test_a_track_ending_while_arriving_counts_then() -> None:
