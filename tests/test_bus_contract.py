@@ -21,6 +21,10 @@ ENGINE_SENDS = {
     TopicKind.SEGMENT_METRICS,
     TopicKind.TIMING_PLAN,
     TopicKind.PHASE_COMMAND,
+    TopicKind.MOVEMENT_COUNTS,
+    TopicKind.INCIDENT_EVENT,
+    TopicKind.INCIDENT_STATE,
+    TopicKind.TRAFFIC_FLOW_OBSERVED,
 }
 
 BINDINGS = {
@@ -30,6 +34,9 @@ BINDINGS = {
     # so a retained copy would only be refused as a replay.
     TopicKind.SIGNAL_STATE: {"qos": 0, "retain": False},
 }
+NOT_RETAINED = {TopicKind.INCIDENT_EVENT}
+EXTERNAL_MODEL = {TopicKind.TRAFFIC_FLOW_OBSERVED}
+"""Payloads that follow an external standard unchanged: no ``schema`` field."""
 
 
 def _asyncapi() -> dict[str, Any]:
@@ -57,6 +64,10 @@ def _address(kind: TopicKind) -> str:
         TopicKind.OVERRIDE: t.override(IntersectionId("{intersection}")),
         TopicKind.PHASE_COMMAND: t.command(IntersectionId("{intersection}")),
         TopicKind.SIGNAL_STATE: t.state(IntersectionId("{intersection}")),
+        TopicKind.MOVEMENT_COUNTS: t.movements(IntersectionId("{intersection}")),
+        TopicKind.INCIDENT_EVENT: t.incident_events(SegmentId("{segment}")),
+        TopicKind.INCIDENT_STATE: t.incident_state(SegmentId("{segment}")),
+        TopicKind.TRAFFIC_FLOW_OBSERVED: t.traffic_flow_observed(SegmentId("{segment}")),
     }[kind]
 
 
@@ -66,9 +77,12 @@ def test_every_schema_is_valid_and_carries_its_schema_id() -> None:
     for kind in TopicKind:
         schema = load_schema(kind)
         Draft7Validator.check_schema(schema)
+        assert schema["additionalProperties"] is False
+        if kind in EXTERNAL_MODEL:
+            assert "schema" not in schema["properties"]
+            continue
         assert schema["properties"]["schema"]["const"] == SCHEMA_IDS[kind]
         assert "schema" in schema["required"]
-        assert schema["additionalProperties"] is False
 
 
 def test_asyncapi_has_a_channel_per_topic_with_its_schema_and_binding() -> None:
@@ -99,6 +113,7 @@ def test_asyncapi_has_a_channel_per_topic_with_its_schema_and_binding() -> None:
         assert len(ops) == 1, f"one operation for {address}"
         (op,) = ops
         assert op["action"] == ("send" if kind in ENGINE_SENDS else "receive")
-        default = {"qos": 1, "retain": kind in ENGINE_SENDS}
+        retained = kind in ENGINE_SENDS and kind not in NOT_RETAINED
+        default = {"qos": 1, "retain": retained}
         assert op["bindings"]["mqtt"] == BINDINGS.get(kind, default)
     assert referenced == {schema_file_name(k) for k in TopicKind}

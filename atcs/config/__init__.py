@@ -24,6 +24,13 @@ from atcs.config.core import (
 )
 from atcs.config.dashboard import DashboardConfig
 from atcs.config.loader import MODEL_ENV, load_config, parse_config
+from atcs.config.measures import (
+    CalibrationConfig,
+    FiwareConfig,
+    IncidentsConfig,
+    ZoneConfig,
+    measures_problems,
+)
 from atcs.config.service import ServiceConfig
 from atcs.config.storage import InfluxConfig
 from atcs.errors import ConfigError
@@ -32,9 +39,12 @@ __all__ = [
     "MODEL_ENV",
     "AnalysisConfig",
     "AtcsConfig",
+    "CalibrationConfig",
     "CameraConfig",
     "DashboardConfig",
     "DetectorConfig",
+    "FiwareConfig",
+    "IncidentsConfig",
     "InfluxConfig",
     "IntersectionConfig",
     "LineConfig",
@@ -43,6 +53,7 @@ __all__ = [
     "SegmentConfig",
     "ServiceConfig",
     "SiteConfig",
+    "ZoneConfig",
     "geometry_warnings",
     "load_config",
     "parse_config",
@@ -74,6 +85,22 @@ class AtcsConfig(StrictModel):
     intersections: list[IntersectionConfig] = Field(
         default_factory=list, max_length=1000, description="Signalised intersections."
     )
+    zones: list[ZoneConfig] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description="Zones of intersections for turning movements.",
+    )
+    calibrations: list[CalibrationConfig] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Ground calibrations of cameras (speed in km/h).",
+    )
+    incidents: IncidentsConfig = Field(
+        default_factory=IncidentsConfig, description="Incident detection thresholds."
+    )
+    fiware: FiwareConfig = Field(
+        default_factory=FiwareConfig, description="FIWARE TrafficFlowObserved output."
+    )
     mqtt: MqttConfig | None = Field(default=None, description="MQTT bus; none: not published.")
     influx: InfluxConfig | None = Field(default=None, description="InfluxDB; none: not stored.")
     dashboard: DashboardConfig | None = Field(
@@ -101,6 +128,14 @@ class AtcsConfig(StrictModel):
     def lines_of(self, camera_id: str) -> list[LineConfig]:
         """Return the counting lines drawn on ``camera_id``."""
         return [ln for ln in self.lines if ln.camera == camera_id]
+
+    def zones_of(self, camera_id: str) -> list[ZoneConfig]:
+        """Return the turning-movement zones seen by ``camera_id``."""
+        return [z for z in self.zones if z.camera == camera_id]
+
+    def calibration_of(self, camera_id: str) -> CalibrationConfig | None:
+        """Return the ground calibration of ``camera_id``, None when it has none."""
+        return next((c for c in self.calibrations if c.camera == camera_id), None)
 
 
 def _duplicates(kind: str, ids: list[str]) -> list[str]:
@@ -136,7 +171,7 @@ def _reference_problems(cfg: AtcsConfig) -> list[str]:
             )
     for i, ix in enumerate(cfg.intersections):
         problems += ix.reference_problems(f"intersections[{i}]", set(segments))
-    return problems
+    return problems + measures_problems(cfg)
 
 
 def geometry_warnings(cfg: AtcsConfig) -> list[str]:

@@ -7,7 +7,15 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from atcs.config._base import Name, NormLine, PathText, Polygon, StrictModel, TimeZoneName
+from atcs.config._base import (
+    Name,
+    NormLine,
+    NormPoint,
+    PathText,
+    Polygon,
+    StrictModel,
+    TimeZoneName,
+)
 from atcs.types import LevelOfService, VehicleClass
 
 Identifier = Annotated[
@@ -269,6 +277,26 @@ class SegmentConfig(StrictModel):
         default=None,
         description="Stop line, two normalised points; the queue is measured back from it.",
     )
+    one_way: bool = Field(
+        default=False,
+        description=(
+            "Traffic crosses this segment's counting lines only in their approach direction: "
+            "a track crossing one the other way is a wrong-way incident."
+        ),
+    )
+    spillback_point: NormPoint | None = Field(
+        default=None,
+        description=(
+            "Normalised [x, y] point on the road (needs a stop line): a queue reaching back "
+            "past it is a spillback incident (e.g. the upstream junction's mouth)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _spillback_needs_stop_line(self) -> SegmentConfig:
+        if self.spillback_point is not None and self.stop_line is None:
+            raise ValueError("spillback_point: needs a stop_line (queues are measured from it)")
+        return self
 
 
 class LineConfig(StrictModel):

@@ -56,7 +56,13 @@ def _type_name(annotation: Any) -> str:
         inner = ", ".join("..." if a is Ellipsis else _type_name(a) for a in args)
         return f"{getattr(origin, '__name__', str(origin))}[{inner}]"
     text = str(annotation).replace("typing.", "")
-    for prefix in ("atcs.config.core.", "atcs.config.", "atcs.types.", "controllers.spec."):
+    for prefix in (
+        "atcs.config.core.",
+        "atcs.config.measures.",
+        "atcs.config.",
+        "atcs.types.",
+        "controllers.spec.",
+    ):
         text = text.replace(prefix, "")
     return text.replace("NoneType", "None")
 
