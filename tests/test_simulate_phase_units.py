@@ -4,11 +4,16 @@ signal bridge, its audit, the live camera view, camera errors, outages and the p
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 
+from atcs.bus.phase_payloads import Clock
+from atcs.control.phase_supervisor import PhaseSupervisor
 from atcs.sim.camera_errors import PERFECT, CameraErrors
 from atcs.sim.clearances import LinkClearance, change_frames, link_clearances
+from atcs.sim.clock import SimClock
+from atcs.sim.drivers import PhaseDriver
 from atcs.sim.live import LiveZones, VehicleNow
 from atcs.sim.network import LaneInfo, ProgramPhase, SignalLink, TlsProgram
 from atcs.sim.outages import down_at, plan_outages
@@ -23,7 +28,9 @@ from atcs.sim.phase_audit import PhaseAudit
 from atcs.sim.phase_site import PhaseBridge, phase_setup
 from atcs.sim.specs import SpecOptions, build_intersection
 from atcs.types import PhaseId, SegmentId, VehicleClass
-from controllers.phase.commands import CommandKind, PhaseCommand
+from controllers.phase.commands import CommandKind, ControlMode, PhaseCommand
+from controllers.phase.observe import ZoneSnapshot, ZoneVehicle, ZoneView
+from controllers.phase.registry import get_phase_controller
 from controllers.phase.timing import Interval
 
 
@@ -169,3 +176,43 @@ def test_resco_rules() -> None:
     signal = RescoSignal(ix)
     signal.choose(1, 100.0)
     assert [signal.state(100.0 + k) for k in range(4)] == ["yr", "yr", "yr", "rG"]
+
+
+def _now(view: ZoneView) -> Callable[[], ZoneView]:
+    return lambda: view
+
+
+def _recall_run(down: bool) -> tuple[list[str], set[ControlMode]]:
+    """120 s of delay-balance on ``program()`` with a queue on P1 only; P2's camera down."""
+    ix = build_intersection(program())
+    setup = phase_setup(ix)
+    supervisor = PhaseSupervisor(setup.timing, setup.layout, get_phase_controller("delay-balance"))
+    sim = SimClock()
+    clock = Clock(sim.at, sim.seconds)
+    driver = PhaseDriver(supervisor, PhaseBridge(setup, 0.0, 1.0, clock), _audit(), clock)
+    p1, p2 = (p.movements[0].segment_id for p in setup.layout.phases)
+    platoon = tuple(ZoneVehicle(2.0 + 7 * k, 5.0) for k in range(8))  # never ends
+    if down:
+        driver.cameras_down(frozenset({p2}))
+    zones = {p1: ZoneSnapshot(p1, platoon, 100.0, 1)}
+    if not down:
+        zones[p2] = ZoneSnapshot(p2, (), 100.0, 1)
+    shown: list[str] = []
+    modes: set[ControlMode] = set()
+    for t in range(120):
+        text = driver.step(float(t), _now(ZoneView(float(t), zones)), lambda _range: {})
+        shown.append(text or "")
+        if t > 0:  # the first command goes out after the first state report
+            modes.add(driver.bridge.executor.state.mode)
+    return shown, modes
+
+
+def test_a_down_camera_puts_only_its_phases_on_recall() -> None:
+    """P2 is held for its time-of-day green only while its camera is down; P1 stays adaptive."""
+    seen, modes = _recall_run(down=False)
+    assert seen.count("rG") <= 6  # nobody seen on P2: only its minimum green at P1's max-out
+    blind, modes_down = _recall_run(down=True)
+    assert blind.count("rG") >= 20  # P2 on recall: its time-of-day green (20 s)
+    # P1 still follows its platoon to the maximum green (60 s), not the fallback plan's 30 s.
+    assert blind[:60] == ["Gr"] * 60
+    assert modes == modes_down == {ControlMode.COMMAND}  # never the local fallback plan
