@@ -13,7 +13,9 @@ The documented runs: every scenario; the ``--focus`` controllers (the engine's
 controller with ``--other-seeds`` (3). ``--merge`` keeps the saved runs this invocation
 does not redo, so the table can be rebuilt piece by piece on a shared machine;
 ``--jobs`` runs that many scenarios at once. ``--name`` writes
-``simulation-results-<name>.*`` instead (for instance the 3 s / 1 s clearances run).
+``simulation-results-<name>.*`` instead (for instance the 3 s / 1 s clearances run);
+``--collect`` builds the tables from runs saved under ``--out`` (and each ``--also``)
+by earlier invocations, for a table assembled from several batches.
 """
 
 from __future__ import annotations
@@ -286,6 +288,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="build the table from every summary.json under --out (runs already done)",
     )
+    parser.add_argument(
+        "--also",
+        action="append",
+        type=Path,
+        default=[],
+        help="with --collect: another output folder to take runs from (repeatable)",
+    )
     args = parser.parse_args(argv)
     stem = "simulation-results" + (f"-{args.name}" if args.name else "")
     saved_path = args.docs / f"{stem}.json"
@@ -294,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     if (args.merge or args.replot) and saved_path.exists():
         runs = json.loads(saved_path.read_text(encoding="utf-8"))["runs"]
     if args.collect:
-        for path in sorted(args.out.glob("*/*/summary.json")):
+        paths = [p for folder in (args.out, *args.also) for p in folder.glob("*/*/summary.json")]
+        for path in sorted(paths):
             doc = json.loads(path.read_text(encoding="utf-8"))
             for name, row in doc["controllers"].items():
                 entry = runs.setdefault(doc["scenario"], {}).setdefault(
