@@ -20,6 +20,7 @@ ENGINE_SENDS = {
     TopicKind.CAMERA_STATUS,
     TopicKind.SEGMENT_METRICS,
     TopicKind.TIMING_PLAN,
+    TopicKind.ALARM,
 }
 
 
@@ -46,6 +47,7 @@ def _address(kind: TopicKind) -> str:
         TopicKind.TIMING_PLAN: t.plan(IntersectionId("{intersection}")),
         TopicKind.PLAN_ACK: t.plan_ack(IntersectionId("{intersection}")),
         TopicKind.OVERRIDE: t.override(IntersectionId("{intersection}")),
+        TopicKind.ALARM: t.alarm("{alarm}"),
     }[kind]
 
 

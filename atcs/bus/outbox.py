@@ -25,7 +25,9 @@ from atcs.errors import BusError, DataError
 
 log = logging.getLogger(__name__)
 
-DROP_ORDER = (TopicKind.SEGMENT_METRICS, TopicKind.CAMERA_STATUS, TopicKind.TIMING_PLAN)
+DROP_ORDER = (
+    TopicKind.SEGMENT_METRICS, TopicKind.CAMERA_STATUS, TopicKind.TIMING_PLAN, TopicKind.ALARM,
+)  # fmt: skip
 """Which kinds of message are dropped first when the bound is reached."""
 
 _SCHEMA = """

@@ -9,6 +9,7 @@ topic                                     direction              kind
 ``{p}/intersections/{ix}/plan``           engine → controllers   timing plan
 ``{p}/intersections/{ix}/plan/ack``       controller → engine    plan ack
 ``{p}/intersections/{ix}/override``       operator → engine      override
+``{p}/alarms/{kind}.{subject}/state``     engine → all           alarm
 ========================================  =====================  ==================
 
 ``{p}`` is the configurable prefix (default ``atcs/v1``). Ids are single topic levels:
@@ -37,6 +38,7 @@ class TopicKind(enum.Enum):
     TIMING_PLAN = "timing_plan"
     PLAN_ACK = "plan_ack"
     OVERRIDE = "override"
+    ALARM = "alarm"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,10 @@ class Topics:
         """``{p}/intersections/{ix}/override``."""
         return f"{self.prefix}/intersections/{_level(intersection, 'intersection id')}/override"
 
+    def alarm(self, key: str) -> str:
+        """``{p}/alarms/{kind}.{subject}/state``: the retained state of one alarm key."""
+        return f"{self.prefix}/alarms/{_level(key, 'alarm key')}/state"
+
     # Subscription filters -------------------------------------------------------------
 
     def all_camera_status(self) -> str:
@@ -110,6 +116,10 @@ class Topics:
     def all_overrides(self) -> str:
         """Filter matching every operator override topic."""
         return f"{self.prefix}/intersections/+/override"
+
+    def all_alarms(self) -> str:
+        """Filter matching every alarm topic."""
+        return f"{self.prefix}/alarms/+/state"
 
     def everything(self) -> str:
         """Filter matching every topic under the prefix."""
@@ -135,6 +145,7 @@ _SHAPES: dict[tuple[str, ...], TopicKind] = {
     ("intersections", "*", "plan"): TopicKind.TIMING_PLAN,
     ("intersections", "*", "plan", "ack"): TopicKind.PLAN_ACK,
     ("intersections", "*", "override"): TopicKind.OVERRIDE,
+    ("alarms", "*", "state"): TopicKind.ALARM,
 }
 
 

@@ -27,11 +27,13 @@ from atcs.config.core import (
     SiteConfig,
 )
 from atcs.config.dashboard import DashboardConfig
+from atcs.config.room import AlarmsConfig, MapConfig
 from atcs.config.service import ServiceConfig
 from atcs.config.storage import InfluxConfig
 from atcs.errors import ConfigError
 
 __all__ = [
+    "AlarmsConfig",
     "AnalysisConfig",
     "AtcsConfig",
     "CameraConfig",
@@ -40,6 +42,7 @@ __all__ = [
     "InfluxConfig",
     "IntersectionConfig",
     "LineConfig",
+    "MapConfig",
     "MqttConfig",
     "PcuConfig",
     "SegmentConfig",
@@ -76,6 +79,7 @@ class AtcsConfig(StrictModel):
     dashboard: DashboardConfig | None = Field(
         default=None, description="Web dashboard and HTTP API; none: not served."
     )
+    alarms: AlarmsConfig = Field(default_factory=AlarmsConfig)
 
     @model_validator(mode="after")
     def _references(self) -> AtcsConfig:

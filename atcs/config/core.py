@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from atcs.config._base import StrictModel
+from atcs.config.room import LatLon
 from atcs.types import LevelOfService, VehicleClass
 
 Identifier = Annotated[
@@ -194,6 +195,10 @@ class CameraConfig(StrictModel):
     enabled: bool = Field(
         default=True, description="Set false to keep a camera configured but off."
     )
+    location: LatLon | None = Field(
+        default=None,
+        description="Where the camera stands, [latitude, longitude] in degrees (city map).",
+    )
 
 
 class SegmentConfig(StrictModel):
@@ -213,6 +218,15 @@ class SegmentConfig(StrictModel):
     stop_line: tuple[NormPoint, NormPoint] | None = Field(
         default=None,
         description="Stop line, two normalised points; the queue is measured back from it.",
+    )
+    geo_line: list[LatLon] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=500,
+        description=(
+            "The road the segment covers on the city map: [latitude, longitude] points in "
+            "degrees, in the direction of travel (toward the stop line)."
+        ),
     )
 
 

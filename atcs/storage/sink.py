@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from atcs.config.storage import InfluxConfig, Precision
 from atcs.errors import SpoolFullError, StorageError
@@ -37,10 +37,13 @@ from atcs.storage.base import (
 )
 from atcs.storage.factory import make_writer
 from atcs.storage.lineprotocol import Point, encode
-from atcs.storage.points import camera_point, metrics_point, plan_point
+from atcs.storage.points import alarm_point, camera_point, metrics_point, plan_point
 from atcs.storage.queue import LineQueue
 from atcs.storage.spool import Spool
 from atcs.types import CameraStatus, SegmentMetrics, SiteId, TimingPlan
+
+if TYPE_CHECKING:
+    from atcs.alarms.model import AlarmEvent
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +128,10 @@ class InfluxSink:
     def on_plan(self, plan: TimingPlan) -> None:
         """Enqueue a ``signal_plan`` point stamped with the plan's ``valid_from``."""
         self._enqueue([(plan_point, (self._site_id, plan))], "timing plan")
+
+    def on_alarm(self, event: AlarmEvent) -> None:
+        """Enqueue an ``alarm`` point stamped with the time of the change."""
+        self._enqueue([(alarm_point, (event,))], "alarm")
 
     def _enqueue(
         self, builders: Sequence[tuple[Callable[..., Point], tuple[Any, ...]]], what: str
