@@ -351,8 +351,7 @@ def _install_signal_handlers(engine: Engine) -> None:
 
 
 def build_engine(cfg: AtcsConfig) -> Engine:
-    """Build the engine of ``cfg``: its sinks and alarms, plus signal control when intersections
-    are set, plus the dashboard with ``[dashboard]``."""
+    """Build the engine of ``cfg``: sinks, alarms, signal control and dashboard as configured."""
     from atcs.bus import MqttBus
     from atcs.outputs import build_outputs
 

@@ -24,7 +24,7 @@ from atcs.bus.topics import TopicKind
 
 
 def alarm_key(event: AlarmEvent) -> str:
-    """The topic level of an alarm: kind and subject joined by a dot."""
+    """Return the topic level of an alarm: kind and subject joined by a dot."""
     return f"{event.alarm.kind.value}.{event.alarm.subject}"
 
 

@@ -303,7 +303,7 @@ class Supervisor:
             segments = ", ".join(str(c[1]["segment"]) for c in self.board.stale_codes(now))
             self._event(
                 now, EventKind.INPUTS, text, level=logging.WARNING if stale else logging.INFO,
-                code=("inputs_stale", {"segments": str(segments)}) if stale else ("inputs_fresh", {}),
+                code=("inputs_stale", {"segments": segments}) if stale else ("inputs_fresh", {}),
             )  # fmt: skip
         source = self._wanted(stale)
         why = self._due(now, source)
@@ -448,6 +448,7 @@ class Supervisor:
         text: str,
         plan_id: str | None = None,
         level: int = logging.INFO,
+        *,
         code: tuple[str, ReasonParams] = ("", {}),
     ) -> None:
         text = printable(text, EVENT_TEXT_MAX_CHARS)  # holds who, why, reasons from the bus

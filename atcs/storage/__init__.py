@@ -13,7 +13,7 @@ from atcs.storage.base import (
     PointsRejectedError,
     ServerUnavailableError,
 )
-from atcs.storage.factory import make_writer
+from atcs.storage.factory import make_query_client, make_writer
 from atcs.storage.lineprotocol import Point, encode
 from atcs.storage.points import (
     ALARM,
@@ -48,6 +48,7 @@ __all__ = [
     "alarm_point",
     "camera_point",
     "encode",
+    "make_query_client",
     "make_writer",
     "metrics_point",
     "plan_point",

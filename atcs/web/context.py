@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from atcs.alarms import AlarmManager
 from atcs.config import AtcsConfig
 from atcs.config.dashboard import DashboardConfig
 from atcs.web.audit import AuditLog
@@ -13,6 +14,7 @@ from atcs.web.auth import Authenticator
 from atcs.web.board import BoardStore
 from atcs.web.clients import ClientResolver
 from atcs.web.engine_view import EngineView
+from atcs.web.history import QueryClient
 from atcs.web.models import CameraView, HealthView, IntersectionView, Overview, SegmentView
 from atcs.web.operator import OperatorDesk
 from atcs.web.snapshots import Snapshotter
@@ -36,6 +38,9 @@ class DashboardContext:
     audit: AuditLog
     desk: OperatorDesk
     clients: ClientResolver
+    alarm_audit: AuditLog
+    alarms: AlarmManager | None = None
+    history: QueryClient | None = None
     counts: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
