@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from atcs.alarms import AlarmManager
 from atcs.config import AtcsConfig
@@ -15,8 +16,9 @@ from atcs.web.board import BoardStore
 from atcs.web.clients import ClientResolver
 from atcs.web.engine_view import EngineView
 from atcs.web.history import QueryClient
-from atcs.web.models import CameraView, HealthView, IntersectionView, Overview, SegmentView
+from atcs.web.models import CameraView, HealthView, IntersectionView, SegmentView
 from atcs.web.operator import OperatorDesk
+from atcs.web.room_models import RoomOverview
 from atcs.web.snapshots import Snapshotter
 from atcs.web.views import (
     camera_views,
@@ -94,11 +96,15 @@ class DashboardContext:
             now=datetime.now(UTC),
         )
 
-    def overview(self) -> Overview:
+    def overview(self) -> RoomOverview:
         """Everything the page shows."""
+        from atcs.web.room import alarm_list
+
         now = datetime.now(UTC)
         cameras = self.cameras()
-        return Overview(
+        return RoomOverview(
+            zone=now.astimezone(ZoneInfo(self.cfg.site.timezone)).tzname() or "",
+            alarms=alarm_list(self),
             site_id=self.cfg.site.id,
             site_name=self.cfg.site.name,
             timezone=self.cfg.site.timezone,

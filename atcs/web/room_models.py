@@ -9,7 +9,7 @@ from datetime import date, datetime
 
 from pydantic import Field
 
-from atcs.web.models import ApiModel
+from atcs.web.models import ApiModel, Overview
 
 ParamValue = str | float | int | bool
 
@@ -150,3 +150,10 @@ class DailyReportView(ApiModel):
     end: datetime
     classes: list[str]
     segments: list[ReportSegment]
+
+
+class RoomOverview(Overview):
+    """Everything the page shows, with the alarms and the site's zone abbreviation."""
+
+    zone: str = Field(description="Abbreviation of the site's time zone now (WIB, WITA, WIT).")
+    alarms: AlarmList
