@@ -105,6 +105,8 @@ class DashboardContext:
         return RoomOverview(
             zone=now.astimezone(ZoneInfo(self.cfg.site.timezone)).tzname() or "",
             alarms=alarm_list(self),
+            wall_camera_tiles=self.dash.wall_camera_tiles,
+            wall_page_s=self.dash.wall_page_s,
             site_id=self.cfg.site.id,
             site_name=self.cfg.site.name,
             timezone=self.cfg.site.timezone,

@@ -157,3 +157,5 @@ class RoomOverview(Overview):
 
     zone: str = Field(description="Abbreviation of the site's time zone now (WIB, WITA, WIT).")
     alarms: AlarmList
+    wall_camera_tiles: int = Field(description="Camera tiles per page of the wall's grid.")
+    wall_page_s: float = Field(description="Seconds each page of the wall's grid is shown.")
