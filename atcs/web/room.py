@@ -12,7 +12,7 @@ import csv
 import io
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
@@ -183,7 +183,7 @@ def acknowledge(
 
 
 def _refused(record: AckAuditRecord, detail: str) -> AckAuditRecord:
-    return AckAuditRecord(**{**record.__dict__, "outcome": "refused", "detail": detail})
+    return replace(record, outcome="refused", detail=detail)
 
 
 def _audit(ctx: DashboardContext, record: AckAuditRecord) -> None:

@@ -58,7 +58,7 @@ export function renderAlarms(box, alarms, ctx) {
   count.dataset.n = String(alarms.unacknowledged);
   const urgent = alarms.current.some((a) => a.active && !a.acknowledged && URGENT.has(a.severity));
   box.dataset.urgent = String(urgent);
-  document.body.classList.toggle("alarm-urgent", urgent);
+  document.body.dataset.alarmUrgent = String(urgent);
   const history = box.querySelector("ul.alarm-history");
   history.replaceChildren(...alarms.history.slice(0, 5).map((a) => el("li", { class: `sev-${a.severity}`, text: `${ctx.fmt.time(a.started_at)} ${a.subject_name}: ${message(ctx.lang, a)} (${a.acked_by})` })));
   return urgent;

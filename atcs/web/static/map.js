@@ -45,10 +45,10 @@ export class CityMap {
       this.layers.cameras.set(cam.id, mark);
       bounds.push(cam.location);
     }
-    this.tag();
     if (geo.center) this.map.setView(geo.center, geo.zoom);
     else if (bounds.length) this.map.fitBounds(bounds, { padding: [30, 30], maxZoom: geo.max_zoom });
     else this.map.setView([0, 0], 2);
+    this.tag();
   }
 
   tag() {
@@ -61,6 +61,7 @@ export class CityMap {
   resize() { this.map.invalidateSize(); }
 
   update(ov, t, fmt) {
+    this.tag();
     for (const seg of ov.segments) {
       const line = this.layers.segments.get(seg.segment_id);
       if (!line) continue;
