@@ -10,10 +10,10 @@ of the wall (1080p and 4K), the laptop layout and the map go to ``artifacts/room
 from __future__ import annotations
 
 import csv
-import re
 import io
 import json
 import os
+import re
 import threading
 import time
 import urllib.request
