@@ -1,4 +1,4 @@
-"""The ``atcs`` command line: validate-config, analyze, run, watch and simulate.
+"""The ``atcs`` command line: validate-config, analyze, run, watch, simulate and signing.
 
 Each sub-command imports what it needs when it runs, so ``atcs --help`` stays fast and a
 broken optional part (say, the simulator) never stops the others.
@@ -79,6 +79,18 @@ def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
+def _add_signing(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("sign-message", help="sign an override or ack for the MQTT bus")
+    p.add_argument("--topic", required=True, help="the topic it will be published on")
+    p.add_argument("--sender", required=True, help="sender id (mqtt.control_auth.senders)")
+    p.add_argument("--algorithm", required=True, choices=["hmac-sha256", "ed25519"])
+    p.add_argument("--key-env", required=True, help="environment variable holding the key")
+    p.add_argument("--valid-s", type=float, default=60.0, help="seconds it stays valid")
+    p.add_argument("payload", nargs="?", type=Path, help="JSON payload file (default: stdin)")
+    k = sub.add_parser("new-signing-key", help="make a key for signing control messages")
+    k.add_argument("--algorithm", required=True, choices=["hmac-sha256", "ed25519"])
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``atcs`` command."""
     parser = argparse.ArgumentParser(prog="atcs", description=__doc__.splitlines()[0])
@@ -90,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_watch(sub)
     _add_simulate(sub)
+    _add_signing(sub)
     return parser
 
 
@@ -121,6 +134,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from atcs.commands import watch
 
         return watch(args)
+    if command in ("sign-message", "new-signing-key"):
+        from atcs.commands import new_signing_key, sign_message
+
+        return sign_message(args) if command == "sign-message" else new_signing_key(args)
     from atcs.commands import simulate
 
     return simulate(args)

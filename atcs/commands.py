@@ -129,3 +129,37 @@ def simulate(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     return 0
+
+
+def sign_message(args: argparse.Namespace) -> int:
+    """Print the JSON payload (file or stdin) signed for its topic (``atcs sign-message``).
+
+    The key is read from the environment variable ``args.key_env``: the base64 HMAC secret
+    or Ed25519 private key of the sender. Exit 2 with a message when it cannot be signed.
+    """
+    from atcs.bus.keys import Algorithm, Signer, sign_payload
+
+    try:
+        raw = args.payload.read_bytes() if args.payload is not None else sys.stdin.buffer.read()
+    except OSError as exc:
+        print(f"atcs sign-message: cannot read {args.payload}: {exc.strerror}", file=sys.stderr)
+        return 2
+    signer = Signer.from_env(args.sender, Algorithm(args.algorithm), args.key_env)
+    signed = sign_payload(raw, args.topic, signer, valid_s=args.valid_s)
+    sys.stdout.write(signed.decode("utf-8") + "\n")
+    return 0
+
+
+def new_signing_key(args: argparse.Namespace) -> int:
+    """Print a fresh key for signing control messages (``atcs new-signing-key``)."""
+    from atcs.bus.keys import Algorithm, new_key
+
+    algorithm = Algorithm(args.algorithm)
+    sender_key, engine_key = new_key(algorithm)
+    if algorithm is Algorithm.HMAC_SHA256:
+        print("# shared secret: the same value on the sender and in the engine's environment")
+    else:
+        print("# Ed25519: the private key stays on the sender; the engine gets the public key")
+    print(f"sender: {sender_key}")
+    print(f"engine: {engine_key}")
+    return 0

@@ -9,6 +9,7 @@
     ├── DetectorError        a detection model is missing, unreadable or fails
     ├── BusError             the MQTT bus cannot be used (connection, auth, payload)
     │   └── PayloadError     a received message is malformed or foreign
+    │       └── MessageAuthError  a control message is unsigned, forged, expired or replayed
     ├── StorageError         the time-series database cannot be used
     │   └── SpoolFullError   the on-disk spool reached its size bound
     ├── ControlError         a timing plan or control request is invalid
@@ -46,6 +47,19 @@ class BusError(AtcsError):
 
 class PayloadError(BusError):
     """A received MQTT message is malformed, foreign or breaks the schema."""
+
+
+class MessageAuthError(PayloadError):
+    """A control message is unsigned, badly signed, expired, replayed or not allowed.
+
+    ``reason`` is a short stable code (``unsigned``, ``unknown_sender``, ``not_allowed``,
+    ``bad_signature``, ``expired``, ``not_yet_valid``, ``replayed``, ``rate_limited`` ...)
+    for counters and audit records; the message says the rest.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class StorageError(AtcsError):

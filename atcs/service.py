@@ -370,10 +370,15 @@ def build_engine(cfg: AtcsConfig) -> Engine:
     alarms = AlarmService(cfg, alarm_outputs, control=control)
     engine = Engine(cfg, sinks=[*outputs.sinks, alarms], listeners=listeners, control=control)
     engine.alarms = alarms
+    audit = None
     if cfg.dashboard is not None:  # dashboard (atcs.web): a sink + frame observer, see docs
         from atcs.web import attach_dashboard
 
-        attach_dashboard(engine, cfg.dashboard)
+        audit = attach_dashboard(engine, cfg.dashboard).ctx.audit
+    if control is not None and isinstance(outputs.bus, MqttBus):
+        from atcs.audit_trail import attach_bus_audit
+
+        attach_bus_audit(engine, outputs.bus, cfg, audit)
     return engine
 
 

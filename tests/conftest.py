@@ -24,7 +24,7 @@ os.environ.setdefault("YOLO_VERBOSE", "False")
 os.environ["ATCS_MEDIA_DIR"] = str(MEDIA_DIR)
 os.environ["ATCS_MODEL"] = MODEL_PATH
 
-pytest_plugins = ["tests.support.mosquitto", "tests.support.influxdb"]
+pytest_plugins = ["tests.support.mosquitto", "tests.support.influxdb", "tests.support.buses"]
 
 
 @pytest.fixture(scope="session")

@@ -11,61 +11,34 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from jsonschema import Draft7Validator
 
-from atcs.bus import Deduplicator, MqttBus, Override, OverrideAction, PlanAck, TopicKind, Topics
+from atcs.bus import Deduplicator, Override, OverrideAction, PlanAck, TopicKind, Topics
 from atcs.bus.messages import AckResult, EngineState
 from atcs.bus.payloads import (
     decode_camera_status,
     decode_engine_status,
     decode_segment_metrics,
     decode_timing_plan,
-    encode_override,
-    encode_plan_ack,
 )
 from atcs.bus.schemas import load_schema
-from atcs.config.bus import MqttConfig
 from atcs.errors import BusError
-from atcs.types import CameraState, IntersectionId, SiteId
+from atcs.types import CameraState, IntersectionId
 from tests.support import samples as s
+from tests.support.buses import BusFactory
 from tests.support.mosquitto import Collector, Mosquitto, MosquittoFactory, Received, TlsFiles
+from tests.support.signing import TEST_KEYS
 from tests.support.wait import poll
 
 pytestmark = pytest.mark.integration
 
 TOPICS = Topics()
 IX = IntersectionId("ix-1")
-BusFactory = Callable[..., MqttBus]
-
-
-@pytest.fixture
-def make_bus(tmp_path: Path) -> Iterator[BusFactory]:
-    """Start MqttBus instances against a broker; all closed at the test's end."""
-    made: list[MqttBus] = []
-
-    def make(
-        broker: Mosquitto,
-        state_dir: Path | None = None,
-        environ: dict[str, str] | None = None,
-        **settings: Any,
-    ) -> MqttBus:
-        settings.setdefault("reconnect_max_s", 1)
-        cfg = MqttConfig(host=broker.host, port=broker.port, **settings)
-        bus = MqttBus(
-            cfg, site_id=SiteId("demo"), state_dir=state_dir or tmp_path / "state", environ=environ
-        )
-        bus.start()
-        made.append(bus)
-        return bus
-
-    yield make
-    for bus in made:
-        bus.close(timeout_s=1.0)
+KEYS = TEST_KEYS
 
 
 def _kind(topic: str) -> TopicKind:
@@ -465,7 +438,7 @@ def test_malformed_incoming_messages_are_logged_and_dropped(
     sender = Collector(mosquitto, "unused/#")
     collectors.append(sender)
     probe = Override(IX, OverrideAction.HOLD, "op", "probe")
-    assert poll(lambda: bool(sender.client.publish(TOPICS.override(IX), encode_override(probe), 1))
+    assert poll(lambda: bool(sender.client.publish(TOPICS.override(IX), KEYS.override(probe), 1))
                  and any(o.why == "probe" for o in overrides), 10)  # fmt: skip
     bad = [
         (TOPICS.override(IX), b"\x00\xff garbage"),
@@ -478,11 +451,11 @@ def test_malformed_incoming_messages_are_logged_and_dropped(
     for topic, payload in bad:
         sender.client.publish(topic, payload, qos=1)
     boom = Override(IX, OverrideAction.HOLD, "op", "explode")
-    sender.client.publish(TOPICS.override(IX), encode_override(boom), qos=1)
+    sender.client.publish(TOPICS.override(IX), KEYS.override(boom), qos=1)
     release = Override(IX, OverrideAction.RELEASE, "Kompol Sari", "parade over")
     ack = PlanAck(IX, "p-1", AckResult.APPLIED)
-    sender.client.publish(TOPICS.override(IX), encode_override(release), qos=1)
-    sender.client.publish(TOPICS.plan_ack(IX), encode_plan_ack(ack), qos=1)
+    sender.client.publish(TOPICS.override(IX), KEYS.override(release), qos=1)
+    sender.client.publish(TOPICS.plan_ack(IX), KEYS.ack(ack), qos=1)
     assert poll(lambda: bool(acks) and overrides[-1:] == [release], 10)
     assert acks == [ack]
     assert [o.why for o in overrides if o.why != "probe"] == ["parade over"]
@@ -496,7 +469,7 @@ def test_malformed_incoming_messages_are_logged_and_dropped(
     assert any("not JSON" in d or "not UTF-8" in d for d in dropped)
     assert any("'fixed' needs plan_name or greens_s" in d for d in dropped)
     # a retained override (against the contract) is ignored, not applied on every connect
-    sender.client.publish(TOPICS.override(IX), encode_override(probe), qos=1, retain=True)
+    sender.client.publish(TOPICS.override(IX), KEYS.override(probe), qos=1, retain=True)
     bus2 = make_bus(mosquitto, Path(str(bus.queue_path.parent) + "-2"), client_id="second")
     seen: list[Override] = []
     bus2.on_override(seen.append)

@@ -21,18 +21,20 @@ from typing import Any
 import pytest
 
 from atcs.bus import AckResult, MqttBus, Override, OverrideAction, PlanAck, Topics
-from atcs.bus.payloads import decode_timing_plan, encode_override, encode_plan_ack
+from atcs.bus.payloads import decode_timing_plan
 from atcs.config.bus import MqttConfig
 from atcs.config.control import intersection_spec
 from atcs.control import ControlLoop, ControlSettings, EventKind, PlanState, Supervisor
 from atcs.types import PhaseId, PlanMode, SiteId, TimingPlan
 from controllers import IntersectionSpec, check
 from tests.support.mosquitto import Collector, Mosquitto
+from tests.support.signing import make_keys
 from tests.unit.test_control_supervisor import IX, ix_config, window
 
 pytestmark = pytest.mark.integration
 
 TOPICS = Topics()
+KEYS = make_keys()
 STALE_S = 3.0
 TICK_S = 0.1
 WINDOW_S = 0.5
@@ -104,8 +106,10 @@ class Service:
 
 @pytest.fixture
 def service(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[Service]:
-    cfg = MqttConfig(host=mosquitto.host, port=mosquitto.port, reconnect_max_s=1)
-    bus = MqttBus(cfg, site_id=SiteId("demo"), state_dir=tmp_path / "state")
+    cfg = MqttConfig(
+        host=mosquitto.host, port=mosquitto.port, reconnect_max_s=1, control_auth=KEYS.control_auth
+    )
+    bus = MqttBus(cfg, site_id=SiteId("demo"), state_dir=tmp_path / "state", environ=KEYS.environ)
     spec = service_spec()
     settings = ControlSettings(decision_lead_s=1.0, ack_timeout_cycles=0.2)
     loop = ControlLoop([Supervisor(spec, settings=settings)], bus.on_plan)
@@ -174,9 +178,7 @@ class SignalController:
         self.collector.client.publish(topic, payload, qos=1)
 
     def ack(self, plan_id: str, result: AckResult = AckResult.APPLIED, reason: str = "") -> None:
-        self.send(
-            TOPICS.plan_ack(IX), encode_plan_ack(PlanAck(IX, plan_id, result, reason, "tsc-1"))
-        )
+        self.send(TOPICS.plan_ack(IX), KEYS.ack(PlanAck(IX, plan_id, result, reason, "tsc-1")))
 
     def close(self) -> None:
         self.collector.close()
@@ -305,12 +307,12 @@ def test_an_override_holds_until_released(
     _control_subscribed(service, tsc)
     # a request the engine cannot honour is rejected and logged; nothing changes
     bad = Override(IX, OverrideAction.FIXED, "op-1", "try", plan_name="rush-hour")
-    tsc.send(TOPICS.override(IX), encode_override(bad))
+    tsc.send(TOPICS.override(IX), KEYS.override(bad))
     assert _wait(lambda: service.loop.counters().get("override_rejected", 0) == 1, 5)
     assert "unknown plan 'rush-hour'; known: 'all-day', 'quiet'" in caplog.text
     seen = len(tsc.plans())
     hold = Override(IX, OverrideAction.HOLD, "Kompol Sari", "state visit convoy")
-    tsc.send(TOPICS.override(IX), encode_override(hold))
+    tsc.send(TOPICS.override(IX), KEYS.override(hold))
     held = tsc.wait_plan(lambda p: p.mode is PlanMode.MANUAL, seen, 5)
     assert held.plan.controller == "manual"
     assert held.plan.phases == first.plan.phases
@@ -334,7 +336,7 @@ def test_an_override_holds_until_released(
     assert state.override.who == "Kompol Sari"
     # release: adaptive again at once, one allowed step from the held plan
     release = Override(IX, OverrideAction.RELEASE, "Kompol Sari", "convoy passed")
-    tsc.send(TOPICS.override(IX), encode_override(release))
+    tsc.send(TOPICS.override(IX), KEYS.override(release))
     back = tsc.wait_plan(lambda p: p.mode is PlanMode.ADAPTIVE, seen, 5)
     assert check(service.spec, back.plan, held.plan) == []
     east = PhaseId("east")

@@ -17,8 +17,8 @@ from atcs.alarms.model import (
     Severity,
     SubjectType,
 )
+from atcs.bus.codec import Received, build, dump, iso_utc, load, meta_of, opt_time, with_meta
 from atcs.bus.messages import MessageMeta
-from atcs.bus.payloads import Received, _dump, _meta, _opt_time, _with_meta, iso_utc, load
 from atcs.bus.schemas import SCHEMA_IDS
 from atcs.bus.topics import TopicKind
 
@@ -51,13 +51,17 @@ def encode_alarm(event: AlarmEvent, meta: MessageMeta) -> bytes:
         "acked_by": a.acked_by[:100],
         "ack_comment": a.ack_comment[:2000],
     }
-    return _dump(_with_meta(doc, meta))
+    return dump(with_meta(doc, meta))
 
 
 def decode_alarm(payload: bytes | str) -> Received[AlarmEvent]:
     """Validate and read an alarm payload; raise :class:`~atcs.errors.PayloadError`."""
     doc = load(TopicKind.ALARM, payload)
-    at = _opt_time(doc["at"]) or datetime.now(UTC)
+    return build(TopicKind.ALARM, lambda: _record(doc))
+
+
+def _record(doc: dict[str, Any]) -> Received[AlarmEvent]:
+    at = opt_time(doc["at"]) or datetime.now(UTC)
     alarm = Alarm(
         alarm_id=str(doc["alarm_id"]),
         kind=AlarmKind(doc["kind"]),
@@ -66,11 +70,11 @@ def decode_alarm(payload: bytes | str) -> Received[AlarmEvent]:
         severity=Severity(doc["severity"]),
         code=str(doc["code"]),
         params=dict(doc["params"]),
-        started_at=_opt_time(doc["started_at"]) or at,
-        ended_at=_opt_time(doc["ended_at"]),
-        acked_at=_opt_time(doc["acked_at"]),
+        started_at=opt_time(doc["started_at"]) or at,
+        ended_at=opt_time(doc["ended_at"]),
+        acked_at=opt_time(doc["acked_at"]),
         acked_by=str(doc["acked_by"]),
         ack_comment=str(doc["ack_comment"]),
     )
     event = AlarmEvent(AlarmChange(doc["change"]), at, alarm, str(doc["site"]))
-    return Received(event, _meta(doc))
+    return Received(event, meta_of(doc))

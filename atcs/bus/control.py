@@ -1,26 +1,59 @@
 """Incoming control messages: plan acks from signal controllers, overrides from operators.
 
-:class:`ControlInbox` is paho's ``on_message``: it reads the topic, decodes and validates
-the payload and calls the registered handlers. A malformed or foreign message is logged
-with its reason and dropped; a handler that raises is logged; neither stops the client.
+:class:`ControlInbox` is paho's ``on_message``. For each message, in order:
+
+1. the topic must be a control topic of the contract; retained or empty messages are
+   ignored (acks and overrides must not be retained);
+2. acks (field traffic) pass a rate limit per topic and one for all acks *before* parsing;
+   overrides are never dropped here, so an ack flood cannot push an operator's command out;
+3. the payload is parsed within bounds and checked against its schema
+   (:func:`atcs.bus.codec.load`);
+4. the authenticator checks sender, role, signature, times and nonce
+   (:class:`~atcs.bus.auth.ControlAuthenticator`); then a rate limit per verified sender;
+5. the record goes to the handlers (the control loop's own queues).
+
+Malformed messages are counted and logged (rate-limited); refused ones are counted, logged
+and audited (:class:`~atcs.bus.verdicts.VerdictGate`). Nothing raises into paho.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from atcs.bus.messages import Override, PlanAck
-from atcs.bus.payloads import decode_override, decode_plan_ack
+from atcs.bus.auth import ControlAuthenticator, Verified, claimed_sender
+from atcs.bus.messages import AckResult, Override, PlanAck
+from atcs.bus.payloads import load_override, load_plan_ack, override_from_doc, plan_ack_from_doc
 from atcs.bus.topics import TopicKind, Topics
-from atcs.errors import PayloadError
+from atcs.bus.verdicts import ControlVerdict, VerdictGate, describe_doc, describe_record
+from atcs.config.control_auth import ControlAuthConfig
+from atcs.errors import MessageAuthError, PayloadError
+from atcs.logthrottle import ThrottledLog
+from atcs.ratelimit import RateLimiter
+from atcs.text import printable
 from atcs.types import IntersectionId
 
 log = logging.getLogger(__name__)
+
+ACK_RATE_PER_TOPIC_S, ACK_BURST_PER_TOPIC = 20.0, 50
+"""Acks taken per second on one ack topic (before parsing), and the burst."""
+ACK_RATE_ALL_S, ACK_BURST_ALL = 500.0, 1000
+"""Acks taken per second on all ack topics together (before parsing), and the burst."""
+SENDER_LIMITS: dict[TopicKind, tuple[float, int]] = {
+    TopicKind.OVERRIDE: (5.0, 20),
+    TopicKind.PLAN_ACK: (20.0, 50),
+}
+"""Accepted messages per second per verified sender (and burst), by kind."""
+
+LOG_BURST = 10
+"""Log lines per minute for each kind of event; the rest are counted into a summary line."""
 
 _PREVIEW_BYTES = 120
 
@@ -30,17 +63,45 @@ def _preview(payload: bytes) -> str:
     return text + ("..." if len(payload) > _PREVIEW_BYTES else "")
 
 
-class ControlInbox:
-    """Decodes control messages and dispatches them to handlers (thread-safe registry)."""
+@dataclass(frozen=True, slots=True)
+class _Incoming:
+    """A control message being admitted: kind, topic, intersection, arrival time (UTC)."""
 
-    def __init__(self, topics: Topics) -> None:
+    kind: TopicKind
+    topic: str
+    intersection: IntersectionId
+    at: datetime
+
+    def verdict(self, **fields: Any) -> ControlVerdict:
+        return ControlVerdict(self.at, self.kind, self.topic, self.intersection, **fields)
+
+
+class ControlInbox:
+    """Admits control messages and dispatches them to handlers (see the module docstring)."""
+
+    def __init__(
+        self,
+        topics: Topics,
+        authenticator: ControlAuthenticator | None = None,
+        gate: VerdictGate | None = None,
+    ) -> None:
         self._topics = topics
+        self._auth = authenticator or ControlAuthenticator(ControlAuthConfig(), {})
+        self.gate = gate or VerdictGate()
         self._lock = threading.Lock()
         self._ack_handlers: list[Callable[[PlanAck], None]] = []
         self._override_handlers: list[Callable[[Override], None]] = []
-        self._received = 0
-        self._malformed = 0
-        self._handler_errors = 0
+        self._counts: Counter[str] = Counter()
+        self._ack_topic_limit = RateLimiter(ACK_RATE_PER_TOPIC_S, ACK_BURST_PER_TOPIC)
+        self._ack_all_limit = RateLimiter(ACK_RATE_ALL_S, ACK_BURST_ALL)
+        self._sender_limits = {
+            kind: RateLimiter(rate, burst) for kind, (rate, burst) in SENDER_LIMITS.items()
+        }
+        self.log = ThrottledLog(log, burst=LOG_BURST)
+
+    def set_authenticator(self, authenticator: ControlAuthenticator) -> None:
+        """Check control messages with ``authenticator`` from now on (keys read at start)."""
+        self._auth = authenticator
 
     def add_ack_handler(self, callback: Callable[[PlanAck], None]) -> None:
         """Register ``callback`` for plan acks."""
@@ -63,83 +124,163 @@ class ControlInbox:
         return out
 
     def counters(self) -> dict[str, int]:
-        """Messages received, dropped as malformed, and handler failures."""
+        """Messages received, accepted, malformed, refused (by reason), rate-limited ..."""
         with self._lock:
-            return {
-                "control_received": self._received,
-                "control_malformed": self._malformed,
-                "control_handler_errors": self._handler_errors,
-            }
+            out = {f"control_{k}": v for k, v in self._counts.items()}
+        for key in ("received", "accepted", "malformed", "refused", "rate_limited"):
+            out.setdefault(f"control_{key}", 0)
+        out.setdefault("control_handler_errors", 0)
+        out["control_log_suppressed"] = self.log.suppressed_total
+        out["control_audit_recorded"] = self.gate.counts["recorded"]
+        out["control_audit_suppressed"] = self.gate.counts["suppressed"]
+        out["control_replay_entries"] = self._auth.replay_entries()
+        return out
+
+    def housekeeping(self) -> None:
+        """Write due log and audit summaries (call about once a second)."""
+        self.log.flush()
+        self.gate.flush()
+
+    def _count(self, key: str) -> None:
+        with self._lock:
+            self._counts[key] += 1
+
+    # paho's on_message ---------------------------------------------------------------------
 
     def handle(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         """Take one message (paho ``on_message`` callback, VERSION2 signature)."""
+        self._count("received")
         try:
             topic = message.topic
         except UnicodeDecodeError:
-            self._malformed_message("(not UTF-8)", "topic is not UTF-8", bytes(message.payload))
+            self._malformed("(not UTF-8)", "topic is not UTF-8", bytes(message.payload))
             return
-        with self._lock:
-            self._received += 1
-        if not message.payload:
+        payload = bytes(message.payload)
+        if not payload:
             log.debug("ignored empty message on %s (a retained message being cleared)", topic)
             return
+        try:
+            parsed = self._topics.parse(topic)
+        except PayloadError as exc:
+            self._malformed(topic, str(exc), payload)
+            return
+        kind, ident = parsed.kind, parsed.ident
+        if kind not in (TopicKind.PLAN_ACK, TopicKind.OVERRIDE) or ident is None:
+            self._malformed(topic, f"the engine does not take {kind.value} messages", payload)
+            return
         if message.retain:
-            log.warning(
+            self._count("retained_ignored")
+            self.log.warning_for(
+                f"retained {kind.value}",
                 "ignored retained message on %s: acks and overrides must not be retained "
                 "(clear it by publishing an empty retained message)",
                 topic,
             )
             return
-        try:
-            self._dispatch(topic, bytes(message.payload))
-        except PayloadError as exc:
-            self._malformed_message(topic, str(exc), bytes(message.payload))
+        if kind is TopicKind.PLAN_ACK and not self._ack_within_limits(topic):
+            return
+        self._admit(kind, topic, IntersectionId(ident), payload)
 
-    def _malformed_message(self, topic: str, reason: str, payload: bytes) -> None:
-        with self._lock:
-            self._malformed += 1
-        log.warning(
-            "dropped malformed message on %s: %s; payload: %r", topic, reason, _preview(payload)
+    def _ack_within_limits(self, topic: str) -> bool:
+        if self._ack_topic_limit.allow(topic) and self._ack_all_limit.allow("all"):
+            return True
+        self._count("rate_limited")
+        self.log.warning_for(
+            "ack rate limit", "acks over the rate limit dropped (last on %s)", topic
+        )
+        return False
+
+    def _admit(self, kind: TopicKind, topic: str, ix: IntersectionId, payload: bytes) -> None:
+        try:
+            if kind is TopicKind.OVERRIDE:
+                doc = load_override(payload, ix)
+            else:
+                doc = load_plan_ack(payload, ix)
+        except PayloadError as exc:
+            self._malformed(topic, str(exc), payload, kind)
+            return
+        msg = _Incoming(kind, topic, ix, datetime.now(UTC))
+        try:
+            verified = self._auth.check(kind, topic, ix, doc, msg.at)
+            self._sender_within_limits(kind, verified)
+            record: Override | PlanAck = (
+                override_from_doc(doc, ix)
+                if kind is TopicKind.OVERRIDE
+                else plan_ack_from_doc(doc, ix)
+            )
+        except MessageAuthError as exc:
+            self._refused(msg, doc, exc)
+            return
+        except PayloadError as exc:
+            self._malformed(topic, str(exc), payload, kind)
+            return
+        self._accepted(msg, record, verified)
+
+    def _sender_within_limits(self, kind: TopicKind, verified: Verified) -> None:
+        if not self._sender_limits[kind].allow(verified.sender or "(unsigned)"):
+            raise MessageAuthError(
+                "rate_limited", f"sender {verified.label} over its {kind.value} rate limit"
+            )
+
+    def _malformed(
+        self, topic: str, reason: str, payload: bytes, kind: TopicKind | None = None
+    ) -> None:
+        self._count("malformed")
+        self.log.warning_for(
+            f"malformed {kind.value if kind is not None else 'control'} messages",
+            "dropped malformed message on %s: %s; payload: %r",
+            printable(topic, 200),
+            reason,
+            _preview(payload),
         )
 
-    def _dispatch(self, topic: str, payload: bytes) -> None:
-        parsed = self._topics.parse(topic)
-        if parsed.ident is None:
-            raise PayloadError(f"unexpected message on {topic}")
-        ix = IntersectionId(parsed.ident)
-        if parsed.kind is TopicKind.PLAN_ACK:
-            ack = decode_plan_ack(payload, ix)
-            log.info(
-                "plan ack for %s: plan %s %s%s",
-                ix,
-                ack.plan_id,
-                ack.result.value,
-                f" ({ack.reason})" if ack.reason else "",
+    def _refused(self, msg: _Incoming, doc: dict[str, Any], exc: MessageAuthError) -> None:
+        self._count("refused")
+        self._count(f"refused_{exc.reason}")
+        sender = claimed_sender(doc)
+        self.log.warning_for(
+            f"refused {msg.kind.value} {exc.reason}",
+            "REFUSED %s on %s (claimed sender %r): %s",
+            msg.kind.value,
+            printable(msg.topic, 200),
+            sender,
+            exc,
+        )
+        verdict = msg.verdict(accepted=False, reason=exc.reason, detail=str(exc), sender=sender)
+        self.gate.offer(describe_doc(verdict, doc))
+
+    def _accepted(self, msg: _Incoming, record: Override | PlanAck, verified: Verified) -> None:
+        self._count("accepted")
+        role = verified.role.value if verified.role is not None else "unauthenticated"
+        verdict = msg.verdict(
+            accepted=True,
+            detail=f"signed by {verified.label}",
+            sender=verified.sender or "",
+            role=role,
+        )
+        verdict = describe_record(verdict, record)
+        ix = msg.intersection
+        if isinstance(record, Override):
+            self.log.info_for(
+                f"override {ix}", "override for %s: %s (%s)", ix, verdict.action, verdict.detail
             )
+            self.gate.offer(verdict)
             with self._lock:
-                ack_handlers = list(self._ack_handlers)
-            for ack_cb in ack_handlers:
-                self._call(ack_cb, ack, topic)
-        elif parsed.kind is TopicKind.OVERRIDE:
-            override = decode_override(payload, ix)
-            log.info(
-                "override for %s: %s by %s (%s)",
-                ix,
-                override.action.value,
-                override.who,
-                override.why,
-            )
-            with self._lock:
-                ov_handlers = list(self._override_handlers)
-            for ov_cb in ov_handlers:
-                self._call(ov_cb, override, topic)
+                handlers: list[Callable[[Any], None]] = list(self._override_handlers)
         else:
-            raise PayloadError(f"the engine does not take {parsed.kind.value} messages on {topic}")
+            self.log.info_for(
+                f"ack {ix}", "plan ack for %s: %s (%s)", ix, verdict.action, verdict.detail
+            )
+            if record.result is AckResult.REJECTED:
+                self.gate.offer(verdict)
+            with self._lock:
+                handlers = list(self._ack_handlers)
+        for callback in handlers:
+            self._call(callback, record, msg.topic)
 
     def _call(self, callback: Callable[[Any], None], arg: object, topic: str) -> None:
         try:
             callback(arg)
         except Exception:  # a handler's failure must not stop the network thread
-            with self._lock:
-                self._handler_errors += 1
-            log.exception("handler %r failed on a message from %s", callback, topic)
+            self._count("handler_errors")
+            log.exception("handler %r failed on a message from %s", callback, printable(topic, 200))

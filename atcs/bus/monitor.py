@@ -2,7 +2,9 @@
 
 Used by ``atcs watch``; works against any broker that carries the contract. The client uses
 a clean session (it wants the current state, which retained messages give on subscribe)
-and subscribes in ``on_connect`` so that it survives broker restarts.
+and subscribes in ``on_connect`` so that it survives broker restarts. Every callback is
+guarded and the network thread watched (:mod:`atcs.bus.guard`): a poisoned retained
+message is counted as malformed and the table goes on.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
 from atcs.bus.connection import connect_async, default_client_id, describe_refusal, make_client
+from atcs.bus.guard import CallbackGuard, NetworkWatch
 from atcs.bus.payloads import decode_camera_status, decode_segment_metrics
 from atcs.bus.topics import TopicKind, Topics
 from atcs.config.bus import MqttConfig
 from atcs.errors import PayloadError
+from atcs.logthrottle import ThrottledLog
+from atcs.text import printable
 from atcs.types import CameraId, CameraStatus, SegmentId, SegmentMetrics
 
 log = logging.getLogger(__name__)
@@ -61,6 +66,7 @@ class LiveState:
         self._cameras: dict[CameraId, CameraStatus] = {}
         self.received = 0
         self.malformed = 0
+        self.log = ThrottledLog(log, burst=10)
 
     def handle(self, topic: str, payload: bytes, now: datetime | None = None) -> None:
         """Take one message; malformed or foreign ones are logged and counted."""
@@ -85,7 +91,9 @@ class LiveState:
         except PayloadError as exc:
             with self._lock:
                 self.malformed += 1
-            log.warning("dropped malformed message on %s: %s", topic, exc)
+            self.log.warning_for(
+                "malformed", "dropped malformed message on %s: %s", printable(topic, 200), exc
+            )
 
     def _keep(self, m: SegmentMetrics) -> bool:
         old = self._segments.get(m.segment_id)
@@ -119,17 +127,24 @@ class BusMonitor:
         self.connected = threading.Event()
         self.last_error = ""
         self._client: mqtt.Client | None = None
+        self.guard = CallbackGuard("atcs watch")
+        self._watch: NetworkWatch | None = None
 
     def start(self) -> None:
         """Connect in the background (retrying with backoff); raises BusError on bad settings."""
         client = make_client(self.config, self.client_id)
-        client.on_connect = self._on_connect
-        client.on_connect_fail = self._on_connect_fail
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
+        client.on_connect = self.guard.wrap("on_connect", self._on_connect)
+        client.on_connect_fail = self.guard.wrap("on_connect_fail", self._on_connect_fail)
+        client.on_disconnect = self.guard.wrap("on_disconnect", self._on_disconnect)
+        client.on_message = self.guard.wrap("on_message", self._on_message)
         self._client = client
         connect_async(client, self.config)
-        client.loop_start()
+        self._watch = NetworkWatch(client, "atcs watch", housekeeping=self._housekeeping)
+        self._watch.start()
+
+    def _housekeeping(self) -> None:
+        self.guard.flush()
+        self.state.log.flush()
 
     def wait_connected(self, timeout_s: float) -> bool:
         """Block until subscribed or ``timeout_s`` seconds passed; True when subscribed."""
@@ -137,10 +152,14 @@ class BusMonitor:
 
     def snapshot(self) -> Snapshot:
         """Return the current state (see :class:`Snapshot`)."""
-        return self.state.snapshot(self.connected.is_set(), self.last_error)
+        alive = self._watch is not None and self._watch.alive()
+        error = self.last_error if alive else "the MQTT network thread is not running"
+        return self.state.snapshot(self.connected.is_set() and alive, error)
 
     def close(self) -> None:
         """Disconnect and stop the network thread."""
+        if self._watch is not None:
+            self._watch.stop()
         client = self._client
         if client is not None:
             client.disconnect()

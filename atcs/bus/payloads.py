@@ -8,12 +8,22 @@ with the reason for malformed or foreign messages.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 
+from atcs.bus.codec import (
+    MAX_PAYLOAD_BYTES,  # noqa: F401 - re-exported
+    Received,
+    build,
+    dump,
+    iso_utc,
+    load,
+    load_for_topic,
+    meta_of,
+    opt_float,
+    opt_time,
+    parse_time,
+    with_meta,
+)
 from atcs.bus.messages import (
     AckResult,
     EngineState,
@@ -23,9 +33,9 @@ from atcs.bus.messages import (
     OverrideAction,
     PlanAck,
 )
-from atcs.bus.schemas import SCHEMA_IDS, validate
+from atcs.bus.schemas import SCHEMA_IDS
 from atcs.bus.topics import TopicKind
-from atcs.errors import DataError, PayloadError
+from atcs.errors import PayloadError
 from atcs.types import (
     CameraId,
     CameraState,
@@ -44,112 +54,6 @@ from atcs.types import (
     TimingPlan,
     VehicleClass,
 )
-
-MAX_PAYLOAD_BYTES = 256 * 1024
-"""Larger incoming payloads are refused without parsing."""
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Received(Generic[T]):
-    """A decoded record and, for messages the engine queued, their stream identity."""
-
-    record: T
-    meta: MessageMeta | None
-
-
-def iso_utc(when: datetime) -> str:
-    """``when`` as ISO-8601 UTC with microseconds and ``Z``; naive datetimes are refused."""
-    if when.tzinfo is None:
-        raise DataError("datetimes on the bus must be timezone-aware")
-    return when.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _parse_time(text: str) -> datetime:
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise PayloadError(f"bad ISO-8601 datetime {text!r}: {exc}") from None
-    if when.tzinfo is None:
-        raise PayloadError(f"datetime {text!r} has no UTC offset")
-    return when.astimezone(UTC)
-
-
-def _opt_time(value: Any) -> datetime | None:
-    return None if value is None else _parse_time(str(value))
-
-
-def _opt_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _dump(doc: dict[str, Any]) -> bytes:
-    try:
-        return json.dumps(doc, allow_nan=False, separators=(",", ":")).encode("utf-8")
-    except ValueError as exc:
-        raise DataError(f"{doc.get('schema')}: cannot encode as JSON: {exc}") from None
-
-
-def _with_meta(doc: dict[str, Any], meta: MessageMeta) -> dict[str, Any]:
-    doc["stream"] = meta.stream
-    doc["seq"] = meta.seq
-    return doc
-
-
-def _meta(doc: Mapping[str, Any]) -> MessageMeta | None:
-    if "stream" in doc and "seq" in doc:
-        return MessageMeta(str(doc["stream"]), int(doc["seq"]))
-    return None
-
-
-def load(
-    kind: TopicKind,
-    payload: bytes | str,
-    explain: Callable[[dict[str, Any]], None] | None = None,
-) -> dict[str, Any]:
-    """Parse and validate ``payload`` as a ``kind`` message; raise :class:`PayloadError`.
-
-    ``explain`` may raise a clearer :class:`PayloadError` before the schema check.
-    """
-    raw = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
-    if len(raw) > MAX_PAYLOAD_BYTES:
-        raise PayloadError(f"{kind.value} payload of {len(raw)} bytes exceeds {MAX_PAYLOAD_BYTES}")
-    if not raw:
-        raise PayloadError(f"empty payload where a {kind.value} message was expected")
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise PayloadError(f"{kind.value} payload is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise PayloadError(f"{kind.value} payload is not JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise PayloadError(f"{kind.value} payload is a JSON {type(doc).__name__}, not an object")
-    expected = SCHEMA_IDS[kind]
-    found = doc.get("schema")
-    if found is None:
-        raise PayloadError(f"foreign message: no 'schema' field (expected {expected!r})")
-    if found != expected:
-        raise PayloadError(f"foreign message: schema {found!r} where {expected!r} was expected")
-    if explain is not None:
-        explain(doc)
-    validate(kind, doc)
-    return doc
-
-
-def _load_for_topic(
-    kind: TopicKind,
-    payload: bytes | str,
-    key: str,
-    topic_ident: str | None,
-    explain: Callable[[dict[str, Any]], None] | None = None,
-) -> dict[str, Any]:
-    """:func:`load`, then check that the payload's ``key`` names the topic's ``topic_ident``."""
-    doc = load(kind, payload, explain)
-    if topic_ident is not None and key in doc and doc[key] != topic_ident:
-        raise PayloadError(f"payload {key} {doc[key]!r} does not match the topic's {topic_ident!r}")
-    return doc
-
 
 # Segment metrics -----------------------------------------------------------------------
 
@@ -190,20 +94,24 @@ def encode_segment_metrics(metrics: SegmentMetrics, meta: MessageMeta) -> bytes:
         "congested": metrics.congested,
         "stale": metrics.stale,
     }
-    return _dump(_with_meta(doc, meta))
+    return dump(with_meta(doc, meta))
 
 
 def decode_segment_metrics(
     payload: bytes | str, topic_ident: str | None = None
 ) -> Received[SegmentMetrics]:
     """Validate and read a segment metrics payload (``topic_ident``: segment in the topic)."""
-    doc = _load_for_topic(TopicKind.SEGMENT_METRICS, payload, "segment", topic_ident)
-    record = SegmentMetrics(
+    doc = load_for_topic(TopicKind.SEGMENT_METRICS, payload, "segment", topic_ident)
+    return build(TopicKind.SEGMENT_METRICS, lambda: Received(_metrics_record(doc), meta_of(doc)))
+
+
+def _metrics_record(doc: dict[str, Any]) -> SegmentMetrics:
+    return SegmentMetrics(
         site_id=SiteId(doc["site"]),
         camera_id=CameraId(doc["camera"]),
         segment_id=SegmentId(doc["segment"]),
-        window_start=_parse_time(doc["window_start"]),
-        window_end=_parse_time(doc["window_end"]),
+        window_start=parse_time(doc["window_start"]),
+        window_end=parse_time(doc["window_end"]),
         frames=int(doc["frames"]),
         vehicles=float(doc["vehicles"]),
         vehicles_by_class={
@@ -224,15 +132,14 @@ def decode_segment_metrics(
             )
             for f in doc["flows"]
         ),
-        queue_m=_opt_float(doc["queue_m"]),
-        queue_max_m=_opt_float(doc["queue_max_m"]),
+        queue_m=opt_float(doc["queue_m"]),
+        queue_max_m=opt_float(doc["queue_max_m"]),
         los=LevelOfService(doc["los"]),
         congested=bool(doc["congested"]),
         stale=bool(doc["stale"]),
-        observed_s=_opt_float(doc.get("observed_s")),
+        observed_s=opt_float(doc.get("observed_s")),
         partial=bool(doc.get("partial", False)),
     )
-    return Received(record, _meta(doc))
 
 
 # Camera status -------------------------------------------------------------------------
@@ -249,22 +156,25 @@ def encode_camera_status(site_id: SiteId, status: CameraStatus, meta: MessageMet
         "last_frame_at": None if status.last_frame_at is None else iso_utc(status.last_frame_at),
         "detail": status.detail[:1000],
     }
-    return _dump(_with_meta(doc, meta))
+    return dump(with_meta(doc, meta))
 
 
 def decode_camera_status(
     payload: bytes | str, topic_ident: str | None = None
 ) -> Received[CameraStatus]:
     """Validate and read a camera status payload (``topic_ident``: camera in the topic)."""
-    doc = _load_for_topic(TopicKind.CAMERA_STATUS, payload, "camera", topic_ident)
-    record = CameraStatus(
+    doc = load_for_topic(TopicKind.CAMERA_STATUS, payload, "camera", topic_ident)
+    return build(TopicKind.CAMERA_STATUS, lambda: Received(_camera_record(doc), meta_of(doc)))
+
+
+def _camera_record(doc: dict[str, Any]) -> CameraStatus:
+    return CameraStatus(
         camera_id=CameraId(doc["camera"]),
         state=CameraState(doc["state"]),
         fps=float(doc["fps"]),
-        last_frame_at=_opt_time(doc["last_frame_at"]),
+        last_frame_at=opt_time(doc["last_frame_at"]),
         detail=str(doc["detail"]),
     )
-    return Received(record, _meta(doc))
 
 
 # Timing plan ---------------------------------------------------------------------------
@@ -295,15 +205,19 @@ def encode_timing_plan(site_id: SiteId, plan: TimingPlan, meta: MessageMeta) -> 
         "data_age_s": plan.data_age_s,
         "extra": dict(plan.extra),
     }
-    return _dump(_with_meta(doc, meta))
+    return dump(with_meta(doc, meta))
 
 
 def decode_timing_plan(
     payload: bytes | str, topic_ident: str | None = None
 ) -> Received[TimingPlan]:
     """Validate and read a plan payload (``topic_ident``: intersection in the topic)."""
-    doc = _load_for_topic(TopicKind.TIMING_PLAN, payload, "intersection", topic_ident)
-    record = TimingPlan(
+    doc = load_for_topic(TopicKind.TIMING_PLAN, payload, "intersection", topic_ident)
+    return build(TopicKind.TIMING_PLAN, lambda: Received(_plan_record(doc), meta_of(doc)))
+
+
+def _plan_record(doc: dict[str, Any]) -> TimingPlan:
+    return TimingPlan(
         intersection_id=IntersectionId(doc["intersection"]),
         plan_id=str(doc["plan_id"]),
         controller=str(doc["controller"]),
@@ -319,12 +233,11 @@ def decode_timing_plan(
             )
             for p in doc["phases"]
         ),
-        valid_from=_parse_time(doc["valid_from"]),
+        valid_from=parse_time(doc["valid_from"]),
         reason=str(doc["reason"]),
-        data_age_s=_opt_float(doc["data_age_s"]),
+        data_age_s=opt_float(doc["data_age_s"]),
         extra={str(k): float(v) for k, v in doc["extra"].items()},
     )
-    return Received(record, _meta(doc))
 
 
 # Engine status -------------------------------------------------------------------------
@@ -341,18 +254,21 @@ def encode_engine_status(status: EngineStatus) -> bytes:
     }
     if status.at is not None:
         doc["at"] = iso_utc(status.at)
-    return _dump(doc)
+    return dump(doc)
 
 
 def decode_engine_status(payload: bytes | str) -> EngineStatus:
     """Validate and read an engine status payload."""
     doc = load(TopicKind.ENGINE_STATUS, payload)
-    return EngineStatus(
-        state=EngineState(doc["state"]),
-        version=str(doc["version"]),
-        site_id=SiteId(doc["site"]),
-        client_id=str(doc["client_id"]),
-        at=_opt_time(doc.get("at")),
+    return build(
+        TopicKind.ENGINE_STATUS,
+        lambda: EngineStatus(
+            state=EngineState(doc["state"]),
+            version=str(doc["version"]),
+            site_id=SiteId(doc["site"]),
+            client_id=str(doc["client_id"]),
+            at=opt_time(doc.get("at")),
+        ),
     )
 
 
@@ -372,19 +288,32 @@ def encode_plan_ack(ack: PlanAck) -> bytes:
         doc["controller_id"] = ack.controller_id
     if ack.at is not None:
         doc["at"] = iso_utc(ack.at)
-    return _dump(doc)
+    return dump(doc)
+
+
+def load_plan_ack(payload: bytes | str, intersection: IntersectionId) -> dict[str, Any]:
+    """Parse and check an ack received on the ack topic of ``intersection`` (a document)."""
+    return load_for_topic(TopicKind.PLAN_ACK, payload, "intersection", intersection)
 
 
 def decode_plan_ack(payload: bytes | str, intersection: IntersectionId) -> PlanAck:
     """Validate and read an ack received on the ack topic of ``intersection``."""
-    doc = _load_for_topic(TopicKind.PLAN_ACK, payload, "intersection", intersection)
+    return plan_ack_from_doc(load_plan_ack(payload, intersection), intersection)
+
+
+def plan_ack_from_doc(doc: dict[str, Any], intersection: IntersectionId) -> PlanAck:
+    """Return the :class:`PlanAck` of a document checked by :func:`load_plan_ack`."""
+    return build(TopicKind.PLAN_ACK, lambda: _ack_record(doc, intersection))
+
+
+def _ack_record(doc: dict[str, Any], intersection: IntersectionId) -> PlanAck:
     return PlanAck(
         intersection_id=intersection,
         plan_id=str(doc["plan_id"]),
         result=AckResult(doc["result"]),
         reason=str(doc.get("reason", "")),
         controller_id=str(doc.get("controller_id", "")),
-        at=_opt_time(doc.get("at")),
+        at=opt_time(doc.get("at")),
     )
 
 
@@ -406,7 +335,7 @@ def encode_override(override: Override) -> bytes:
         doc["plan_name"] = override.plan_name
     if override.greens_s:
         doc["greens_s"] = {str(k): float(v) for k, v in override.greens_s.items()}
-    return _dump(doc)
+    return dump(doc)
 
 
 def _explain_override(doc: dict[str, Any]) -> None:
@@ -417,17 +346,30 @@ def _explain_override(doc: dict[str, Any]) -> None:
         raise PayloadError(f"override {doc['action']!r} takes no plan_name or greens_s")
 
 
-def decode_override(payload: bytes | str, intersection: IntersectionId) -> Override:
-    """Validate and read an override received on the override topic of ``intersection``."""
-    doc = _load_for_topic(
+def load_override(payload: bytes | str, intersection: IntersectionId) -> dict[str, Any]:
+    """Parse and check an override received on the topic of ``intersection`` (a document)."""
+    return load_for_topic(
         TopicKind.OVERRIDE, payload, "intersection", intersection, _explain_override
     )
+
+
+def decode_override(payload: bytes | str, intersection: IntersectionId) -> Override:
+    """Validate and read an override received on the override topic of ``intersection``."""
+    return override_from_doc(load_override(payload, intersection), intersection)
+
+
+def override_from_doc(doc: dict[str, Any], intersection: IntersectionId) -> Override:
+    """Return the :class:`Override` of a document checked by :func:`load_override`."""
+    return build(TopicKind.OVERRIDE, lambda: _override_record(doc, intersection))
+
+
+def _override_record(doc: dict[str, Any], intersection: IntersectionId) -> Override:
     return Override(
         intersection_id=intersection,
         action=OverrideAction(doc["action"]),
         who=str(doc["who"]),
         why=str(doc["why"]),
-        at=_opt_time(doc.get("at")),
+        at=opt_time(doc.get("at")),
         plan_name=doc.get("plan_name"),
         greens_s={PhaseId(k): float(v) for k, v in doc.get("greens_s", {}).items()},
     )

@@ -4,7 +4,10 @@ Threads: the service calls ``on_*`` (enqueue in memory, return at once); one wor
 writes what waits in memory to the :class:`~atcs.bus.outbox.Outbox`, hands queued
 messages to paho in order with at most ``inflight_max`` unacknowledged, and deletes each
 one when its PUBACK arrives; paho's network thread connects, reconnects with backoff,
-(re)subscribes in ``on_connect`` and decodes incoming acks and overrides.
+(re)subscribes in ``on_connect`` and admits incoming acks and overrides
+(:class:`~atcs.bus.control.ControlInbox`: bounded, authenticated, rate-limited, audited).
+Every paho callback is guarded and the network thread is watched and restarted if it dies
+(:mod:`atcs.bus.guard`); :meth:`MqttBus.health` says so.
 
 Delivery: at least once from the disk queue to the broker, in queue order, across broker
 restarts and engine restarts. A message can reach the broker twice only when the
@@ -29,14 +32,11 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
 from atcs import __version__
-from atcs.bus.connection import (
-    Will,
-    connect_async,
-    default_client_id,
-    describe_refusal,
-    make_client,
-)
+from atcs.bus.auth import ControlAuthenticator
+from atcs.bus.connection import Will, connect_async, default_client_id, make_client
 from atcs.bus.control import ControlInbox
+from atcs.bus.guard import WATCH_EVERY_S, CallbackGuard, NetworkWatch
+from atcs.bus.link import BrokerLink
 from atcs.bus.messages import EngineState, EngineStatus, Override, PlanAck
 from atcs.bus.outbox import NewMessage, Outbox
 from atcs.bus.payloads import (
@@ -47,6 +47,7 @@ from atcs.bus.payloads import (
 )
 from atcs.bus.sender import Sender
 from atcs.bus.topics import TopicKind, Topics
+from atcs.bus.verdicts import VerdictSink
 from atcs.config.bus import MqttConfig
 from atcs.errors import BusError, DataError
 from atcs.types import CameraStatus, SegmentMetrics, SiteId, TimingPlan
@@ -63,7 +64,10 @@ class MqttBus:
     """Publishes metrics, camera status and plans (retained, QoS 1) and receives control.
 
     ``state_dir`` holds the disk queue; ``site_id`` goes into every payload and the default
-    client id. Register control handlers with :meth:`on_ack` and :meth:`on_override`.
+    client id; ``environ`` (default: the process's) holds the MQTT password and the control
+    senders' keys; paho's network thread is checked every ``watch_every_s`` seconds. Register
+    control handlers with :meth:`on_ack` and :meth:`on_override`, the audit with
+    :meth:`on_verdict`.
     """
 
     def __init__(
@@ -74,6 +78,7 @@ class MqttBus:
         state_dir: str | Path,
         version: str = __version__,
         environ: Mapping[str, str] | None = None,
+        watch_every_s: float = WATCH_EVERY_S,
     ) -> None:
         self.config = config
         self.topics = Topics(config.prefix)
@@ -87,12 +92,18 @@ class MqttBus:
         self._sender: Sender | None = None
         self._pending: list[NewMessage] = []  # accepted before start()
         self._control = ControlInbox(self.topics)
-        self._conn: dict[str, int] = {"connects": 0, "disconnects": 0, "connect_failures": 0}
+        self._guard = CallbackGuard("MQTT bus")
+        self._watch: NetworkWatch | None = None
+        self._watch_every_s = watch_every_s
+        self._link = BrokerLink(
+            config,
+            self.client_id,
+            sender=lambda: self._sender,
+            on_up=self._on_up,
+            closing=lambda: self._closing,
+        )
         self._refused_after_close = 0
         self._bad_topics = 0
-        self._connected = False
-        self._last_error = ""
-        self._failing = False
 
     # Sink ---------------------------------------------------------------------------------
 
@@ -104,6 +115,8 @@ class MqttBus:
         """
         if self._sender is not None:
             raise BusError("MqttBus.start() called twice")
+        auth = ControlAuthenticator.from_config(self.config.control_auth, self._environ)
+        self._control.set_authenticator(auth)
         outbox = Outbox(self.queue_path, self.config.queue_max_messages)
         try:
             client = self._make_client()
@@ -120,7 +133,10 @@ class MqttBus:
         self._sender.enqueue(self._pending)
         self._pending = []
         connect_async(client, self.config)
-        client.loop_start()
+        self._watch = NetworkWatch(
+            client, "MQTT bus", housekeeping=self._housekeeping, every_s=self._watch_every_s
+        )
+        self._watch.start()
         self._sender.start()
         log.info(
             "MQTT bus: broker %s:%d, client id %s, prefix %s, disk queue %s (%d waiting)",
@@ -136,12 +152,18 @@ class MqttBus:
         will = Will(self.topics.engine_status(), self._status_payload(EngineState.OFFLINE, None))
         client = make_client(self.config, self.client_id, will=will, environ=self._environ)
         client.max_inflight_messages_set(self.config.inflight_max + 16)
-        client.on_connect = self._on_connect
-        client.on_connect_fail = self._on_connect_fail
-        client.on_disconnect = self._on_disconnect
-        client.on_publish = self._on_publish
-        client.on_message = self._control.handle
+        guard = self._guard.wrap
+        client.on_connect = guard("on_connect", self._link.on_connect)
+        client.on_connect_fail = guard("on_connect_fail", self._link.on_connect_fail)
+        client.on_disconnect = guard("on_disconnect", self._link.on_disconnect)
+        client.on_subscribe = guard("on_subscribe", self._link.on_subscribe)
+        client.on_publish = guard("on_publish", self._on_publish)
+        client.on_message = guard("on_message", self._control.handle)
         return client
+
+    def _housekeeping(self) -> None:
+        self._control.housekeeping()
+        self._guard.flush()
 
     def on_metrics(self, metrics: Sequence[SegmentMetrics]) -> None:
         """Queue one message per segment on ``{p}/segments/{segment}/metrics``."""
@@ -178,9 +200,19 @@ class MqttBus:
 
     def health(self) -> Mapping[str, float | int | str | bool]:
         """Return connection state, queue sizes and counters (``dropped_*``: what was lost)."""
-        out: dict[str, float | int | str | bool] = dict(self._conn)
-        out["connected"] = self._connected
-        out["last_error"] = self._last_error
+        out: dict[str, float | int | str | bool] = dict(self._link.counts)
+        alive = self._watch is not None and self._watch.alive()
+        out["connected"] = self._link.connected and alive
+        out["network_thread_alive"] = alive
+        out["network_thread_deaths"] = self._watch.deaths if self._watch is not None else 0
+        out["network_thread_restarts"] = self._watch.restarts if self._watch is not None else 0
+        out["callback_errors"] = self._guard.errors
+        out["last_error"] = self._link.last_error
+        if self._watch is not None and not alive:
+            out["last_error"] = "the MQTT network thread is not running"
+        out["control_auth"] = (
+            "insecure" if self.config.control_auth.insecure_allow_unsigned else "required"
+        )
         out["refused_after_close"] = self._refused_after_close
         if self._sender is not None:
             out.update(self._sender.counters())
@@ -203,11 +235,13 @@ class MqttBus:
         self._closing = True
         deadline = time.monotonic() + max(timeout_s, 0.0)
         sender, client = self._sender, self._client
+        if self._watch is not None:
+            self._watch.stop()
         stopped = sender is None or sender.stop(deadline, max(timeout_s, 0.0) + 5.0)
         if not stopped:
             log.error("MQTT bus worker did not stop; messages in memory may be lost")
         if client is not None:
-            if self._connected:
+            if self._link.connected:
                 info = client.publish(
                     self.topics.engine_status(),
                     self._status_payload(EngineState.OFFLINE, datetime.now(UTC)),
@@ -238,9 +272,17 @@ class MqttBus:
         self._control.add_override_handler(callback)
         self._subscribe_now(self.topics.all_overrides())
 
+    def on_verdict(self, callback: VerdictSink) -> None:
+        """Call ``callback`` with what became of control messages, for the audit log.
+
+        Every accepted override, every ack reporting a rejected plan and refused messages
+        within a budget (the rest summarised once a minute); on paho's thread.
+        """
+        self._control.gate.add_sink(callback)
+
     def _subscribe_now(self, topic_filter: str) -> None:
         client = self._client
-        if client is not None and self._connected:
+        if client is not None and self._link.connected:
             client.subscribe(topic_filter, qos=1)
 
     # Enqueue (service thread) -------------------------------------------------------------
@@ -271,34 +313,7 @@ class MqttBus:
         status = EngineStatus(state, self._version, self.site_id, self.client_id, at)
         return encode_engine_status(status)
 
-    def _on_connect(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        flags: mqtt.ConnectFlags,
-        reason_code: ReasonCode,
-        properties: object,
-    ) -> None:
-        if reason_code.is_failure:
-            text = describe_refusal(reason_code, self.config)
-            if text != self._last_error:
-                log.error("%s; retrying with backoff", text)
-            self._last_error = text
-            return
-        if self._sender is not None:
-            self._sender.connected()
-        self._connected = True
-        self._conn["connects"] += 1
-        self._last_error = ""
-        self._failing = False
-        log.info(
-            "MQTT connected to %s:%d as %s (session present: %s, %d message(s) on disk)",
-            self.config.host,
-            self.config.port,
-            self.client_id,
-            flags.session_present,
-            len(self._sender.outbox) if self._sender is not None else 0,
-        )
+    def _on_up(self, client: mqtt.Client) -> None:
         client.publish(
             self.topics.engine_status(),
             self._status_payload(EngineState.ONLINE, datetime.now(UTC)),
@@ -308,54 +323,6 @@ class MqttBus:
         filters = self._control.filters()
         if filters:
             client.subscribe([(f, 1) for f in filters])
-
-    def _on_connect_fail(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        detail: str = "unreachable, refused or TLS failure",
-    ) -> None:
-        self._conn["connect_failures"] += 1
-        text = f"cannot connect to MQTT broker {self.config.host}:{self.config.port} ({detail})"
-        if not self._failing:
-            log.warning(
-                "%s; retrying every %d..%d s",
-                text,
-                self.config.reconnect_min_s,
-                self.config.reconnect_max_s,
-            )
-        else:
-            log.debug("%s; still retrying", text)
-        self._failing = True
-        self._last_error = text
-
-    def _on_disconnect(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        flags: mqtt.DisconnectFlags,
-        reason_code: ReasonCode,
-        properties: object,
-    ) -> None:
-        was = self._sender.disconnected() if self._sender is not None else self._connected
-        self._connected = False
-        if not was and not self._closing and "refused" not in self._last_error:
-            self._on_connect_fail(
-                client, userdata, f"connection closed before CONNACK: {reason_code}"
-            )
-        if not was:
-            return
-        self._conn["disconnects"] += 1
-        if self._closing:
-            log.info("MQTT disconnected from %s:%d", self.config.host, self.config.port)
-        else:
-            log.warning(
-                "MQTT connection to %s:%d lost (%s); %d message(s) on disk; reconnecting",
-                self.config.host,
-                self.config.port,
-                reason_code,
-                len(self._sender.outbox) if self._sender is not None else 0,
-            )
 
     def _on_publish(
         self,

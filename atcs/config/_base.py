@@ -7,6 +7,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict
 
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
 
@@ -14,6 +15,15 @@ class StrictModel(BaseModel):
     """Base of every config model: unknown keys are errors and models are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def env_name(value: str, what: str) -> str:
+    """Return ``value`` if it can name an environment variable; ValueError saying ``what``."""
+    if not _ENV_NAME.match(value):
+        raise ValueError(
+            f"must be the NAME of an environment variable (letters, digits, '_'), not {what}"
+        )
+    return value
 
 
 def expand_env(text: str, environ: dict[str, str] | None = None) -> str:

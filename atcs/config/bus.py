@@ -7,10 +7,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from atcs.config._base import StrictModel
+from atcs.config._base import StrictModel, env_name
+from atcs.config.control_auth import ControlAuthConfig
 
 _TOPIC_LEVEL_BAD = re.compile(r"[+#\x00]")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class MqttConfig(StrictModel):
@@ -94,6 +94,13 @@ class MqttConfig(StrictModel):
         le=1_000_000,
         description="Messages waiting in memory to be written to the disk queue.",
     )
+    control_auth: ControlAuthConfig = Field(
+        default_factory=ControlAuthConfig,
+        description=(
+            "Authentication of overrides and plan acks received on the bus (see "
+            "docs/security.md); by default unsigned ones are refused and audited."
+        ),
+    )
 
     @field_validator("prefix")
     @classmethod
@@ -107,12 +114,7 @@ class MqttConfig(StrictModel):
     @field_validator("password_env")
     @classmethod
     def _valid_env_name(cls, value: str | None) -> str | None:
-        if value is not None and not _ENV_NAME.match(value):
-            raise ValueError(
-                "must be the NAME of an environment variable (letters, digits, '_'), "
-                "not the password itself"
-            )
-        return value
+        return None if value is None else env_name(value, "the password itself")
 
     @model_validator(mode="after")
     def _consistent(self) -> MqttConfig:

@@ -7,8 +7,16 @@ leave through one ``publish_plan`` callback (the engine hands each plan to every
 writes a ``signal_plan`` point).
 
 Acks, overrides, retained plans and camera health may arrive on other threads (paho's
-network thread): those calls only put the message in a bounded inbox (the oldest is dropped
-when it is full, and counted); :meth:`tick` applies them in arrival order before deciding.
+network thread): those calls only put the message in one of three bounded queues, and
+:meth:`tick` applies them before deciding, operator commands first:
+
+- operator overrides have their own queue and are never dropped behind other traffic; when
+  it is full (``inbox_max`` commands waiting for one tick) a new command is refused and
+  logged, the waiting ones kept;
+- the engine's own messages (camera health, retained plans) have theirs;
+- signal controllers' acks have theirs; when full the oldest ack is dropped (counted).
+
+Within a queue, messages are applied in arrival order.
 A message that cannot be honoured (unknown intersection, unknown plan id, an override
 without who/why ...) is logged with its reason and counted; it never stops the loop.
 """
@@ -27,6 +35,7 @@ from atcs.config.control import intersection_spec
 from atcs.control.state import ControlSettings, IntersectionState
 from atcs.control.supervisor import Supervisor
 from atcs.errors import ControlError
+from atcs.logthrottle import ThrottledLog
 from atcs.text import printable
 from atcs.types import CameraId, CameraStatus, IntersectionId, SegmentId, SegmentMetrics, TimingPlan
 
@@ -37,7 +46,7 @@ Clock = Callable[[], datetime]
 _Message = PlanAck | Override | TimingPlan | CameraStatus
 
 INBOX_MAX = 1000
-"""Messages waiting for the next tick; beyond this the oldest is dropped."""
+"""Messages of one queue waiting for the next tick (see the module docstring)."""
 
 
 def utc_now() -> datetime:
@@ -64,9 +73,12 @@ class ControlLoop:
         self._publish = publish_plan
         self._clock = clock
         self._lock = threading.Lock()
-        self._inbox: deque[_Message] = deque()
+        self._operator: deque[Override] = deque()
+        self._local: deque[_Message] = deque()
+        self._field: deque[_Message] = deque()
         self._inbox_max = inbox_max
         self._counts: Counter[str] = Counter()
+        self._log = ThrottledLog(log)
 
     @classmethod
     def from_config(
@@ -114,31 +126,49 @@ class ControlLoop:
 
     def on_ack(self, ack: PlanAck) -> None:
         """Take a signal controller's ack (applied at the next tick)."""
-        self._put(ack)
+        self._put(self._field, ack)
 
     def on_override(self, override: Override) -> None:
-        """Take an operator override (applied at the next tick)."""
-        self._put(override)
+        """Take an operator override (applied at the next tick, before anything else).
+
+        When ``inbox_max`` commands already wait for the tick, this one is refused (logged
+        and counted as ``operator_refused_full``); commands are never dropped once queued.
+        """
+        with self._lock:
+            if len(self._operator) < self._inbox_max:
+                self._operator.append(override)
+                return
+            self._counts["operator_refused_full"] += 1
+        log.error(
+            "operator queue full (%d commands wait for the tick): override %s for %s by %s refused",
+            self._inbox_max,
+            override.action.value,
+            override.intersection_id,
+            override.who,
+        )
 
     def on_camera_status(self, status: CameraStatus) -> None:
         """Take a camera's health (a camera that is not streaming makes its segments stale)."""
-        self._put(status)
+        self._put(self._local, status)
 
     def adopt(self, plan: TimingPlan) -> None:
         """Take a plan found on the bus (a retained plan at start-up) as what the signal runs."""
-        self._put(plan)
+        self._put(self._local, plan)
 
-    def _put(self, message: _Message) -> None:
+    def _put(self, queue: deque[_Message], message: _Message) -> None:
         with self._lock:
-            if len(self._inbox) >= self._inbox_max:
-                dropped = self._inbox.popleft()
+            dropped = None
+            if len(queue) >= self._inbox_max:
+                dropped = queue.popleft()
                 self._counts["inbox_dropped"] += 1
-                log.warning(
-                    "control inbox full (%d): dropped the oldest message (%s)",
-                    self._inbox_max,
-                    type(dropped).__name__,
-                )
-            self._inbox.append(message)
+            queue.append(message)
+        if dropped is not None:
+            self._log.warning_for(
+                f"control inbox full {type(dropped).__name__}",
+                "control inbox full (%d): dropped the oldest message (%s)",
+                self._inbox_max,
+                type(dropped).__name__,
+            )
 
     # The tick (engine thread) ------------------------------------------------------------
 
@@ -147,8 +177,9 @@ class ControlLoop:
         at = self._clock() if now is None else now
         out: list[TimingPlan] = []
         with self._lock:
-            waiting = list(self._inbox)
-            self._inbox.clear()
+            waiting: list[_Message] = [*self._operator, *self._local, *self._field]
+            for queue in (self._operator, self._local, self._field):
+                queue.clear()
             for message in waiting:
                 self._apply(message, at)
             for ix, sup in self._supervisors.items():
@@ -173,7 +204,7 @@ class ControlLoop:
             text = (
                 f"{what} for unknown intersection '{printable(ix, 100)}' rejected; known: {known}"
             )
-            log.warning("%s", text)
+            self._log.warning_for(f"unknown intersection {what}", "%s", text)
             raise ControlError(text)
         return sup
 

@@ -18,7 +18,9 @@ next regular decision. Every proposal passes :func:`controllers.enforce` against
 in force, so the plan that leaves starts at a cycle boundary and changes by no more than
 the allowed step; it is published when it differs from the plan that would otherwise run
 (and the plan in force is published again every ``republish_every_s``). Every decision,
-override, ack and rejection is logged with its reason and kept in a bounded history.
+override, ack and rejection is kept in a bounded history and logged with its reason (at
+most 20 lines a minute per kind of event, then a "suppressed N" summary: a flood of acks
+cannot flood the log).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from atcs.control.state import (
 )
 from atcs.control.tracker import PlanTracker
 from atcs.errors import ControlError
+from atcs.logthrottle import ThrottledLog
 from atcs.text import printable
 from atcs.types import CameraId, CameraStatus, SegmentId, SegmentMetrics, TimingPlan
 from controllers import (
@@ -150,6 +153,7 @@ class Supervisor:
         self._stale = False
         self._last_reason = "no decision yet"
         self._last_code: tuple[str, ReasonParams] = ("no_decision", {})
+        self._log = ThrottledLog(log, burst=20, max_keys=len(EventKind))  # per kind a minute
 
     @property
     def intersection_id(self) -> str:
@@ -457,7 +461,7 @@ class Supervisor:
             for k, v in code[1].items()
         }
         self._history.append(ControlEvent(now, kind, text, plan_id, code[0], params))
-        log.log(level, "intersection %s: %s", self.spec.intersection_id, text)
+        self._log.emit(level, kind.value, "intersection %s: %s", self.spec.intersection_id, text)
 
     def state(self, now: datetime) -> IntersectionState:
         """Return a snapshot for dashboards and health checks."""

@@ -91,6 +91,8 @@ def normalise_health(sink: object, health: HealthMap) -> OutputHealth:
         disk = _int(health.get("disk_queue"))
         queued = disk + _int(health.get("memory_queue"))
         state = "connected" if connected else "disconnected"
+        if health.get("network_thread_alive") is False:  # nothing is sent or received
+            state = "network thread dead"
         return OutputHealth("MQTT broker", "mqtt", connected, state, error, queued, disk, health)
     if isinstance(sink, InfluxSink):
         state = str(health.get("state", "unknown"))

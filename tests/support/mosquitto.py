@@ -2,7 +2,8 @@
 
 :class:`Mosquitto` runs Debian's ``mosquitto`` with a generated config: anonymous, with a
 user name and password (a ``mosquitto_passwd`` file), or with TLS (a throwaway CA, server
-and client certificate made with ``openssl``; client certificates optionally required).
+and client certificate made with ``openssl``; client certificates optionally required); or
+with a config of the test's own (``template``, e.g. the shipped one with throwaway paths).
 A broker can be killed (SIGKILL, as a crash), stopped (SIGTERM) and started again on the
 same port and data folder mid-test; :meth:`Mosquitto.save` (SIGUSR1) writes its
 persistence file, so sessions survive a later kill.
@@ -105,6 +106,7 @@ class Mosquitto:
         tls: TlsFiles | None = None,
         require_client_cert: bool = False,
         persistence: bool = False,
+        template: str | None = None,
     ) -> None:
         if not os.path.exists(MOSQUITTO):
             pytest.fail("mosquitto not found: install Debian's 'mosquitto' package")
@@ -150,6 +152,12 @@ class Mosquitto:
                 f"certfile {tls.server_cert}",
                 f"keyfile {tls.server_key}",
                 f"require_certificate {'true' if require_client_cert else 'false'}",
+            ]
+        if template is not None:  # a whole config of its own: {port} and {folder} filled in
+            lines = [
+                *template.format(port=self.port, folder=folder).splitlines(),
+                f"log_dest file {self.log_file}",
+                *(["user root"] if os.geteuid() == 0 else []),
             ]
         self.conf_file.write_text("\n".join(lines) + "\n")
 

@@ -201,6 +201,30 @@ def test_the_inbox_is_bounded_and_drops_the_oldest(
     assert small.counters()["acks"] == 3
 
 
+def test_operator_commands_are_never_dropped_behind_acks(tmp_path: Path) -> None:
+    published: list[TimingPlan] = []
+    loop, clock = make_loop(tmp_path, published)
+    small = ControlLoop([loop.supervisor(IX)], published.append, clock=clock, inbox_max=3)
+    small.tick()
+    for i in range(500):
+        small.on_ack(PlanAck(IX, f"bogus-{i}", AckResult.REJECTED, "flood"))
+        if i == 250:
+            small.on_override(override(OverrideAction.HOLD, who="Kompol Sari"))
+    small.tick()
+    state = small.state()[IX]
+    assert state.override is not None
+    assert state.override.who == "Kompol Sari"
+    counts = small.counters()
+    assert counts["overrides"] == 1
+    assert counts["inbox_dropped"] == 497
+    # a full operator queue refuses the newest command, and keeps the waiting ones
+    for i in range(4):
+        small.on_override(override(OverrideAction.RELEASE, why=f"r{i}"))
+    assert small.counters()["operator_refused_full"] == 1
+    small.tick()
+    assert small.counters()["overrides"] == 4
+
+
 def test_a_failing_publisher_does_not_stop_control(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
