@@ -27,6 +27,9 @@ RANGES: dict[str, tuple[timedelta, int]] = {
 
 CLASSES = [vc.label for vc in VehicleClass]
 
+STORED_YEARS = (1970, 2200)
+"""Days outside these years hold nothing (InfluxDB keeps 1677..2262): no query is made."""
+
 
 class QueryClient(Protocol):
     """What history needs from InfluxDB: one InfluxQL statement, its ``results`` list."""
@@ -207,7 +210,11 @@ def daily_report(
     client: QueryClient, site: str, segments: Sequence[str], day: date, timezone: str
 ) -> DailyReport:
     """Return the report of ``day`` (site local time) for ``segments`` in their order."""
-    start, end = local_day(day, timezone)
+    start, end = (
+        local_day(day, timezone)
+        if 1 < day.year < 9999
+        else (datetime.min.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC))
+    )
     crossings = _crossing_fields()
     select = ", ".join(
         [
