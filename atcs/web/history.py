@@ -226,6 +226,10 @@ def daily_report(
         + [f'SUM("{f}") AS "{f}"' for f in crossings]
         + [f'MEAN("vehicles_{c}") AS "present_{c}"' for c in CLASSES]
     )
+    if not STORED_YEARS[0] <= day.year <= STORED_YEARS[1]:  # nothing stored: an empty day
+        empty = [SegmentDay(s, 0, 0.0, None, None) for s in segments]
+        rows = [ClassRow(s, c, 0, 0.0) for s in segments for c in CLASSES]
+        return DailyReport(day, timezone, start, end, empty, rows)
     q = (
         f'SELECT {select} FROM "segment_metrics" WHERE "site" = {_literal(site)} AND '  # noqa: S608 - quoted literals
         f'time >= {_time(start)} AND time < {_time(end)} GROUP BY "segment"'
