@@ -25,6 +25,7 @@ ENGINE_SENDS = {
     TopicKind.INCIDENT_EVENT,
     TopicKind.INCIDENT_STATE,
     TopicKind.TRAFFIC_FLOW_OBSERVED,
+    TopicKind.ALARM,
 }
 
 BINDINGS = {
@@ -68,6 +69,7 @@ def _address(kind: TopicKind) -> str:
         TopicKind.INCIDENT_EVENT: t.incident_events(SegmentId("{segment}")),
         TopicKind.INCIDENT_STATE: t.incident_state(SegmentId("{segment}")),
         TopicKind.TRAFFIC_FLOW_OBSERVED: t.traffic_flow_observed(SegmentId("{segment}")),
+        TopicKind.ALARM: t.alarm("{alarm}"),
     }[kind]
 
 
