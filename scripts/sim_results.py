@@ -166,7 +166,7 @@ def markdown(table: dict[str, Any], command: str, clearances: str) -> str:
     for scenario, rows in table.items():
         engine = best(rows, [c for c, r in rows.items() if r["kind"] == "engine"])
         peer_env = best(rows, PEERS_IN_ENVELOPE)
-        peer = best(rows, [c for c, r in rows.items() if r["kind"] == "peer"])
+        peer = _best_free_peer(rows)
         target = RESCO_LEARNING_S.get(scenario)
         cells = [scenario]
         if engine is None:
