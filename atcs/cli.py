@@ -82,12 +82,43 @@ def _add_watch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("simulate", help="closed-loop signal control in Eclipse SUMO")
-    p.add_argument("--scenario", required=True, help="RESCO network name, 'demo' or .sumocfg")
     p.add_argument(
-        "--controller", action="append", required=True, help="controller name (repeatable)"
+        "--scenario",
+        required=True,
+        help="RESCO network name, 'ingolstadt7-restored', 'demo' or a .sumocfg path",
+    )
+    p.add_argument(
+        "--controller",
+        action="append",
+        help="controller name (repeatable; default: every engine controller, peer and reference)",
     )
     p.add_argument("--seconds", type=int, default=None, help="simulated seconds")
-    p.add_argument("--seed", type=int, default=1, help="random seed")
+    p.add_argument("--seed", type=int, default=1, help="first random seed")
+    p.add_argument("--seeds", type=int, default=1, help="number of seeds (runs per controller)")
+    p.add_argument(
+        "--clearances",
+        choices=("ite", "minimum"),
+        default="ite",
+        help="yellow/all-red per link: ITE formula (default) or 3 s / 1 s",
+    )
+    p.add_argument(
+        "--perfect-cameras", action="store_true", help="no camera misses or double counts"
+    )
+    p.add_argument(
+        "--camera-outages",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share (0..1) of approach cameras that go down once each",
+    )
+    p.add_argument("--outage-s", type=float, default=900.0, help="length of each camera outage (s)")
+    p.add_argument(
+        "--green-wave",
+        type=float,
+        default=0.0,
+        metavar="SPEED",
+        help="common cycle with offsets for a west-to-east green wave at SPEED m/s",
+    )
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 

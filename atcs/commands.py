@@ -141,15 +141,23 @@ def watch(args: argparse.Namespace) -> int:
 
 def simulate(args: argparse.Namespace) -> int:
     """Run the closed-loop SUMO evaluation (``atcs simulate``)."""
-    from atcs.sim import run_simulation
+    from atcs.sim import RunSettings, run_simulation
 
     run_simulation(
         scenario=args.scenario,
-        controllers=list(args.controller),
+        controllers=list(args.controller or []),
         seconds=args.seconds,
         seed=args.seed,
         out_dir=args.out,
         progress=not args.no_progress,
+        settings=RunSettings(
+            seeds=args.seeds,
+            clearances=args.clearances,
+            camera_errors=not args.perfect_cameras,
+            outage_share=args.camera_outages,
+            outage_s=args.outage_s,
+            green_wave_m_s=args.green_wave,
+        ),
     )
     return 0
 

@@ -142,32 +142,43 @@ def build_plan(
     )
 
 
+def zone_named(name: str, owner: str) -> ZoneInfo:
+    """Return the time zone ``name``; :class:`ControlError` naming ``owner`` when unknown."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ControlError(f"intersection {owner!r}: unknown time zone {name!r}") from exc
+
+
 def local_time_zone(spec: IntersectionSpec) -> ZoneInfo:
     """Return the intersection's time zone; :class:`ControlError` for an unknown name."""
-    try:
-        return ZoneInfo(spec.timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ControlError(
-            f"intersection {spec.intersection_id!r}: unknown time zone {spec.timezone!r}"
-        ) from exc
+    return zone_named(spec.timezone, spec.intersection_id)
 
 
-def active_fallback(spec: IntersectionSpec, now: datetime) -> FallbackPlan:
-    """Return the time-of-day plan in force at ``now`` (local time in ``spec.timezone``).
+def plan_in_force(
+    plans: Sequence[FallbackPlan], zone: ZoneInfo, now: datetime, owner: str
+) -> FallbackPlan:
+    """Return the time-of-day plan of ``plans`` in force at ``now`` (local time in ``zone``).
 
     That is the plan with the latest ``starts_at`` at or before the local time of day;
     before the earliest start, the last plan of the previous day still runs.
     """
     require_aware(now)
-    if not spec.fallback_plans:
-        raise ControlError(f"intersection {spec.intersection_id!r} has no fallback plan")
-    local = now.astimezone(local_time_zone(spec)).time().replace(tzinfo=None)
-    ordered = sorted(spec.fallback_plans, key=lambda f: f.starts_at.replace(tzinfo=None))
+    if not plans:
+        raise ControlError(f"intersection {owner!r} has no fallback plan")
+    local = now.astimezone(zone).time().replace(tzinfo=None)
+    ordered = sorted(plans, key=lambda f: f.starts_at.replace(tzinfo=None))
     current = ordered[-1]
     for plan in ordered:
         if plan.starts_at.replace(tzinfo=None) <= local:
             current = plan
     return current
+
+
+def active_fallback(spec: IntersectionSpec, now: datetime) -> FallbackPlan:
+    """Return the time-of-day plan in force at ``now`` (local time in ``spec.timezone``)."""
+    require_aware(now)
+    return plan_in_force(spec.fallback_plans, local_time_zone(spec), now, spec.intersection_id)
 
 
 def fallback_greens_s(spec: IntersectionSpec, plan: FallbackPlan) -> list[float]:

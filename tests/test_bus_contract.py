@@ -20,11 +20,20 @@ ENGINE_SENDS = {
     TopicKind.CAMERA_STATUS,
     TopicKind.SEGMENT_METRICS,
     TopicKind.TIMING_PLAN,
+    TopicKind.PHASE_COMMAND,
     TopicKind.MOVEMENT_COUNTS,
     TopicKind.INCIDENT_EVENT,
     TopicKind.INCIDENT_STATE,
     TopicKind.TRAFFIC_FLOW_OBSERVED,
     TopicKind.ALARM,
+}
+
+BINDINGS = {
+    # Commands expire within seconds: a retained one would only be refused later.
+    TopicKind.PHASE_COMMAND: {"qos": 1, "retain": False},
+    # A state every second: a lost one is replaced at once; a signed state is used once,
+    # so a retained copy would only be refused as a replay.
+    TopicKind.SIGNAL_STATE: {"qos": 0, "retain": False},
 }
 NOT_RETAINED = {TopicKind.INCIDENT_EVENT}
 EXTERNAL_MODEL = {TopicKind.TRAFFIC_FLOW_OBSERVED}
@@ -54,6 +63,8 @@ def _address(kind: TopicKind) -> str:
         TopicKind.TIMING_PLAN: t.plan(IntersectionId("{intersection}")),
         TopicKind.PLAN_ACK: t.plan_ack(IntersectionId("{intersection}")),
         TopicKind.OVERRIDE: t.override(IntersectionId("{intersection}")),
+        TopicKind.PHASE_COMMAND: t.command(IntersectionId("{intersection}")),
+        TopicKind.SIGNAL_STATE: t.state(IntersectionId("{intersection}")),
         TopicKind.MOVEMENT_COUNTS: t.movements(IntersectionId("{intersection}")),
         TopicKind.INCIDENT_EVENT: t.incident_events(SegmentId("{segment}")),
         TopicKind.INCIDENT_STATE: t.incident_state(SegmentId("{segment}")),
@@ -105,5 +116,6 @@ def test_asyncapi_has_a_channel_per_topic_with_its_schema_and_binding() -> None:
         (op,) = ops
         assert op["action"] == ("send" if kind in ENGINE_SENDS else "receive")
         retained = kind in ENGINE_SENDS and kind not in NOT_RETAINED
-        assert op["bindings"]["mqtt"] == {"qos": 1, "retain": retained}
+        default = {"qos": 1, "retain": retained}
+        assert op["bindings"]["mqtt"] == BINDINGS.get(kind, default)
     assert referenced == {schema_file_name(k) for k in TopicKind}

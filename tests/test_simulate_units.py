@@ -33,12 +33,15 @@ def _lane(lane_id: str, length: float = 100.0, **kw: object) -> LaneInfo:
 
 
 def cross_program() -> TlsProgram:
-    """Two approaches, one lane each, two phases, a program without all-red."""
+    """Two approaches, one lane each, two phases, a program without all-red.
+
+    The lanes are limited to 30 km/h, where the ITE clearances are 3 s and 1 s.
+    """
     links = (
         SignalLink(0, "ns_0", "out_s_0"),
         SignalLink(1, "ew_0", "out_w_0"),
     )
-    lanes = {ln: _lane(ln) for ln in ("ns_0", "ew_0", "out_s_0", "out_w_0")}
+    lanes = {ln: _lane(ln, speed_m_s=8.33) for ln in ("ns_0", "ew_0", "out_s_0", "out_w_0")}
     phases = (
         ProgramPhase("Gr", 30.0),
         ProgramPhase("yr", 3.0),
@@ -53,6 +56,8 @@ def test_spec_from_program_inserts_all_red_and_keeps_greens() -> None:
     spec = ix.spec
     validate_spec(spec)
     assert [p.phase_id for p in spec.phases] == ["P1", "P2"]
+    # ITE at 30 km/h: 1 + 8.33 / 6.1 = 2.37 s, raised to 3 s; all-red (0 m + 6 m) / 8.33
+    # m/s = 0.72 s, raised to 1 s: the program had none.
     assert [p.yellow_s for p in spec.phases] == [3.0, 3.0]
     assert [p.all_red_s for p in spec.phases] == [1.0, 1.0]  # inserted
     assert dict(spec.fallback_plans[0].greens_s) == {"P1": 30.0, "P2": 20.0}
@@ -151,6 +156,28 @@ def test_bridge_runs_plans_at_cycle_boundaries_and_acks() -> None:
         ("a", AckResult.APPLIED),
         ("b", AckResult.APPLIED),
     ]
+
+
+@pytest.mark.parametrize("offset_s", [7.0, 30.0])
+def test_bridge_honours_offsets_through_safe_transitions(offset_s: float) -> None:
+    ix = build_intersection(cross_program())
+    bridge = SignalBridge(ix, CLOCK, 1.0)
+    audit = SignalAudit(ix, CLOCK, "fixed")
+    plan = dataclasses.replace(_plan(ix, [30, 25], 0.0, "coordinated"), offset_s=offset_s)
+    bridge.receive(_payload(plan), 0.0)
+    starts = []
+    for t in range(1200):
+        state, _ = bridge.step(float(t))
+        assert state is not None
+        audit.observe(float(t), state, 1.0)
+        if bridge.cycle_start_s == t:
+            starts.append(t)
+    cycle = plan.cycle_s
+    on_grid = [(CLOCK.at(t).timestamp() - offset_s) % cycle == 0 for t in starts]
+    assert not on_grid[0]
+    assert all(on_grid[-10:])  # reached the grid, and stays on it
+    assert bridge.transition_cycles >= 1
+    assert audit.violations == 0, audit.messages
 
 
 def test_bridge_keeps_a_republished_running_plan() -> None:
@@ -280,20 +307,43 @@ def test_cameras_and_phase_measures() -> None:
 
 
 def test_summary_json_shape(tmp_path: Path) -> None:
-    from atcs.sim.results import ControllerResult, SimulationSummary, TripStats
+    from atcs.sim.results import (
+        ControllerResult,
+        ControllerSummary,
+        SimulationSummary,
+        TripStats,
+        percentile,
+    )
 
-    trips = TripStats(10, 1, 0, 30.0, 25.0, 60.0, 12.0, 5.0, 36.0, 0, 0)
-    res = ControllerResult("fixed", trips, 3.0, 0, (), 4, {"published": 2}, {"accepted": 2})
-    summary = SimulationSummary("demo", 0.0, 1000.0, 1, ("C",), (res,))
+    def run(seed: int, delay: float, stuck: int) -> ControllerResult:
+        trips = TripStats(10, 1, 0, delay, 25.0, 60.0, 12.0, 5.0, 36.0, 0, 0, delay * 2)
+        return ControllerResult(
+            "fixed", trips, 3.0, 0, (), 4, {"published": 2}, {"accepted": 2},
+            kind="engine", seed=seed, max_stopped_s=350.0 * bool(stuck), stuck_vehicles=stuck,
+        )  # fmt: skip
+
+    runs = (run(1, 30.0, 1), run(2, 50.0, 12), run(3, 34.0, 0))
+    summary = SimulationSummary(
+        "demo", 0.0, 1000.0, (1, 2, 3), ("C",), (ControllerSummary("fixed", "engine", runs),)
+    )
     summary.write(tmp_path / "summary.json")
     doc = json.loads((tmp_path / "summary.json").read_text())
     entry = doc["controllers"]["fixed"]
     for key in (
-        "mean_delay_s",
         "mean_trip_time_s",
         "mean_waiting_time_s",
         "vehicles_completed",
         "safety_violations",
     ):
         assert key in entry
+    assert entry["kind"] == "engine"
+    assert entry["mean_delay_s"] == pytest.approx(38.0)
+    assert entry["median_delay_s"] == pytest.approx(34.0)
+    assert entry["p95_delay_s"] == pytest.approx(76.0)
+    assert entry["gridlocks"] == 1  # seed 2: 12 vehicles stuck at once; seed 1 only one
+    assert entry["gridlocked"] is True
+    assert [r["seed"] for r in entry["runs"]] == [1, 2, 3]
+    assert "stood still" in doc["gridlock_definition"]
     assert "fixed" in summary.table()
+    assert percentile([5.0, 1.0, 3.0, 2.0, 4.0], 0.95) == 5.0
+    assert percentile([], 0.95) == 0.0

@@ -1,7 +1,7 @@
 """Authenticated control messages: who may send what, and checking each message.
 
-Control messages (operator overrides, plan acks; later signal-controller state and phase
-commands) carry an ``auth`` object::
+Control messages (operator overrides, plan acks, signal-controller states to the engine;
+phase commands from the engine to a signal controller) carry an ``auth`` object::
 
     "auth": {"sender": "console-1", "alg": "hmac-sha256" | "ed25519",
              "issued_at": "2026-03-01T07:30:00.000000Z", "expires_at": "...Z",
@@ -42,13 +42,16 @@ class SenderRole(enum.Enum):
 
     OPERATOR_CONSOLE = "operator_console"
     SIGNAL_CONTROLLER = "signal_controller"
+    ENGINE = "engine"
 
 
 ROLE_KINDS: dict[SenderRole, frozenset[TopicKind]] = {
     SenderRole.OPERATOR_CONSOLE: frozenset({TopicKind.OVERRIDE}),
-    SenderRole.SIGNAL_CONTROLLER: frozenset({TopicKind.PLAN_ACK}),
+    SenderRole.SIGNAL_CONTROLLER: frozenset({TopicKind.PLAN_ACK, TopicKind.SIGNAL_STATE}),
+    SenderRole.ENGINE: frozenset({TopicKind.PHASE_COMMAND}),
 }
-"""The kinds of control message each role may send."""
+"""The kinds of control message each role may send (``engine``: checked by a signal
+controller's adapter, which configures the engine as its one sender)."""
 
 AUTHENTICATED_KINDS = frozenset().union(*ROLE_KINDS.values())
 """Kinds whose messages must carry a valid ``auth`` object."""

@@ -26,8 +26,10 @@ MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_CONTROL_BYTES = 16 * 1024
 """Larger control messages (acks, overrides) are refused without parsing."""
 
-CONTROL_KINDS = frozenset({TopicKind.PLAN_ACK, TopicKind.OVERRIDE})
-"""Kinds that ask the engine to do something (bounded tighter, authenticated)."""
+CONTROL_KINDS = frozenset(
+    {TopicKind.PLAN_ACK, TopicKind.OVERRIDE, TopicKind.SIGNAL_STATE, TopicKind.PHASE_COMMAND}
+)
+"""Kinds that make the engine or a signal controller act (bounded tighter, authenticated)."""
 
 T = TypeVar("T")
 

@@ -1,11 +1,12 @@
-"""Incoming control messages: plan acks from signal controllers, overrides from operators.
+"""Incoming control messages: plan acks and states from signal controllers, overrides.
 
 :class:`ControlInbox` is paho's ``on_message``. For each message, in order:
 
 1. the topic must be a control topic of the contract; retained or empty messages are
    ignored (acks and overrides must not be retained);
-2. acks (field traffic) pass a rate limit per topic and one for all acks *before* parsing;
-   overrides are never dropped here, so an ack flood cannot push an operator's command out;
+2. acks and phase-by-phase states (field traffic) pass a rate limit per topic and one for
+   all of their kind *before* parsing; overrides are never dropped here, so a flood of
+   field messages cannot push an operator's command out;
 3. the payload is parsed within bounds and checked against its schema
    (:func:`atcs.bus.codec.load`);
 4. the authenticator checks sender, role, signature, times and nonce
@@ -13,7 +14,8 @@
 5. the record goes to the handlers (the control loop's own queues).
 
 Malformed messages are counted and logged (rate-limited); refused ones are counted, logged
-and audited (:class:`~atcs.bus.verdicts.VerdictGate`). Nothing raises into paho.
+and audited (:class:`~atcs.bus.verdicts.VerdictGate`). Accepted states (one a second per
+intersection) are counted, not audited. Nothing raises into paho.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import paho.mqtt.client as mqtt
 from atcs.bus.auth import ControlAuthenticator, Verified, claimed_sender
 from atcs.bus.messages import AckResult, Override, PlanAck
 from atcs.bus.payloads import load_override, load_plan_ack, override_from_doc, plan_ack_from_doc
+from atcs.bus.phase_payloads import POSIX, Clock, load_signal_state, signal_state_from_doc
 from atcs.bus.topics import TopicKind, Topics
 from atcs.bus.verdicts import ControlVerdict, VerdictGate, describe_doc, describe_record
 from atcs.config.control_auth import ControlAuthConfig
@@ -39,6 +42,7 @@ from atcs.logthrottle import ThrottledLog
 from atcs.ratelimit import RateLimiter
 from atcs.text import printable
 from atcs.types import IntersectionId
+from controllers.phase.commands import SignalState
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +50,18 @@ ACK_RATE_PER_TOPIC_S, ACK_BURST_PER_TOPIC = 20.0, 50
 """Acks taken per second on one ack topic (before parsing), and the burst."""
 ACK_RATE_ALL_S, ACK_BURST_ALL = 500.0, 1000
 """Acks taken per second on all ack topics together (before parsing), and the burst."""
+FIELD_LIMITS: dict[TopicKind, tuple[tuple[float, int], tuple[float, int]]] = {
+    TopicKind.PLAN_ACK: (
+        (ACK_RATE_PER_TOPIC_S, ACK_BURST_PER_TOPIC),
+        (ACK_RATE_ALL_S, ACK_BURST_ALL),
+    ),
+    TopicKind.SIGNAL_STATE: ((5.0, 10), (2000.0, 4000)),
+}
+"""Field messages taken before parsing: (rate/s, burst) per topic, then for all topics."""
 SENDER_LIMITS: dict[TopicKind, tuple[float, int]] = {
     TopicKind.OVERRIDE: (5.0, 20),
     TopicKind.PLAN_ACK: (20.0, 50),
+    TopicKind.SIGNAL_STATE: (50.0, 100),
 }
 """Accepted messages per second per verified sender (and burst), by kind."""
 
@@ -76,6 +89,14 @@ class _Incoming:
         return ControlVerdict(self.at, self.kind, self.topic, self.intersection, **fields)
 
 
+_TAKEN = (TopicKind.PLAN_ACK, TopicKind.OVERRIDE, TopicKind.SIGNAL_STATE)
+_LOADERS: dict[TopicKind, Callable[[bytes, IntersectionId], dict[str, Any]]] = {
+    TopicKind.OVERRIDE: load_override,
+    TopicKind.PLAN_ACK: load_plan_ack,
+    TopicKind.SIGNAL_STATE: load_signal_state,
+}
+
+
 class ControlInbox:
     """Admits control messages and dispatches them to handlers (see the module docstring)."""
 
@@ -84,16 +105,21 @@ class ControlInbox:
         topics: Topics,
         authenticator: ControlAuthenticator | None = None,
         gate: VerdictGate | None = None,
+        clock: Clock = POSIX,
     ) -> None:
         self._topics = topics
+        self._clock = clock
         self._auth = authenticator or ControlAuthenticator(ControlAuthConfig(), {})
         self.gate = gate or VerdictGate()
         self._lock = threading.Lock()
         self._ack_handlers: list[Callable[[PlanAck], None]] = []
         self._override_handlers: list[Callable[[Override], None]] = []
+        self._state_handlers: list[Callable[[SignalState], None]] = []
         self._counts: Counter[str] = Counter()
-        self._ack_topic_limit = RateLimiter(ACK_RATE_PER_TOPIC_S, ACK_BURST_PER_TOPIC)
-        self._ack_all_limit = RateLimiter(ACK_RATE_ALL_S, ACK_BURST_ALL)
+        self._field_limits = {
+            kind: (RateLimiter(*per_topic), RateLimiter(*together))
+            for kind, (per_topic, together) in FIELD_LIMITS.items()
+        }
         self._sender_limits = {
             kind: RateLimiter(rate, burst) for kind, (rate, burst) in SENDER_LIMITS.items()
         }
@@ -113,6 +139,11 @@ class ControlInbox:
         with self._lock:
             self._override_handlers.append(callback)
 
+    def add_state_handler(self, callback: Callable[[SignalState], None]) -> None:
+        """Register ``callback`` for phase-by-phase signal-controller states."""
+        with self._lock:
+            self._state_handlers.append(callback)
+
     def filters(self) -> list[str]:
         """Topic filters to subscribe to (only kinds that have a handler)."""
         out = []
@@ -121,6 +152,8 @@ class ControlInbox:
                 out.append(self._topics.all_plan_acks())
             if self._override_handlers:
                 out.append(self._topics.all_overrides())
+            if self._state_handlers:
+                out.append(self._topics.all_states())
         return out
 
     def counters(self) -> dict[str, int]:
@@ -165,37 +198,38 @@ class ControlInbox:
             self._malformed(topic, str(exc), payload)
             return
         kind, ident = parsed.kind, parsed.ident
-        if kind not in (TopicKind.PLAN_ACK, TopicKind.OVERRIDE) or ident is None:
+        if kind not in _TAKEN or ident is None:
             self._malformed(topic, f"the engine does not take {kind.value} messages", payload)
             return
         if message.retain:
             self._count("retained_ignored")
             self.log.warning_for(
                 f"retained {kind.value}",
-                "ignored retained message on %s: acks and overrides must not be retained "
-                "(clear it by publishing an empty retained message)",
+                "ignored retained message on %s: acks, states and overrides must not be "
+                "retained (clear it by publishing an empty retained message)",
                 topic,
             )
             return
-        if kind is TopicKind.PLAN_ACK and not self._ack_within_limits(topic):
+        if kind in self._field_limits and not self._field_within_limits(kind, topic):
             return
         self._admit(kind, topic, IntersectionId(ident), payload)
 
-    def _ack_within_limits(self, topic: str) -> bool:
-        if self._ack_topic_limit.allow(topic) and self._ack_all_limit.allow("all"):
+    def _field_within_limits(self, kind: TopicKind, topic: str) -> bool:
+        per_topic, together = self._field_limits[kind]
+        if per_topic.allow(topic) and together.allow("all"):
             return True
         self._count("rate_limited")
         self.log.warning_for(
-            "ack rate limit", "acks over the rate limit dropped (last on %s)", topic
+            f"{kind.value} rate limit",
+            "%s messages over the rate limit dropped (last on %s)",
+            kind.value,
+            topic,
         )
         return False
 
     def _admit(self, kind: TopicKind, topic: str, ix: IntersectionId, payload: bytes) -> None:
         try:
-            if kind is TopicKind.OVERRIDE:
-                doc = load_override(payload, ix)
-            else:
-                doc = load_plan_ack(payload, ix)
+            doc = _LOADERS[kind](payload, ix)
         except PayloadError as exc:
             self._malformed(topic, str(exc), payload, kind)
             return
@@ -203,11 +237,13 @@ class ControlInbox:
         try:
             verified = self._auth.check(kind, topic, ix, doc, msg.at)
             self._sender_within_limits(kind, verified)
-            record: Override | PlanAck = (
-                override_from_doc(doc, ix)
-                if kind is TopicKind.OVERRIDE
-                else plan_ack_from_doc(doc, ix)
-            )
+            record: Override | PlanAck | SignalState
+            if kind is TopicKind.OVERRIDE:
+                record = override_from_doc(doc, ix)
+            elif kind is TopicKind.PLAN_ACK:
+                record = plan_ack_from_doc(doc, ix)
+            else:
+                record = signal_state_from_doc(doc, ix, self._clock)
         except MessageAuthError as exc:
             self._refused(msg, doc, exc)
             return
@@ -249,8 +285,17 @@ class ControlInbox:
         verdict = msg.verdict(accepted=False, reason=exc.reason, detail=str(exc), sender=sender)
         self.gate.offer(describe_doc(verdict, doc))
 
-    def _accepted(self, msg: _Incoming, record: Override | PlanAck, verified: Verified) -> None:
+    def _accepted(
+        self, msg: _Incoming, record: Override | PlanAck | SignalState, verified: Verified
+    ) -> None:
         self._count("accepted")
+        if isinstance(record, SignalState):
+            self._count("states")
+            with self._lock:
+                state_handlers = list(self._state_handlers)
+            for on_state in state_handlers:
+                self._call(on_state, record, msg.topic)
+            return
         role = verified.role.value if verified.role is not None else "unauthenticated"
         verdict = msg.verdict(
             accepted=True,

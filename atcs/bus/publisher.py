@@ -4,8 +4,10 @@ Threads: the service calls ``on_*`` (enqueue in memory, return at once); one wor
 writes what waits in memory to the :class:`~atcs.bus.outbox.Outbox`, hands queued
 messages to paho in order with at most ``inflight_max`` unacknowledged, and deletes each
 one when its PUBACK arrives; paho's network thread connects, reconnects with backoff,
-(re)subscribes in ``on_connect`` and admits incoming acks and overrides
-(:class:`~atcs.bus.control.ControlInbox`: bounded, authenticated, rate-limited, audited).
+(re)subscribes in ``on_connect`` and admits incoming acks, signal-controller states and
+overrides (:class:`~atcs.bus.control.ControlInbox`: bounded, authenticated, rate-limited,
+audited). Phase commands skip the disk queue: signed and sent at once, or dropped
+(:class:`~atcs.bus.command_out.PhaseCommandSender`).
 Every paho callback is guarded and the network thread is watched and restarted if it dies
 (:mod:`atcs.bus.guard`); :meth:`MqttBus.health` says so.
 
@@ -33,6 +35,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from atcs import __version__
 from atcs.bus.auth import ControlAuthenticator
+from atcs.bus.command_out import PhaseCommandSender
 from atcs.bus.connection import Will, connect_async, default_client_id, make_client
 from atcs.bus.control import ControlInbox
 from atcs.bus.fiware import traffic_flow_observed
@@ -60,6 +63,7 @@ from atcs.config.measures import FiwareConfig
 from atcs.errors import BusError, DataError
 from atcs.incidents import IncidentEvent
 from atcs.types import CameraStatus, MovementCounts, SegmentMetrics, SiteId, TimingPlan
+from controllers.phase.commands import PhaseCommand, SignalState
 
 if TYPE_CHECKING:
     from atcs.alarms.model import AlarmEvent
@@ -105,6 +109,7 @@ class MqttBus:
         self._sender: Sender | None = None
         self._pending: list[NewMessage] = []  # accepted before start()
         self._control = ControlInbox(self.topics)
+        self._commands = PhaseCommandSender(self.topics, config.control_auth, None)
         self._guard = CallbackGuard("MQTT bus")
         self._watch: NetworkWatch | None = None
         self._watch_every_s = watch_every_s
@@ -130,6 +135,9 @@ class MqttBus:
             raise BusError("MqttBus.start() called twice")
         auth = ControlAuthenticator.from_config(self.config.control_auth, self._environ)
         self._control.set_authenticator(auth)
+        self._commands = PhaseCommandSender.from_config(
+            self.topics, self.config.control_auth, self._environ
+        )
         outbox = Outbox(self.queue_path, self.config.queue_max_messages)
         try:
             client = self._make_client()
@@ -176,6 +184,7 @@ class MqttBus:
 
     def _housekeeping(self) -> None:
         self._control.housekeeping()
+        self._commands.housekeeping()
         self._guard.flush()
 
     def on_metrics(self, metrics: Sequence[SegmentMetrics]) -> None:
@@ -286,6 +295,7 @@ class MqttBus:
             out.update(memory_queue=len(self._pending), disk_queue=0, inflight=0)
             out["bad_messages"] = self._bad_topics
         out.update(self._control.counters())
+        out.update(self._commands.counters())
         return out
 
     def close(self, timeout_s: float = 10.0) -> None:
@@ -336,6 +346,15 @@ class MqttBus:
         """Call ``callback`` (on paho's thread; keep it short) for every valid override."""
         self._control.add_override_handler(callback)
         self._subscribe_now(self.topics.all_overrides())
+
+    def on_signal_state(self, callback: Callable[[SignalState], None]) -> None:
+        """Call ``callback`` (on paho's thread) for every valid, signed controller state."""
+        self._control.add_state_handler(callback)
+        self._subscribe_now(self.topics.all_states())
+
+    def send_phase_command(self, command: PhaseCommand) -> bool:
+        """Sign and publish ``command`` now; False when it was not sent (offline, no key)."""
+        return self._commands.send(self._client, self._link.connected, command)
 
     def on_verdict(self, callback: VerdictSink) -> None:
         """Call ``callback`` with what became of control messages, for the audit log.

@@ -9,6 +9,8 @@ topic                                     direction              kind
 ``{p}/intersections/{ix}/plan``           engine → controllers   timing plan
 ``{p}/intersections/{ix}/plan/ack``       controller → engine    plan ack
 ``{p}/intersections/{ix}/override``       operator → engine      override
+``{p}/intersections/{ix}/command``        engine → controllers   phase command
+``{p}/intersections/{ix}/state``          controller → engine    signal state
 ``{p}/movements/{ix}``                    engine → all           movement counts
 ``{p}/incidents/{segment}/events``        engine → all           incident event
 ``{p}/incidents/{segment}/state``         engine → all           incident state
@@ -43,6 +45,8 @@ class TopicKind(enum.Enum):
     TIMING_PLAN = "timing_plan"
     PLAN_ACK = "plan_ack"
     OVERRIDE = "override"
+    PHASE_COMMAND = "phase_command"
+    SIGNAL_STATE = "signal_state"
     MOVEMENT_COUNTS = "movement_counts"
     INCIDENT_EVENT = "incident_event"
     INCIDENT_STATE = "incident_state"
@@ -100,6 +104,14 @@ class Topics:
         """``{p}/intersections/{ix}/override``."""
         return f"{self.prefix}/intersections/{_level(intersection, 'intersection id')}/override"
 
+    def command(self, intersection: IntersectionId) -> str:
+        """``{p}/intersections/{ix}/command``: phase-by-phase commands."""
+        return f"{self.prefix}/intersections/{_level(intersection, 'intersection id')}/command"
+
+    def state(self, intersection: IntersectionId) -> str:
+        """``{p}/intersections/{ix}/state``: the signal controller's state."""
+        return f"{self.prefix}/intersections/{_level(intersection, 'intersection id')}/state"
+
     def movements(self, intersection: IntersectionId) -> str:
         """``{p}/movements/{ix}``: turning-movement counts of an intersection per window."""
         return f"{self.prefix}/movements/{_level(intersection, 'intersection id')}"
@@ -142,6 +154,10 @@ class Topics:
         """Filter matching every operator override topic."""
         return f"{self.prefix}/intersections/+/override"
 
+    def all_states(self) -> str:
+        """Filter matching every phase-by-phase signal-controller state topic."""
+        return f"{self.prefix}/intersections/+/state"
+
     def all_movements(self) -> str:
         """Filter matching every movement counts topic."""
         return f"{self.prefix}/movements/+"
@@ -182,6 +198,8 @@ _SHAPES: dict[tuple[str, ...], TopicKind] = {
     ("intersections", "*", "plan"): TopicKind.TIMING_PLAN,
     ("intersections", "*", "plan", "ack"): TopicKind.PLAN_ACK,
     ("intersections", "*", "override"): TopicKind.OVERRIDE,
+    ("intersections", "*", "command"): TopicKind.PHASE_COMMAND,
+    ("intersections", "*", "state"): TopicKind.SIGNAL_STATE,
     ("movements", "*"): TopicKind.MOVEMENT_COUNTS,
     ("incidents", "*", "events"): TopicKind.INCIDENT_EVENT,
     ("incidents", "*", "state"): TopicKind.INCIDENT_STATE,

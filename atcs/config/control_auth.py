@@ -7,16 +7,20 @@ the shared secret; Ed25519: the sender's public key). Keys never appear in the f
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from atcs.config._base import StrictModel, env_name
 
 SENDER_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,64}$"
 
-SenderRoleName = Literal["operator_console", "signal_controller"]
+SenderRoleName = Literal["operator_console", "signal_controller", "engine"]
 AlgorithmName = Literal["hmac-sha256", "ed25519"]
+KeyEnvName = Annotated[
+    str, Field(max_length=128), AfterValidator(lambda v: env_name(v, "the key itself"))
+]
+"""The NAME of an environment variable holding a key (never the key itself)."""
 
 
 class ControlSenderConfig(StrictModel):
@@ -29,15 +33,15 @@ class ControlSenderConfig(StrictModel):
     role: SenderRoleName = Field(
         description=(
             "operator_console: may send overrides; signal_controller: may send plan acks "
-            "(and later controller state)."
+            "and phase-by-phase controller states; engine: may send phase commands (for a "
+            "signal controller's adapter checking the engine)."
         )
     )
     algorithm: AlgorithmName = Field(
         description="hmac-sha256 (shared secret) or ed25519 (public key here, private key "
         "on the sender).",
     )
-    key_env: str = Field(
-        max_length=128,
+    key_env: KeyEnvName = Field(
         description=(
             "NAME of the environment variable holding the key, base64: the HMAC secret "
             "(32 bytes or more) or the Ed25519 public key (32 bytes, or PEM)."
@@ -49,14 +53,35 @@ class ControlSenderConfig(StrictModel):
         description="Intersections this sender may address; empty: all.",
     )
 
-    @field_validator("key_env")
-    @classmethod
-    def _valid_env_name(cls, value: str) -> str:
-        return env_name(value, "the key itself")
+
+class CommandSignerConfig(StrictModel):
+    """The engine's own key, with which it signs the phase commands it sends."""
+
+    id: str = Field(
+        default="atcs-engine",
+        pattern=SENDER_ID_PATTERN,
+        description="The engine's sender id in its commands' auth.sender.",
+    )
+    algorithm: AlgorithmName = Field(
+        default="ed25519",
+        description="ed25519 (the controllers hold only the public key) or hmac-sha256.",
+    )
+    key_env: KeyEnvName = Field(
+        description=(
+            "NAME of the environment variable holding the engine's signing key, base64: "
+            "the Ed25519 private key (32-byte seed, or PEM) or the HMAC secret."
+        ),
+    )
+    valid_s: float = Field(
+        default=30.0,
+        ge=1.0,
+        le=300.0,
+        description="How long a signed command stays valid after it is sent, s.",
+    )
 
 
 class ControlAuthConfig(StrictModel):
-    """How the engine checks overrides and plan acks received on the bus."""
+    """How the engine checks the control messages it receives and signs those it sends."""
 
     insecure_allow_unsigned: bool = Field(
         default=False,
@@ -90,6 +115,13 @@ class ControlAuthConfig(StrictModel):
         default_factory=list,
         max_length=1000,
         description="Senders allowed to send control messages.",
+    )
+    command_signer: CommandSignerConfig | None = Field(
+        default=None,
+        description=(
+            "The engine's signing key for phase-by-phase commands; without it the engine "
+            "sends none (unless insecure_allow_unsigned)."
+        ),
     )
 
     @model_validator(mode="after")

@@ -8,12 +8,13 @@ does not import SUMO; :func:`run_simulation` does.
 
 from atcs.sim.results import ControllerResult, SimulationSummary, TripStats
 from atcs.sim.scenario import RESCO_NAMES, Scenario, known_scenarios, resolve_scenario
-from atcs.sim.simulate import run_simulation, simulation_controllers
+from atcs.sim.simulate import RunSettings, run_simulation, simulation_controllers
 from atcs.sim.specs import SimIntersection, SpecOptions, build_intersection
 
 __all__ = [
     "RESCO_NAMES",
     "ControllerResult",
+    "RunSettings",
     "Scenario",
     "SimIntersection",
     "SimulationSummary",

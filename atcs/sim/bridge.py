@@ -7,7 +7,19 @@ finite durations, yellow >= 3 s, all-red >= 1 s), keeps the newest as pending, s
 it at the first cycle boundary at or after its ``valid_from``, and answers each plan with
 the payload of ``.../plan/ack`` (applied, or rejected with the reason). Every step it says
 which SUMO state string the light shows. Durations run on the controller's tick (the SUMO
-step); plan offsets are not applied (cycles run back to back). No SUMO I/O here.
+step). No SUMO I/O here.
+
+Offsets are honoured as a coordinated controller does: the cycles of a time-of-day plan,
+or of any plan with a non-zero offset, should start when the POSIX time minus ``offset_s``
+is a multiple of ``cycle_s`` (one reference for every controller on NTP, so
+intersections with a common cycle keep their relative offsets).
+When a cycle starts off that grid, the controller transitions: it lengthens or shortens
+the greens of that cycle, whichever way is shorter, within the safety envelope (each green
+within its min and max and within ``max_split_step_s`` of what it showed the cycle before,
+the cycle within its bounds and within ``max_cycle_step_s`` of the one before), and keeps
+doing so cycle after cycle until the grid is reached. Since the engine's next plan keeps
+the step limits against the plan that ran, not against a transition cycle, every cycle is
+first brought within the step limits of the one shown before.
 """
 
 from __future__ import annotations
@@ -21,7 +33,7 @@ from atcs.bus.payloads import decode_timing_plan, encode_plan_ack
 from atcs.errors import PayloadError
 from atcs.sim.clock import SimClock
 from atcs.sim.specs import SimIntersection
-from atcs.types import TimingPlan
+from atcs.types import PlanMode, TimingPlan
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +74,11 @@ class SignalBridge:
         self._running: _Loaded | None = None
         self._pending: _Loaded | None = None
         self._cycle_start_s = 0.0
+        self._extra: tuple[int, ...] = ()
+        self._shown: tuple[int, ...] = ()
+        self._shown_cycle = 0
+        self._shown_from_s = 0.0
+        self.transition_cycles = 0
         self.device_id = f"sim-bridge:{intersection.tls_id}"[:128]
         self.applied = 0
         self.rejected = 0
@@ -80,7 +97,8 @@ class SignalBridge:
         """SUMO time (s) of the end of the current cycle (None before the first plan)."""
         if self._running is None:
             return None
-        return self._cycle_start_s + self._running.cycle_ticks * self._tick_s
+        ticks = self._running.cycle_ticks + sum(self._extra)
+        return self._cycle_start_s + ticks * self._tick_s
 
     def _ack(self, plan_id: str, result: AckResult, reason: str, now_s: float) -> bytes:
         if result is AckResult.APPLIED:
@@ -199,23 +217,89 @@ class SignalBridge:
         boundary = self.next_boundary_s()
         if boundary is not None and now_s >= boundary - _EPS:
             self._cycle_start_s = boundary
+            self._shown = self._greens_shown()
+            self._shown_cycle = round((boundary - self._shown_from_s) / self._tick_s)
+            self._shown_from_s = boundary
             pending = self._pending
             if pending is not None and pending.valid_from_s <= now_s + _EPS:
                 acks.append(self._apply(pending, now_s))
+            else:
+                self._align(now_s)
         running = self._running
         if running is None:
             return None, acks
         elapsed = round((now_s - self._cycle_start_s) / self._tick_s)
-        for interval in running.intervals:
-            if elapsed < interval.ticks:
+        for interval, extra in zip(running.intervals, self._extra, strict=True):
+            if elapsed < interval.ticks + extra:
                 return interval.state, acks
-            elapsed -= interval.ticks
+            elapsed -= interval.ticks + extra
         return running.intervals[-1].state, acks
 
+    def _greens_shown(self) -> tuple[int, ...]:
+        """Green ticks per phase of the cycle just ended (empty before the first)."""
+        running = self._running
+        if running is None:
+            return ()
+        out = [0] * len(self._ix.signals)
+        for interval, extra in zip(running.intervals, self._extra, strict=True):
+            if interval.kind == "green":
+                out[interval.phase] += interval.ticks + extra
+        return tuple(out)
+
+    def _align(self, now_s: float) -> None:
+        """Set this cycle's green changes: within the steps of the last cycle, towards the grid.
+
+        The cycle the light just showed may itself have been a transition, while the plan
+        the engine sends next keeps the step limits against the *plan* that ran; so each
+        cycle is first brought within the step limits of what was shown, then moved as far
+        towards the offset grid as the limits leave.
+        """
+        running = self._running
+        self._extra = tuple(0 for _ in running.intervals) if running is not None else ()
+        if running is None or not self._shown:
+            return
+        spec = self._ix.spec
+        cycle = running.cycle_ticks
+        split = self._ticks(spec.max_split_step_s)
+        bounds: dict[int, tuple[int, int]] = {}
+        for k, interval in enumerate(running.intervals):
+            if interval.kind == "green":
+                phase = spec.phases[interval.phase]
+                shown = self._shown[interval.phase]
+                low = max(self._ticks(phase.min_green_s), shown - split) - interval.ticks
+                high = min(self._ticks(phase.max_green_s), shown + split) - interval.ticks
+                bounds[k] = (min(low, 0), max(high, 0)) if low > high else (low, high)
+        step = self._ticks(spec.max_cycle_step_s)
+        total_low = max(self._shown_cycle - step, self._ticks(spec.cycle_min_s)) - cycle
+        total_high = min(self._shown_cycle + step, self._ticks(spec.cycle_max_s)) - cycle
+        extra = [min(max(0, low), high) for low, high in bounds.values()]
+        want = 0
+        plan = running.plan
+        if plan.mode is PlanMode.FALLBACK or plan.offset_s > 0:
+            posix = round(self._clock.at(now_s).timestamp() / self._tick_s)
+            lag = (self._ticks(plan.offset_s) - posix) % cycle
+            want = lag if lag <= cycle - lag else lag - cycle
+        target = min(max(want, total_low), total_high) if total_low <= total_high else 0
+        delta = target - sum(extra)
+        for n, (low, high) in enumerate(bounds.values()):
+            move = min(max(delta, low - extra[n]), high - extra[n])
+            extra[n] += move
+            delta -= move
+        out = [0] * len(running.intervals)
+        for n, k in enumerate(bounds):
+            out[k] = extra[n]
+        self._extra = tuple(out)
+        if any(out):
+            self.transition_cycles += 1
+
     def _apply(self, loaded: _Loaded, now_s: float) -> bytes:
+        first = self._running is None
         self._pending = None
         self._running = loaded
         self._cycle_start_s = now_s
+        if first:
+            self._shown_from_s = now_s
+        self._align(now_s)
         late = now_s - loaded.valid_from_s
         reason = f"running from {self._clock.at(now_s).isoformat()}"
         if late > _EPS:

@@ -20,6 +20,7 @@ from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 from atcs.config import AnalysisConfig, PcuConfig
+from atcs.sim.camera_errors import PERFECT, CameraErrors
 from atcs.sim.specs import CameraZone, SegmentLanes, bus_safe
 from atcs.types import (
     CameraId,
@@ -45,6 +46,10 @@ SUMO_CLASSES: Mapping[str, VehicleClass] = {
     "bicycle": VehicleClass.BICYCLE,
 }
 """SUMO vehicle classes mapped to the engine's classes; every other class counts as a car."""
+
+
+DUPLICATE_SUFFIX = "#2"
+"""Suffix of the id of a vehicle a camera counts a second time."""
 
 
 def vehicle_class(sumo_class: str) -> VehicleClass:
@@ -153,8 +158,13 @@ class CameraEmulator:
         detectors: Iterable[Detector],
         analysis: AnalysisConfig | None = None,
         pcu: PcuConfig | None = None,
+        *,
+        errors: CameraErrors | None = None,
     ) -> None:
         self._site = site_id
+        self._errors = errors or PERFECT
+        self.down: set[SegmentId] = set()
+        self.seen: dict[SegmentId, dict[str, str]] = {}
         self._analysis = analysis or AnalysisConfig()
         self._pcu = pcu or PcuConfig()
         self._segments: dict[SegmentId, SegmentLanes] = {}
@@ -171,16 +181,36 @@ class CameraEmulator:
             if seg.exit:
                 for det_id in self._seg_detectors[sid]:
                     self._exit_of[det_id].append(sid)
-        self._by_link: dict[tuple[str, int], SegmentId] = {}
+        self._by_link: dict[tuple[str, int, str], SegmentId] = {}
         for sid, seg in self._segments.items():
             if seg.exit:
                 continue
             for link in seg.links:
-                self._by_link[(seg.tls_id, link)] = sid
+                for lane in seg.lanes:
+                    self._by_link[(seg.tls_id, link, lane)] = sid
         self._windows: dict[SegmentId, _Window] = {s: _Window() for s in self._segments}
 
     def _factor(self, cls: VehicleClass) -> float:
         return self._pcu.factor(cls, "protected")
+
+    def _detected(
+        self, inside: dict[SegmentId, dict[str, str]], classes: Mapping[str, VehicleClass]
+    ) -> dict[SegmentId, dict[str, str]]:
+        """Return what the cameras see of ``inside``: misses dropped, duplicates as ``id#2``."""
+        out: dict[SegmentId, dict[str, str]] = {}
+        for seg_id in self._segments:
+            if seg_id in self.down:
+                continue
+            seen: dict[str, str] = {}
+            for vid, lane in inside.get(seg_id, {}).items():
+                cls = classes.get(vid, VehicleClass.CAR)
+                copies = self._errors.copies(vid, seg_id, cls)
+                if copies:
+                    seen[vid] = lane
+                if copies > 1:
+                    seen[vid + DUPLICATE_SUFFIX] = lane
+            out[seg_id] = seen
+        return out
 
     def _attribute(
         self, readings: Mapping[str, DetectorReading], resolve: LinkResolver
@@ -197,7 +227,9 @@ class CameraEmulator:
                 continue
             for vid in reading.vehicle_ids:
                 link = resolve(vid, det.lane_id, det.tls_id)
-                target = None if link is None else self._by_link.get((det.tls_id, link))
+                target = (
+                    None if link is None else self._by_link.get((det.tls_id, link, det.lane_id))
+                )
                 if target is not None:
                     inside[target][vid] = det.lane_id
         return inside
@@ -208,9 +240,16 @@ class CameraEmulator:
         classes: Mapping[str, VehicleClass],
         resolve: LinkResolver,
     ) -> None:
-        """Add one step: detector id -> reading, vehicle id -> class, and link resolver."""
-        inside_by_seg = self._attribute(readings, resolve)
+        """Add one step: detector id -> reading, vehicle id -> class, and link resolver.
+
+        A segment whose camera is down (in :attr:`down`) sees nothing and its window
+        counts no frame (it closes ``stale``); :attr:`seen` keeps what each camera saw.
+        """
+        inside_by_seg = self._detected(self._attribute(readings, resolve), classes)
+        self.seen = inside_by_seg
         for seg_id, det_ids in self._seg_detectors.items():
+            if seg_id in self.down:
+                continue
             win = self._windows[seg_id]
             inside: dict[str, str] = inside_by_seg.get(seg_id, {})
             occupancy = 0.0
@@ -223,7 +262,7 @@ class CameraEmulator:
             win.steps += 1
             win.vehicles += len(inside)
             for vid, lane in inside.items():
-                cls = classes.get(vid, VehicleClass.CAR)
+                cls = classes.get(vid.removesuffix(DUPLICATE_SUFFIX), VehicleClass.CAR)
                 win.by_class[cls] += 1.0
                 win.pcu += self._factor(cls)
                 if vid not in win.inside:

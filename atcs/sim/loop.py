@@ -1,12 +1,12 @@
-"""One closed-loop run in SUMO: cameras -> measures -> supervisor -> bus payloads -> bridge.
+"""One closed-loop run in SUMO: cameras -> engine -> signal controllers -> what SUMO shows.
 
-This is the only module that talks to SUMO while it runs. Every step it hands the emulated
-cameras' readings to :class:`CameraEmulator` and closes measurement windows into each
-intersection's :class:`~atcs.control.supervisor.Supervisor` (the service's decision logic:
-controller, safety envelope, plan tracking); the plans a supervisor publishes travel as
-``{p}/intersections/{ix}/plan`` payloads to the :class:`SignalBridge`, its acks travel back
-as ``.../plan/ack`` payloads; the states the bridges choose are set in SUMO, and what SUMO
-really showed is fed to the :class:`SignalAudit`.
+This module and :class:`~atcs.sim.peers.RescoObserver` are the only ones that talk to SUMO
+while it runs. Every step each light's driver (:mod:`atcs.sim.drivers`) says what the
+light shows; then SUMO steps; the states SUMO reports go to each light's audit, the
+detector readings to the emulated cameras (:class:`CameraEmulator`, with camera-like
+misses and double counts), whose 10-s windows feed the engine's cycle supervisors and
+whose per-step view feeds the phase-by-phase controllers. Every minute the run notes the
+longest time any vehicle has stood still (gridlock detection).
 """
 
 from __future__ import annotations
@@ -20,62 +20,48 @@ from pathlib import Path
 from types import ModuleType
 
 from atcs.bus.messages import MessageMeta
-from atcs.bus.payloads import decode_plan_ack, encode_timing_plan
 from atcs.config import AnalysisConfig, PcuConfig
-from atcs.control.supervisor import Supervisor
-from atcs.errors import ControlError, PayloadError
 from atcs.sim.audit import SignalAudit
-from atcs.sim.bridge import SignalBridge
-from atcs.sim.cameras import (
-    CameraEmulator,
-    Detector,
-    DetectorReading,
-    plan_detectors,
-    vehicle_class,
-)
+from atcs.sim.cameras import CameraEmulator, Detector, DetectorReading, plan_detectors
 from atcs.sim.clock import SimClock
-from atcs.sim.engine import CountedController
+from atcs.sim.drivers import Driver
+from atcs.sim.live import LiveZones
+from atcs.sim.outages import down_at
+from atcs.sim.peers import RescoObserver
+from atcs.sim.phase_audit import PhaseAudit
+from atcs.sim.results import GRIDLOCK_STOPPED_S
 from atcs.sim.scenario import Scenario
+from atcs.sim.setup import LoopOptions, build_drivers
 from atcs.sim.specs import SimIntersection
 from atcs.sim.sumo import constants, start_sumo
-from atcs.types import SiteId, VehicleClass
-from controllers import get_controller
+from atcs.sim.vehicles import VehicleTable
+from atcs.types import SegmentId, SiteId
+from controllers.phase.observe import ZoneView
 
 log = logging.getLogger(__name__)
 
-PROGRAM = "program"
-"""Pseudo-controller: the network's own signal programs, untouched (audited all the same)."""
-
-MAX_VEHICLE_CACHE = 200_000
-"""Bound on the per-vehicle maps (class, signal link): vehicles in the network at once."""
+GRIDLOCK_CHECK_S = 60.0
+"""How often (SUMO s) the run looks for vehicles standing still."""
 
 
 @dataclass(frozen=True, slots=True)
 class LoopOutcome:
     """What one run produced besides SUMO's own output files.
 
-    ``plans`` counts plans published and acks by result; ``envelope`` the safety envelope's
-    verdicts on the controllers' proposals; ``mean_queue_veh`` the mean number of vehicles
-    halted in the approach zones (all intersections together).
+    ``plans`` counts cycle plans published and acks by result; ``envelope`` the engine
+    envelope's verdicts (on plans or on phase commands); ``mean_queue_veh`` the mean
+    number of vehicles halted in the approach zones; ``max_stopped_s`` the longest any
+    vehicle stood still without moving (s); ``stuck_vehicles`` the most vehicles seen at
+    once that had stood still for :data:`GRIDLOCK_STOPPED_S` or more.
     """
 
-    audits: tuple[SignalAudit, ...]
+    audits: tuple[SignalAudit | PhaseAudit, ...]
     plans: dict[str, int]
     envelope: dict[str, int]
     mean_queue_veh: float
     wall_s: float
-
-
-@dataclass(slots=True)
-class _Site:
-    """One controlled intersection's parts during a run (internal, mutable)."""
-
-    ix: SimIntersection
-    audit: SignalAudit
-    supervisor: Supervisor | None = None
-    wrapper: CountedController | None = None
-    bridge: SignalBridge | None = None
-    last_state: str | None = None
+    max_stopped_s: float
+    stuck_vehicles: int = 0
 
 
 def sumo_args(
@@ -85,6 +71,7 @@ def sumo_args(
     additional = [*map(str, scenario.additional_files), str(detector_file)]
     return [
         "-c", str(scenario.sumocfg),
+        "--net-file", str(scenario.net_file),
         "--additional-files", ",".join(additional),
         "--begin", f"{scenario.begin_s:g}",
         "--end", f"{end_s:g}",
@@ -107,11 +94,14 @@ class ClosedLoop:
         scenario: Scenario,
         intersections: Sequence[SimIntersection],
         controller: str,
+        options: LoopOptions | None = None,
+        *,
         analysis: AnalysisConfig | None = None,
         pcu: PcuConfig | None = None,
     ) -> None:
         self._scenario = scenario
         self._controller = controller
+        self._options = options or LoopOptions()
         self._analysis = analysis or AnalysisConfig()
         self._pcu = pcu or PcuConfig()
         self._clock = SimClock()
@@ -119,28 +109,12 @@ class ClosedLoop:
         self._intersections = tuple(intersections)
         self._detectors = plan_detectors(s for ix in intersections for s in ix.segments)
         self._approach = {d.detector_id for d in self._detectors if not d.exit}
-        self._plans: dict[str, int] = {"published": 0, "applied": 0, "rejected": 0}
         self._sequence = itertools.count(1)
-        self._stream = f"sim-{scenario.name}-{controller}"[:64]
 
     @property
     def detectors(self) -> tuple[Detector, ...]:
         """The detectors to declare in SUMO's additional file."""
         return self._detectors
-
-    def _sites(self, tick_s: float) -> list[_Site]:
-        out = []
-        for ix in self._intersections:
-            reference = self._controller == PROGRAM
-            audit = SignalAudit(ix, self._clock, self._controller, expect_violations=reference)
-            site = _Site(ix, audit)
-            if self._controller != PROGRAM:
-                site.wrapper = CountedController(get_controller(self._controller))
-                spec = ix.spec
-                site.supervisor = Supervisor(spec, pcu=self._pcu, controller=site.wrapper)
-                site.bridge = SignalBridge(ix, self._clock, tick_s)
-            out.append(site)
-        return out
 
     def run(
         self, args: Sequence[str], end_s: float, on_progress: Callable[[float], None]
@@ -149,20 +123,17 @@ class ClosedLoop:
         started = time.monotonic()
         sumo = start_sumo(args)
         try:
-            queue, sites = self._run(sumo, end_s, on_progress)
+            outcome = self._run(sumo, end_s, on_progress)
         finally:
             sumo.close()
-        envelope: dict[str, int] = {}
-        for site in sites:
-            if site.wrapper is not None:
-                for key, n in site.wrapper.outcomes.items():
-                    envelope[key] = envelope.get(key, 0) + n
         return LoopOutcome(
-            audits=tuple(s.audit for s in sites),
-            plans=dict(self._plans),
-            envelope=envelope,
-            mean_queue_veh=queue,
+            audits=tuple(d.audit for d in outcome[1]),
+            plans=outcome[2],
+            envelope=outcome[3],
+            mean_queue_veh=outcome[0],
             wall_s=time.monotonic() - started,
+            max_stopped_s=outcome[4][0],
+            stuck_vehicles=outcome[4][1],
         )
 
     def _subscribe(self, sumo: ModuleType) -> None:
@@ -178,55 +149,88 @@ class ClosedLoop:
         for ix in self._intersections:
             sumo.trafficlight.subscribe(ix.tls_id, [c.TL_RED_YELLOW_GREEN_STATE])
 
-    def _run(
+    def _run(  # noqa: PLR0915 - the loop's one place of SUMO I/O
         self, sumo: ModuleType, end_s: float, on_progress: Callable[[float], None]
-    ) -> tuple[float, list[_Site]]:
+    ) -> tuple[float, list[Driver], dict[str, int], dict[str, int], tuple[float, int]]:
         c = constants()
         tick_s = float(sumo.simulation.getDeltaT())
-        sites = self._sites(tick_s)
+        t = float(sumo.simulation.getTime())
+        drivers = build_drivers(
+            self._intersections,
+            self._controller,
+            self._options,
+            start_s=t,
+            tick_s=tick_s,
+            clock=self._clock,
+            site_id=self._site_id,
+            message=self._meta,
+            pcu=self._pcu,
+        )
         self._subscribe(sumo)
+        segments = [s for ix in self._intersections for s in ix.segments]
         cameras = CameraEmulator(
             self._site_id,
-            (s for ix in self._intersections for s in ix.segments),
+            segments,
             self._detectors,
             self._analysis,
             self._pcu,
+            errors=self._options.errors,
         )
-        classes: dict[str, VehicleClass] = {}
-        links: dict[str, tuple[str, int | None]] = {}
+        lanes = {lane for s in segments for z in s.zones for lane in z.lanes}
+        live = LiveZones(segments, {ln: float(sumo.lane.getLength(ln)) for ln in lanes}, self._pcu)
+        vehicles = VehicleTable(sumo)
+        observers: dict[float, RescoObserver] = {}
+        cache: dict[str, object] = {}
 
-        def resolve(vid: str, lane: str, tls: str) -> int | None:
-            cached = links.get(vid)
-            if cached is not None and cached[0] == lane:
-                return cached[1]
-            found: int | None = None
-            for tls_id, index, _dist, _state in sumo.vehicle.getNextTLS(vid):
-                if tls_id == tls:
-                    found = int(index)
-                    break
-            if len(links) < MAX_VEHICLE_CACHE:
-                links[vid] = (lane, found)
-            return found
+        def zones_now() -> ZoneView:
+            view = cache.get("zones")
+            if not isinstance(view, ZoneView):
+                seen = cameras.seen
+                view = ZoneView(t, live.snapshot(seen, vehicles.now(seen), vehicles.classes))
+                cache["zones"] = view
+            return view
+
+        def observe(distance_m: float) -> dict[str, tuple[int, int]]:
+            key = f"resco-{distance_m:g}"
+            lanes_now = cache.get(key)
+            if not isinstance(lanes_now, dict):
+                observer = observers.get(distance_m)
+                if observer is None:
+                    observer = observers[distance_m] = RescoObserver(
+                        self._intersections, distance_m
+                    )
+                observer.observe(sumo)
+                lanes_now = cache[key] = observer.lanes
+            return lanes_now
 
         window_s = self._analysis.window_s
-        t = float(sumo.simulation.getTime())
         window_start = t
         halted = 0.0
         steps = 0
+        max_stopped = 0.0
+        stuck = 0
+        next_check = t + GRIDLOCK_CHECK_S
+        last_state: dict[str, str] = {}
+        down: frozenset[SegmentId] = frozenset()
         while t < end_s - 1e-9:
-            for site in sites:
-                self._control(sumo, site, t)
+            cache.clear()
+            now_down = down_at(self._options.outages, t)
+            if now_down != down:
+                down = now_down
+                cameras.down = set(down)
+                for driver in drivers:
+                    driver.cameras_down(down)
+            for ix, driver in zip(self._intersections, drivers, strict=True):
+                state = driver.step(t, zones_now, observe)
+                if state is not None and state != last_state.get(ix.tls_id):
+                    sumo.trafficlight.setRedYellowGreenState(ix.tls_id, state)
+                    last_state[ix.tls_id] = state
             sumo.simulationStep()
             t_next = float(sumo.simulation.getTime())
-            for site in sites:
-                result = sumo.trafficlight.getSubscriptionResults(site.ix.tls_id)
-                site.audit.observe(t, result[c.TL_RED_YELLOW_GREEN_STATE], t_next - t)
-            for vid in sumo.simulation.getDepartedIDList():
-                if len(classes) < MAX_VEHICLE_CACHE:
-                    classes[vid] = vehicle_class(sumo.vehicle.getVehicleClass(vid))
-            for vid in sumo.simulation.getArrivedIDList():
-                classes.pop(vid, None)
-                links.pop(vid, None)
+            for ix, driver in zip(self._intersections, drivers, strict=True):
+                result = sumo.trafficlight.getSubscriptionResults(ix.tls_id)
+                driver.observe(t, result[c.TL_RED_YELLOW_GREEN_STATE], t_next - t)
+            vehicles.update()
             readings = {}
             for det_id, values in sumo.lanearea.getAllSubscriptionResults().items():
                 readings[det_id] = DetectorReading(
@@ -236,41 +240,31 @@ class ClosedLoop:
                 )
                 if det_id in self._approach:
                     halted += values[c.LAST_STEP_VEHICLE_HALTING_NUMBER]
-            cameras.add_step(readings, classes, resolve)
+            cameras.add_step(readings, vehicles.classes, vehicles.resolve)
             steps += 1
             if t_next - window_start >= window_s - 1e-9:
                 windows = cameras.close_window(self._clock.at(window_start), self._clock.at(t_next))
-                for site in sites:
-                    if site.supervisor is not None:
-                        site.supervisor.on_metrics(windows)
+                for driver in drivers:
+                    driver.on_windows(windows)
                 window_start = t_next
+            if t_next >= next_check:
+                next_check += GRIDLOCK_CHECK_S
+                longest, count = vehicles.stops(GRIDLOCK_STOPPED_S)
+                max_stopped, stuck = max(max_stopped, longest), max(stuck, count)
             on_progress(t_next - t)
             t = t_next
-        return (halted / steps if steps else 0.0), sites
+        longest, count = vehicles.stops(GRIDLOCK_STOPPED_S)
+        max_stopped, stuck = max(max_stopped, longest), max(stuck, count)
+        plans: dict[str, int] = {}
+        envelope: dict[str, int] = {}
+        for driver in drivers:
+            for key, n in driver.plans().items():
+                plans[key] = plans.get(key, 0) + n
+            for key, n in driver.verdicts().items():
+                envelope[key] = envelope.get(key, 0) + n
+        return (halted / steps if steps else 0.0), drivers, plans, envelope, (max_stopped, stuck)
 
-    def _control(self, sumo: ModuleType, site: _Site, t: float) -> None:
-        """Run the supervisor's tick, carry plans and acks, set the state for this step."""
-        sup, bridge = site.supervisor, site.bridge
-        if sup is None or bridge is None:
-            return
-        now = self._clock.at(t)
-        acks: list[bytes] = []
-        for plan in sup.tick(now):
-            self._plans["published"] += 1
-            meta = MessageMeta(self._stream, next(self._sequence))
-            acks += bridge.receive(encode_timing_plan(self._site_id, plan, meta), t)
-        state, applied = bridge.step(t)
-        for payload in acks + applied:
-            self._ack(sup, payload, t)
-        if state is not None and state != site.last_state:
-            sumo.trafficlight.setRedYellowGreenState(site.ix.tls_id, state)
-            site.last_state = state
-
-    def _ack(self, sup: Supervisor, payload: bytes, t: float) -> None:
-        try:
-            ack = decode_plan_ack(payload, sup.spec.intersection_id)
-            sup.on_ack(ack, self._clock.at(t))
-        except (PayloadError, ControlError) as exc:
-            log.warning("%s: ack not taken: %s", sup.spec.intersection_id, exc)
-            return
-        self._plans[ack.result.value] = self._plans.get(ack.result.value, 0) + 1
+    def _meta(self) -> MessageMeta:
+        return MessageMeta(
+            f"sim-{self._scenario.name}-{self._controller}"[:64], next(self._sequence)
+        )

@@ -31,7 +31,8 @@ class LaneInfo:
     ``upstream`` is the chain of lanes leading into it without a choice (each the only
     lane feeding the next, no traffic light in between), nearest first, as ``(lane id,
     length m)``; ``downstream`` the same chain leading out of it. Both stop after
-    :data:`CHAIN_M` metres.
+    :data:`CHAIN_M` metres. ``speed_m_s`` is the lane's speed limit; ``grade`` its slope
+    toward the junction (decimal, + uphill; 0 on a network without elevations).
     """
 
     lane_id: str
@@ -40,6 +41,8 @@ class LaneInfo:
     length_m: float
     upstream: tuple[tuple[str, float], ...] = ()
     downstream: tuple[tuple[str, float], ...] = ()
+    speed_m_s: float = 13.89
+    grade: float = 0.0
 
 
 CHAIN_M = 300.0
@@ -48,11 +51,16 @@ CHAIN_M = 300.0
 
 @dataclass(frozen=True, slots=True)
 class SignalLink:
-    """One signal link: the index into the state string, from ``in_lane`` to ``out_lane``."""
+    """One signal link: the index into the state string, from ``in_lane`` to ``out_lane``.
+
+    ``path_m`` is the length of its path through the junction (stop line to exit), the
+    crossing width of the ITE all-red formula (0 when the network has no internal lanes).
+    """
 
     index: int
     in_lane: str
     out_lane: str
+    path_m: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +86,8 @@ class ProgramPhase:
 class TlsProgram:
     """A traffic light and the program it starts with.
 
-    ``links`` are sorted by index and cover every position of the state strings;
+    ``links`` are the controlled connections sorted by index (several may share one; a
+    position of the state strings may have none);
     ``lanes`` describes every lane named by a link.
     """
 
@@ -118,6 +127,7 @@ def _next(connections: list[Any], upstream: bool) -> Any | None:
         for c in connections
         if c.getDirection() not in ("t", "T")
         and _drivable(c.getFromLane() if upstream else c.getToLane())
+        and not str((c.getFromLane() if upstream else c.getToLane()).getID()).startswith(":")
     ]
     if len(conns) != 1:
         conns = [c for c in conns if c.getDirection() == "s"]
@@ -148,6 +158,15 @@ def _chain(lane: Any, upstream: bool) -> tuple[tuple[str, float], ...]:
     return tuple(out)
 
 
+def _grade(lane: Any) -> float:
+    """Slope of ``lane`` along its length (0 without elevations)."""
+    shape = lane.getShape(True) if hasattr(lane, "getShape") else []
+    length = float(lane.getLength())
+    if len(shape) < 2 or len(shape[0]) < 3 or length <= 0:
+        return 0.0
+    return float(shape[-1][2] - shape[0][2]) / length
+
+
 def _lane_info(lane: Any) -> LaneInfo:
     return LaneInfo(
         lane_id=str(lane.getID()),
@@ -156,7 +175,28 @@ def _lane_info(lane: Any) -> LaneInfo:
         length_m=float(lane.getLength()),
         upstream=_chain(lane, upstream=True),
         downstream=_chain(lane, upstream=False),
+        speed_m_s=float(lane.getSpeed()),
+        grade=_grade(lane),
     )
+
+
+def _path_m(net: Any, in_lane: Any, out_lane: Any) -> float:
+    """Length (m) of the internal lanes from ``in_lane`` to ``out_lane`` (0 if none)."""
+    for conn in in_lane.getOutgoing():
+        if conn.getToLane() is not out_lane:
+            continue
+        total, via, seen = 0.0, conn.getViaLaneID(), set()
+        while via and via not in seen:
+            seen.add(via)
+            lane = net.getLane(via)
+            total += float(lane.getLength())
+            nxt = [c.getViaLaneID() or "" for c in lane.getOutgoing()]
+            via = next((v for v in nxt if v.startswith(":")), "")
+            if not via:
+                onward = [c.getToLane() for c in lane.getOutgoing()]
+                via = next((o.getID() for o in onward if o.getID().startswith(":")), "")
+        return total
+    return 0.0
 
 
 def _program(tls: Any) -> tuple[str, Any]:
@@ -174,18 +214,25 @@ def read_programs(net_file: Path) -> tuple[TlsProgram, ...]:
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise SimulationError("sumolib is missing; install 'atcs[sim]'") from exc
     try:
-        net = sumolib.net.readNet(str(net_file), withPrograms=True)
+        net = sumolib.net.readNet(str(net_file), withPrograms=True, withInternal=True)
     except Exception as exc:  # sumolib raises assorted errors on bad files
         raise SimulationError(f"cannot read SUMO network {net_file}: {exc}") from exc
     out: list[TlsProgram] = []
     for tls in net.getTrafficLights():
         program_id, program = _program(tls)
         lanes: dict[str, LaneInfo] = {}
-        links: dict[int, SignalLink] = {}
+        links: list[SignalLink] = []
         for in_lane, out_lane, index in tls.getConnections():
             lanes[in_lane.getID()] = _lane_info(in_lane)
             lanes[out_lane.getID()] = _lane_info(out_lane)
-            links[int(index)] = SignalLink(int(index), str(in_lane.getID()), str(out_lane.getID()))
+            links.append(
+                SignalLink(
+                    int(index),
+                    str(in_lane.getID()),
+                    str(out_lane.getID()),
+                    _path_m(net, in_lane, out_lane),
+                )
+            )
         phases = tuple(
             ProgramPhase(
                 state=str(ph.state),
@@ -196,11 +243,12 @@ def read_programs(net_file: Path) -> tuple[TlsProgram, ...]:
             for ph in program.getPhases()
         )
         width = len(phases[0].state) if phases else 0
-        if sorted(links) != list(range(width)):
+        indices = sorted({link.index for link in links})
+        if not indices or indices[-1] >= width:
             log.warning(
-                "traffic light %s: links %s do not cover its %d signals; left to its program",
+                "traffic light %s: links %s do not fit its %d signals; left to its program",
                 tls.getID(),
-                sorted(links),
+                indices,
                 width,
             )
             continue
@@ -210,7 +258,7 @@ def read_programs(net_file: Path) -> tuple[TlsProgram, ...]:
                 program_id=program_id,
                 offset_s=float(getattr(program, "_offset", 0.0) or 0.0),
                 phases=phases,
-                links=tuple(links[i] for i in range(width)),
+                links=tuple(sorted(links, key=lambda ln: (ln.index, ln.in_lane, ln.out_lane))),
                 lanes=lanes,
             )
         )

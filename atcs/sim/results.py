@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -17,6 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from atcs.errors import SimulationError
+
+GRIDLOCK_STOPPED_S = 300.0
+"""A vehicle that stood still this long (s) without moving at all is stuck: its lane did not
+move for five minutes, longer than any red the engine allows (120 s on the RESCO networks)."""
+
+GRIDLOCK_VEHICLES = 10
+"""A run gridlocked when this many vehicles were stuck at once: a jam that no longer
+clears, not one vehicle waiting for a lane change (the longest stop is reported too)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +35,9 @@ class TripStats:
     ``mean_delay_s`` is RESCO's delay (time loss plus departure delay, never-inserted
     vehicles included); ``mean_time_loss_s`` SUMO's time loss alone over departed
     vehicles; ``mean_trip_time_s`` the mean duration of completed trips;
-    ``mean_waiting_time_s`` the mean time spent stopped per departed vehicle.
+    ``mean_waiting_time_s`` the mean time spent stopped per departed vehicle;
+    ``p95_delay_s`` the 95th percentile of the per-vehicle delays (never-inserted vehicles
+    each counted with their mean wait).
     """
 
     vehicles_completed: int
@@ -40,6 +51,7 @@ class TripStats:
     throughput_veh_h: float
     collisions: int
     teleports: int
+    p95_delay_s: float = 0.0
 
 
 def _float(attrs: Mapping[str, str], key: str) -> float:
@@ -54,6 +66,7 @@ def read_trip_stats(tripinfo: Path, statistics: Path, duration_s: float) -> Trip
     if not tripinfo.is_file() or not statistics.is_file():
         raise SimulationError(f"SUMO wrote no trip outputs ({tripinfo}, {statistics})")
     completed = unfinished = 0
+    delays: list[float] = []
     delay = time_loss = trip_time = waiting = depart_delay = 0.0
     try:
         for _, elem in ET.iterparse(tripinfo, events=("end",)):  # noqa: S314 - our own output
@@ -63,6 +76,7 @@ def read_trip_stats(tripinfo: Path, statistics: Path, duration_s: float) -> Trip
             loss = _float(a, "timeLoss")
             dd = _float(a, "departDelay")
             delay += loss + dd
+            delays.append(loss + dd)
             time_loss += loss
             depart_delay += dd
             waiting += _float(a, "waitingTime")
@@ -95,7 +109,17 @@ def read_trip_stats(tripinfo: Path, statistics: Path, duration_s: float) -> Trip
         throughput_veh_h=completed * 3600.0 / duration_s if duration_s > 0 else 0.0,
         collisions=int(_float({} if safety is None else safety.attrib, "collisions")),
         teleports=int(_float({} if teleports is None else teleports.attrib, "total")),
+        p95_delay_s=percentile(delays + [max(0.0, never)] * waiting_n, 0.95),
     )
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Return the ``q`` quantile (0..1) of ``values``, nearest rank (0 when empty)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))
+    return ordered[rank]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,12 +141,27 @@ class ControllerResult:
     plans: Mapping[str, int] = field(default_factory=dict)
     envelope: Mapping[str, int] = field(default_factory=dict)
     wall_s: float = 0.0
+    kind: str = "engine"
+    seed: int = 1
+    max_stopped_s: float = 0.0
+    stuck_vehicles: int = 0
+
+    @property
+    def gridlocked(self) -> bool:
+        """Tell whether :data:`GRIDLOCK_VEHICLES` vehicles were stuck at once."""
+        return self.stuck_vehicles >= GRIDLOCK_VEHICLES
 
     def to_json(self) -> dict[str, Any]:
         """Return the controller's entry of ``summary.json``."""
         trips = asdict(self.trips)
         return {
+            "kind": self.kind,
+            "seed": self.seed,
             "mean_delay_s": trips.pop("mean_delay_s"),
+            "p95_delay_s": trips.pop("p95_delay_s"),
+            "gridlocked": self.gridlocked,
+            "max_stopped_s": self.max_stopped_s,
+            "stuck_vehicles": self.stuck_vehicles,
             "mean_trip_time_s": trips.pop("mean_trip_time_s"),
             "mean_waiting_time_s": trips.pop("mean_waiting_time_s"),
             "vehicles_completed": trips.pop("vehicles_completed"),
@@ -138,21 +177,79 @@ class ControllerResult:
 
 
 @dataclass(frozen=True, slots=True)
+class ControllerSummary:
+    """One controller's runs over seeds, and their aggregate (delays in s)."""
+
+    controller: str
+    kind: str
+    runs: tuple[ControllerResult, ...]
+
+    def delays(self) -> list[float]:
+        """Mean delay of each run."""
+        return [r.trips.mean_delay_s for r in self.runs]
+
+    @property
+    def mean_delay_s(self) -> float:
+        """Mean over seeds of the mean delay."""
+        return statistics.fmean(self.delays())
+
+    @property
+    def median_delay_s(self) -> float:
+        """Median over seeds of the mean delay."""
+        return statistics.median(self.delays())
+
+    @property
+    def p95_delay_s(self) -> float:
+        """Mean over seeds of the 95th-percentile delay."""
+        return statistics.fmean(r.trips.p95_delay_s for r in self.runs)
+
+    @property
+    def gridlocks(self) -> int:
+        """Runs that gridlocked."""
+        return sum(r.gridlocked for r in self.runs)
+
+    @property
+    def safety_violations(self) -> int:
+        """Violations over every run."""
+        return sum(r.safety_violations for r in self.runs)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the controller's entry of ``summary.json``: aggregate, then each run."""
+        first = self.runs[0].to_json()
+        return {
+            **first,
+            "kind": self.kind,
+            "seeds": [r.seed for r in self.runs],
+            "mean_delay_s": self.mean_delay_s,
+            "median_delay_s": self.median_delay_s,
+            "p95_delay_s": self.p95_delay_s,
+            "gridlocked": self.gridlocks > 0,
+            "gridlocks": self.gridlocks,
+            "safety_violations": self.safety_violations,
+            "wall_s": statistics.fmean(r.wall_s for r in self.runs),
+            "runs": [r.to_json() for r in self.runs],
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class SimulationSummary:
-    """Every controller's result on one scenario (``begin_s``..``end_s`` SUMO seconds)."""
+    """Every controller's runs on one scenario (``begin_s``..``end_s`` SUMO seconds)."""
 
     scenario: str
     begin_s: float
     end_s: float
-    seed: int
+    seeds: tuple[int, ...]
     intersections: tuple[str, ...]
-    results: tuple[ControllerResult, ...]
+    summaries: tuple[ControllerSummary, ...]
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
-    def result(self, controller: str) -> ControllerResult:
-        """Return the result of ``controller``."""
-        for res in self.results:
-            if res.controller == controller:
-                return res
+    def result(self, controller: str, seed: int | None = None) -> ControllerResult:
+        """Return the run of ``controller`` (its first seed, or ``seed``)."""
+        for summary in self.summaries:
+            if summary.controller == controller:
+                for run in summary.runs:
+                    if seed is None or run.seed == seed:
+                        return run
         raise KeyError(controller)
 
     def to_json(self) -> dict[str, Any]:
@@ -162,10 +259,16 @@ class SimulationSummary:
             "begin_s": self.begin_s,
             "end_s": self.end_s,
             "seconds": self.end_s - self.begin_s,
-            "seed": self.seed,
+            "seed": self.seeds[0] if self.seeds else None,
+            "seeds": list(self.seeds),
             "intersections": list(self.intersections),
+            "settings": dict(self.settings),
             "delay_definition": "mean of timeLoss + departDelay per vehicle (RESCO)",
-            "controllers": {r.controller: r.to_json() for r in self.results},
+            "gridlock_definition": (
+                f"{GRIDLOCK_VEHICLES} or more vehicles at once had each stood still "
+                f"(< 0.1 m/s) for {GRIDLOCK_STOPPED_S:g} s or more (checked every minute)"
+            ),
+            "controllers": {s.controller: s.to_json() for s in self.summaries},
         }
 
     def write(self, path: Path) -> None:
@@ -174,26 +277,29 @@ class SimulationSummary:
 
     def table(self) -> str:
         """Return the comparison table printed by ``atcs simulate``."""
-        return format_table(self.scenario, self.end_s - self.begin_s, self.results)
+        return format_table(self.scenario, self.end_s - self.begin_s, self.summaries)
 
 
 def _cell(value: float) -> str:
     return "-" if not math.isfinite(value) else f"{value:.1f}"
 
 
-def format_table(scenario: str, seconds: float, results: Sequence[ControllerResult]) -> str:
-    """Return a plain-text table of ``results`` on ``scenario``."""
+def format_table(scenario: str, seconds: float, summaries: Sequence[ControllerSummary]) -> str:
+    """Return a plain-text table of ``summaries`` on ``scenario``."""
     head = (
-        f"{'controller':<14}{'delay s':>9}{'trip s':>9}{'wait s':>9}{'queue veh':>11}"
-        f"{'done':>7}{'left':>6}{'veh/h':>8}{'violations':>12}"
+        f"{'controller':<30}{'kind':<10}{'seeds':>6}{'mean s':>8}{'median s':>9}{'p95 s':>8}"
+        f"{'done':>7}{'left':>6}{'gridlocks':>10}{'violations':>11}{'wall s':>8}"
     )
     lines = [f"scenario {scenario}, {seconds:g} simulated s", head, "-" * len(head)]
-    for r in results:
-        t = r.trips
+    for s in summaries:
+        left = statistics.fmean(
+            r.trips.vehicles_unfinished + r.trips.vehicles_not_inserted for r in s.runs
+        )
+        done = statistics.fmean(r.trips.vehicles_completed for r in s.runs)
         lines.append(
-            f"{r.controller:<14}{_cell(t.mean_delay_s):>9}{_cell(t.mean_trip_time_s):>9}"
-            f"{_cell(t.mean_waiting_time_s):>9}{_cell(r.mean_queue_veh):>11}"
-            f"{t.vehicles_completed:>7}{t.vehicles_unfinished + t.vehicles_not_inserted:>6}"
-            f"{_cell(t.throughput_veh_h):>8}{r.safety_violations:>12}"
+            f"{s.controller:<30}{s.kind:<10}{len(s.runs):>6}{_cell(s.mean_delay_s):>8}"
+            f"{_cell(s.median_delay_s):>9}{_cell(s.p95_delay_s):>8}{done:>7.0f}{left:>6.0f}"
+            f"{s.gridlocks:>10}{s.safety_violations:>11}"
+            f"{statistics.fmean(r.wall_s for r in s.runs):>8.1f}"
         )
     return "\n".join(lines)

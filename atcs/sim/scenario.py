@@ -8,10 +8,11 @@ XML file; nothing is simulated here.
 from __future__ import annotations
 
 import importlib.util
+import tempfile
 import tomllib
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from atcs.errors import SimulationError
@@ -27,6 +28,12 @@ RESCO_NAMES: tuple[str, ...] = (
     "arterial4x4",
 )
 """The RESCO benchmark networks shipped in the ``sumo-rl`` package."""
+
+RESTORED_NAME = "ingolstadt7-restored"
+"""sumo-rl's ingolstadt7 with the green phase its ``.net.xml`` comments out put back."""
+
+COMMENTED_PHASE = '<!-- <phase duration="25" state="rrrrrrGGGGrr"/> -->'
+"""The phase of light ``cluster_306484187_...`` that sumo-rl's ingolstadt7 comments out."""
 
 DEMO_NAME = "demo"
 """The project's own demo intersection, ``seeds/sumo/demo.sumocfg``."""
@@ -62,7 +69,7 @@ class Scenario:
 
 def known_scenarios() -> tuple[str, ...]:
     """Scenario names accepted besides a path to a ``.sumocfg`` file."""
-    return (DEMO_NAME, *RESCO_NAMES)
+    return (DEMO_NAME, *RESCO_NAMES, RESTORED_NAME)
 
 
 def resco_dir() -> Path:
@@ -76,11 +83,36 @@ def resco_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "nets" / "RESCO"
 
 
-def resolve_scenario(name_or_path: str) -> Scenario:
+def restored_ingolstadt7(work_dir: Path) -> Scenario:
+    """sumo-rl's ingolstadt7 with its commented-out phase restored, in a copy under ``work_dir``.
+
+    The package's files are never changed: the network is copied to
+    ``work_dir/ingolstadt7-restored/ingolstadt7.net.xml`` with the phase uncommented.
+    """
+    original = resolve_scenario("ingolstadt7")
+    text = original.net_file.read_text(encoding="utf-8")
+    if COMMENTED_PHASE not in text:
+        raise SimulationError(
+            f"{original.net_file} no longer has the commented-out phase; nothing to restore"
+        )
+    folder = work_dir / RESTORED_NAME
+    folder.mkdir(parents=True, exist_ok=True)
+    net = folder / original.net_file.name
+    restored = COMMENTED_PHASE.removeprefix("<!-- ").removesuffix(" -->")
+    net.write_text(text.replace(COMMENTED_PHASE, restored), encoding="utf-8")
+    return replace(original, name=RESTORED_NAME, net_file=net)
+
+
+def resolve_scenario(name_or_path: str, work_dir: Path | None = None) -> Scenario:
     """Return the scenario called ``name_or_path`` or stored at that ``.sumocfg`` path.
 
-    Raises :class:`SimulationError` naming the known scenarios when neither matches.
+    ``work_dir`` receives generated files (the restored ingolstadt7; default: a folder
+    in the system's temporary directory). Raises :class:`SimulationError` naming the
+    known scenarios when neither matches.
     """
+    if name_or_path == RESTORED_NAME:
+        base = work_dir if work_dir is not None else Path(tempfile.gettempdir()) / "atcs-sim"
+        return restored_ingolstadt7(base)
     if name_or_path == DEMO_NAME:
         return read_sumocfg(DEMO_SUMOCFG, name=DEMO_NAME)
     if name_or_path in RESCO_NAMES:

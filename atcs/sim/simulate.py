@@ -24,34 +24,41 @@ import re
 import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from atcs.errors import SimulationError
+from atcs.sim.audit import SignalAudit
+from atcs.sim.camera_errors import PERFECT, CameraErrors
 from atcs.sim.cameras import write_detector_file
-from atcs.sim.loop import PROGRAM, ClosedLoop, LoopOutcome, sumo_args
+from atcs.sim.clearances import CLEARANCE_POLICIES, ITE
+from atcs.sim.coordination import green_wave
+from atcs.sim.loop import ClosedLoop, LoopOutcome, sumo_args
 from atcs.sim.network import read_programs
-from atcs.sim.results import ControllerResult, SimulationSummary, read_trip_stats
+from atcs.sim.outages import plan_outages
+from atcs.sim.peers import step_s_for
+from atcs.sim.results import (
+    ControllerResult,
+    ControllerSummary,
+    SimulationSummary,
+    read_trip_stats,
+)
 from atcs.sim.scenario import Scenario, resolve_scenario
+from atcs.sim.setup import ENGINE, LoopOptions, all_controllers, controller_kind
 from atcs.sim.specs import SimIntersection, SpecOptions, build_intersection
 from atcs.sim.sumo import in_process_backend
-from controllers import controller_names
 
 log = logging.getLogger(__name__)
 
 
 def simulation_controllers() -> tuple[str, ...]:
-    """Return the controller names ``atcs simulate`` accepts: the engine's and ``program``."""
-    return (*controller_names(), PROGRAM)
+    """Return the controller names ``atcs simulate`` accepts (engine, peers, reference)."""
+    return all_controllers()
 
 
-def load_intersections(
-    scenario: Scenario, options: SpecOptions | None = None
-) -> tuple[SimIntersection, ...]:
-    """Return the retimable traffic lights of ``scenario`` (others keep their own program).
-
-    ``options`` (default :class:`SpecOptions`) are updated with the scenario's overrides.
-    """
+def scenario_options(scenario: Scenario, options: SpecOptions | None = None) -> SpecOptions:
+    """Return ``options`` (default :class:`SpecOptions`) with the scenario's overrides."""
     opts = options or SpecOptions()
     if scenario.overrides:
         known = {f.name for f in dataclasses.fields(SpecOptions)}
@@ -61,7 +68,18 @@ def load_intersections(
                 f"scenario {scenario.name!r}: unknown option(s) {', '.join(unknown)}; "
                 f"known: {', '.join(sorted(known))}"
             )
-        opts = dataclasses.replace(opts, **scenario.overrides)
+        opts = dataclasses.replace(opts, **scenario.overrides)  # type: ignore[arg-type]
+    return opts
+
+
+def load_intersections(
+    scenario: Scenario, options: SpecOptions | None = None
+) -> tuple[SimIntersection, ...]:
+    """Return the retimable traffic lights of ``scenario`` (others keep their own program).
+
+    ``options`` (default :class:`SpecOptions`) are updated with the scenario's overrides.
+    """
+    opts = scenario_options(scenario, options)
     out: list[SimIntersection] = []
     for program in read_programs(scenario.net_file):
         try:
@@ -85,6 +103,8 @@ def _write_cycles(path: Path, outcome: LoopOutcome) -> int:
             ["tls", "cycle_start_s", "cycle_s", "phase", "green_s", "yellow_s", "all_red_s"]
         )
         for audit in outcome.audits:
+            if not isinstance(audit, SignalAudit):
+                continue
             for cycle in audit.cycles:
                 rows += 1
                 for p in cycle.phases:
@@ -137,12 +157,13 @@ def run_controller(
     seed: int,
     run_dir: Path,
     progress: bool,
+    options: LoopOptions | None = None,
 ) -> ControllerResult:
     """One closed-loop run of ``controller``; outputs go to ``run_dir``."""
     from tqdm import tqdm
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    loop = ClosedLoop(scenario, intersections, controller)
+    loop = ClosedLoop(scenario, intersections, controller, options)
     detector_file = run_dir / "cameras.add.xml"
     write_detector_file(detector_file, loop.detectors)
     args = sumo_args(scenario, detector_file, run_dir, end_s, seed)
@@ -150,7 +171,7 @@ def run_controller(
     with tqdm(
         total=duration,
         unit="sim s",
-        desc=f"{scenario.name} {controller}",
+        desc=f"{scenario.name} {controller} seed {seed}",
         disable=not progress,
         leave=False,
     ) as bar:
@@ -164,8 +185,9 @@ def run_controller(
         "messages": [m for a in outcome.audits for m in a.messages],
     }
     (run_dir / "audit.json").write_text(json.dumps(audit_doc, indent=2) + "\n", "utf-8")
+    kind = controller_kind(controller)
     if violations:
-        level = logging.INFO if controller == PROGRAM else logging.WARNING
+        level = logging.WARNING if kind == ENGINE else logging.INFO
         log.log(
             level, "%s/%s: %d safety violations observed", scenario.name, controller, violations
         )
@@ -179,6 +201,10 @@ def run_controller(
         plans=outcome.plans,
         envelope=outcome.envelope,
         wall_s=outcome.wall_s,
+        kind=kind,
+        seed=seed,
+        max_stopped_s=outcome.max_stopped_s,
+        stuck_vehicles=outcome.stuck_vehicles,
     )
 
 
@@ -218,6 +244,7 @@ def _isolated(
     seed: int,
     run_dir: Path,
     progress: bool,
+    options: LoopOptions | None = None,
 ) -> ControllerResult:
     """Run :func:`run_controller` in a fresh process when SUMO runs in-process (libsumo).
 
@@ -234,6 +261,7 @@ def _isolated(
         seed=seed,
         run_dir=run_dir,
         progress=progress,
+        options=options,
     )
     if not in_process_backend():
         return job()
@@ -246,6 +274,52 @@ def _isolated(
         return pool.submit(job).result()
 
 
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """What a simulation varies besides the scenario and controllers.
+
+    ``seeds`` runs (SUMO seeds ``seed`` .. ``seed + seeds - 1``); ``clearances``: ``ite`` or
+    ``minimum`` (:mod:`atcs.sim.clearances`); ``camera_errors``: the cameras miss and
+    double-count vehicles at the measured rates (False: perfect cameras);
+    ``outage_share`` of the approach cameras go down once for ``outage_s`` seconds;
+    ``green_wave_m_s`` > 0 puts every light on a common cycle with offsets for a
+    west-to-east green wave at that speed (:mod:`atcs.sim.coordination`).
+    """
+
+    seeds: int = 1
+    clearances: str = ITE
+    camera_errors: bool = True
+    outage_share: float = 0.0
+    outage_s: float = 900.0
+    green_wave_m_s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the settings as written in ``summary.json``."""
+        return dataclasses.asdict(self)
+
+
+def _loop_options(
+    scen: Scenario,
+    *,
+    intersections: Sequence[SimIntersection],
+    spec: SpecOptions,
+    settings: RunSettings,
+    seed: int,
+    end_s: float,
+) -> LoopOptions:
+    approaches = [s.segment_id for ix in intersections for s in ix.segments if not s.exit]
+    outages = plan_outages(
+        approaches,
+        scen.begin_s,
+        end_s,
+        share=settings.outage_share,
+        duration_s=settings.outage_s,
+        seed=seed,
+    )
+    errors = CameraErrors(seed=seed) if settings.camera_errors else PERFECT
+    return LoopOptions(spec, errors, outages, step_s_for(scen.name))
+
+
 def run_simulation(  # noqa: PLR0917 - the CLI's documented signature
     scenario: str,
     controllers: list[str],
@@ -254,77 +328,77 @@ def run_simulation(  # noqa: PLR0917 - the CLI's documented signature
     out_dir: Path,
     progress: bool,
     options: SpecOptions | None = None,
+    settings: RunSettings | None = None,
 ) -> SimulationSummary:
     """Run each of ``controllers`` in closed loop on ``scenario``; print and save the table.
 
-    ``scenario`` is a RESCO name, ``demo`` or a ``.sumocfg`` path; ``seconds`` shortens
-    the scenario's span (from its begin); ``seed`` is SUMO's random seed. Raises
-    :class:`SimulationError` for an unknown scenario or controller.
+    ``scenario`` is a RESCO name, ``demo``, ``ingolstadt7-restored`` or a ``.sumocfg``
+    path; ``controllers`` empty runs every engine controller, the peers and the
+    reference; ``seconds`` shortens the scenario's span (from its begin); ``seed`` is
+    SUMO's first seed. Raises :class:`SimulationError` for an unknown scenario or
+    controller.
     """
-    known = simulation_controllers()
-    unknown = [c for c in controllers if c not in known]
-    if unknown or not controllers:
+    run = settings or RunSettings()
+    chosen = list(dict.fromkeys(controllers)) or list(all_controllers())
+    for name in chosen:
+        controller_kind(name)
+    if run.clearances not in CLEARANCE_POLICIES:
         raise SimulationError(
-            f"unknown controller(s) {unknown or controllers}; known: {', '.join(known)}"
+            f"unknown clearances {run.clearances!r}; known: {', '.join(CLEARANCE_POLICIES)}"
         )
-    scen = resolve_scenario(scenario)
+    if run.seeds < 1:
+        raise SimulationError(f"--seeds must be at least 1, got {run.seeds}")
+    scen = resolve_scenario(scenario, out_dir)
     if seconds is not None and seconds <= 0:
         raise SimulationError(f"--seconds must be positive, got {seconds}")
     end_s = scen.end_s if seconds is None else min(scen.end_s, scen.begin_s + seconds)
-    intersections = load_intersections(scen, options)
+    spec = scenario_options(
+        scen, dataclasses.replace(options or SpecOptions(), clearances=run.clearances)
+    )
+    intersections = load_intersections(scen, spec)
+    if run.green_wave_m_s > 0:
+        intersections = green_wave(intersections, scen.net_file, run.green_wave_m_s)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "intersections.json").write_text(
         json.dumps([_spec_json(ix) for ix in intersections], indent=2) + "\n", "utf-8"
     )
+    summaries: list[ControllerSummary] = []
+    seeds = tuple(range(seed, seed + run.seeds))
     with _quiet_decisions():
-        summary = _run_all(
-            scen,
-            intersections,
-            list(dict.fromkeys(controllers)),
-            end_s=end_s,
-            seed=seed,
-            out_dir=out_dir,
-            progress=progress,
-        )
-    print(summary.table())
-    return summary
-
-
-def _run_all(
-    scen: Scenario,
-    intersections: Sequence[SimIntersection],
-    controllers: list[str],
-    *,
-    end_s: float,
-    seed: int,
-    out_dir: Path,
-    progress: bool,
-) -> SimulationSummary:
-    """Run every controller in turn, rewriting ``summary.json`` after each."""
-    results: list[ControllerResult] = []
-    summary = SimulationSummary(
-        scen.name,
-        scen.begin_s,
-        end_s,
-        seed,
-        tuple(ix.spec.intersection_id for ix in intersections),
-        (),
-    )
-    for controller in controllers:
-        log.info("simulating %s with %s (%g s)", scen.name, controller, end_s - scen.begin_s)
-        results.append(
-            _isolated(
-                scen,
-                intersections,
-                controller,
-                end_s=end_s,
-                seed=seed,
-                run_dir=out_dir / _slug(controller),
-                progress=progress,
+        for controller in chosen:
+            runs = []
+            for s in seeds:
+                log.info("simulating %s with %s, seed %d", scen.name, controller, s)
+                run_dir = out_dir / _slug(controller)
+                if run.seeds > 1:
+                    run_dir = run_dir / f"seed{s}"
+                loop_options = _loop_options(
+                    scen, intersections=intersections, spec=spec, settings=run, seed=s, end_s=end_s
+                )
+                runs.append(
+                    _isolated(
+                        scen,
+                        intersections,
+                        controller,
+                        end_s=end_s,
+                        seed=s,
+                        run_dir=run_dir,
+                        progress=progress,
+                        options=loop_options,
+                    )
+                )
+            summaries.append(
+                ControllerSummary(controller, controller_kind(controller), tuple(runs))
             )
-        )
-        summary = SimulationSummary(
-            scen.name, scen.begin_s, end_s, seed, summary.intersections, tuple(results)
-        )
-        summary.write(out_dir / "summary.json")
+            summary = SimulationSummary(
+                scen.name,
+                scen.begin_s,
+                end_s,
+                seeds,
+                tuple(ix.spec.intersection_id for ix in intersections),
+                tuple(summaries),
+                run.to_json(),
+            )
+            summary.write(out_dir / "summary.json")
+    print(summary.table())
     return summary

@@ -3,9 +3,9 @@
 Rules (``docs/simulation.md`` explains them):
 
 - The program's green phases (some ``G``/``g``, no amber) become the phases, in program
-  order. Between two greens, the program's amber phases give the yellow and its other
-  phases the all-red; yellow is raised to at least 3 s and all-red to at least 1 s, so a
-  program without an all-red gets one.
+  order. The yellow and all-red after each are those of the links it ends
+  (:mod:`atcs.sim.clearances`: per link by the ITE formula, at least 3 s and 1 s), so a
+  program without an all-red gets one; the program's own ambers are not used.
 - Each phase's signal states are derived per link: during the change after phase *i*,
   links green in both *i* and *i+1* stay green, links that end show amber then red, links
   that start wait in red.
@@ -27,8 +27,10 @@ from dataclasses import dataclass
 from datetime import time
 
 from atcs.errors import SimulationError
-from atcs.sim.network import GREEN_CHARS, TRANSITION_CHARS, LaneInfo, TlsProgram
+from atcs.sim.clearances import change_frames, link_clearances
+from atcs.sim.network import GREEN_CHARS, LaneInfo, SignalLink, TlsProgram
 from atcs.types import IntersectionId, PhaseId, SegmentId
+from controllers.phase.clearance import PEDESTRIAN_SPEED_M_S
 from controllers.spec import FallbackPlan, IntersectionSpec, PhaseSpec
 
 
@@ -38,7 +40,9 @@ class SpecOptions:
 
     ``lane_saturation_pcu_h`` is the saturation flow of one lane (PCU per hour of green);
     ``camera_length_m`` the length of road an emulated camera sees back from the stop
-    line (or forward from the junction on exits).
+    line (or forward from the junction on exits). ``clearances`` is the policy of
+    :mod:`atcs.sim.clearances` (``ite`` or ``minimum``); ``pedestrian_crossing_m`` (0:
+    none) gives every phase a crossing of that length with a walk of ``walk_s``.
     """
 
     min_yellow_s: float = 3.0
@@ -52,6 +56,9 @@ class SpecOptions:
     stale_after_s: float = 60.0
     lane_saturation_pcu_h: float = 1800.0
     camera_length_m: float = 50.0
+    clearances: str = "ite"
+    pedestrian_crossing_m: float = 0.0
+    walk_s: float = 7.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,21 +198,6 @@ def _change_states(green: str, following: str) -> tuple[str, str]:
     return "".join(yellow), "".join(red)
 
 
-def _transition_s(program: TlsProgram, start: int, stop: int) -> tuple[float, float]:
-    """Program amber and other time between green phase indices ``start`` and ``stop``."""
-    yellow = other = 0.0
-    n = len(program.phases)
-    i = (start + 1) % n
-    while i != stop:
-        ph = program.phases[i]
-        if set(ph.state) & TRANSITION_CHARS:
-            yellow += ph.duration_s
-        else:
-            other += ph.duration_s
-        i = (i + 1) % n
-    return yellow, other
-
-
 def build_intersection(program: TlsProgram, options: SpecOptions | None = None) -> SimIntersection:
     """Turn ``program`` into the intersection spec, signal states and camera segments.
 
@@ -222,20 +214,19 @@ def build_intersection(program: TlsProgram, options: SpecOptions | None = None) 
     states = [program.phases[i].state for i in greens]
 
     # Movement groups: the links of one approach edge served by the same phases.
-    groups: dict[tuple[str, frozenset[int]], list[int]] = defaultdict(list)
+    groups: dict[tuple[str, frozenset[int]], list[SignalLink]] = defaultdict(list)
     for link in program.links:
         served = frozenset(k for k, st in enumerate(states) if st[link.index] in GREEN_CHARS)
         if served:
-            groups[(program.lanes[link.in_lane].edge_id, served)].append(link.index)
+            groups[(program.lanes[link.in_lane].edge_id, served)].append(link)
 
     segments: list[SegmentLanes] = []
     phase_segments: dict[int, list[SegmentId]] = defaultdict(list)
-    for (edge, served), link_ids in sorted(
+    for (edge, served), group in sorted(
         groups.items(), key=lambda kv: (kv[0][0], sorted(kv[0][1]))
     ):
-        lanes = sorted(
-            {program.links[i].in_lane for i in link_ids}, key=lambda ln: program.lanes[ln].index
-        )
+        lanes = sorted({ln.in_lane for ln in group}, key=lambda ln: program.lanes[ln].index)
+        link_ids = {ln.index for ln in group}
         names = "-".join(phase_ids[k] for k in sorted(served))
         seg_id = SegmentId(bus_safe(f"{edge}@{names}"))
         segments.append(
@@ -279,10 +270,12 @@ def build_intersection(program: TlsProgram, options: SpecOptions | None = None) 
     phases: list[PhaseSpec] = []
     signals: list[PhaseSignals] = []
     fixed: dict[PhaseId, float] = {}
+    clearances = link_clearances(program, opt.clearances)
+    crossing = opt.pedestrian_crossing_m if opt.pedestrian_crossing_m > 0 else None
     for k, i in enumerate(greens):
         nxt = greens[(k + 1) % len(greens)]
         ph = program.phases[i]
-        prog_yellow, prog_red = _transition_s(program, i, nxt)
+        change = change_frames(ph.state, program.phases[nxt].state, clearances)
         yellow_state, red_state = _change_states(ph.state, program.phases[nxt].state)
         min_green = min(ph.duration_s, max(opt.min_green_s, ph.min_dur_s or 0.0))
         max_green = max(opt.max_green_s, ph.duration_s, ph.max_dur_s or 0.0)
@@ -292,12 +285,16 @@ def build_intersection(program: TlsProgram, options: SpecOptions | None = None) 
                 segments=tuple(phase_segments[k]),
                 min_green_s=min_green,
                 max_green_s=max_green,
-                yellow_s=max(opt.min_yellow_s, prog_yellow),
-                all_red_s=max(opt.min_all_red_s, prog_red),
+                yellow_s=max(opt.min_yellow_s, change.yellow_s),
+                all_red_s=max(opt.min_all_red_s, change.all_red_s),
                 saturation_flow_pcu_h=opt.lane_saturation_pcu_h,
+                pedestrian_crossing_m=crossing,
+                walking_speed_m_s=PEDESTRIAN_SPEED_M_S,
                 exit_segments=tuple(sorted(exit_of_phase[k])),
                 signal_groups=tuple(
-                    str(link.index) for link in program.links if ph.state[link.index] in GREEN_CHARS
+                    str(i)
+                    for i in sorted({ln.index for ln in program.links})
+                    if ph.state[i] in GREEN_CHARS
                 ),
             )
         )

@@ -1,0 +1,1 @@
+"""Phase-by-phase (acyclic) signal control: the reference controller and what drives it."""

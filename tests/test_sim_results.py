@@ -1,0 +1,36 @@
+"""``scripts/sim_results.py --collect``: one table from runs saved by separate batches."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from atcs.sim import run_simulation
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_collect_builds_one_table_from_two_batches(tmp_path: Path) -> None:
+    # Two short batches, as two invocations would leave them (scenario/run/summary.json).
+    run_simulation("cologne1", ["fixed"], 120, 1, tmp_path / "a" / "cologne1" / "fixed-1", False)
+    free = tmp_path / "b" / "cologne1" / "resco-greedy-1"
+    run_simulation("cologne1", ["resco-greedy"], 120, 1, free, False)
+    docs = tmp_path / "docs"
+    args = ["--collect", "--out", str(tmp_path / "a"), "--also", str(tmp_path / "b")]
+    subprocess.run(
+        [sys.executable, "scripts/sim_results.py", *args, "--docs", str(docs), "--name", "t"],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, check=True,
+        capture_output=True, timeout=300,
+    )  # fmt: skip
+    table = json.loads((docs / "simulation-results-t.json").read_text())["table"]["cologne1"]
+    assert set(table) == {"fixed", "resco-greedy"}
+    assert (table["fixed"]["kind"], table["resco-greedy"]["kind"]) == ("engine", "peer")
+    assert table["fixed"]["safety_violations"] == 0
+    assert table["resco-greedy"]["safety_violations"] > 0  # RESCO's rules: no all-red
+    page = (docs / "simulation-results-t.md").read_text()
+    assert "| cologne1 | fixed | engine | 1 |" in page
+    assert "--also" in page  # the command that made it
+    assert (docs / "img" / "simulation-t.png").stat().st_size > 10_000

@@ -1,0 +1,238 @@
+"""Phase-by-phase controllers, the engine's command envelope and the ITE clearances."""
+
+from __future__ import annotations
+
+from datetime import time
+
+import pytest
+
+from atcs.control.phase_supervisor import PhaseSupervisor
+from atcs.errors import ControlError
+from atcs.types import IntersectionId, PhaseId, SegmentId
+from controllers import FallbackPlan
+from controllers.phase.base import PhaseDecision
+from controllers.phase.clearance import (
+    ite_all_red_s,
+    ite_yellow_s,
+    pedestrian_clearance_s,
+    whole_ticks_s,
+)
+from controllers.phase.commands import CommandKind, ControlMode, PhaseCommand, SignalState
+from controllers.phase.envelope import CommandOutcome, check_command, command_for
+from controllers.phase.observe import (
+    IntersectionLayout,
+    Movement,
+    PhaseLayout,
+    ZoneSnapshot,
+    ZoneVehicle,
+    ZoneView,
+)
+from controllers.phase.registry import get_phase_controller, phase_controller_names
+from controllers.phase.timing import Change, ExecPhase, Interval, SignalTiming
+
+IX = IntersectionId("X")
+A, B = PhaseId("A"), PhaseId("B")
+SA, SB, XA = SegmentId("a"), SegmentId("b"), SegmentId("a-exit")
+
+
+def test_ite_clearances() -> None:
+    assert ite_yellow_s(13.89) == pytest.approx(1.0 + 13.89 / 6.1)  # 50 km/h: 3.28 s
+    assert ite_yellow_s(8.33) == 3.0  # floor
+    assert ite_yellow_s(40.0) == 6.0  # cap
+    assert ite_yellow_s(13.89, grade=-0.05) > ite_yellow_s(13.89)  # downhill: longer
+    assert ite_all_red_s(30.0, 13.89) == pytest.approx(36.0 / 13.89)
+    assert ite_all_red_s(0.0, 20.0) == 1.0  # floor
+    assert pedestrian_clearance_s(14.0) == pytest.approx(13.08, abs=0.01)
+    assert whole_ticks_s(3.28) == 4.0
+    assert whole_ticks_s(3.0000001) == 3.0
+    with pytest.raises(ControlError, match="speed"):
+        ite_yellow_s(0.0)
+
+
+def timing() -> SignalTiming:
+    phases = (ExecPhase(A, 5.0, 40.0), ExecPhase(B, 5.0, 40.0))
+    changes = {(A, B): Change(4.0, 2.0), (B, A): Change(4.0, 2.0)}
+    plan = FallbackPlan(time(0, 0), {A: 20.0, B: 20.0})
+    return SignalTiming(IX, phases, changes, (plan,), recall_wait_s=90.0)
+
+
+LAYOUT = IntersectionLayout(
+    IX,
+    (PhaseLayout(A, (Movement(SA, 1.0, 1, (XA,)),)), PhaseLayout(B, (Movement(SB, 1.0, 1),))),
+    {XA: 1},
+)
+
+
+def state(phase: PhaseId, at: float, green_started: float = 0.0) -> SignalState:
+    return SignalState(IX, at, phase, Interval.GREEN, green_started, green_started, None,
+                       ControlMode.COMMAND, "")  # fmt: skip
+
+
+def queue(n: int, moving: int = 0) -> tuple[ZoneVehicle, ...]:
+    halted = tuple(ZoneVehicle(2.0 + 7 * k, 0.0) for k in range(n))
+    return halted + tuple(ZoneVehicle(30.0 + 7 * k, 12.0) for k in range(moving))
+
+
+def flowing(n: int) -> tuple[ZoneVehicle, ...]:
+    """A queue discharging in green: its vehicles already move."""
+    return tuple(ZoneVehicle(2.0 + 7 * k, 4.0) for k in range(n))
+
+
+def view(at: float, a: tuple[ZoneVehicle, ...], b: tuple[ZoneVehicle, ...],
+         exit_a: tuple[ZoneVehicle, ...] = ()) -> ZoneView:  # fmt: skip
+    zones = {
+        SA: ZoneSnapshot(SA, a, 50.0, 1),
+        SB: ZoneSnapshot(SB, b, 50.0, 1),
+        XA: ZoneSnapshot(XA, exit_a, 50.0, 1),
+    }
+    return ZoneView(at, zones)
+
+
+@pytest.mark.parametrize("name", phase_controller_names())
+def test_every_controller_holds_minimum_and_serves_demand(name: str) -> None:
+    controller = get_phase_controller(name)
+    t = timing()
+    # Minimum green: hold A even though only B has vehicles.
+    assert controller.decide(LAYOUT, t, state(A, 2.0), view(2.0, (), queue(6))).phase == A
+    # Later, with A empty and B queued, every controller moves to B (slotted ones by 15 s).
+    decisions = [
+        controller.decide(LAYOUT, t, state(A, float(s)), view(float(s), (), queue(6))).phase
+        for s in range(5, 16)
+    ]
+    assert B in decisions
+
+
+@pytest.mark.parametrize("name", ["delay-balance", "actuated"])
+def test_platoon_in_green_keeps_the_green(name: str) -> None:
+    controller = get_phase_controller(name)
+    t = timing()
+    decisions = [
+        controller.decide(
+            LAYOUT, t, state(A, float(s)), view(float(s), flowing(2) + queue(0, 4), queue(1))
+        ).phase
+        for s in range(5, 10)
+    ]
+    assert decisions == [A] * 5
+
+
+def test_spillback_guard_leaves_a_blocked_green() -> None:
+    controller = get_phase_controller("delay-balance")
+    blocked = tuple(ZoneVehicle(3.0 + 7 * k, 0.0) for k in range(4))
+    free = controller.decide(LAYOUT, timing(), state(A, 8.0), view(8.0, flowing(5), queue(2)))
+    assert free.phase == A
+    jammed = controller.decide(
+        LAYOUT, timing(), state(A, 8.0), view(8.0, flowing(5), queue(2), blocked)
+    )
+    assert jammed.phase == B
+    # A queue still standing at the stop line 8 s into green does not flow either.
+    stalled = controller.decide(LAYOUT, timing(), state(A, 8.0), view(8.0, queue(5), queue(2)))
+    assert stalled.phase == B
+
+
+def test_permissive_turners_left_standing_get_their_protected_phase_first() -> None:
+    turn, c = SegmentId("turn"), PhaseId("C")
+    layout = IntersectionLayout(
+        IX,
+        (
+            PhaseLayout(A, (Movement(SA, 1.0, 1), Movement(turn, 1.0, 1, permissive=True))),
+            PhaseLayout(c, (Movement(turn, 1.0, 1),)),
+            PhaseLayout(B, (Movement(SB, 1.0, 1),)),
+        ),
+        {},
+    )
+    ids = [A, c, B]
+    changes = {(a, b): Change(4.0, 2.0) for a in ids for b in ids if a != b}
+    plan = FallbackPlan(time(0, 0), dict.fromkeys(ids, 20.0))
+    phases = tuple(ExecPhase(p, 5.0, 40.0) for p in ids)
+    t3 = SignalTiming(IX, phases, changes, (plan,))
+
+    def decide(turners: tuple[ZoneVehicle, ...]) -> PhaseId:
+        zones = {
+            SA: ZoneSnapshot(SA, (), 50.0, 1),
+            turn: ZoneSnapshot(turn, turners, 50.0, 1),
+            SB: ZoneSnapshot(SB, queue(8), 50.0, 1),
+        }
+        controller = get_phase_controller("delay-balance")
+        return controller.decide(layout, t3, state(A, 20.0), ZoneView(20.0, zones)).phase
+
+    assert decide(()) == B  # nobody left to turn: straight to the crossing street
+    assert decide(queue(1)) == c  # a turner stands at the line: protected turn first
+
+
+def test_max_pressure_counts_the_downstream_queue() -> None:
+    controller = get_phase_controller("phase-max-pressure")
+    down = tuple(ZoneVehicle(3.0 + 7 * k, 0.0) for k in range(6))
+    decision = controller.decide(
+        LAYOUT, timing(), state(B, 10.0), view(10.0, queue(4), queue(2), down)
+    )
+    assert decision.phase == B  # 4 queued minus 6 downstream is less than 2
+
+
+def test_actuated_skips_phases_without_calls() -> None:
+    three = IntersectionLayout(
+        IX,
+        (
+            PhaseLayout(A, (Movement(SA, 1.0, 1),)),
+            PhaseLayout(B, (Movement(SB, 1.0, 1),)),
+            PhaseLayout(PhaseId("C"), (Movement(SegmentId("c"), 1.0, 1),)),
+        ),
+        {},
+    )
+    phases = (*timing().phases, ExecPhase(PhaseId("C"), 5.0, 40.0))
+    ids = [p.phase_id for p in phases]
+    changes = {(a, b): Change(4.0, 2.0) for a in ids for b in ids if a != b}
+    plan = FallbackPlan(time(0, 0), dict.fromkeys(ids, 20.0))
+    t3 = SignalTiming(IX, phases, changes, (plan,))
+    zones = {
+        SA: ZoneSnapshot(SA, (), 50.0, 1),
+        SB: ZoneSnapshot(SB, (), 50.0, 1),
+        SegmentId("c"): ZoneSnapshot(SegmentId("c"), queue(3), 50.0, 1),
+    }
+    controller = get_phase_controller("actuated")
+    decision = controller.decide(three, t3, state(A, 9.0), ZoneView(9.0, zones))
+    assert decision.phase == PhaseId("C")
+
+
+def test_envelope_repairs_and_refuses() -> None:
+    t = timing()
+    s = state(A, 30.0)
+    hold = command_for(PhaseDecision(A, "x"), s, 30.0, 1, 5.0)
+    assert hold.kind is CommandKind.EXTEND
+    assert check_command(t, s, hold, 30.0, waited_s={}, max_wait_s=90.0).outcome is (
+        CommandOutcome.ACCEPTED
+    )
+    at_38 = state(A, 38.0)
+    late_command = command_for(PhaseDecision(A, "x"), at_38, 38.0, 2, 5.0)
+    late = check_command(t, at_38, late_command, 38.0, waited_s={}, max_wait_s=90.0)
+    assert late.outcome is CommandOutcome.REPAIRED
+    assert late.command is not None
+    assert late.command.until_s == pytest.approx(40.0)  # cut to A's max green
+    starving = check_command(t, s, hold, 30.0, waited_s={B: 95.0}, max_wait_s=90.0)
+    assert starving.command is not None
+    assert starving.command.kind is CommandKind.SERVE_NEXT
+    assert starving.command.phase == B
+    wrong = PhaseCommand(IX, CommandKind.SERVE_NEXT, PhaseId("Z"), 30.0, 35.0)
+    assert check_command(t, s, wrong, 30.0, waited_s={}, max_wait_s=90.0).outcome is (
+        CommandOutcome.REFUSED
+    )
+    extend_other = PhaseCommand(IX, CommandKind.EXTEND, B, 30.0, 35.0, 35.0)
+    fixed = check_command(t, s, extend_other, 30.0, waited_s={}, max_wait_s=90.0)
+    assert fixed.command is not None
+    assert fixed.command.kind is CommandKind.SERVE_NEXT
+
+
+def test_supervisor_sends_nothing_without_a_fresh_state_and_bounds_waits() -> None:
+    sup = PhaseSupervisor(timing(), LAYOUT, get_phase_controller("phase-greedy"), max_wait_s=60.0)
+    assert sup.decide(0.0, view(0.0, (), ())) is None
+    sup.on_state(state(A, 0.0))
+    assert sup.decide(10.0, view(10.0, (), ())) is None  # the last report is 10 s old
+    for t in range(1, 70):
+        sup.on_state(state(A, float(t)))
+        command = sup.decide(float(t), view(float(t), queue(8, 3), queue(1)))
+        assert command is not None
+        assert command.deadline_s == pytest.approx(t + 5.0)
+    # A keeps more vehicles, but B's vehicle has waited more than 60 s: served next.
+    assert command is not None
+    assert command.kind is CommandKind.SERVE_NEXT
+    assert command.phase == B
+    assert sup.outcomes["repaired"] >= 1
