@@ -25,6 +25,7 @@ ENGINE_SENDS = {
     TopicKind.INCIDENT_STATE,
     TopicKind.TRAFFIC_FLOW_OBSERVED,
     TopicKind.ALARM,
+    TopicKind.NODE_STATUS,
 }
 NOT_RETAINED = {TopicKind.INCIDENT_EVENT}
 EXTERNAL_MODEL = {TopicKind.TRAFFIC_FLOW_OBSERVED}
@@ -59,6 +60,7 @@ def _address(kind: TopicKind) -> str:
         TopicKind.INCIDENT_STATE: t.incident_state(SegmentId("{segment}")),
         TopicKind.TRAFFIC_FLOW_OBSERVED: t.traffic_flow_observed(SegmentId("{segment}")),
         TopicKind.ALARM: t.alarm("{alarm}"),
+        TopicKind.NODE_STATUS: t.node_status("{node}"),
     }[kind]
 
 
