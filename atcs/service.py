@@ -23,7 +23,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Protocol
 
 from atcs.alarms import AlarmOutput, AlarmService
-from atcs.bus.nodes import NodeAnnouncer, NodeRole, node_status_of
+from atcs.bus.nodes import NodeRole
 from atcs.config import AtcsConfig, geometry_warnings
 from atcs.control import ControlLoop
 from atcs.detection import build_detector
@@ -108,6 +108,8 @@ class Engine:
         self.windows_published = 0
         self.analysis_failures = 0
         self.started_at: datetime | None = None
+        self.loop_at: float | None = None
+        """When the analysis tick last ran (monotonic s; None before the first)."""
         self.alarms: AlarmService | None = None
         """The engine's alarms (set by :func:`build_engine`; also one of the sinks)."""
 
@@ -285,6 +287,7 @@ class Engine:
 
     def tick(self) -> None:
         """One analysis tick: analyse queued detections, close due windows, report status."""
+        self.loop_at = time.monotonic()
         self._drain_results()
         until = datetime.now(UTC) - timedelta(seconds=self.timing.window_grace_s)
         pending = self._pending_capture_times()
@@ -382,11 +385,10 @@ def build_engine(cfg: AtcsConfig, role: NodeRole = NodeRole.ALL) -> Engine:
         from atcs.audit_trail import attach_bus_audit
 
         attach_bus_audit(engine, outputs.bus, cfg, audit)
-    if role is NodeRole.EDGE and cfg.mqtt is not None:
-        status = node_status_of(cfg.node.id, role, cfg.site.id, [c.id for c in cfg.cameras])
-        engine.sinks.append(
-            NodeAnnouncer(cfg.mqtt, status, keepalive_s=cfg.node.status_keepalive_s)
-        )
+    if role is NodeRole.EDGE or cfg.node.health_port:
+        from atcs.roles.edge import attach_node_parts
+
+        attach_node_parts(engine, cfg, role)
     return engine
 
 

@@ -84,6 +84,7 @@ class Node:
     role: str
     config: Path
     log: Path
+    health_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -97,6 +98,15 @@ class Node:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def usage(self) -> tuple[float, float]:
+        """Resident memory (MiB) and CPU time so far (s) of the running process."""
+        assert self.proc is not None
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        rss_kib = next(int(ln.split()[1]) for ln in status.splitlines() if ln.startswith("VmRSS"))
+        stat = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cpu_s = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+        return rss_kib / 1024, cpu_s
 
     def tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
@@ -113,6 +123,7 @@ def node_config(
     db: str,
     node: str,
     dashboard_port: int | None = None,
+    health_port: int = 0,
 ) -> Path:
     dashboard = (
         ""
@@ -129,6 +140,8 @@ allow_anonymous_viewers = true
 id = "{name}"
 {node}
 status_keepalive_s = 2
+health_host = "127.0.0.1"
+health_port = {health_port}
 
 [mqtt]
 host = "{broker.host}"
@@ -192,11 +205,12 @@ def city(
     }
     nodes = {}
     for name, (role, broker, share, port) in specs.items():
+        health = free_port()
         path = node_config(
             tmp_path, media_dir, model_path, name=name, broker=broker, influxdb=influxdb,
-            db=db, node=share, dashboard_port=port,
+            db=db, node=share, dashboard_port=port, health_port=health,
         )  # fmt: skip
-        nodes[name] = Node(name, role, path, tmp_path / f"{name}.log")
+        nodes[name] = Node(name, role, path, tmp_path / f"{name}.log", health)
         nodes[name].start()
     try:
         yield City(nodes, broker_a, broker_b, bus, f"http://127.0.0.1:{room_port}", db)
@@ -244,6 +258,14 @@ def test_city_on_four_nodes_survives_an_edge_node_dying(city: City, influxdb: In
         )  # fmt: skip
     except AssertionError:
         raise AssertionError(explain(city)) from None
+    for node in city.nodes.values():  # the probes Kubernetes would use
+        ready = get_json(f"http://127.0.0.1:{node.health_port}/readyz")
+        assert (ready["node_id"], ready["ready"], ready["problems"]) == (node.name, True, [])
+    started = {n.name: n.usage() for n in city.nodes.values()}
+    time.sleep(10.0)
+    for name, node in city.nodes.items():  # sizes the Kubernetes resource requests
+        rss, cpu = node.usage()
+        print(f"{name}: RSS {rss:.0f} MiB, CPU {(cpu - started[name][1]) / 10.0:.2f} cores")
     overview = get_json(f"{city.room_url}/api/overview")
     nodes = {n["node_id"]: n for n in overview["nodes"]}
     assert {k: (v["role"], v["state"]) for k, v in nodes.items()} == {

@@ -53,6 +53,18 @@ class NodeConfig(StrictModel):
         ),
     )
 
+    health_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description=("Port of the node's /healthz and /readyz (Kubernetes probes); 0: not served."),
+    )
+    health_host: str = Field(
+        default="0.0.0.0",  # noqa: S104 - probes come from the kubelet, outside the pod
+        max_length=253,
+        description="Address the health endpoints listen on.",
+    )
+
     @model_validator(mode="after")
     def _share(self) -> NodeConfig:
         if self.shard_index >= self.shard_count:

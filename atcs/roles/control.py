@@ -27,6 +27,7 @@ from atcs.control import ControlLoop
 from atcs.errors import ConfigError
 from atcs.outputs import build_outputs
 from atcs.roles.config import role_config
+from atcs.roles.health import HealthServer, Reporting, node_health
 from atcs.sinks import Sink
 from atcs.types import TimingPlan
 from atcs.web.audit import AuditLog
@@ -73,6 +74,17 @@ class ControlNode:
             cfg.mqtt, status, keepalive_s=cfg.node.status_keepalive_s, environ=environ
         )
         self.sinks.append(self.announcer)
+        self.loop_at: float | None = None
+        """When the control loop last ticked (monotonic s)."""
+        if cfg.node.health_port:
+            parts: list[Reporting] = [*self.sinks, self.feed]
+            self.sinks.append(
+                HealthServer(
+                    lambda: node_health(cfg.node.id, "control", self.loop_at, parts),
+                    cfg.node.health_host,
+                    cfg.node.health_port,
+                )
+            )
 
     def _publish(self, plan: TimingPlan) -> None:
         for sink in self.sinks:
@@ -111,6 +123,7 @@ class ControlNode:
             while not self.stop_event.is_set():
                 if deadline is not None and time.monotonic() >= deadline:
                     break
+                self.loop_at = time.monotonic()
                 try:
                     self.control.tick()
                 except Exception:  # the loop boundary: log and go on

@@ -28,6 +28,7 @@ from atcs.control import ControlView, PlanBook
 from atcs.errors import ConfigError
 from atcs.outputs import build_outputs
 from atcs.roles.config import role_config
+from atcs.roles.health import HealthServer, Reporting, node_health
 from atcs.sinks import Sink
 from atcs.types import CameraStatus
 from atcs.web.dashboard import Dashboard, build_context
@@ -119,6 +120,16 @@ class RoomNode:
         self.announcer = NodeAnnouncer(
             cfg.mqtt, status, keepalive_s=cfg.node.status_keepalive_s, environ=environ
         )
+        self.loop_at: float | None = None
+        """When the room's loop last turned (monotonic s)."""
+        self.health_server: HealthServer | None = None
+        if cfg.node.health_port:
+            parts: list[Reporting] = [self.dashboard, *self.outputs, self.announcer, self.feed]
+            self.health_server = HealthServer(
+                lambda: node_health(cfg.node.id, "room", self.loop_at, parts),
+                cfg.node.health_host,
+                cfg.node.health_port,
+            )
 
     @property
     def url(self) -> str:
@@ -126,7 +137,8 @@ class RoomNode:
         return self.dashboard.url
 
     def _parts(self) -> list[Sink]:
-        return [self.dashboard, *self.outputs, self.alarms, self.announcer]
+        extra: list[Sink] = [] if self.health_server is None else [self.health_server]
+        return [self.dashboard, *self.outputs, self.alarms, self.announcer, *extra]
 
     def start(self) -> None:
         """Start the dashboard, the outputs and the alarms, then the feed."""
@@ -154,6 +166,7 @@ class RoomNode:
         try:
             self.start()
             while not self.stop_event.is_set():
+                self.loop_at = time.monotonic()
                 if deadline is not None and time.monotonic() >= deadline:
                     break
                 self.stop_event.wait(0.5)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import time
 import tomllib
+import urllib.error
+import urllib.request
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -19,6 +23,7 @@ from atcs.config.bus import MqttConfig
 from atcs.control import PlanBook, Source
 from atcs.errors import ConfigError, PayloadError
 from atcs.roles import edge_config, role_config
+from atcs.roles.health import HealthServer, node_health
 from atcs.types import (
     CameraId,
     CameraState,
@@ -29,6 +34,7 @@ from atcs.types import (
     SiteId,
 )
 from tests.support import samples as s
+from tests.support.net import HOST
 
 CITY = """
 [site]
@@ -253,3 +259,48 @@ def test_plan_book_shows_the_latest_plan_per_configured_intersection() -> None:
     assert state.mode is PlanMode.FALLBACK
     assert book.counters() == {"plans_received": 2, "plans_ignored": 1}
     assert list(book.state()) == [IntersectionId("ix-1")]
+
+
+class Part:
+    def __init__(self, connected: bool) -> None:
+        self.up = connected
+
+    def health(self) -> dict[str, float | int | str | bool]:
+        return {"connected": self.up}
+
+
+def test_node_health_alive_ready_and_why_not() -> None:
+    up, down = Part(True), Part(False)
+    fresh = node_health("edge-1", "edge", 100.0, [up], now=105.0)
+    assert (fresh.live, fresh.ready, fresh.loop_age_s, fresh.problems) == (True, True, 5.0, ())
+    waiting = node_health("edge-1", "edge", None, [up], now=105.0)
+    assert (waiting.live, waiting.ready) == (True, False)
+    assert waiting.problems == ("main loop not started",)
+    stuck = node_health("edge-1", "edge", 100.0, [up], now=140.0, stuck_after_s=30.0)
+    assert (stuck.live, stuck.ready) == (False, False)
+    assert stuck.problems == ("main loop stuck for 40 s",)
+    cut = node_health("edge-1", "edge", 100.0, [up, down], now=101.0)
+    assert (cut.live, cut.ready, cut.problems) == (True, False, ("Part not connected",))
+
+
+def test_health_server_answers_probes_over_http() -> None:
+    part = Part(True)
+    server = HealthServer(lambda: node_health("c", "control", time.monotonic(), [part]), HOST, 0)
+    server.start()
+    try:
+        base = f"http://{HOST}:{server.port}"
+        with urllib.request.urlopen(f"{base}/readyz", timeout=5) as resp:
+            assert resp.status == 200
+            assert json.loads(resp.read())["ready"] is True
+        part.up = False
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"{base}/readyz", timeout=5)
+        assert err.value.code == 503
+        assert json.loads(err.value.read())["problems"] == ["Part not connected"]
+        with urllib.request.urlopen(f"{base}/healthz", timeout=5) as resp:
+            assert resp.status == 200  # alive, though not ready
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"{base}/metrics", timeout=5)
+        assert err.value.code == 404
+    finally:
+        server.close()
