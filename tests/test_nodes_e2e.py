@@ -4,11 +4,12 @@ Two Mosquitto brokers bridged (``atcs/#`` both ways), one InfluxDB, and four ``a
 processes: edge ``edge-a`` (camera ``pontianak``, broker A), edge ``edge-b`` (camera
 ``motorway``, broker B), a control node on broker A for one intersection fed by a segment
 on each edge, and a room node on broker B. The room's API shows both cameras with their
-nodes and the plans; ``edge-b`` is killed (SIGKILL: no goodbye, only its last will): its
-camera goes offline in the room and the intersection falls back to its time-of-day plan
-at once; restarted, it comes back, and every window it measured reached the bus and
-InfluxDB once (no gap in its message numbers, no window twice after the subscriber's
-de-duplication, the same windows in both).
+nodes and the plans, and its page (Chromium) both cameras; ``edge-b`` is killed (SIGKILL:
+no goodbye, only its last will): its camera goes offline in the room and the intersection
+falls back to its time-of-day plan at once; restarted, it comes back, and every window
+reached the bus and InfluxDB once (in order per stream, no window twice after the
+subscriber's de-duplication, the same windows in both; docs/nodes.md says which window a
+kill may lose).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Page, sync_playwright
 
 from atcs.bus.dedup import Deduplicator
 from atcs.bus.nodes import decode_node_status
@@ -39,6 +41,7 @@ from tests.support.net import free_port
 from tests.support.process import stop_process
 from tests.support.sites import two_clip_site_toml
 from tests.support.wait import wait_for
+from tests.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.e2e
 
@@ -243,6 +246,20 @@ def explain(city: City) -> str:
 
 
 def test_city_on_four_nodes_survives_an_edge_node_dying(city: City, influxdb: InfluxServer) -> None:
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            run_city(city, influxdb, browser.new_page())
+        finally:
+            browser.close()
+
+
+def camera_card(camera: str, state: str) -> str:
+    """The room page's tile of ``camera`` in ``state``."""
+    return f"figure.camera[data-camera='{camera}'][data-state='{state}']"
+
+
+def run_city(city: City, influxdb: InfluxServer, page: Page) -> None:
     def both_streaming() -> bool:
         cams = cameras(city)
         return all(
@@ -266,6 +283,9 @@ def test_city_on_four_nodes_survives_an_edge_node_dying(city: City, influxdb: In
     for name, node in city.nodes.items():  # sizes the Kubernetes resource requests
         rss, cpu = node.usage()
         print(f"{name}: RSS {rss:.0f} MiB, CPU {(cpu - started[name][1]) / 10.0:.2f} cores")
+    page.goto(city.room_url + "/?lang=en")  # the room's page shows both nodes' cameras
+    for camera in ("pontianak", "motorway"):
+        page.wait_for_selector(camera_card(camera, "streaming"), timeout=30_000)
     overview = get_json(f"{city.room_url}/api/overview")
     nodes = {n["node_id"]: n for n in overview["nodes"]}
     assert {k: (v["role"], v["state"]) for k, v in nodes.items()} == {
@@ -296,6 +316,7 @@ def test_city_on_four_nodes_survives_an_edge_node_dying(city: City, influxdb: In
         10, "the dead node's camera offline in the room", interval_s=0.2,
     )  # fmt: skip
     offline_s = time.monotonic() - killed
+    page.wait_for_selector(camera_card("motorway", "offline"), timeout=15_000)
     wait_for(
         lambda: any(p.mode is PlanMode.FALLBACK for p in plans(city.bus)[before:]),
         10, "a fallback plan after the node died", interval_s=0.2,

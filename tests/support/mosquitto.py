@@ -164,6 +164,12 @@ class Mosquitto:
         self.conf_file.write_text("\n".join([*lines, *extra]) + "\n")
 
     @property
+    def pid(self) -> int:
+        """The broker's process id (it must have been started)."""
+        assert self.proc is not None, "the broker was never started"
+        return self.proc.pid
+
+    @property
     def running(self) -> bool:
         """True while the broker process is alive."""
         return self.proc is not None and self.proc.poll() is None
