@@ -26,7 +26,7 @@ export class CityMap {
     const bounds = [];
     for (const seg of geo.segments) {
       const line = L.polyline(seg.line, { color: NO_DATA, weight: 9, opacity: 0.95, lineCap: "round" }).addTo(this.map);
-      line.bindTooltip("", { permanent: true, direction: "center", className: "map-label" });
+      line.bindTooltip("", { permanent: true, direction: "center", className: "map-label map-los" });
       line.on("click", () => this.onDetails("segment", seg.segment_id));
       this.layers.segments.set(seg.segment_id, line);
       bounds.push(...seg.line);
@@ -70,7 +70,10 @@ export class CityMap {
       const e = line.getElement();
       if (e) e.dataset.los = los;
       const label = los ? `${los} · ${t(`los.${los}`)}` : t("board.nodata");
-      line.setTooltipContent(`${seg.name || seg.segment_id}: ${label}`);
+      // the permanent label is the letter only (full names overlap where roads meet); the
+      // name and the words are the line's hover title and its details on click
+      line.setTooltipContent(los || "–");
+      setTitle(e, `${seg.name || seg.segment_id}: ${label}`);
     }
     for (const ix of ov.intersections) {
       const mark = this.layers.intersections.get(ix.intersection_id);
@@ -80,7 +83,8 @@ export class CityMap {
       const e = mark.getElement();
       if (e) e.dataset.mode = mode;
       const plan = ix.running ? t("ix.cycle", { cycle: fmt.num(ix.running.cycle_s, 0) }) : t("ix.noplan");
-      mark.setTooltipContent(`${ix.name || ix.intersection_id}: ${t(`mode.${mode}`)} · ${plan}`);
+      mark.setTooltipContent(ix.name || ix.intersection_id);
+      setTitle(e, `${ix.name || ix.intersection_id}: ${t(`mode.${mode}`)} · ${plan}`);
     }
     for (const cam of ov.cameras) {
       const mark = this.layers.cameras.get(cam.camera_id);
@@ -91,6 +95,17 @@ export class CityMap {
       mark.setTooltipContent(`${cam.name || cam.camera_id}: ${t(`cam.${cam.state}`)}`);
     }
   }
+}
+
+// A hover title on a drawn SVG element (an SVG <title> child).
+function setTitle(elem, text) {
+  if (!elem) return;
+  let title = elem.querySelector("title");
+  if (!title) {
+    title = document.createElementNS("http://www.w3.org/2000/svg", "title");
+    elem.append(title);
+  }
+  title.textContent = text;
 }
 
 // The details dialog a click on the map (or on a camera tile) opens.

@@ -114,7 +114,7 @@ export function renderBoard(body, segments, t, fmt) {
       const name = el("th", { scope: "row" }, el("span", { class: "seg-name" }), el("span", { class: "seg-id muted", text: seg.segment_id }));
       row.append(name, el("td", { class: "los" }));
       for (const key of ["vehicles", "pcu", "density", "flow", "queue"]) {
-        row.append(el("td", { class: `num ${key}${key === "queue" ? " wide-only" : ""}`, "data-field": key }));
+        row.append(el("td", { class: `num ${key} col-${key}${key === "queue" ? " wide-only" : ""}`, "data-field": key }));
       }
       row.append(el("td", { class: "trend" }), el("td", { class: "updated wide-only" }));
       body.append(row);
