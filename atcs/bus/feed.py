@@ -23,11 +23,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.reasoncodes import ReasonCode
 
-from atcs.bus.connection import connect_async, describe_refusal, make_client
+from atcs.bus.client import BusClient
 from atcs.bus.dedup import Deduplicator
-from atcs.bus.guard import CallbackGuard, NetworkWatch
 from atcs.bus.nodes import NodeStatus, decode_node_status
 from atcs.bus.payloads import decode_camera_status, decode_segment_metrics, decode_timing_plan
 from atcs.bus.topics import TopicKind, Topics
@@ -100,7 +98,7 @@ def offline_status(camera: CameraId, node: NodeStatus, last: CameraStatus | None
     )
 
 
-class BusFeed:
+class BusFeed(BusClient):
     """Subscriber for control and room nodes (see the module docstring)."""
 
     def __init__(
@@ -111,11 +109,14 @@ class BusFeed:
         environ: Mapping[str, str] | None = None,
         plans: bool = False,
     ) -> None:
-        self.config = config.model_copy(update={"clean_session": True})
+        super().__init__(
+            config.model_copy(update={"clean_session": True}),
+            client_id or f"atcs-feed-{os.getpid()}",
+            "bus feed",
+            environ=environ,
+        )
         self.topics = Topics(config.prefix)
-        self.client_id = client_id or f"atcs-feed-{os.getpid()}"
         self.nodes = NodeBook()
-        self._environ = environ
         self._want_plans = plans
         self._metrics: list[MetricsHandler] = []
         self._cameras: list[CameraHandler] = []
@@ -124,12 +125,7 @@ class BusFeed:
         self._dedup = Deduplicator()
         self._last_camera: dict[CameraId, CameraStatus] = {}
         self._lock = threading.Lock()
-        self._client: mqtt.Client | None = None
-        self._watch: NetworkWatch | None = None
-        self._guard = CallbackGuard("bus feed")
         self._log = ThrottledLog(log, burst=10)
-        self.connected = threading.Event()
-        self.last_error = ""
         self.received = 0
         self.malformed = 0
 
@@ -163,30 +159,14 @@ class BusFeed:
 
     # Connection ---------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Connect in the background (retrying with backoff); BusError on bad settings."""
-        client = make_client(self.config, self.client_id, environ=self._environ)
-        guard = self._guard.wrap
-        client.on_connect = guard("on_connect", self._on_connect)
-        client.on_connect_fail = guard("on_connect_fail", self._on_connect_fail)
-        client.on_disconnect = guard("on_disconnect", self._on_disconnect)
-        client.on_message = guard("on_message", self._on_message)
-        self._client = client
-        connect_async(client, self.config)
-        self._watch = NetworkWatch(client, "bus feed", housekeeping=self._housekeeping)
-        self._watch.start()
-
-    def _housekeeping(self) -> None:
-        self._guard.flush()
+    def housekeeping(self) -> None:
+        """Flush the throttled logs."""
+        super().housekeeping()
         self._log.flush()
-
-    def wait_connected(self, timeout_s: float) -> bool:
-        """Block until subscribed or ``timeout_s`` passed; True when subscribed."""
-        return self.connected.wait(timeout_s)
 
     def health(self) -> Mapping[str, float | int | str | bool]:
         """Return the connection state and message counters."""
-        alive = self._watch is not None and self._watch.alive()
+        alive = self.alive()
         return {
             "connected": self.connected.is_set() and alive,
             "network_thread_alive": alive,
@@ -197,60 +177,19 @@ class BusFeed:
             "last_error": self.last_error,
         }
 
-    def close(self) -> None:
-        """Disconnect and stop the network thread."""
-        if self._watch is not None:
-            self._watch.stop()
-        client, self._client = self._client, None
-        if client is not None:
-            client.disconnect()
-            client.loop_stop()
-
     def _filters(self) -> list[str]:
         t = self.topics
         out = [t.all_node_status(), t.all_camera_status(), t.all_segment_metrics()]
         return [*out, t.all_plans()] if self._want_plans else out
 
-    def _on_connect(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        flags: mqtt.ConnectFlags,
-        reason_code: ReasonCode,
-        properties: object,
-    ) -> None:
-        if reason_code.is_failure:
-            self.last_error = describe_refusal(reason_code, self.config)
-            log.error("bus feed: %s", self.last_error)
-            return
-        self.last_error = ""
+    def on_up(self, client: mqtt.Client) -> None:
+        """Subscribe to node and camera status, metrics and (when asked) plans."""
         client.subscribe([(f, 1) for f in self._filters()])
-        self.connected.set()
         log.info("bus feed connected to %s:%d", self.config.host, self.config.port)
 
-    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
-        self.last_error = f"cannot connect to {self.config.host}:{self.config.port}"
-
-    def _on_disconnect(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        flags: mqtt.DisconnectFlags,
-        reason_code: ReasonCode,
-        properties: object,
-    ) -> None:
-        self.connected.clear()
-        if reason_code.is_failure:
-            self.last_error = f"disconnected: {reason_code}"
-            log.warning("bus feed: %s; reconnecting", self.last_error)
-
-    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        try:
-            topic = msg.topic
-        except UnicodeDecodeError:
-            self.malformed += 1
-            return
-        self.handle(topic, bytes(msg.payload))
+    def on_message(self, topic: str, payload: bytes) -> None:
+        """Hand one message on (see :meth:`handle`)."""
+        self.handle(topic, payload)
 
     # Messages (network thread) ------------------------------------------------------------
 

@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import enum
 import logging
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.reasoncodes import ReasonCode
 
 from atcs import __version__
+from atcs.bus.client import BusClient
 from atcs.bus.codec import build, dump, iso_utc, load_for_topic, opt_time
-from atcs.bus.connection import Will, connect_async, describe_refusal, make_client
-from atcs.bus.guard import CallbackGuard, NetworkWatch
+from atcs.bus.connection import Will
 from atcs.bus.messages import EngineState
 from atcs.bus.schemas import SCHEMA_IDS
 from atcs.bus.topics import TopicKind, Topics
@@ -101,7 +99,7 @@ def decode_node_status(payload: bytes | str, topic_ident: str | None = None) -> 
     )
 
 
-class NodeAnnouncer:
+class NodeAnnouncer(BusClient):
     """Announces this node on a connection of its own; a :class:`~atcs.sinks.Sink`.
 
     The connection carries nothing but the node's status, with a short keepalive
@@ -118,18 +116,16 @@ class NodeAnnouncer:
         keepalive_s: int,
         environ: Mapping[str, str] | None = None,
     ) -> None:
-        self.config = config.model_copy(update={"keepalive_s": keepalive_s, "clean_session": True})
+        base = config.client_id or f"atcs-{status.site_id}"
+        super().__init__(
+            config.model_copy(update={"keepalive_s": keepalive_s, "clean_session": True}),
+            f"{base}-node-{status.node_id}"[:128],
+            "node status",
+            environ=environ,
+        )
         self.status = status
         self.topic = Topics(config.prefix).node_status(status.node_id)
-        base = config.client_id or f"atcs-{status.site_id}"
-        self.client_id = f"{base}-node-{status.node_id}"[:128]
-        self._environ = environ
-        self._client: mqtt.Client | None = None
-        self._watch: NetworkWatch | None = None
-        self._guard = CallbackGuard("node status")
-        self.connected = threading.Event()
         self.announced = 0
-        self.last_error = ""
 
     def _payload(self, state: EngineState, at: datetime | None) -> bytes:
         s = self.status
@@ -139,16 +135,13 @@ class NodeAnnouncer:
             )
         )
 
+    def will(self) -> Will:
+        """``offline``, with the node's cameras and intersections, without ``at``."""
+        return Will(self.topic, self._payload(EngineState.OFFLINE, None))
+
     def start(self) -> None:
         """Connect in the background; announce ``online`` on every connect."""
-        will = Will(self.topic, self._payload(EngineState.OFFLINE, None))
-        client = make_client(self.config, self.client_id, will=will, environ=self._environ)
-        client.on_connect = self._guard.wrap("on_connect", self._on_connect)
-        client.on_disconnect = self._guard.wrap("on_disconnect", self._on_disconnect)
-        self._client = client
-        connect_async(client, self.config)
-        self._watch = NetworkWatch(client, "node status", housekeeping=self._guard.flush)
-        self._watch.start()
+        super().start()
         log.info(
             "node %s (%s) announces itself on %s: %d camera(s), %d intersection(s)",
             self.status.node_id,
@@ -158,32 +151,10 @@ class NodeAnnouncer:
             len(self.status.intersections),
         )
 
-    def _on_connect(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        flags: mqtt.ConnectFlags,
-        reason_code: ReasonCode,
-        properties: object,
-    ) -> None:
-        if reason_code.is_failure:
-            self.last_error = describe_refusal(reason_code, self.config)
-            log.error("node status: %s", self.last_error)
-            return
-        self.last_error = ""
+    def on_up(self, client: mqtt.Client) -> None:
+        """Publish ``online``, retained."""
         client.publish(self.topic, self._payload(EngineState.ONLINE, datetime.now(UTC)), 1, True)
         self.announced += 1
-        self.connected.set()
-
-    def _on_disconnect(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        flags: mqtt.DisconnectFlags,
-        reason_code: ReasonCode,
-        properties: object,
-    ) -> None:
-        self.connected.clear()
 
     # Sink: the announcement takes no measures ----------------------------------------
 
@@ -206,12 +177,9 @@ class NodeAnnouncer:
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Publish ``offline`` (retained) and disconnect, waiting at most ``timeout_s``."""
-        client = self._client
+        client = self.stop_client()
         if client is None:
             return
-        self._client = None
-        if self._watch is not None:
-            self._watch.stop()
         if self.connected.is_set():
             info = client.publish(
                 self.topic, self._payload(EngineState.OFFLINE, datetime.now(UTC)), 1, True
