@@ -68,6 +68,12 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run the long-lived engine")
     p.add_argument("--config", type=Path, required=True, help="configuration file (TOML)")
     p.add_argument("--duration", type=float, default=None, help="stop after SECONDS")
+    p.add_argument(
+        "--role",
+        choices=["all", "edge", "control", "room"],
+        default="all",
+        help="what this node runs (default all: one process; see docs/nodes.md)",
+    )
 
 
 def _add_watch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -178,7 +184,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "run":
         from atcs.commands import run
 
-        return run(args.config, args.duration, verbose=args.verbose)
+        return run(args.config, args.duration, verbose=args.verbose, role=args.role)
     if command == "watch":
         from atcs.commands import watch
 

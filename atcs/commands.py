@@ -119,17 +119,20 @@ def calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def run(config_path: Path, duration_s: float | None, verbose: bool = False) -> int:
-    """Run the long-lived engine (``atcs run``) until a signal or ``duration_s`` seconds.
+def run(
+    config_path: Path, duration_s: float | None, verbose: bool = False, role: str = "all"
+) -> int:
+    """Run the node (``atcs run --role``) until a signal or ``duration_s`` seconds.
 
     Logging follows ``service.log_level`` unless ``verbose`` asked for DEBUG.
     """
+    from atcs.bus.nodes import NodeRole
     from atcs.service import run_service
 
     cfg = load_config(config_path)
     if not verbose:
         logging.getLogger().setLevel(cfg.service.log_level)
-    return run_service(cfg, duration_s=duration_s)
+    return run_service(cfg, duration_s=duration_s, role=NodeRole(role))
 
 
 def watch(args: argparse.Namespace) -> int:

@@ -20,17 +20,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import FrameType
+from typing import TYPE_CHECKING, Protocol
 
 from atcs.alarms import AlarmOutput, AlarmService
+from atcs.bus.nodes import NodeRole
 from atcs.config import AtcsConfig, geometry_warnings
 from atcs.control import ControlLoop
 from atcs.detection import build_detector
+from atcs.detector_worker import DetectorWorker
+from atcs.errors import ConfigError
 from atcs.incidents import IncidentEvent, IncidentListener
 from atcs.metrics import CameraAnalyzer, FrameAnalysis
 from atcs.sinks import MovementListener, Sink
 from atcs.sources import CameraGroup
 from atcs.types import CameraStatus, Detections, Frame, MovementCounts, SegmentMetrics, TimingPlan
 from detectors.base import Detector
+
+if TYPE_CHECKING:
+    from atcs.roles.control import ControlNode
+    from atcs.roles.room import RoomNode
 
 log = logging.getLogger(__name__)
 
@@ -63,71 +71,6 @@ class EngineStats:
     analysis_failures: int
     result_queue: int
     windows_published: int
-
-
-class DetectorWorker(threading.Thread):
-    """Takes the latest frames of the cameras, detects in one batch, queues the results."""
-
-    def __init__(
-        self,
-        cameras: CameraGroup,
-        detector: Detector,
-        batch_max_frames: int,
-        out: queue.Queue[tuple[Frame, Detections]],
-        stop: threading.Event,
-    ) -> None:
-        super().__init__(name="atcs-detector", daemon=True)
-        self._cameras = cameras
-        self._detector = detector
-        self._batch = batch_max_frames
-        self._out = out
-        self._stop_event = stop
-        self.frames = 0
-        self.dropped = 0
-        self.failures = 0
-        self._lock = threading.Lock()
-        self._in_flight: dict[str, datetime] = {}
-
-    def in_flight(self) -> dict[str, datetime]:
-        """Capture time (UTC) of the oldest frame per camera taken but not yet queued."""
-        with self._lock:
-            return dict(self._in_flight)
-
-    def _put(self, item: tuple[Frame, Detections]) -> None:
-        while True:
-            try:
-                self._out.put_nowait(item)
-                return
-            except queue.Full:
-                try:
-                    self._out.get_nowait()
-                    self.dropped += 1
-                except queue.Empty:
-                    pass
-
-    def run(self) -> None:
-        """Detect until the stop event is set; failures are logged and retried."""
-        while not self._stop_event.is_set():
-            frames = self._cameras.next_batch(self._batch, timeout_s=0.5)
-            if not frames:
-                continue
-            with self._lock:
-                for f in frames:
-                    old = self._in_flight.get(f.camera_id)
-                    if old is None or f.captured_at < old:
-                        self._in_flight[f.camera_id] = f.captured_at
-            try:
-                results = self._detector.detect([f.image for f in frames])
-            except Exception as exc:  # the thread's loop boundary: log, pause, go on
-                self.failures += 1
-                log.error("detector failed on %d frame(s): %s", len(frames), exc)
-                results = []
-                self._stop_event.wait(1.0)
-            for frame, detections in zip(frames, results, strict=False):
-                self.frames += 1
-                self._put((frame, detections))
-            with self._lock:
-                self._in_flight.clear()
 
 
 class Engine:
@@ -165,6 +108,8 @@ class Engine:
         self.windows_published = 0
         self.analysis_failures = 0
         self.started_at: datetime | None = None
+        self.loop_at: float | None = None
+        """When the analysis tick last ran (monotonic s; None before the first)."""
         self.alarms: AlarmService | None = None
         """The engine's alarms (set by :func:`build_engine`; also one of the sinks)."""
 
@@ -342,6 +287,7 @@ class Engine:
 
     def tick(self) -> None:
         """One analysis tick: analyse queued detections, close due windows, report status."""
+        self.loop_at = time.monotonic()
         self._drain_results()
         until = datetime.now(UTC) - timedelta(seconds=self.timing.window_grace_s)
         pending = self._pending_capture_times()
@@ -373,7 +319,15 @@ class Engine:
             self.shutdown()
 
 
-def _install_signal_handlers(engine: Engine) -> None:
+class Stoppable(Protocol):
+    """A node that stops when asked (from a signal handler)."""
+
+    def stop(self) -> None:
+        """Ask the node to stop."""
+        ...
+
+
+def _install_signal_handlers(engine: Stoppable) -> None:
     def _handler(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s received; stopping", signal.Signals(signum).name)
         engine.stop()
@@ -382,11 +336,20 @@ def _install_signal_handlers(engine: Engine) -> None:
     signal.signal(signal.SIGTERM, _handler)
 
 
-def build_engine(cfg: AtcsConfig) -> Engine:
-    """Build the engine of ``cfg``: sinks, alarms, signal control and dashboard as configured."""
+def build_engine(cfg: AtcsConfig, role: NodeRole = NodeRole.ALL) -> Engine:
+    """Build the engine of ``cfg``: sinks, alarms, signal control and dashboard as configured.
+
+    ``role`` ``all`` runs everything in this process; ``edge`` runs the node's camera
+    share (:func:`atcs.roles.edge_config`), publishes and stores its measures, announces
+    the node on the bus and leaves control and alarms to the control and room nodes.
+    """
     from atcs.bus import MqttBus
     from atcs.outputs import build_outputs
+    from atcs.roles import role_config
 
+    if role not in (NodeRole.ALL, NodeRole.EDGE):
+        raise ConfigError(f"build_engine runs roles all and edge, not {role.value}")
+    cfg = role_config(cfg, role)
     outputs = build_outputs(cfg)
 
     def publish_plan(plan: TimingPlan) -> None:
@@ -398,15 +361,19 @@ def build_engine(cfg: AtcsConfig) -> Engine:
         outputs.bus.on_ack(control.on_ack)
         outputs.bus.on_override(control.on_override)
     listeners = [control.on_metrics] if control is not None else []
-    alarm_outputs = [s for s in outputs.sinks if isinstance(s, AlarmOutput)]
-    alarms = AlarmService(cfg, alarm_outputs, control=control)
+    alarms = None
+    incident_listeners = list(outputs.incident_listeners)
+    if role is NodeRole.ALL:
+        alarm_outputs = [s for s in outputs.sinks if isinstance(s, AlarmOutput)]
+        alarms = AlarmService(cfg, alarm_outputs, control=control)
+        incident_listeners.append(alarms.on_incident_event)
     engine = Engine(
         cfg,
-        sinks=[*outputs.sinks, alarms],
+        sinks=[*outputs.sinks, *([alarms] if alarms is not None else [])],
         listeners=listeners,
         control=control,
         movement_listeners=outputs.movement_listeners,
-        incident_listeners=[*outputs.incident_listeners, alarms.on_incident_event],
+        incident_listeners=incident_listeners,
     )
     engine.alarms = alarms
     audit = None
@@ -418,12 +385,27 @@ def build_engine(cfg: AtcsConfig) -> Engine:
         from atcs.audit_trail import attach_bus_audit
 
         attach_bus_audit(engine, outputs.bus, cfg, audit)
+    if role is NodeRole.EDGE or cfg.node.health_port:
+        from atcs.roles.edge import attach_node_parts
+
+        attach_node_parts(engine, cfg, role)
     return engine
 
 
-def run_service(cfg: AtcsConfig, duration_s: float | None = None) -> int:
-    """Run the engine of ``cfg`` with its configured outputs until a signal or ``duration_s``."""
-    engine = build_engine(cfg)
-    _install_signal_handlers(engine)
-    engine.run(duration_s)
+def run_service(
+    cfg: AtcsConfig, duration_s: float | None = None, role: NodeRole = NodeRole.ALL
+) -> int:
+    """Run the node of ``cfg`` in ``role`` until a signal or ``duration_s`` seconds."""
+    if role is NodeRole.CONTROL:
+        from atcs.roles.control import ControlNode
+
+        node: Engine | ControlNode | RoomNode = ControlNode(cfg)
+    elif role is NodeRole.ROOM:
+        from atcs.roles.room import RoomNode
+
+        node = RoomNode(cfg)
+    else:
+        node = build_engine(cfg, role)
+    _install_signal_handlers(node)
+    node.run(duration_s)
     return 0

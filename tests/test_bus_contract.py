@@ -26,6 +26,7 @@ ENGINE_SENDS = {
     TopicKind.INCIDENT_STATE,
     TopicKind.TRAFFIC_FLOW_OBSERVED,
     TopicKind.ALARM,
+    TopicKind.NODE_STATUS,
 }
 
 BINDINGS = {
@@ -70,6 +71,7 @@ def _address(kind: TopicKind) -> str:
         TopicKind.INCIDENT_STATE: t.incident_state(SegmentId("{segment}")),
         TopicKind.TRAFFIC_FLOW_OBSERVED: t.traffic_flow_observed(SegmentId("{segment}")),
         TopicKind.ALARM: t.alarm("{alarm}"),
+        TopicKind.NODE_STATUS: t.node_status("{node}"),
     }[kind]
 
 

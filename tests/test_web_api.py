@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from atcs.bus.nodes import NodeStatus
 from atcs.config import AtcsConfig, parse_config
 from atcs.control import ControlLoop, Source
 from atcs.errors import ConfigError
@@ -169,6 +170,9 @@ class FakeEngine:
 
     def camera_statuses(self) -> Sequence[CameraStatus]:
         return self.statuses
+
+    def nodes(self) -> Sequence[NodeStatus]:
+        return ()
 
     def counters(self) -> EngineCounters:
         return EngineCounters(datetime.now(UTC) - timedelta(seconds=90), 120, 1, 0, 0, 2, 40)

@@ -21,7 +21,7 @@ from atcs.alarms.manager import AlarmManager
 from atcs.alarms.model import AlarmOutput, IncidentReport
 from atcs.alarms.rules import AlarmRules
 from atcs.config import AtcsConfig
-from atcs.control import ControlLoop
+from atcs.control import ControlView
 from atcs.incidents import IncidentEvent
 from atcs.types import CameraStatus, SegmentMetrics, TimingPlan
 
@@ -42,7 +42,7 @@ class AlarmService:
         cfg: AtcsConfig,
         outputs: Sequence[AlarmOutput] = (),
         *,
-        control: ControlLoop | None = None,
+        control: ControlView | None = None,
         check_every_s: float = 1.0,
         clock: Clock = _utc_now,
     ) -> None:

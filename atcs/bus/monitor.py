@@ -17,10 +17,9 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.reasoncodes import ReasonCode
 
-from atcs.bus.connection import connect_async, default_client_id, describe_refusal, make_client
-from atcs.bus.guard import CallbackGuard, NetworkWatch
+from atcs.bus.client import BusClient
+from atcs.bus.connection import default_client_id
 from atcs.bus.payloads import decode_camera_status, decode_segment_metrics
 from atcs.bus.topics import TopicKind, Topics
 from atcs.config.bus import MqttConfig
@@ -116,93 +115,35 @@ class LiveState:
             )
 
 
-class BusMonitor:
+class BusMonitor(BusClient):
     """Subscribes to every segment's metrics and every camera's status under the prefix."""
 
     def __init__(self, config: MqttConfig, *, client_id: str | None = None) -> None:
-        self.config = config
+        super().__init__(
+            config,
+            client_id or f"{default_client_id('any', 'watch')}-{os.getpid()}",
+            "atcs watch",
+        )
         self.topics = Topics(config.prefix)
         self.state = LiveState(self.topics)
-        self.client_id = client_id or f"{default_client_id('any', 'watch')}-{os.getpid()}"
-        self.connected = threading.Event()
-        self.last_error = ""
-        self._client: mqtt.Client | None = None
-        self.guard = CallbackGuard("atcs watch")
-        self._watch: NetworkWatch | None = None
 
-    def start(self) -> None:
-        """Connect in the background (retrying with backoff); raises BusError on bad settings."""
-        client = make_client(self.config, self.client_id)
-        client.on_connect = self.guard.wrap("on_connect", self._on_connect)
-        client.on_connect_fail = self.guard.wrap("on_connect_fail", self._on_connect_fail)
-        client.on_disconnect = self.guard.wrap("on_disconnect", self._on_disconnect)
-        client.on_message = self.guard.wrap("on_message", self._on_message)
-        self._client = client
-        connect_async(client, self.config)
-        self._watch = NetworkWatch(client, "atcs watch", housekeeping=self._housekeeping)
-        self._watch.start()
-
-    def _housekeeping(self) -> None:
-        self.guard.flush()
+    def housekeeping(self) -> None:
+        """Flush the throttled logs."""
+        super().housekeeping()
         self.state.log.flush()
-
-    def wait_connected(self, timeout_s: float) -> bool:
-        """Block until subscribed or ``timeout_s`` seconds passed; True when subscribed."""
-        return self.connected.wait(timeout_s)
 
     def snapshot(self) -> Snapshot:
         """Return the current state (see :class:`Snapshot`)."""
-        alive = self._watch is not None and self._watch.alive()
+        alive = self.alive()
         error = self.last_error if alive else "the MQTT network thread is not running"
         return self.state.snapshot(self.connected.is_set() and alive, error)
 
-    def close(self) -> None:
-        """Disconnect and stop the network thread."""
-        if self._watch is not None:
-            self._watch.stop()
-        client = self._client
-        if client is not None:
-            client.disconnect()
-            client.loop_stop()
-            self._client = None
-
-    def _on_connect(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        flags: mqtt.ConnectFlags,
-        reason_code: ReasonCode,
-        properties: object,
-    ) -> None:
-        if reason_code.is_failure:
-            self.last_error = describe_refusal(reason_code, self.config)
-            log.error("%s", self.last_error)
-            return
-        self.last_error = ""
+    def on_up(self, client: mqtt.Client) -> None:
+        """Subscribe to every segment's metrics and camera's status."""
         client.subscribe(
             [(self.topics.all_segment_metrics(), 1), (self.topics.all_camera_status(), 1)]
         )
-        self.connected.set()
 
-    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
-        self.last_error = f"cannot connect to {self.config.host}:{self.config.port}"
-        log.debug("%s; retrying", self.last_error)
-
-    def _on_disconnect(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        flags: mqtt.DisconnectFlags,
-        reason_code: ReasonCode,
-        properties: object,
-    ) -> None:
-        self.connected.clear()
-        if reason_code.is_failure:
-            self.last_error = f"disconnected: {reason_code}"
-
-    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        try:
-            topic = msg.topic
-        except UnicodeDecodeError:
-            return
-        self.state.handle(topic, bytes(msg.payload))
+    def on_message(self, topic: str, payload: bytes) -> None:
+        """Take one message into the live state."""
+        self.state.handle(topic, payload)

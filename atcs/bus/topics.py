@@ -17,6 +17,7 @@ topic                                     direction              kind
 ``{p}/segments/{segment}/traffic-flow-``  engine → all           FIWARE
 ``observed``                                                     TrafficFlowObserved
 ``{p}/alarms/{kind}.{subject}/state``     engine → all           alarm
+``{p}/nodes/{node}/status``               node → all             node status
 ========================================  =====================  ==================
 
 ``{p}`` is the configurable prefix (default ``atcs/v1``). Ids are single topic levels:
@@ -52,6 +53,7 @@ class TopicKind(enum.Enum):
     INCIDENT_STATE = "incident_state"
     TRAFFIC_FLOW_OBSERVED = "traffic_flow_observed"
     ALARM = "alarm"
+    NODE_STATUS = "node_status"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +134,10 @@ class Topics:
         """``{p}/alarms/{kind}.{subject}/state``: the retained state of one alarm key."""
         return f"{self.prefix}/alarms/{_level(key, 'alarm key')}/state"
 
+    def node_status(self, node: str) -> str:
+        """``{p}/nodes/{node}/status``: a node's role, cameras and state (retained, last will)."""
+        return f"{self.prefix}/nodes/{_level(node, 'node id')}/status"
+
     # Subscription filters -------------------------------------------------------------
 
     def all_camera_status(self) -> str:
@@ -174,6 +180,10 @@ class Topics:
         """Filter matching every alarm topic."""
         return f"{self.prefix}/alarms/+/state"
 
+    def all_node_status(self) -> str:
+        """Filter matching every node status topic."""
+        return f"{self.prefix}/nodes/+/status"
+
     def everything(self) -> str:
         """Filter matching every topic under the prefix."""
         return f"{self.prefix}/#"
@@ -205,6 +215,7 @@ _SHAPES: dict[tuple[str, ...], TopicKind] = {
     ("incidents", "*", "state"): TopicKind.INCIDENT_STATE,
     ("segments", "*", "traffic-flow-observed"): TopicKind.TRAFFIC_FLOW_OBSERVED,
     ("alarms", "*", "state"): TopicKind.ALARM,
+    ("nodes", "*", "status"): TopicKind.NODE_STATUS,
 }
 
 

@@ -31,6 +31,7 @@ from atcs.config.measures import (
     ZoneConfig,
     measures_problems,
 )
+from atcs.config.node import NodeConfig
 from atcs.config.room import AlarmsConfig, MapConfig
 from atcs.config.service import ServiceConfig
 from atcs.config.storage import InfluxConfig
@@ -52,6 +53,7 @@ __all__ = [
     "LineConfig",
     "MapConfig",
     "MqttConfig",
+    "NodeConfig",
     "PcuConfig",
     "SegmentConfig",
     "ServiceConfig",
@@ -110,6 +112,9 @@ class AtcsConfig(StrictModel):
         default=None, description="Web dashboard and HTTP API; none: not served."
     )
     alarms: AlarmsConfig = Field(default_factory=AlarmsConfig)
+    node: NodeConfig = Field(
+        default_factory=NodeConfig, description="This node of a multi-node city (docs/nodes.md)."
+    )
 
     @model_validator(mode="after")
     def _references(self) -> AtcsConfig:
@@ -175,6 +180,9 @@ def _reference_problems(cfg: AtcsConfig) -> list[str]:
             )
     for i, ix in enumerate(cfg.intersections):
         problems += ix.reference_problems(f"intersections[{i}]", set(segments))
+    for i, cam in enumerate(cfg.node.cameras):
+        if cam not in cameras:
+            problems.append(f"node.cameras[{i}]: unknown camera {cam!r}")
     return problems + measures_problems(cfg)
 
 

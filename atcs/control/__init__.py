@@ -20,15 +20,18 @@ from atcs.control.state import (
     Source,
 )
 from atcs.control.supervisor import Supervisor
+from atcs.control.view import ControlView, PlanBook
 
 __all__ = [
     "ActiveOverride",
     "ControlEvent",
     "ControlLoop",
     "ControlSettings",
+    "ControlView",
     "EventKind",
     "IntersectionState",
     "MeasureBoard",
+    "PlanBook",
     "PlanPublisher",
     "PlanState",
     "PlanStatus",

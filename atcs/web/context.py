@@ -18,7 +18,7 @@ from atcs.web.engine_view import EngineView
 from atcs.web.history import QueryClient
 from atcs.web.models import CameraView, HealthView, IntersectionView, SegmentView
 from atcs.web.operator import OperatorDesk
-from atcs.web.room_models import RoomOverview
+from atcs.web.room_models import NodeView, RoomOverview
 from atcs.web.snapshots import Snapshotter
 from atcs.web.views import (
     camera_views,
@@ -67,18 +67,37 @@ class DashboardContext:
         return segment_views(self.cfg, self.board.segments(), at)
 
     def cameras(self) -> list[CameraView]:
-        """Every camera's status and latest image."""
+        """Every camera's status and latest image, with the node that reads it."""
         snaps = {c: self.snapshots.snapshot(c) for c in self.snapshots.camera_ids}
-        return camera_views(
+        views = camera_views(
             self.cfg, self.engine.camera_statuses(), self.snapshots.counters(), snaps
         )
+        by_camera = {str(c): n.node_id for n in self.engine.nodes() for c in n.cameras}
+        return [v.model_copy(update={"node": by_camera.get(v.camera_id, "")}) for v in views]
 
     def intersections(self) -> list[IntersectionView]:
-        """Every controlled intersection's state."""
+        """Every controlled intersection's state, with the node that controls it."""
         control = self.engine.control
         if control is None:
             return []
-        return intersection_views(self.cfg, control.state())
+        by_ix = {str(i): n.node_id for n in self.engine.nodes() for i in n.intersections}
+        views = intersection_views(self.cfg, control.state())
+        return [v.model_copy(update={"node": by_ix.get(v.intersection_id, "")}) for v in views]
+
+    def nodes(self) -> list[NodeView]:
+        """Return the nodes of the city seen on the bus."""
+        return [
+            NodeView(
+                node_id=n.node_id,
+                role=n.role.value,
+                state=n.state.value,
+                version=n.version,
+                since=n.at,
+                cameras=list(n.cameras),
+                intersections=list(n.intersections),
+            )
+            for n in self.engine.nodes()
+        ]
 
     def health(self, cameras: list[CameraView] | None = None) -> HealthView:
         """Engine health with the problems an operator should see."""
@@ -118,4 +137,5 @@ class DashboardContext:
             cameras=cameras,
             intersections=self.intersections(),
             health=self.health(cameras),
+            nodes=self.nodes(),
         )

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from atcs.alarms import AlarmManager
 from atcs.config.dashboard import DashboardConfig
+from atcs.control import ControlLoop
 from atcs.storage import make_query_client
 from atcs.types import CameraStatus, SegmentMetrics, TimingPlan
 from atcs.web.app import create_app
@@ -63,7 +64,8 @@ def build_context(
     if audit is None:
         path = Path(cfg.service.state_dir) / dash.audit_file
         audit = AuditLog(path, cfg.influx, environ=environ)
-    desk = OperatorDesk(cfg.site.id, engine.control, audit)
+    control = engine.control if isinstance(engine.control, ControlLoop) else None
+    desk = OperatorDesk(cfg.site.id, control, audit)
     if history is None and cfg.influx is not None:
         history = make_query_client(cfg.influx, environ)
     return DashboardContext(

@@ -1,8 +1,11 @@
-"""What the dashboard reads from the running engine, behind one small protocol.
+"""What the dashboard reads, behind one small protocol: the engine's or the city's view.
 
-:class:`EngineView` is all the web side needs from the engine: its config, the control
-loop, live camera statuses, counters and the health of its outputs. :class:`LiveEngineView`
-reads a running :class:`atcs.service.Engine`; tests may give a fake.
+:class:`EngineView` is all the web side needs: the config, signal control (a
+:class:`~atcs.control.ControlView`: the in-process loop, or the plans on the bus), live
+camera statuses, the nodes of the city, counters and the health of the outputs.
+:class:`LiveEngineView` reads a running :class:`atcs.service.Engine` (role ``all`` or
+``edge``); :class:`atcs.roles.room.BusRoomView` reads the bus (role ``room``); tests may
+give a fake. The web side never holds the engine object itself.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from atcs.bus.nodes import NodeStatus
 from atcs.config import AtcsConfig
-from atcs.control import ControlLoop
+from atcs.control import ControlView
 from atcs.types import CameraStatus
 
 if TYPE_CHECKING:
@@ -59,12 +63,16 @@ class EngineView(Protocol):
         ...
 
     @property
-    def control(self) -> ControlLoop | None:
-        """The signal-control loop (None without intersections)."""
+    def control(self) -> ControlView | None:
+        """Signal control (None without intersections)."""
         ...
 
     def camera_statuses(self) -> Sequence[CameraStatus]:
         """Return every camera's status now."""
+        ...
+
+    def nodes(self) -> Sequence[NodeStatus]:
+        """Return the nodes of the city seen on the bus (empty for a single node)."""
         ...
 
     def counters(self) -> EngineCounters:
@@ -123,9 +131,13 @@ class LiveEngineView:
         return self._engine.cfg
 
     @property
-    def control(self) -> ControlLoop | None:
+    def control(self) -> ControlView | None:
         """The engine's control loop."""
         return self._engine.control
+
+    def nodes(self) -> Sequence[NodeStatus]:
+        """One process: no node list."""
+        return ()
 
     def camera_statuses(self) -> Sequence[CameraStatus]:
         """Live statuses from the camera readers (empty before start)."""

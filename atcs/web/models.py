@@ -96,6 +96,7 @@ class CameraView(ApiModel):
     snapshot_at: datetime | None
     snapshot_url: str | None
     segments: list[str]
+    node: str = Field(default="", description="Node that reads the camera (multi-node city).")
 
 
 class PhaseView(ApiModel):
@@ -161,6 +162,7 @@ class IntersectionView(ApiModel):
     override: OverrideView | None
     stale: list[str]
     stale_codes: list[ProblemView] = Field(default_factory=list)
+    node: str = Field(default="", description="Node that controls it (multi-node city).")
     last_reason: str
     last_reason_code: str = ""
     last_reason_params: dict[str, str | float | int] = Field(default_factory=dict)

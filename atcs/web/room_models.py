@@ -152,6 +152,18 @@ class DailyReportView(ApiModel):
     segments: list[ReportSegment]
 
 
+class NodeView(ApiModel):
+    """One node of a multi-node city: role, state and what it runs."""
+
+    node_id: str
+    role: str = Field(description="all, edge, control or room.")
+    state: str = Field(description="online or offline (its last will).")
+    version: str
+    since: datetime | None = Field(description="When the state began (UTC), when known.")
+    cameras: list[str]
+    intersections: list[str]
+
+
 class RoomOverview(Overview):
     """Everything the page shows, with the alarms and the site's zone abbreviation."""
 
@@ -159,3 +171,6 @@ class RoomOverview(Overview):
     alarms: AlarmList
     wall_camera_tiles: int = Field(description="Camera tiles per page of the wall's grid.")
     wall_page_s: float = Field(description="Seconds each page of the wall's grid is shown.")
+    nodes: list[NodeView] = Field(
+        default_factory=list, description="Nodes of the city on the bus (empty: one process)."
+    )

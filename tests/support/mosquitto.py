@@ -108,6 +108,7 @@ class Mosquitto:
         require_client_cert: bool = False,
         persistence: bool = False,
         template: str | None = None,
+        extra: tuple[str, ...] = (),
     ) -> None:
         if not os.path.exists(MOSQUITTO):
             pytest.fail("mosquitto not found: install Debian's 'mosquitto' package")
@@ -160,7 +161,13 @@ class Mosquitto:
                 f"log_dest file {self.log_file}",
                 *(["user root"] if os.geteuid() == 0 else []),
             ]
-        self.conf_file.write_text("\n".join(lines) + "\n")
+        self.conf_file.write_text("\n".join([*lines, *extra]) + "\n")
+
+    @property
+    def pid(self) -> int:
+        """The broker's process id (it must have been started)."""
+        assert self.proc is not None, "the broker was never started"
+        return self.proc.pid
 
     @property
     def running(self) -> bool:
@@ -256,6 +263,24 @@ def mosquitto_factory(tmp_path: Path) -> Iterator[MosquittoFactory]:
 def mosquitto(mosquitto_factory: MosquittoFactory) -> Mosquitto:
     """A plain anonymous broker on a free loopback port."""
     return mosquitto_factory()
+
+
+def bridge_to(remote: BrokerAddress, name: str, topics: str = "atcs/#") -> tuple[str, ...]:
+    """Config lines (``extra``) bridging a broker to ``remote``: ``topics`` both ways, QoS 1.
+
+    Retained flags and last wills cross the bridge as they are; the bridge reconnects
+    every second when ``remote`` is down and resends what it queued.
+    """
+    return (
+        f"connection {name}",
+        f"address {remote.host}:{remote.port}",
+        f"topic {topics} both 1",
+        "bridge_protocol_version mqttv311",
+        "try_private true",
+        "cleansession false",
+        "restart_timeout 1",
+        f"remote_clientid {name}",
+    )
 
 
 def random_password() -> str:

@@ -190,7 +190,7 @@ def test_run_applies_the_configured_log_level(
 
     levels: list[int] = []
 
-    def record(cfg: object, duration_s: float | None) -> int:
+    def record(cfg: object, duration_s: float | None, role: object = None) -> int:
         levels.append(logging.getLogger().level)
         return 0
 

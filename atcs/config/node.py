@@ -1,0 +1,85 @@
+"""Configuration of one node of a multi-node city: its id and its share of the cameras.
+
+``atcs run --role edge|control|room|all`` picks what a node runs (docs/nodes.md); this
+table names the node on the bus and, for edge nodes, which cameras it reads. Validation
+does no I/O.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from atcs.config._base import StrictModel
+from atcs.config.core import Identifier
+
+
+class NodeConfig(StrictModel):
+    """A node's id, its camera share and the health connection's keepalive."""
+
+    id: Identifier = Field(
+        default="main",
+        description=(
+            "Node id, unique in the city: the level of {p}/nodes/{node}/status (for a "
+            "Kubernetes StatefulSet, the pod name through ${POD_NAME})."
+        ),
+    )
+    cameras: list[Identifier] = Field(
+        default_factory=list,
+        max_length=1000,
+        description=(
+            "Cameras this edge node reads; empty: the share given by shard_index and "
+            "shard_count (all cameras with the defaults)."
+        ),
+    )
+    shard_index: int = Field(
+        default=0,
+        ge=0,
+        le=999,
+        description=(
+            "This edge node's share when cameras is empty: the enabled cameras whose position "
+            "in the file modulo shard_count equals shard_index (a StatefulSet's ordinal)."
+        ),
+    )
+    shard_count: int = Field(
+        default=1, ge=1, le=1000, description="Number of edge nodes sharing the cameras."
+    )
+    status_keepalive_s: int = Field(
+        default=5,
+        ge=2,
+        le=600,
+        description=(
+            "Keepalive of the node's health connection, s: the broker announces a node that "
+            "vanished without a word (power, network) offline within 1.5 times this."
+        ),
+    )
+
+    health_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description=("Port of the node's /healthz and /readyz (Kubernetes probes); 0: not served."),
+    )
+    health_host: str = Field(
+        default="0.0.0.0",  # noqa: S104 - probes come from the kubelet, outside the pod
+        max_length=253,
+        description="Address the health endpoints listen on.",
+    )
+
+    @model_validator(mode="after")
+    def _share(self) -> NodeConfig:
+        if self.shard_index >= self.shard_count:
+            raise ValueError(
+                f"shard_index: {self.shard_index} must be below shard_count {self.shard_count}"
+            )
+        if len(set(self.cameras)) != len(self.cameras):
+            raise ValueError("cameras: a camera is listed twice")
+        return self
+
+    def share(self, enabled_cameras: list[str]) -> list[str]:
+        """Return the ids of this node's cameras among ``enabled_cameras`` (file order)."""
+        if self.cameras:
+            wanted = set(self.cameras)
+            return [c for c in enabled_cameras if c in wanted]
+        return [
+            c for i, c in enumerate(enabled_cameras) if i % self.shard_count == self.shard_index
+        ]
