@@ -21,6 +21,7 @@ from types import FrameType
 
 from atcs.config import AtcsConfig, geometry_warnings
 from atcs.control import ControlLoop
+from atcs.crop_check import CameraCrops
 from atcs.detection import build_detector
 from atcs.metrics import CameraAnalyzer, FrameAnalysis
 from atcs.sinks import Sink
@@ -71,8 +72,11 @@ class DetectorWorker(threading.Thread):
         batch_max_frames: int,
         out: queue.Queue[tuple[Frame, Detections]],
         stop: threading.Event,
+        *,
+        crops: CameraCrops | None = None,
     ) -> None:
         super().__init__(name="atcs-detector", daemon=True)
+        self._crops = crops
         self._cameras = cameras
         self._detector = detector
         self._batch = batch_max_frames
@@ -101,6 +105,23 @@ class DetectorWorker(threading.Thread):
                 except queue.Empty:
                     pass
 
+    def _detect(self, frames: list[Frame]) -> list[Detections]:
+        """Detect in ``frames``, cropped where accepted; check the crops still undecided."""
+        crops = self._crops
+        images = [f.image for f in frames]
+        if crops is None:
+            return self._detector.detect(images)
+        results = self._detector.detect(images, [crops.region(f) for f in frames])
+        checks = [(f, found, box) for f, found in zip(frames, results, strict=True)
+                  if (box := crops.to_check(f)) is not None]  # fmt: skip
+        if checks:
+            cropped = self._detector.detect(
+                [f.image for f, _, _ in checks], [box for _, _, box in checks]
+            )
+            for (frame, whole, _), crop in zip(checks, cropped, strict=True):
+                crops.check(frame, whole, crop)
+        return results
+
     def run(self) -> None:
         """Detect until the stop event is set; failures are logged and retried."""
         while not self._stop_event.is_set():
@@ -113,7 +134,7 @@ class DetectorWorker(threading.Thread):
                     if old is None or f.captured_at < old:
                         self._in_flight[f.camera_id] = f.captured_at
             try:
-                results = self._detector.detect([f.image for f in frames])
+                results = self._detect(frames)
             except Exception as exc:  # the thread's loop boundary: log, pause, go on
                 self.failures += 1
                 log.error("detector failed on %d frame(s): %s", len(frames), exc)
@@ -150,6 +171,7 @@ class Engine:
         self.listeners = list(listeners)
         self.analyzers: dict[str, CameraAnalyzer] = {}
         self.cameras: CameraGroup | None = None
+        self.crops: CameraCrops | None = None
         self._results: queue.Queue[tuple[Frame, Detections]] = queue.Queue(maxsize=256)
         self._worker: DetectorWorker | None = None
         self._last_status: dict[str, tuple[str, float]] = {}
@@ -186,9 +208,10 @@ class Engine:
             stop_event=self.stop_event,
         )  # fmt: skip
         self.cameras.start()
+        self.crops = CameraCrops(self.cfg, detector)
         self._worker = DetectorWorker(
             self.cameras, detector, self.cfg.detector.batch_max_frames, self._results,
-            self.stop_event,
+            self.stop_event, crops=self.crops,
         )  # fmt: skip
         self._worker.start()
         log.info(

@@ -58,7 +58,9 @@ from atcs.metrics import CameraAnalyzer
 from atcs.survey import CameraSurvey, run_survey, survey_detector
 from atcs.types import Detections, Image, VehicleClass
 from benchmarks.common import DEFAULT_MODEL, REPO_DIR, find_clips, read_frames
-from detectors.base import Detector
+from detectors.base import CroppingDetector, Detector, RegionOf, Regions
+from detectors.crop import PixelBox
+from detectors.letterbox import Placement
 
 T = TypeVar("T")
 CAMERA = "bench"
@@ -166,16 +168,25 @@ class CountingDetector:
     def name(self) -> str:
         return self.inner.name
 
-    def detect(self, images: Sequence[Image]) -> list[Detections]:
-        found = self.inner.detect(images)
+    def placement(self, height_px: int, width_px: int, region: PixelBox | None) -> Placement | None:
+        """Where the real detector puts such an image."""
+        if isinstance(self.inner, CroppingDetector):
+            return self.inner.placement(height_px, width_px, region)
+        return None
+
+    def detect(self, images: Sequence[Image], regions: Regions | None = None) -> list[Detections]:
+        found = self.inner.detect(images, regions)
         for d in found:
             self._count(d)
         return found
 
     def detect_stream(
-        self, items: Iterable[T], image_of: Callable[[T], Image]
+        self,
+        items: Iterable[T],
+        image_of: Callable[[T], Image],
+        region_of: RegionOf[T] | None = None,
     ) -> Generator[tuple[T, Detections], None, None]:
-        for item, found in self.inner.detect_stream(items, image_of):
+        for item, found in self.inner.detect_stream(items, image_of, region_of):
             self._count(found)
             yield item, found
 

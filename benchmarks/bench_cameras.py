@@ -58,7 +58,9 @@ from atcs.detection import build_detector
 from atcs.service import Engine, EngineTiming
 from atcs.sources import CameraGroup
 from atcs.types import Detections, Frame, Image, SiteId
-from detectors.base import Detector
+from detectors.base import CroppingDetector, Detector, RegionOf, Regions
+from detectors.crop import PixelBox
+from detectors.letterbox import Placement
 from tests.support.mosquitto import Mosquitto
 
 SITE = SiteId("bench")
@@ -92,18 +94,27 @@ class TimedDetector:
         """The real detector's name."""
         return self.inner.name
 
-    def detect(self, images: Sequence[Image]) -> list[Detections]:
+    def placement(self, height_px: int, width_px: int, region: PixelBox | None) -> Placement | None:
+        """Where the real detector puts such an image."""
+        if isinstance(self.inner, CroppingDetector):
+            return self.inner.placement(height_px, width_px, region)
+        return None
+
+    def detect(self, images: Sequence[Image], regions: Regions | None = None) -> list[Detections]:
         """Detect with the real detector, timing the call."""
         started = time.perf_counter()
-        out = self.inner.detect(images)
+        out = self.inner.detect(images, regions)
         self.batches.append((len(images), time.perf_counter() - started))
         return out
 
     def detect_stream(
-        self, items: Iterable[T], image_of: Callable[[T], Image]
+        self,
+        items: Iterable[T],
+        image_of: Callable[[T], Image],
+        region_of: RegionOf[T] | None = None,
     ) -> Generator[tuple[T, Detections], None, None]:
         """Not timed (the service does not use it)."""
-        yield from self.inner.detect_stream(items, image_of)
+        yield from self.inner.detect_stream(items, image_of, region_of)
 
     def close(self) -> None:
         """Kept open across steps; the benchmark closes ``inner`` at the end."""

@@ -38,6 +38,11 @@ class YoloSettings:
     per image. ``inflight_requests``: inference requests kept in flight by the OpenVINO
     engine (None: what OpenVINO recommends for the device, plus one).
     ``inference_timeout_s``: longest wait for one inference before it is an error.
+    ``crop_margin_px``: context kept around a measured region when the detector crops to it,
+    in model-input pixels; ``crop_step_px``: crop windows snap to this grid (a multiple of
+    the model stride), so that cameras share input shapes; ``crop_max_shapes``: most
+    distinct crop input shapes (each is a compiled model, about 80 MB); see
+    :mod:`detectors.crop`.
     """
 
     model: str
@@ -51,6 +56,9 @@ class YoloSettings:
     engine: Engine = Engine.AUTO
     inflight_requests: int | None = None
     inference_timeout_s: float = 60.0
+    crop_margin_px: int = 32
+    crop_step_px: int = 32
+    crop_max_shapes: int = 6
 
     def __post_init__(self) -> None:
         problems = []
@@ -70,6 +78,14 @@ class YoloSettings:
             problems.append(f"inflight_requests must be at least 1, got {self.inflight_requests}")
         if self.inference_timeout_s <= 0:
             problems.append(f"inference_timeout_s must be positive, got {self.inference_timeout_s}")
+        if not 0 <= self.crop_margin_px <= 1024:
+            problems.append(f"crop_margin_px must be in 0..1024, got {self.crop_margin_px}")
+        if not 32 <= self.crop_step_px <= 1024 or self.crop_step_px % 32:
+            problems.append(
+                f"crop_step_px must be a multiple of 32 in 32..1024, got {self.crop_step_px}"
+            )
+        if not 0 <= self.crop_max_shapes <= 32:
+            problems.append(f"crop_max_shapes must be in 0..32, got {self.crop_max_shapes}")
         if problems:
             raise DetectorError("invalid detector settings: " + "; ".join(problems))
 

@@ -62,6 +62,19 @@ class DetectorConfig(StrictModel):
         default=4, ge=1, le=64, description="Most frames (across cameras) in one inference call."
     )
     device: str = Field(default="cpu", description="Inference device: cpu, cuda:0, ...")
+    crop: bool = Field(
+        default=True,
+        description=(
+            "Run the model only on the part of each frame around the camera's segments and "
+            "counting lines, at the whole frame's scale (OpenVINO engine; see docs/detection.md)."
+        ),
+    )
+    crop_margin_px: int = Field(
+        default=32,
+        ge=0,
+        le=640,
+        description="Context kept around the segments and lines when cropping, model-input px.",
+    )
 
     @field_validator("classes")
     @classmethod
