@@ -21,6 +21,8 @@ NormPoint = tuple[float, float]
 """A point in normalised image coordinates: x and y as fractions of width and height."""
 
 SourceKind = Literal["auto", "file", "folder", "rtsp", "mjpeg", "snapshot"]
+COUNTING_SAMPLE_FPS = 5.0
+"""Default sampling rate of a counting camera, frames/s (tracks need 5 to 10)."""
 
 
 class SiteConfig(StrictModel):
@@ -190,8 +192,38 @@ class CameraConfig(StrictModel):
     kind: SourceKind = Field(
         default="auto", description="Source kind; auto guesses from the URL or path."
     )
+    profile: Literal["density", "counting"] = Field(
+        default="density",
+        description=(
+            "density: a low sampling rate (default 1 frame/s), keyframes decoded where the "
+            "GOP allows, served after counting cameras when the node is short of CPU; "
+            "counting: 5-10 frames/s (default 5) for tracks and line counts, every frame "
+            "decoded, served first."
+        ),
+    )
     sample_fps: float = Field(
-        default=2.0, gt=0.0, le=60.0, description="Frames per second analysed from this camera."
+        default=1.0,
+        gt=0.0,
+        le=60.0,
+        description=(
+            "Frames per second analysed from this camera (default: 1 for density cameras, "
+            "5 for counting cameras)."
+        ),
+    )
+    decode: Literal["auto", "keyframes", "full"] = Field(
+        default="auto",
+        description=(
+            "auto: decode keyframes only while the stream's GOP fits the sampling period, "
+            "every frame otherwise; keyframes: keyframes only (the rate drops to the keyframe "
+            "rate); full: every frame. Video files and RTSP streams only."
+        ),
+    )
+    stream_options: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            'FFmpeg options for a video file or stream, e.g. {rtsp_transport = "udp"} '
+            "(RTSP defaults to tcp)."
+        ),
     )
     realtime: bool = Field(
         default=True, description="Play recorded files at their own frame rate, as a live feed."
@@ -207,6 +239,14 @@ class CameraConfig(StrictModel):
     enabled: bool = Field(
         default=True, description="Set false to keep a camera configured but off."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rate_from_profile(cls, data: object) -> object:
+        if isinstance(data, dict) and "sample_fps" not in data:
+            rate = COUNTING_SAMPLE_FPS if data.get("profile") == "counting" else 1.0
+            return {**data, "sample_fps": rate}
+        return data
 
 
 class SegmentConfig(StrictModel):
