@@ -19,14 +19,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 
+from atcs.budget import BudgetMonitor
 from atcs.config import AtcsConfig, geometry_warnings
 from atcs.control import ControlLoop
 from atcs.crop_check import CameraCrops
 from atcs.detection import build_detector
+from atcs.detector_worker import DetectorWorker
 from atcs.metrics import CameraAnalyzer, FrameAnalysis
 from atcs.sinks import Sink
 from atcs.sources import CameraGroup
-from atcs.types import CameraStatus, Detections, Frame, SegmentMetrics, TimingPlan
+from atcs.types import CameraState, CameraStatus, Detections, Frame, SegmentMetrics, TimingPlan
 from detectors.base import Detector
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,13 @@ class EngineTiming:
 
 @dataclass(frozen=True, slots=True)
 class EngineStats:
-    """Counters of a running engine (totals since start)."""
+    """Counters of a running engine (totals since start).
+
+    ``detector_busy_s``: wall time the detector worker spent detecting; ``*_cpu_s``: CPU
+    time of the detector worker's own thread (letterbox, NMS; the model runs in the
+    inference library's threads), of the analysis of detections and of handing metrics
+    and statuses to the sinks, on the engine's thread, s.
+    """
 
     started_at: datetime | None
     frames_detected: int
@@ -60,91 +68,10 @@ class EngineStats:
     analysis_failures: int
     result_queue: int
     windows_published: int
-
-
-class DetectorWorker(threading.Thread):
-    """Takes the latest frames of the cameras, detects in one batch, queues the results."""
-
-    def __init__(
-        self,
-        cameras: CameraGroup,
-        detector: Detector,
-        batch_max_frames: int,
-        out: queue.Queue[tuple[Frame, Detections]],
-        stop: threading.Event,
-        *,
-        crops: CameraCrops | None = None,
-    ) -> None:
-        super().__init__(name="atcs-detector", daemon=True)
-        self._crops = crops
-        self._cameras = cameras
-        self._detector = detector
-        self._batch = batch_max_frames
-        self._out = out
-        self._stop_event = stop
-        self.frames = 0
-        self.dropped = 0
-        self.failures = 0
-        self._lock = threading.Lock()
-        self._in_flight: dict[str, datetime] = {}
-
-    def in_flight(self) -> dict[str, datetime]:
-        """Capture time (UTC) of the oldest frame per camera taken but not yet queued."""
-        with self._lock:
-            return dict(self._in_flight)
-
-    def _put(self, item: tuple[Frame, Detections]) -> None:
-        while True:
-            try:
-                self._out.put_nowait(item)
-                return
-            except queue.Full:
-                try:
-                    self._out.get_nowait()
-                    self.dropped += 1
-                except queue.Empty:
-                    pass
-
-    def _detect(self, frames: list[Frame]) -> list[Detections]:
-        """Detect in ``frames``, cropped where accepted; check the crops still undecided."""
-        crops = self._crops
-        images = [f.image for f in frames]
-        if crops is None:
-            return self._detector.detect(images)
-        results = self._detector.detect(images, [crops.region(f) for f in frames])
-        checks = [(f, found, box) for f, found in zip(frames, results, strict=True)
-                  if (box := crops.to_check(f)) is not None]  # fmt: skip
-        if checks:
-            cropped = self._detector.detect(
-                [f.image for f, _, _ in checks], [box for _, _, box in checks]
-            )
-            for (frame, whole, _), crop in zip(checks, cropped, strict=True):
-                crops.check(frame, whole, crop)
-        return results
-
-    def run(self) -> None:
-        """Detect until the stop event is set; failures are logged and retried."""
-        while not self._stop_event.is_set():
-            frames = self._cameras.next_batch(self._batch, timeout_s=0.5)
-            if not frames:
-                continue
-            with self._lock:
-                for f in frames:
-                    old = self._in_flight.get(f.camera_id)
-                    if old is None or f.captured_at < old:
-                        self._in_flight[f.camera_id] = f.captured_at
-            try:
-                results = self._detect(frames)
-            except Exception as exc:  # the thread's loop boundary: log, pause, go on
-                self.failures += 1
-                log.error("detector failed on %d frame(s): %s", len(frames), exc)
-                results = []
-                self._stop_event.wait(1.0)
-            for frame, detections in zip(frames, results, strict=False):
-                self.frames += 1
-                self._put((frame, detections))
-            with self._lock:
-                self._in_flight.clear()
+    detector_busy_s: float = 0.0
+    detector_cpu_s: float = 0.0
+    analysis_cpu_s: float = 0.0
+    output_cpu_s: float = 0.0
 
 
 class Engine:
@@ -177,7 +104,13 @@ class Engine:
         self._last_status: dict[str, tuple[str, float]] = {}
         self.windows_published = 0
         self.analysis_failures = 0
+        self.analysis_cpu_s = 0.0
+        self.output_cpu_s = 0.0
         self.started_at: datetime | None = None
+        enabled = [c for c in cfg.cameras if c.enabled]
+        self.budget = BudgetMonitor(
+            enabled, cfg.service.cpu_budget_cores, cfg.service.budget_every_s
+        )
 
     def stats(self) -> EngineStats:
         """Counters for health pages and metrics (safe from any thread)."""
@@ -190,6 +123,10 @@ class Engine:
             analysis_failures=self.analysis_failures,
             result_queue=self._results.qsize(),
             windows_published=self.windows_published,
+            detector_busy_s=worker.busy_s if worker else 0.0,
+            detector_cpu_s=worker.cpu_s if worker else 0.0,
+            analysis_cpu_s=self.analysis_cpu_s,
+            output_cpu_s=self.output_cpu_s,
         )
 
     # --- start and stop ------------------------------------------------------------
@@ -269,6 +206,7 @@ class Engine:
         result = analyzer.update(
             frame.seq, frame.captured_at, frame.offset_s, detections, frame.image
         )
+        self.budget.analysed(frame.camera_id)
         for observer in self.frame_observers:
             observer(frame, result)
 
@@ -296,7 +234,19 @@ class Engine:
             except Exception:  # a listener's failure must not stop the measures
                 log.exception("metrics listener failed")
 
-    def _emit_status(self, force: bool = False) -> None:
+    def _check_budget(self, statuses: Sequence[CameraStatus]) -> None:
+        if self.cameras is None:
+            return
+        worker = self._worker
+        self.budget.report(
+            time.monotonic(),
+            [s.camera_id for s in statuses if s.state is CameraState.STREAMING],
+            {cid: r.queue.dropped for cid, r in self.cameras.readers.items()},
+            worker.busy_s if worker is not None else 0.0,
+            time.process_time(),
+        )
+
+    def _emit_status(self, force: bool = False) -> list[CameraStatus]:
         now = time.monotonic()
         statuses: list[CameraStatus] = [] if self.cameras is None else self.cameras.statuses()
         for status in statuses:
@@ -313,6 +263,7 @@ class Engine:
                     sink.on_camera_status(status)
                 if self.control is not None:
                     self.control.on_camera_status(status)
+        return statuses
 
     def _pending_capture_times(self) -> dict[str, datetime]:
         """Per camera, the capture time of the oldest frame not yet analysed (UTC).
@@ -331,6 +282,7 @@ class Engine:
 
     def tick(self) -> None:
         """One analysis tick: analyse queued detections, close due windows, report status."""
+        cpu0 = time.thread_time()
         self._drain_results()
         until = datetime.now(UTC) - timedelta(seconds=self.timing.window_grace_s)
         pending = self._pending_capture_times()
@@ -338,8 +290,12 @@ class Engine:
         for camera_id, analyzer in self.analyzers.items():
             oldest = pending.get(camera_id)
             due += analyzer.close_windows(until if oldest is None else min(until, oldest))
+        cpu1 = time.thread_time()
+        self.analysis_cpu_s += cpu1 - cpu0
         self._emit(due)
-        self._emit_status()
+        statuses = self._emit_status()
+        self.output_cpu_s += time.thread_time() - cpu1
+        self._check_budget(statuses)
         if self.control is not None:
             try:
                 self.control.tick()

@@ -106,6 +106,7 @@ class CameraReader:
         self._tracker = StatusTracker(self.camera_id, camera.stall_timeout_s, on_status)
         self._finished = threading.Event()
         self._decode_logged: DecodeMode | None = None
+        self._cpu_s = 0.0
         self._seq = 0
         self._thread = threading.Thread(
             target=self._run, name=f"atcs-camera-{camera.id}", daemon=True
@@ -170,6 +171,7 @@ class CameraReader:
             frames_dropped=self.queue.dropped,
             frames_corrupt=t.frames_corrupt,
             reconnects=t.reconnects,
+            cpu_s=self._cpu_s,
         )
 
     # -- the thread -------------------------------------------------------------------
@@ -261,6 +263,7 @@ class CameraReader:
                     return _Outcome.FAILED, "no decodable frame in the recording"
                 return self._end_of_source(recording, now - last_grab, stall_s)
             last_grab = now
+            self._cpu_s = time.thread_time()
             self._tracker.frame_grabbed(now)
             keyframes = self._watch_decode(grabber)
             offset = grabber.offset_s

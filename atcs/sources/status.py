@@ -64,6 +64,8 @@ class ReaderStats:
     frames_dropped: int
     frames_corrupt: int
     reconnects: int
+    cpu_s: float = 0.0
+    """CPU time of the camera's thread so far (reading, decoding, conversion), s."""
 
 
 class StatusTracker:

@@ -123,7 +123,18 @@ def test_geometry_outside_image_warns(tmp_path: Path) -> None:
     )
     cfg = load_config(write(tmp_path, text))
     assert geometry_warnings(cfg) == [
-        "segments[0].polygon: wholly outside the image; segment ignored"
+        "segments[0].polygon: wholly outside the image; segment ignored",
+        'cameras[cam]: counting lines on a camera sampled at 1 frames/s; set profile = "counting"'
+        " (5 frames/s) for reliable counts",
+    ]
+
+
+def test_sampling_rates_too_low_for_counts_warn(tmp_path: Path) -> None:
+    counting = MINIMAL.replace('source = "clip.mp4"', 'source = "clip.mp4"\nprofile = "counting"')
+    assert geometry_warnings(load_config(write(tmp_path, counting))) == []
+    slow = counting.replace('profile = "counting"', 'profile = "counting"\nsample_fps = 2.0')
+    assert geometry_warnings(load_config(write(tmp_path, slow))) == [
+        "cameras[cam]: a counting camera sampled at 2 frames/s; line counts need 5 or more"
     ]
 
 
