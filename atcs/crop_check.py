@@ -139,6 +139,11 @@ class CameraCrops:
         self._checks: dict[str, CropCheck] = {}
         self.verdicts: dict[str, CropVerdict] = {}
 
+    @property
+    def checking(self) -> bool:
+        """True while some camera's crop check is still running."""
+        return bool(self._checks)
+
     def region(self, frame: Frame) -> PixelBox | None:
         """Return the region ``frame`` is detected in: its camera's, once its crop is accepted."""
         verdict = self.verdicts.get(frame.camera_id)

@@ -105,6 +105,7 @@ class AvGrabber:
         self._frames: deque[tuple[Any, float]] = deque()  # decoded, not yet handed out
         self._current: tuple[Any, float] | None = None  # a frame (full) or a packet (keyframes)
         self._last_out_s = -1.0
+        self._last_read_s = 0.0
         self._index = -1
         self.width_px = 0
         self.height_px = 0
@@ -139,6 +140,11 @@ class AvGrabber:
     def index(self) -> int:
         """Count of frames grabbed so far, minus one."""
         return self._index
+
+    @property
+    def end_s(self) -> float:
+        """End of the last packet read: its time plus one frame period, s."""
+        return self._last_read_s + 1.0 / (self._fps or FALLBACK_FPS)
 
     @property
     def at_keyframe(self) -> bool:
@@ -255,6 +261,9 @@ class AvGrabber:
                 return None
             if packet.size == 0:
                 continue
+            at_s = self._seconds(packet.pts)
+            if at_s is not None:
+                self._last_read_s = max(self._last_read_s, at_s)
             return packet
 
     def _is_keyframe(self, packet: Any) -> bool:

@@ -106,6 +106,7 @@ class CameraReader:
         self._tracker = StatusTracker(self.camera_id, camera.stall_timeout_s, on_status)
         self._finished = threading.Event()
         self._decode_logged: DecodeMode | None = None
+        self._wall_sampler: _Sampler | None = None
         self._cpu_s = 0.0
         self._seq = 0
         self._thread = threading.Thread(
@@ -249,7 +250,10 @@ class CameraReader:
         period_s = 1.0 / cfg.sample_fps
         stall_s = max(cfg.stall_timeout_s, 2.0 * period_s) if snapshot else cfg.stall_timeout_s
         self._tracker.stall_timeout_s = stall_s
-        sampler = _Sampler(period_s, by_footage=recording and not cfg.realtime)
+        by_footage = recording and not cfg.realtime
+        sampler = _Sampler(period_s, by_footage=by_footage)
+        if not by_footage:  # wall-clock sampling goes on across reconnects and loops
+            sampler = self._wall_sampler = self._wall_sampler or sampler
         pacer = _Pacer(self.stop_event) if recording and cfg.realtime else None
         last_grab = last_decoded = time.monotonic()
         decoded = 0
@@ -261,6 +265,8 @@ class CameraReader:
             if not got:
                 if recording and decoded == 0:  # do not spin on a broken recording
                     return _Outcome.FAILED, "no decodable frame in the recording"
+                if pacer is not None and isinstance(grabber, AvGrabber):
+                    pacer.wait(grabber.end_s)  # packets after the last keyframe were not paced
                 return self._end_of_source(recording, now - last_grab, stall_s)
             last_grab = now
             self._cpu_s = time.thread_time()
