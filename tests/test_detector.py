@@ -261,6 +261,7 @@ def test_openvino_device_names_and_batching_policy() -> None:
     assert images_per_request(None, "CPU", settings) == 1
     assert images_per_request(None, "GPU", settings) == 6
     assert images_per_request(2, "CPU", settings) == 2
+    assert images_per_request(None, "CPU", settings, amx=True) == 2
 
 
 def test_batched_and_stream_in_batches_keep_order() -> None:
