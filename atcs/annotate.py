@@ -18,6 +18,7 @@ import numpy as np
 
 from atcs.config import LineConfig, SegmentConfig
 from atcs.errors import DataError
+from atcs.incidents import Incident
 from atcs.metrics.geometry import RoadAxis, to_pixels
 from atcs.types import Detections, Image, LevelOfService, VehicleClass
 
@@ -123,6 +124,16 @@ def _draw_ticks(out: Image, seg: SegmentConfig, labels: _Labels, scale: int) -> 
             labels.put(f"{d:g} m", (p1[0] + 4, p1[1] + 4), TICK_COLOUR)
 
 
+def _enlarged(image: Image) -> tuple[Image, int]:
+    """Return ``image`` enlarged by a whole factor to at least MIN_WIDTH_PX wide, and the factor."""
+    h, w = image.shape[:2]
+    scale = max(1, math.ceil(MIN_WIDTH_PX / max(w, 1)))
+    if scale == 1:
+        return image.copy(), 1
+    big = cv2.resize(image, (w * scale, h * scale), interpolation=cv2.INTER_CUBIC)
+    return np.asarray(big, np.uint8), scale
+
+
 def annotate(
     image: Image,
     segments: Sequence[SegmentConfig],
@@ -141,12 +152,7 @@ def annotate(
     enlarged by a whole factor when ``image`` is narrower than :data:`MIN_WIDTH_PX`.
     """
     h, w = image.shape[:2]
-    scale = max(1, math.ceil(MIN_WIDTH_PX / max(w, 1)))
-    out: Image = image.copy()
-    if scale > 1:
-        out = np.asarray(
-            cv2.resize(image, (w * scale, h * scale), interpolation=cv2.INTER_CUBIC), np.uint8
-        )
+    out, scale = _enlarged(image)
     labels = _Labels(out)
     if title:
         labels.put(title, (6, 22), (255, 255, 255))
@@ -197,4 +203,40 @@ def annotate(
         if detections.tracker_id is not None:
             tag += f" #{int(detections.tracker_id[i])}"
         labels.put(tag, (x1, y1 - 2), CLASS_COLOURS[cls])
+    return out
+
+
+INCIDENT_COLOUR = (0, 0, 255)
+
+
+def annotate_incident(
+    image: Image,
+    incident: Incident,
+    detections: Detections,
+    segment: SegmentConfig | None,
+) -> Image:
+    """Return a copy of ``image`` marking ``incident``: its segment, its vehicle, its text.
+
+    The vehicle (the detection carrying the incident's track id) gets a red box; without
+    one, the incident's location gets a red ring. The image is enlarged like
+    :func:`annotate` when narrow.
+    """
+    h, w = image.shape[:2]
+    out, scale = _enlarged(image)
+    labels = _Labels(out)
+    if segment is not None:
+        poly = np.round(to_pixels(segment.polygon, w, h) * scale).astype(np.int32)
+        cv2.polylines(out, [poly], True, INCIDENT_COLOUR, 2)
+    boxed = False
+    if incident.track_id is not None and detections.tracker_id is not None:
+        for i in np.flatnonzero(detections.tracker_id == int(incident.track_id)).tolist():
+            x1, y1, x2, y2 = (round(float(v) * scale) for v in detections.xyxy[i])
+            cv2.rectangle(out, (x1 - 3, y1 - 3), (x2 + 3, y2 + 3), INCIDENT_COLOUR, 3)
+            boxed = True
+    if not boxed and incident.location is not None:
+        x, y = incident.location
+        cv2.circle(out, (round(x * w * scale), round(y * h * scale)), 18, INCIDENT_COLOUR, 3)
+    title = f"{incident.kind.value.replace('_', ' ')} in {incident.segment_id}"
+    labels.put(title, (6, 22), INCIDENT_COLOUR)
+    labels.put(incident.detail, (6, 48), (255, 255, 255))
     return out

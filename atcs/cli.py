@@ -51,6 +51,19 @@ def _add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
 
 
+def _add_calibrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "calibrate", help="check a camera's ground calibration and draw a metre grid on a frame"
+    )
+    p.add_argument("--config", type=Path, required=True, help="configuration file (TOML)")
+    p.add_argument("--camera", required=True, help="id of the calibrated camera")
+    p.add_argument(
+        "--out", type=Path, default=None, help="picture to write (default: CAMERA-calibration.png)"
+    )
+    p.add_argument("--source", help="file, folder or URL replacing the camera's source")
+    p.add_argument("--frame", type=int, default=0, help="frame number to draw on (default 0)")
+
+
 def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run the long-lived engine")
     p.add_argument("--config", type=Path, required=True, help="configuration file (TOML)")
@@ -99,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_validate(sub)
     _add_analyze(sub)
+    _add_calibrate(sub)
     _add_run(sub)
     _add_watch(sub)
     _add_simulate(sub)
@@ -126,10 +140,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         from atcs.commands import analyze
 
         return analyze(args)
+    if command == "calibrate":
+        from atcs.commands import calibrate
+
+        return calibrate(args)
     if command == "run":
         from atcs.commands import run
 
-        return run(args.config, args.duration)
+        return run(args.config, args.duration, verbose=args.verbose)
     if command == "watch":
         from atcs.commands import watch
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import Literal
@@ -41,6 +42,9 @@ def summarise(cfg: AtcsConfig) -> list[str]:
     lines.append(f"counting lines: {len(cfg.lines)}")
     for ln in cfg.lines:
         lines.append(f"  {ln.id:<24} segment {ln.segment}")
+    ixs = sorted({z.intersection_id for z in cfg.zones})
+    lines.append(f"turning-movement zones: {len(cfg.zones)} ({', '.join(ixs) or 'none'})")
+    lines.append(f"ground calibrations: {', '.join(c.camera for c in cfg.calibrations) or 'none'}")
     lines.append(f"intersections: {len(cfg.intersections)}")
     for ix in cfg.intersections:
         lines.append(f"  {ix.id}")
@@ -101,11 +105,30 @@ def analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-def run(config_path: Path, duration_s: float | None) -> int:
-    """Run the long-lived engine (``atcs run``) until a signal or ``duration_s`` seconds."""
+def calibrate(args: argparse.Namespace) -> int:
+    """Check a camera's ground calibration and draw its metre grid (``atcs calibrate``)."""
+    from atcs.calibrate import calibrate as run_calibration
+
+    cfg = load_config(args.config)
+    if args.frame < 0:
+        raise ConfigError(f"--frame must be 0 or more, got {args.frame}")
+    out = args.out if args.out is not None else Path(f"{args.camera}-calibration.png")
+    report = run_calibration(cfg, args.camera, out=out, source=args.source, frame=args.frame)
+    for line in report.lines:
+        print(line)
+    return 0
+
+
+def run(config_path: Path, duration_s: float | None, verbose: bool = False) -> int:
+    """Run the long-lived engine (``atcs run``) until a signal or ``duration_s`` seconds.
+
+    Logging follows ``service.log_level`` unless ``verbose`` asked for DEBUG.
+    """
     from atcs.service import run_service
 
     cfg = load_config(config_path)
+    if not verbose:
+        logging.getLogger().setLevel(cfg.service.log_level)
     return run_service(cfg, duration_s=duration_s)
 
 

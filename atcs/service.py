@@ -3,8 +3,10 @@
 One process: a capture thread per camera (latest frame only), one detector worker that
 batches the latest frames across cameras, and the analysis tick on the main thread that
 turns detections into windowed segment metrics and hands them to the sinks (MQTT bus,
-InfluxDB) and to the metric listeners (signal control). One stop event; shut down in
-reverse order of start.
+InfluxDB) and to the metric listeners (signal control); turning-movement matrices and
+incident events go to their own listeners (``movement_listeners``, ``incident_listeners``:
+the bus and the store, and whatever else registers, e.g. an alarm manager). One stop
+event; shut down in reverse order of start.
 """
 
 from __future__ import annotations
@@ -25,10 +27,19 @@ from atcs.control import ControlLoop
 from atcs.crop_check import CameraCrops
 from atcs.detection import build_detector
 from atcs.detector_worker import DetectorWorker
+from atcs.incidents import IncidentEvent, IncidentListener
 from atcs.metrics import CameraAnalyzer, FrameAnalysis
-from atcs.sinks import Sink
+from atcs.sinks import MovementListener, Sink
 from atcs.sources import CameraGroup
-from atcs.types import CameraState, CameraStatus, Detections, Frame, SegmentMetrics, TimingPlan
+from atcs.types import (
+    CameraState,
+    CameraStatus,
+    Detections,
+    Frame,
+    MovementCounts,
+    SegmentMetrics,
+    TimingPlan,
+)
 from detectors.base import Detector
 
 log = logging.getLogger(__name__)
@@ -87,6 +98,8 @@ class Engine:
         timing: EngineTiming | None = None,
         control: ControlLoop | None = None,
         frame_observers: Sequence[FrameObserver] = (),
+        movement_listeners: Sequence[MovementListener] = (),
+        incident_listeners: Sequence[IncidentListener] = (),
     ) -> None:
         self.cfg = cfg
         self.control = control
@@ -96,6 +109,9 @@ class Engine:
         self._detector = detector
         self.sinks = list(sinks)
         self.listeners = list(listeners)
+        self.movement_listeners = list(movement_listeners)
+        self.incident_listeners = list(incident_listeners)
+        self.incident_events = 0
         self.analyzers: dict[str, CameraAnalyzer] = {}
         self.cameras: CameraGroup | None = None
         self.crops: CameraCrops | None = None
@@ -176,6 +192,7 @@ class Engine:
             final += analyzer.close_windows(now, partial=True)
         # the last, partial window of a camera that saw no frame in it carries nothing
         self._emit([m for m in final if m.frames > 0 or m.window_end != now])
+        self._emit_events()
         self._emit_status(force=True)
         for sink in reversed(self.sinks):
             try:
@@ -246,6 +263,28 @@ class Engine:
             time.process_time(),
         )
 
+    def _emit_events(self) -> None:
+        """Hand the analyzers' movement matrices and incident events to their listeners."""
+        movements: list[MovementCounts] = []
+        incidents: list[IncidentEvent] = []
+        for analyzer in self.analyzers.values():
+            events = analyzer.take_events()
+            movements += events.movements
+            incidents += events.incidents
+        if movements:
+            for on_movements in self.movement_listeners:
+                try:
+                    on_movements(movements)
+                except Exception:  # one output failing must not stop the others
+                    log.exception("movement listener failed")
+        for event in incidents:
+            self.incident_events += 1
+            for on_incident in self.incident_listeners:
+                try:
+                    on_incident(event)
+                except Exception:  # one output failing must not stop the others
+                    log.exception("incident listener failed")
+
     def _emit_status(self, force: bool = False) -> list[CameraStatus]:
         now = time.monotonic()
         statuses: list[CameraStatus] = [] if self.cameras is None else self.cameras.statuses()
@@ -293,6 +332,7 @@ class Engine:
         cpu1 = time.thread_time()
         self.analysis_cpu_s += cpu1 - cpu0
         self._emit(due)
+        self._emit_events()
         statuses = self._emit_status()
         self.output_cpu_s += time.thread_time() - cpu1
         self._check_budget(statuses)
@@ -342,7 +382,14 @@ def build_engine(cfg: AtcsConfig) -> Engine:
         outputs.bus.on_ack(control.on_ack)
         outputs.bus.on_override(control.on_override)
     listeners = [control.on_metrics] if control is not None else []
-    engine = Engine(cfg, sinks=outputs.sinks, listeners=listeners, control=control)
+    engine = Engine(
+        cfg,
+        sinks=outputs.sinks,
+        listeners=listeners,
+        control=control,
+        movement_listeners=outputs.movement_listeners,
+        incident_listeners=outputs.incident_listeners,
+    )
     audit = None
     if cfg.dashboard is not None:  # dashboard (atcs.web): a sink + frame observer, see docs
         from atcs.web import attach_dashboard

@@ -7,10 +7,16 @@ the tick and never raises into it; its own thread does the I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
-from atcs.types import CameraStatus, SegmentMetrics, TimingPlan
+from atcs.types import CameraStatus, MovementCounts, SegmentMetrics, TimingPlan
+
+MovementListener = Callable[[Sequence[MovementCounts]], None]
+"""Called with the turning-movement matrices of finished windows; returns at once.
+
+The MQTT bus and the InfluxDB store have one (``on_movements``); incidents go to
+:data:`atcs.incidents.IncidentListener` handlers (``on_incident``)."""
 
 
 class Sink(Protocol):

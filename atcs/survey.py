@@ -5,6 +5,10 @@ For each camera the survey writes, into the output folder:
 - ``frames.csv``: one row per frame and segment (vehicles, pcu, occupancy, per class);
 - ``windows.csv``: one row per segment and window, every measure;
 - ``crossings.csv``: one row per counted line crossing;
+- ``movements.csv``: turning movements per intersection, window, zone pair and class;
+- ``incidents.csv``: one row per incident, with ``incidents/<id>.jpg`` the frame that
+  raised it;
+- ``traffic_flow_observed.jsonl``: the FIWARE rendering of each window (when enabled);
 - ``<camera>.png``: the busiest frame annotated (polygons, lines, boxes, counts).
 
 Time offsets are seconds from the start of the recording; windows are aligned to it.
@@ -104,6 +108,7 @@ class CameraSurvey:
     wall_s: float = 0.0
     crossings: int = 0
     windows: int = 0
+    incidents: int = 0
     detections_by_class: dict[str, int] = field(default_factory=dict)
     stages: StageTimes = field(default_factory=StageTimes)
     image_path: Path | None = None
@@ -130,10 +135,14 @@ class SurveyReport:
             out.append(
                 f"{cam.camera_id}: {cam.frames} frames ({cam.duration_s:.1f} s of video) in "
                 f"{cam.wall_s:.1f} s = {cam.fps:.1f} fps; {cam.windows} window rows, "
-                f"{cam.crossings} crossings; detections: {counts or 'none'}"
+                f"{cam.crossings} crossings, {cam.incidents} incidents; "
+                f"detections: {counts or 'none'}"
                 + ("" if cam.crop is None else f"; {cam.crop.describe()}")
             )
-        out.append(f"wrote {self.out_dir}/frames.csv, windows.csv, crossings.csv and PNGs")
+        out.append(
+            f"wrote {self.out_dir}/frames.csv, windows.csv, crossings.csv, movements.csv, "
+            f"incidents.csv and PNGs"
+        )
         return out
 
 
@@ -368,7 +377,7 @@ def run_survey(
     out_dir.mkdir(parents=True, exist_ok=True)
     own_detector = detector is None
     det = survey_detector(cfg) if detector is None else detector
-    writers = Writers(out_dir)
+    writers = Writers(out_dir, cfg.fiware)
     report = SurveyReport(out_dir=out_dir, cameras=[])
     for rate in (sample_fps, folder_fps):
         if isinstance(rate, float | int) and not rate > 0:

@@ -1,14 +1,17 @@
 """The survey's output files: CSV rows per frame, window and crossing, and the picture.
 
 ``frames.csv`` (one row per frame and segment), ``windows.csv`` (one row per segment and
-window, every measure), ``crossings.csv`` (one row per counted crossing, in frame order)
-and ``<camera>.png`` (the busiest frame annotated, segments tinted by the level of service
+window, every measure), ``crossings.csv`` (one row per counted crossing, in frame order),
+``movements.csv`` and ``incidents.csv`` (:mod:`atcs.survey_events`), with the FIWARE
+rendering on ``traffic_flow_observed.jsonl`` (one entity per segment window), and
+``<camera>.png`` (the busiest frame annotated, segments tinted by the level of service
 of the window that frame fell in). Offsets are seconds from the start of the recording.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -19,8 +22,10 @@ import cv2
 import numpy as np
 
 from atcs.annotate import annotate
-from atcs.config import AtcsConfig
+from atcs.bus.fiware import traffic_flow_observed
+from atcs.config import AtcsConfig, FiwareConfig
 from atcs.metrics import CameraAnalyzer, FrameAnalysis
+from atcs.survey_events import INCIDENT_COLUMNS, MOVEMENT_COLUMNS, IncidentLog, movement_rows
 from atcs.types import (
     Detections,
     Direction,
@@ -43,8 +48,8 @@ WINDOW_COLUMNS = [
     "camera", "segment", "window_start_s", "window_end_s", "window_start", "window_end",
     "observed_s", "partial", "frames", "vehicles", *[f"vehicles_{c}" for c in CLASS_LABELS], "pcu",
     "density_pcu_km_lane", "occupancy", "flow_veh_h", *[f"flow_{c}_veh_h" for c in CLASS_LABELS],
-    "flow_forward_veh_h", "flow_backward_veh_h", "queue_m", "queue_max_m", "los", "congested",
-    "stale",
+    "flow_forward_veh_h", "flow_backward_veh_h", "queue_m", "queue_max_m", "speed_kmh",
+    "speed_p85_kmh", "speed_vehicles", "speed_capped", "los", "congested", "stale",
 ]  # fmt: skip
 CROSSING_COLUMNS = [
     "frame", "offset_s", "camera", "line", "segment", "track_id", "class", "direction",
@@ -53,13 +58,21 @@ CROSSING_COLUMNS = [
 
 
 class Writers:
-    """The three CSV files of a survey, opened once for every camera."""
+    """The CSV files of a survey (and the FIWARE lines), opened once for every camera."""
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, fiware: FiwareConfig | None = None) -> None:
+        self.out_dir = out_dir
         self._files: list[TextIO] = []
         self.frames = self._open(out_dir / "frames.csv", FRAME_COLUMNS)
         self.windows = self._open(out_dir / "windows.csv", WINDOW_COLUMNS)
         self.crossings = self._open(out_dir / "crossings.csv", CROSSING_COLUMNS)
+        self.movements = self._open(out_dir / "movements.csv", MOVEMENT_COLUMNS)
+        self.incidents = self._open(out_dir / "incidents.csv", INCIDENT_COLUMNS)
+        self.fiware = fiware if fiware is not None and fiware.enabled else None
+        self.entities: TextIO | None = None
+        if self.fiware is not None:
+            self.entities = (out_dir / "traffic_flow_observed.jsonl").open("w", encoding="utf-8")
+            self._files.append(self.entities)
 
     def _open(self, path: Path, columns: list[str]) -> Any:
         handle = path.open("w", newline="", encoding="utf-8")
@@ -69,7 +82,7 @@ class Writers:
         return writer
 
     def close(self) -> None:
-        """Close the three files."""
+        """Close the files."""
         for handle in self._files:
             handle.close()
 
@@ -108,6 +121,10 @@ def _window_row(m: SegmentMetrics, origin: datetime) -> list[object]:
         _fmt(backward, 1),
         _fmt(m.queue_m, 2),
         _fmt(m.queue_max_m, 2),
+        _fmt(m.speed_kmh, 1),
+        _fmt(m.speed_p85_kmh, 1),
+        m.speed_vehicles,
+        m.speed_capped,
         m.los.value,
         int(m.congested),
         int(m.stale),
@@ -133,6 +150,9 @@ class CameraRun:
         self.crossings: list[LineCrossing] = []
         self.best_offset_s: float | None = None
         self.best_los: dict[str, LevelOfService] = {}
+        self.incidents = IncidentLog(cfg, camera_id, writers.out_dir, origin)
+        self.last_frame: tuple[Image, Detections] | None = None
+        self.segment_names = {s.id: s.name for s in cfg.segments_of(camera_id)}
 
     def analyse(self, frame: Frame, detections: Detections) -> FrameAnalysis:
         """Analyse one frame (the analyzer is built on the first frame)."""
@@ -166,6 +186,17 @@ class CameraRun:
             self.best_offset_s = (frame.captured_at - self.origin).total_seconds()
             self.best_los = {}
         self.write_windows(self.analyzer_windows(frame.captured_at, partial=False), survey)
+        self.last_frame = (frame.image, result.detections)
+        self.write_events(frame.image, result.detections)
+
+    def write_events(self, image: Image, detections: Detections) -> None:
+        """Write the finished movement matrices; log incidents, picturing ``image``."""
+        if self.analyzer is None:
+            return
+        events = self.analyzer.take_events()
+        for counts in events.movements:
+            self.writers.movements.writerows(movement_rows(counts, self.origin))
+        self.incidents.on_events(events.incidents, image, detections)
 
     def write_crossings(self, crossings: Sequence[LineCrossing], survey: Any) -> None:
         """Write crossings in frame order (the frame each track was first seen past the line).
@@ -191,6 +222,10 @@ class CameraRun:
         self.write_crossings(self.crossings, survey)
         self.crossings = []
         self.write_windows(self.analyzer_windows(until, partial=True), survey)
+        if self.last_frame is not None:
+            self.write_events(*self.last_frame)
+        self.writers.incidents.writerows(self.incidents.rows())
+        survey.incidents = len(self.incidents)
         survey.detections_by_class = {
             label: int(n) for label, n in zip(CLASS_LABELS, self.class_totals, strict=True) if n
         }
@@ -203,12 +238,21 @@ class CameraRun:
         """Write finished windows; remember the LOS of those holding the busiest frame."""
         for m in metrics:
             self.writers.windows.writerow(_window_row(m, self.origin))
+            self._write_entity(m)
             start_s = (m.window_start - self.origin).total_seconds()
             end_s = (m.window_end - self.origin).total_seconds()
             best = self.best_offset_s
             if best is not None and start_s <= best < end_s and not m.stale:
                 self.best_los[str(m.segment_id)] = m.los
         survey.windows += len(metrics)
+
+    def _write_entity(self, m: SegmentMetrics) -> None:
+        fiware, out = self.writers.fiware, self.writers.entities
+        if fiware is None or out is None:
+            return
+        entity = traffic_flow_observed(m, fiware, self.segment_names.get(m.segment_id, ""))
+        if entity is not None:
+            out.write(json.dumps(entity, allow_nan=False, separators=(",", ":")) + "\n")
 
     def save_image(self, path: Path) -> Path | None:
         """Write the busiest frame annotated; None when no frame was seen or on failure."""

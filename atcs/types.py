@@ -25,6 +25,7 @@ IntersectionId = NewType("IntersectionId", str)
 PhaseId = NewType("PhaseId", str)
 SiteId = NewType("SiteId", str)
 TrackId = NewType("TrackId", int)
+ZoneId = NewType("ZoneId", str)
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -235,6 +236,10 @@ class SegmentMetrics:
     set when the window saw no frame. ``observed_s`` is how much of the window the camera
     was actually seen (s; None: all of it), ``partial`` is set when that is less than the
     configured share of the window (a window built without it was seen whole).
+    ``speed_kmh`` and ``speed_p85_kmh`` are the mean and 85th percentile of the ground
+    speeds (km/h) of the ``speed_vehicles`` tracked vehicles that had one in the segment in
+    the window (None on cameras without a ground calibration or with no such vehicle);
+    ``speed_capped`` counts those whose speed was capped as implausible.
     """
 
     site_id: SiteId
@@ -257,6 +262,10 @@ class SegmentMetrics:
     stale: bool
     observed_s: float | None = None
     partial: bool = False
+    speed_kmh: float | None = None
+    speed_p85_kmh: float | None = None
+    speed_vehicles: int = 0
+    speed_capped: int = 0
 
     def __post_init__(self) -> None:
         if self.observed_s is None:  # not recorded: the whole window was seen
@@ -271,6 +280,49 @@ class SegmentMetrics:
     def observed_or_window_s(self) -> float:
         """Seconds of the window the camera was seen (the whole window when not recorded)."""
         return self.window_s if self.observed_s is None else self.observed_s
+
+
+@dataclass(frozen=True, slots=True)
+class MovementCount:
+    """Vehicles of one class that went from one zone to another (a turning movement)."""
+
+    from_zone: ZoneId
+    to_zone: ZoneId
+    vehicle_class: VehicleClass
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class MovementCounts:
+    """The origin-destination (turning movement) matrix of one intersection over one window.
+
+    ``counts`` holds every pair of a zone where movements start and a different zone where
+    they end, for every class, zeros included, in a fixed order; a track counts once, when
+    it reaches the end zone after leaving the start zone (dated by the frame it arrived).
+    ``observed_s`` and ``partial`` are those of the camera's segment windows;
+    ``stale`` is set when the window saw no frame.
+    """
+
+    site_id: SiteId
+    camera_id: CameraId
+    intersection_id: IntersectionId
+    window_start: datetime
+    window_end: datetime
+    frames: int
+    observed_s: float
+    partial: bool
+    stale: bool
+    counts: tuple[MovementCount, ...]
+
+    @property
+    def window_s(self) -> float:
+        """Window length in seconds."""
+        return (self.window_end - self.window_start).total_seconds()
+
+    @property
+    def total(self) -> int:
+        """Movements of every pair and class in the window."""
+        return sum(c.count for c in self.counts)
 
 
 @dataclass(frozen=True, slots=True)

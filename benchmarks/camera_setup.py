@@ -17,7 +17,7 @@ import cv2
 
 from atcs.config import AtcsConfig, load_config
 from benchmarks.common import REPO_DIR
-from tests.support.clips import reencode
+from tests.support.reencode import reencode
 
 SURVEY_CONFIG = REPO_DIR / "survey.toml"
 

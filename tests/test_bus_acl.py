@@ -137,7 +137,7 @@ def test_each_role_gets_only_its_topics_over_tls(
 ) -> None:
     server, passwords = broker
     bus, overrides, acks = engine
-    assert poll(lambda: bus.health()["connected"] is True, 10), bus.health()
+    assert poll(lambda: bus.health()["connected"] is True, 30), bus.health()
     viewer = _client(server, tls_files, "atcs-viewer", passwords, "atcs/v1/#")
     console = _client(server, tls_files, "atcs-console", passwords, "atcs/v1/#")
     tsc = _client(server, tls_files, "tsc-ix-1", passwords, TOPICS.plan(IX))
@@ -163,7 +163,7 @@ def test_each_role_gets_only_its_topics_over_tls(
     ack = PlanAck(IX, "p-1", AckResult.APPLIED, "", "tsc-1")
     publish(tsc, TOPICS.plan_ack(IX), KEYS.ack(ack))
     publish(console, TOPICS.override(IX), KEYS.override(hold))
-    assert poll(lambda: len(overrides) == 1 and len(acks) == 1, 10), bus.health()
+    assert poll(lambda: len(overrides) == 1 and len(acks) == 1, 30), bus.health()
     assert overrides == [hold]
     assert acks == [ack]
     assert bus.health()["control_received"] == 2  # the broker dropped the rest

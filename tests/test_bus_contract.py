@@ -20,7 +20,14 @@ ENGINE_SENDS = {
     TopicKind.CAMERA_STATUS,
     TopicKind.SEGMENT_METRICS,
     TopicKind.TIMING_PLAN,
+    TopicKind.MOVEMENT_COUNTS,
+    TopicKind.INCIDENT_EVENT,
+    TopicKind.INCIDENT_STATE,
+    TopicKind.TRAFFIC_FLOW_OBSERVED,
 }
+NOT_RETAINED = {TopicKind.INCIDENT_EVENT}
+EXTERNAL_MODEL = {TopicKind.TRAFFIC_FLOW_OBSERVED}
+"""Payloads that follow an external standard unchanged: no ``schema`` field."""
 
 
 def _asyncapi() -> dict[str, Any]:
@@ -46,6 +53,10 @@ def _address(kind: TopicKind) -> str:
         TopicKind.TIMING_PLAN: t.plan(IntersectionId("{intersection}")),
         TopicKind.PLAN_ACK: t.plan_ack(IntersectionId("{intersection}")),
         TopicKind.OVERRIDE: t.override(IntersectionId("{intersection}")),
+        TopicKind.MOVEMENT_COUNTS: t.movements(IntersectionId("{intersection}")),
+        TopicKind.INCIDENT_EVENT: t.incident_events(SegmentId("{segment}")),
+        TopicKind.INCIDENT_STATE: t.incident_state(SegmentId("{segment}")),
+        TopicKind.TRAFFIC_FLOW_OBSERVED: t.traffic_flow_observed(SegmentId("{segment}")),
     }[kind]
 
 
@@ -55,9 +66,12 @@ def test_every_schema_is_valid_and_carries_its_schema_id() -> None:
     for kind in TopicKind:
         schema = load_schema(kind)
         Draft7Validator.check_schema(schema)
+        assert schema["additionalProperties"] is False
+        if kind in EXTERNAL_MODEL:
+            assert "schema" not in schema["properties"]
+            continue
         assert schema["properties"]["schema"]["const"] == SCHEMA_IDS[kind]
         assert "schema" in schema["required"]
-        assert schema["additionalProperties"] is False
 
 
 def test_asyncapi_has_a_channel_per_topic_with_its_schema_and_binding() -> None:
@@ -88,5 +102,6 @@ def test_asyncapi_has_a_channel_per_topic_with_its_schema_and_binding() -> None:
         assert len(ops) == 1, f"one operation for {address}"
         (op,) = ops
         assert op["action"] == ("send" if kind in ENGINE_SENDS else "receive")
-        assert op["bindings"]["mqtt"] == {"qos": 1, "retain": kind in ENGINE_SENDS}
+        retained = kind in ENGINE_SENDS and kind not in NOT_RETAINED
+        assert op["bindings"]["mqtt"] == {"qos": 1, "retain": retained}
     assert referenced == {schema_file_name(k) for k in TopicKind}

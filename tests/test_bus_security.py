@@ -103,8 +103,8 @@ def test_forged_and_replayed_overrides_are_refused_and_audited_a_signed_one_appl
     assert control is not None
     assert isinstance(running.engine.sinks[0], AuditTrail)  # the engine's own audit log
     bus = _bus(running)
-    assert poll(lambda: bus.health()["connects"] == 1, 10)
-    assert poll(lambda: control.state()[IX].running is not None, 10)
+    assert poll(lambda: bus.health()["connects"] == 1, 30)
+    assert poll(lambda: control.state()[IX].running is not None, 30)
     attacker = Publisher(mosquitto)
     topic = TOPICS.override(IX)
     fixed = Override(IX, OverrideAction.FIXED, "Brigadir Made", "parade", plan_name="night")
@@ -133,12 +133,12 @@ def test_forged_and_replayed_overrides_are_refused_and_audited_a_signed_one_appl
         active = control.state()[IX].override
         return active is not None and active.plan_name == "night"
 
-    assert poll(applied, 10), bus.health()
+    assert poll(applied, 30), bus.health()
     release = Override(IX, OverrideAction.RELEASE, "Brigadir Made", "parade over")
     attacker.send(topic, KEYS.override(release))
-    assert poll(lambda: control.state()[IX].override is None, 10)
+    assert poll(lambda: control.state()[IX].override is None, 30)
     attacker.send(topic, signed)  # replayed: refused, the release stands
-    assert poll(lambda: bus.health().get("control_refused_replayed") == 1, 10)
+    assert poll(lambda: bus.health().get("control_refused_replayed") == 1, 30)
     assert control.state()[IX].override is None
     attacker.close()
 
@@ -172,7 +172,7 @@ def test_acks_must_be_signed_by_a_signal_controller(running: Running, mosquitto:
     control = running.engine.control
     assert control is not None
     bus = _bus(running)
-    assert poll(lambda: control.state()[IX].running is not None, 10)
+    assert poll(lambda: control.state()[IX].running is not None, 30)
     plan_id = control.state()[IX].running.plan.plan_id  # type: ignore[union-attr]
     forged = PlanAck(IX, plan_id, AckResult.REJECTED, "forged: signal refuses", "tsc-1")
     device = Publisher(mosquitto)
@@ -181,7 +181,7 @@ def test_acks_must_be_signed_by_a_signal_controller(running: Running, mosquitto:
     device.send(topic, sign_payload(encode_plan_ack(forged), topic, KEYS.console))  # wrong role
     applied = PlanAck(IX, plan_id, AckResult.APPLIED, "", "tsc-1")
     device.send(topic, KEYS.ack(applied))
-    assert poll(lambda: control.counters().get("acks", 0) == 1, 10), bus.health()
+    assert poll(lambda: control.counters().get("acks", 0) == 1, 30), bus.health()
     device.close()
     running_status = control.state()[IX].running
     assert running_status is not None

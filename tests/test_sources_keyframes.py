@@ -16,7 +16,7 @@ import pytest
 from atcs.config import CameraConfig
 from atcs.sources import AvGrabber, CameraReader, DecodeMode, SourceKind
 from atcs.types import Frame
-from tests.support.clips import keyframe_times_s, reencode
+from tests.support.reencode import keyframe_times_s, reencode
 
 pytestmark = pytest.mark.e2e
 

@@ -21,9 +21,9 @@ import pytest
 from atcs.config import CameraConfig
 from atcs.sources import CameraReader, SourceKind
 from atcs.types import CameraState, CameraStatus
-from tests.support.clips import reencode
 from tests.support.net import free_port, port_open
 from tests.support.process import stop_process
+from tests.support.reencode import reencode
 from tests.support.wait import poll
 
 CLIP = "tjunction_pole_cars_truck.mp4"  # H.264, 800x600, 20 fps

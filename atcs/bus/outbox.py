@@ -5,9 +5,10 @@ file is created) and is written, already encoded, before it is sent; it is delet
 when the broker acknowledged it. The file survives a restart of the engine. One engine
 at a time: the file is opened in SQLite's exclusive locking mode.
 
-When more than ``max_messages`` wait, the oldest segment metrics are dropped first, then
-the oldest camera statuses, then the oldest plans; messages currently in flight are never
-dropped. Not thread-safe: one thread (the bus worker) uses it.
+When more than ``max_messages`` wait, the oldest messages are dropped kind by kind in
+:data:`DROP_ORDER` (FIWARE copies and segment metrics first, incident events and plans
+last); messages currently in flight are never dropped. Not thread-safe: one thread (the
+bus worker) uses it.
 """
 
 from __future__ import annotations
@@ -25,8 +26,17 @@ from atcs.errors import BusError, DataError
 
 log = logging.getLogger(__name__)
 
-DROP_ORDER = (TopicKind.SEGMENT_METRICS, TopicKind.CAMERA_STATUS, TopicKind.TIMING_PLAN)
-"""Which kinds of message are dropped first when the bound is reached."""
+DROP_ORDER = (
+    TopicKind.TRAFFIC_FLOW_OBSERVED,
+    TopicKind.SEGMENT_METRICS,
+    TopicKind.MOVEMENT_COUNTS,
+    TopicKind.CAMERA_STATUS,
+    TopicKind.INCIDENT_STATE,
+    TopicKind.INCIDENT_EVENT,
+    TopicKind.TIMING_PLAN,
+)
+"""Which kinds of message are dropped first when the bound is reached (the FIWARE copy of
+a window first, incident events and plans last)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (

@@ -93,6 +93,10 @@ def encode_segment_metrics(metrics: SegmentMetrics, meta: MessageMeta) -> bytes:
         "los": metrics.los.value,
         "congested": metrics.congested,
         "stale": metrics.stale,
+        "speed_kmh": metrics.speed_kmh,
+        "speed_p85_kmh": metrics.speed_p85_kmh,
+        "speed_vehicles": metrics.speed_vehicles,
+        "speed_capped": metrics.speed_capped,
     }
     return dump(with_meta(doc, meta))
 
@@ -139,6 +143,10 @@ def _metrics_record(doc: dict[str, Any]) -> SegmentMetrics:
         stale=bool(doc["stale"]),
         observed_s=opt_float(doc.get("observed_s")),
         partial=bool(doc.get("partial", False)),
+        speed_kmh=opt_float(doc.get("speed_kmh")),
+        speed_p85_kmh=opt_float(doc.get("speed_p85_kmh")),
+        speed_vehicles=int(doc.get("speed_vehicles", 0)),
+        speed_capped=int(doc.get("speed_capped", 0)),
     )
 
 

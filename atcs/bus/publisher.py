@@ -35,8 +35,15 @@ from atcs import __version__
 from atcs.bus.auth import ControlAuthenticator
 from atcs.bus.connection import Will, connect_async, default_client_id, make_client
 from atcs.bus.control import ControlInbox
+from atcs.bus.fiware import traffic_flow_observed
 from atcs.bus.guard import WATCH_EVERY_S, CallbackGuard, NetworkWatch
 from atcs.bus.link import BrokerLink
+from atcs.bus.measure_payloads import (
+    encode_incident_event,
+    encode_incident_state,
+    encode_movement_counts,
+    encode_traffic_flow_observed,
+)
 from atcs.bus.messages import EngineState, EngineStatus, Override, PlanAck
 from atcs.bus.outbox import NewMessage, Outbox
 from atcs.bus.payloads import (
@@ -49,8 +56,10 @@ from atcs.bus.sender import Sender
 from atcs.bus.topics import TopicKind, Topics
 from atcs.bus.verdicts import VerdictSink
 from atcs.config.bus import MqttConfig
+from atcs.config.measures import FiwareConfig
 from atcs.errors import BusError, DataError
-from atcs.types import CameraStatus, SegmentMetrics, SiteId, TimingPlan
+from atcs.incidents import IncidentEvent
+from atcs.types import CameraStatus, MovementCounts, SegmentMetrics, SiteId, TimingPlan
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +85,13 @@ class MqttBus:
         version: str = __version__,
         environ: Mapping[str, str] | None = None,
         watch_every_s: float = WATCH_EVERY_S,
+        fiware: FiwareConfig | None = None,
+        segment_names: Mapping[str, str] | None = None,
     ) -> None:
         self.config = config
         self.topics = Topics(config.prefix)
+        self._fiware = fiware if fiware is not None and fiware.enabled else None
+        self._segment_names = dict(segment_names or {})
         self.site_id = site_id
         self.client_id = config.client_id or default_client_id(site_id)
         self.queue_path = Path(state_dir) / QUEUE_FILE
@@ -163,14 +176,66 @@ class MqttBus:
         self._guard.flush()
 
     def on_metrics(self, metrics: Sequence[SegmentMetrics]) -> None:
-        """Queue one message per segment on ``{p}/segments/{segment}/metrics``."""
+        """Queue one message per segment on ``{p}/segments/{segment}/metrics``.
+
+        With the FIWARE rendering on, each window also goes out as a TrafficFlowObserved
+        entity on ``{p}/segments/{segment}/traffic-flow-observed``.
+        """
         batch = []
         for m in metrics:
             topic = self._topic(self.topics.segment_metrics, m.segment_id)
             if topic is not None:
                 enc = functools.partial(encode_segment_metrics, m)
                 batch.append(NewMessage(TopicKind.SEGMENT_METRICS, topic, enc))
+            entity = (
+                None
+                if self._fiware is None
+                else traffic_flow_observed(
+                    m, self._fiware, self._segment_names.get(m.segment_id, "")
+                )
+            )
+            topic = self._topic(self.topics.traffic_flow_observed, m.segment_id)
+            if entity is not None and topic is not None:
+                enc = functools.partial(encode_traffic_flow_observed, entity)
+                batch.append(NewMessage(TopicKind.TRAFFIC_FLOW_OBSERVED, topic, enc))
         self._enqueue(batch)
+
+    def on_movements(self, counts: Sequence[MovementCounts]) -> None:
+        """Queue each movement matrix on ``{p}/movements/{ix}`` (retained)."""
+        batch = []
+        for c in counts:
+            topic = self._topic(self.topics.movements, c.intersection_id)
+            if topic is not None:
+                enc = functools.partial(encode_movement_counts, c)
+                batch.append(NewMessage(TopicKind.MOVEMENT_COUNTS, topic, enc))
+        self._enqueue(batch)
+
+    def on_incident(self, event: IncidentEvent) -> None:
+        """Queue the event on ``{p}/incidents/{segment}/events``, then the segment's state.
+
+        The state (the segment's open incidents after the event) goes on
+        ``{p}/incidents/{segment}/state``, retained; the event is not retained.
+        """
+        segment = event.incident.segment_id
+        events = self._topic(self.topics.incident_events, segment)
+        state = self._topic(self.topics.incident_state, segment)
+        if events is None or state is None:
+            return
+        self._enqueue(
+            [
+                NewMessage(
+                    TopicKind.INCIDENT_EVENT,
+                    events,
+                    functools.partial(encode_incident_event, event),
+                    retain=False,
+                ),
+                NewMessage(
+                    TopicKind.INCIDENT_STATE,
+                    state,
+                    functools.partial(encode_incident_state, event),
+                ),
+            ]
+        )
 
     def on_camera_status(self, status: CameraStatus) -> None:
         """Queue the camera's status on ``{p}/cameras/{camera}/status``."""

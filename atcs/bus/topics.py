@@ -9,6 +9,11 @@ topic                                     direction              kind
 ``{p}/intersections/{ix}/plan``           engine → controllers   timing plan
 ``{p}/intersections/{ix}/plan/ack``       controller → engine    plan ack
 ``{p}/intersections/{ix}/override``       operator → engine      override
+``{p}/movements/{ix}``                    engine → all           movement counts
+``{p}/incidents/{segment}/events``        engine → all           incident event
+``{p}/incidents/{segment}/state``         engine → all           incident state
+``{p}/segments/{segment}/traffic-flow-``  engine → all           FIWARE
+``observed``                                                     TrafficFlowObserved
 ========================================  =====================  ==================
 
 ``{p}`` is the configurable prefix (default ``atcs/v1``). Ids are single topic levels:
@@ -37,6 +42,10 @@ class TopicKind(enum.Enum):
     TIMING_PLAN = "timing_plan"
     PLAN_ACK = "plan_ack"
     OVERRIDE = "override"
+    MOVEMENT_COUNTS = "movement_counts"
+    INCIDENT_EVENT = "incident_event"
+    INCIDENT_STATE = "incident_state"
+    TRAFFIC_FLOW_OBSERVED = "traffic_flow_observed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +98,22 @@ class Topics:
         """``{p}/intersections/{ix}/override``."""
         return f"{self.prefix}/intersections/{_level(intersection, 'intersection id')}/override"
 
+    def movements(self, intersection: IntersectionId) -> str:
+        """``{p}/movements/{ix}``: turning-movement counts of an intersection per window."""
+        return f"{self.prefix}/movements/{_level(intersection, 'intersection id')}"
+
+    def incident_events(self, segment: SegmentId) -> str:
+        """``{p}/incidents/{segment}/events``: starts and ends of a segment's incidents."""
+        return f"{self.prefix}/incidents/{_level(segment, 'segment id')}/events"
+
+    def incident_state(self, segment: SegmentId) -> str:
+        """``{p}/incidents/{segment}/state``: a segment's open incidents (retained)."""
+        return f"{self.prefix}/incidents/{_level(segment, 'segment id')}/state"
+
+    def traffic_flow_observed(self, segment: SegmentId) -> str:
+        """``{p}/segments/{segment}/traffic-flow-observed``: FIWARE rendering of a window."""
+        return f"{self.prefix}/segments/{_level(segment, 'segment id')}/traffic-flow-observed"
+
     # Subscription filters -------------------------------------------------------------
 
     def all_camera_status(self) -> str:
@@ -110,6 +135,18 @@ class Topics:
     def all_overrides(self) -> str:
         """Filter matching every operator override topic."""
         return f"{self.prefix}/intersections/+/override"
+
+    def all_movements(self) -> str:
+        """Filter matching every movement counts topic."""
+        return f"{self.prefix}/movements/+"
+
+    def all_incident_events(self) -> str:
+        """Filter matching every incident events topic."""
+        return f"{self.prefix}/incidents/+/events"
+
+    def all_incident_states(self) -> str:
+        """Filter matching every incident state topic."""
+        return f"{self.prefix}/incidents/+/state"
 
     def everything(self) -> str:
         """Filter matching every topic under the prefix."""
@@ -135,13 +172,17 @@ _SHAPES: dict[tuple[str, ...], TopicKind] = {
     ("intersections", "*", "plan"): TopicKind.TIMING_PLAN,
     ("intersections", "*", "plan", "ack"): TopicKind.PLAN_ACK,
     ("intersections", "*", "override"): TopicKind.OVERRIDE,
+    ("movements", "*"): TopicKind.MOVEMENT_COUNTS,
+    ("incidents", "*", "events"): TopicKind.INCIDENT_EVENT,
+    ("incidents", "*", "state"): TopicKind.INCIDENT_STATE,
+    ("segments", "*", "traffic-flow-observed"): TopicKind.TRAFFIC_FLOW_OBSERVED,
 }
 
 
 def _parse_levels(levels: list[str]) -> ParsedTopic | None:
     if levels == ["status"]:
         return ParsedTopic(TopicKind.ENGINE_STATUS, None)
-    if len(levels) < 3:
+    if len(levels) < 2:
         return None
     shape = (levels[0], "*", *levels[2:])
     kind = _SHAPES.get(shape)

@@ -20,10 +20,17 @@ class MqttConfig(StrictModel):
     that holds it. Relative TLS file paths are relative to the working directory.
     """
 
-    host: str = Field(default="127.0.0.1", min_length=1, description="Broker host name or address.")
+    host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        max_length=253,
+        description="Broker host name or address.",
+    )
     port: int = Field(default=1883, ge=1, le=65535, description="Broker TCP port.")
     prefix: str = Field(
-        default="atcs/v1", description="Topic prefix: topic levels without wildcards."
+        default="atcs/v1",
+        max_length=128,
+        description="Topic prefix: topic levels without wildcards.",
     )
     client_id: str | None = Field(
         default=None,
@@ -56,19 +63,28 @@ class MqttConfig(StrictModel):
     reconnect_max_s: int = Field(
         default=60, ge=1, le=3600, description="Longest reconnect delay, s."
     )
-    username: str | None = Field(default=None, description="User name; none: anonymous.")
+    username: str | None = Field(
+        default=None, max_length=256, description="User name; none: anonymous."
+    )
     password_env: str | None = Field(
         default=None,
+        max_length=128,
         description="Name of the environment variable holding the password (never the password).",
     )
     tls: bool = Field(default=False, description="Connect with TLS.")
     ca_file: str | None = Field(
-        default=None, description="PEM file of the CA(s) to trust; none: the system CAs."
+        default=None,
+        max_length=4096,
+        description="PEM file of the CA(s) to trust; none: the system CAs.",
     )
     cert_file: str | None = Field(
-        default=None, description="PEM client certificate for mutual TLS (needs key_file)."
+        default=None,
+        max_length=4096,
+        description="PEM client certificate for mutual TLS (needs key_file).",
     )
-    key_file: str | None = Field(default=None, description="PEM private key of cert_file.")
+    key_file: str | None = Field(
+        default=None, max_length=4096, description="PEM private key of cert_file."
+    )
     tls_insecure: bool = Field(
         default=False,
         description="Skip checking the broker's host name against its certificate (tests only).",

@@ -15,68 +15,79 @@ from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
-from atcs.config._base import StrictModel
+from atcs.config._base import Name, StrictModel, TimeZoneName
 from atcs.config.core import Identifier
 from atcs.types import IntersectionId, PhaseId, SegmentId
 from controllers.limits import MIN_ALL_RED_S, MIN_YELLOW_S, spec_problems
 from controllers.registry import controller_names
 from controllers.spec import FallbackPlan, IntersectionSpec, PhaseSpec
 
-Seconds = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+MAX_GREEN_S = 600.0
+"""Longest green (and cycle step) accepted, s."""
+
+MAX_CYCLE_S = 900.0
+"""Longest cycle accepted, s."""
+
+Seconds = Annotated[float, Field(gt=0.0, le=MAX_CYCLE_S)]
+"""A positive, finite duration of at most :data:`MAX_CYCLE_S` seconds."""
+
+GreenSeconds = Annotated[float, Field(gt=0.0, le=MAX_GREEN_S)]
+"""A positive, finite green time of at most :data:`MAX_GREEN_S` seconds."""
 
 
 class PhaseConfig(StrictModel):
     """One phase: the signal groups it serves, the segments feeding it, and its limits."""
 
     id: Identifier = Field(description="Phase id, unique within the intersection.")
-    name: str = Field(default="", description="Human name, e.g. 'north-south through'.")
-    signal_groups: list[str] = Field(
-        default_factory=list, description="Signal groups (heads) this phase turns green."
-    )
-    segments: list[str] = Field(
+    name: Name = Field(default="", description="Human name, e.g. 'north-south through'.")
+    signal_groups: list[Annotated[str, Field(min_length=1, max_length=32)]] = Field(
         default_factory=list,
+        max_length=64,
+        description="Signal groups (heads) this phase turns green.",
+    )
+    segments: list[Identifier] = Field(
+        default_factory=list,
+        max_length=64,
         description=(
             "Segments whose measures feed the phase (its approaches); none: the phase is "
             "not measured and gets its min green from adaptive controllers."
         ),
     )
-    exit_segments: list[str] = Field(
+    exit_segments: list[Identifier] = Field(
         default_factory=list,
+        max_length=64,
         description="Segments the phase's movements discharge into (max-pressure), may be empty.",
     )
-    min_green_s: Seconds = Field(description="Shortest green, s.")
-    max_green_s: Seconds = Field(description="Longest green, s.")
+    min_green_s: GreenSeconds = Field(description="Shortest green, s.")
+    max_green_s: GreenSeconds = Field(description="Longest green, s.")
     yellow_s: float = Field(
         default=3.0,
         ge=MIN_YELLOW_S,
         le=10.0,
-        allow_inf_nan=False,
         description="Yellow (amber) after the green, s; at least 3.",
     )
     all_red_s: float = Field(
         default=2.0,
         ge=MIN_ALL_RED_S,
         le=10.0,
-        allow_inf_nan=False,
         description="All-red clearance after the yellow, s; at least 1.",
     )
     saturation_flow_pcu_h: float = Field(
         default=1800.0,
         gt=0.0,
-        allow_inf_nan=False,
+        le=20_000.0,
         description="Saturation flow of the phase's critical approach, PCU per hour of green.",
     )
     pedestrian_crossing_m: float | None = Field(
         default=None,
         gt=0.0,
-        allow_inf_nan=False,
+        le=200.0,
         description="Length of the crossing that runs with this phase, m; none: no crossing.",
     )
     walking_speed_m_s: float = Field(
         default=1.2,
         gt=0.0,
         le=3.0,
-        allow_inf_nan=False,
         description="Walking speed used for the pedestrian clearance, m/s.",
     )
 
@@ -85,10 +96,12 @@ class FallbackPlanConfig(StrictModel):
     """A fixed time-of-day plan: runs from its start (local time) until the next plan starts."""
 
     starts_at: time = Field(description="Local time of day it starts, 'HH:MM' (site time zone).")
-    name: str = Field(default="", description="Human name, e.g. 'morning peak'.")
-    greens_s: dict[str, float] = Field(description="Green of every phase, s, keyed by phase id.")
+    name: Name = Field(default="", description="Human name, e.g. 'morning peak'.")
+    greens_s: dict[Identifier, Annotated[float, Field(ge=0.0, le=MAX_GREEN_S)]] = Field(
+        max_length=64, description="Green of every phase, s, keyed by phase id."
+    )
     offset_s: float = Field(
-        default=0.0, ge=0.0, allow_inf_nan=False, description="Cycle offset, s (coordination)."
+        default=0.0, ge=0.0, le=MAX_CYCLE_S, description="Cycle offset, s (coordination)."
     )
 
     @field_validator("starts_at")
@@ -103,12 +116,14 @@ class IntersectionConfig(StrictModel):
     """One signalised intersection: phases in ring order, limits, controller, fallbacks."""
 
     id: Identifier
-    name: str = Field(default="", description="Human name of the intersection.")
+    name: Name = Field(default="", description="Human name of the intersection.")
     controller: str = Field(
         default="webster",
         description="Controller that proposes plans: " + ", ".join(controller_names()) + ".",
     )
-    phases: list[PhaseConfig] = Field(min_length=2, description="Phases in ring order.")
+    phases: list[PhaseConfig] = Field(
+        min_length=2, max_length=16, description="Phases in ring order."
+    )
     cycle_min_s: Seconds = Field(description="Shortest cycle, s.")
     cycle_max_s: Seconds = Field(description="Longest cycle, s.")
     max_cycle_step_s: Seconds = Field(
@@ -117,19 +132,22 @@ class IntersectionConfig(StrictModel):
     max_split_step_s: Seconds = Field(
         default=5.0, description="Largest change of any green from one plan to the next, s."
     )
-    stale_after_s: Seconds = Field(
+    stale_after_s: float = Field(
         default=60.0,
+        gt=0.0,
+        le=86400.0,
         description="Measures older than this (s) switch the intersection to its fallback plan.",
     )
     offset_s: float = Field(
-        default=0.0, ge=0.0, allow_inf_nan=False, description="Cycle offset of adaptive plans, s."
+        default=0.0, ge=0.0, le=MAX_CYCLE_S, description="Cycle offset of adaptive plans, s."
     )
-    timezone: str | None = Field(
+    timezone: TimeZoneName | None = Field(
         default=None,
         description="IANA time zone of the fallback plans' times; none: the site's time zone.",
     )
     fallback_plans: list[FallbackPlanConfig] = Field(
         min_length=1,
+        max_length=96,
         description="Time-of-day plans: the baseline and what runs when measures are stale.",
     )
 

@@ -37,13 +37,15 @@ class ControlSenderConfig(StrictModel):
         "on the sender).",
     )
     key_env: str = Field(
+        max_length=128,
         description=(
             "NAME of the environment variable holding the key, base64: the HMAC secret "
             "(32 bytes or more) or the Ed25519 public key (32 bytes, or PEM)."
-        )
+        ),
     )
     intersections: list[str] = Field(
         default_factory=list,
+        max_length=1000,
         description="Intersections this sender may address; empty: all.",
     )
 
@@ -85,7 +87,9 @@ class ControlAuthConfig(StrictModel):
         ),
     )
     senders: list[ControlSenderConfig] = Field(
-        default_factory=list, description="Senders allowed to send control messages."
+        default_factory=list,
+        max_length=1000,
+        description="Senders allowed to send control messages.",
     )
 
     @model_validator(mode="after")

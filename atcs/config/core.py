@@ -7,7 +7,15 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from atcs.config._base import StrictModel
+from atcs.config._base import (
+    Name,
+    NormLine,
+    NormPoint,
+    PathText,
+    Polygon,
+    StrictModel,
+    TimeZoneName,
+)
 from atcs.types import LevelOfService, VehicleClass
 
 Identifier = Annotated[
@@ -17,9 +25,6 @@ Identifier = Annotated[
         description="Lower-case id: letters, digits, '-' and '_' (used in MQTT topics and tags).",
     ),
 ]
-NormPoint = tuple[float, float]
-"""A point in normalised image coordinates: x and y as fractions of width and height."""
-
 SourceKind = Literal["auto", "file", "folder", "rtsp", "mjpeg", "snapshot"]
 COUNTING_SAMPLE_FPS = 5.0
 """Default sampling rate of a counting camera, frames/s (tracks need 5 to 10)."""
@@ -29,8 +34,8 @@ class SiteConfig(StrictModel):
     """The monitored site as a whole."""
 
     id: Identifier = Field(description="Site id, a tag on every stored point.")
-    name: str = Field(default="", description="Human name of the site.")
-    timezone: str = Field(
+    name: Name = Field(default="", description="Human name of the site.")
+    timezone: TimeZoneName = Field(
         default="Asia/Jakarta", description="IANA time zone for time-of-day plans and display."
     )
 
@@ -38,7 +43,7 @@ class SiteConfig(StrictModel):
 class DetectorConfig(StrictModel):
     """The vehicle detector (ultralytics YOLO)."""
 
-    model: str = Field(
+    model: PathText = Field(
         default="yolo11n.pt",
         description=(
             "Model name (downloaded by ultralytics when online) or path to weights / an "
@@ -58,12 +63,17 @@ class DetectorConfig(StrictModel):
     classes: tuple[str, ...] = Field(
         default=tuple(c.label for c in VehicleClass),
         min_length=1,
+        max_length=len(VehicleClass),
         description="Vehicle classes to keep: car, motorcycle, bus, truck, bicycle.",
     )
     batch_max_frames: int = Field(
         default=4, ge=1, le=64, description="Most frames (across cameras) in one inference call."
     )
-    device: str = Field(default="cpu", description="Inference device: cpu, cuda:0, ...")
+    device: str = Field(
+        default="cpu",
+        pattern=r"^[A-Za-z0-9:,._-]{1,32}$",
+        description="Inference device: cpu, cuda:0, ...",
+    )
     crop: bool = Field(
         default=True,
         description=(
@@ -88,21 +98,41 @@ class DetectorConfig(StrictModel):
         return value
 
 
+MAX_PCU = 5.0
+"""Largest passenger-car-unit factor accepted (PKJI's heaviest class is 1.3)."""
+
+MAX_DENSITY_PCU_KM_LANE = 1000.0
+"""Largest level-of-service density bound accepted, pcu/km/lane (jam density is ~200)."""
+
+
 class PcuConfig(StrictModel):
     """Passenger-car-unit factors per class (PKJI 2023, signalised approaches)."""
 
-    car: float = Field(default=1.0, ge=0.0, description="PCU of a car or light vehicle (KR).")
-    bus: float = Field(default=1.3, ge=0.0, description="PCU of a bus (heavy vehicle, KB).")
-    truck: float = Field(default=1.3, ge=0.0, description="PCU of a truck (heavy vehicle, KB).")
+    car: float = Field(
+        default=1.0, ge=0.0, le=MAX_PCU, description="PCU of a car or light vehicle (KR)."
+    )
+    bus: float = Field(
+        default=1.3, ge=0.0, le=MAX_PCU, description="PCU of a bus (heavy vehicle, KB)."
+    )
+    truck: float = Field(
+        default=1.3, ge=0.0, le=MAX_PCU, description="PCU of a truck (heavy vehicle, KB)."
+    )
     motorcycle_protected: float = Field(
-        default=0.15, ge=0.0, description="PCU of a motorcycle (SM) on a protected approach."
+        default=0.15,
+        ge=0.0,
+        le=MAX_PCU,
+        description="PCU of a motorcycle (SM) on a protected approach.",
     )
     motorcycle_opposed: float = Field(
-        default=0.40, ge=0.0, description="PCU of a motorcycle (SM) on an opposed approach."
+        default=0.40,
+        ge=0.0,
+        le=MAX_PCU,
+        description="PCU of a motorcycle (SM) on an opposed approach.",
     )
     bicycle: float = Field(
         default=0.0,
         ge=0.0,
+        le=MAX_PCU,
         description="PCU of a bicycle; PKJI treats non-motorised vehicles as side friction.",
     )
 
@@ -116,16 +146,25 @@ class PcuConfig(StrictModel):
 class AnalysisConfig(StrictModel):
     """Windows, tracking, queue detection and level-of-service thresholds."""
 
-    window_s: float = Field(default=10.0, gt=0.0, le=3600.0, description="Window length, s.")
+    window_s: float = Field(
+        default=10.0,
+        ge=1.0,
+        le=3600.0,
+        description="Window length, s (1 s to 1 h: a window holds several frames).",
+    )
     track_max_age_s: float = Field(
-        default=1.5, gt=0.0, description="A track unseen for this long (s) is dropped."
+        default=1.5, gt=0.0, le=60.0, description="A track unseen for this long (s) is dropped."
     )
     track_max_count: int = Field(
-        default=2000, ge=10, description="Most live tracks per camera (bound on memory)."
+        default=2000,
+        ge=10,
+        le=100_000,
+        description="Most live tracks per camera (bound on memory).",
     )
     track_gate_chi2: float = Field(
         default=9.21,
         gt=0.0,
+        le=100.0,
         description=(
             "Association gate: largest squared Mahalanobis distance of a box centre from its "
             "track's prediction (9.21: 99 % of a 2-D normal)."
@@ -134,11 +173,13 @@ class AnalysisConfig(StrictModel):
     crossing_confirm_frames: int = Field(
         default=3,
         ge=1,
+        le=100,
         description="Frames a track must hold its new side of a line before a crossing counts.",
     )
     max_frame_gap_s: float = Field(
         default=2.0,
         gt=0.0,
+        le=3600.0,
         description=(
             "Frames further apart than this (s) leave the time between them unobserved "
             "(camera loss, engine start): flows are per hour of observed time."
@@ -151,11 +192,15 @@ class AnalysisConfig(StrictModel):
         description="A window observed for less than this share of its length is partial.",
     )
     queue_speed_m_s: float = Field(
-        default=1.5, gt=0.0, description="A vehicle slower than this (m/s) is stopped or slow."
+        default=1.5,
+        gt=0.0,
+        le=15.0,
+        description="A vehicle slower than this (m/s) is stopped or slow.",
     )
     queue_max_gap_m: float = Field(
         default=12.0,
         gt=0.0,
+        le=200.0,
         description="Largest bumper-to-bumper gap (m) between queued vehicles in one queue.",
     )
     los_density_pcu_km_lane: tuple[float, float, float, float, float] = Field(
@@ -173,6 +218,8 @@ class AnalysisConfig(StrictModel):
     ) -> tuple[float, float, float, float, float]:
         if any(b <= a for a, b in itertools.pairwise(value)) or value[0] <= 0:
             raise ValueError("thresholds must be positive and strictly increasing")
+        if value[-1] > MAX_DENSITY_PCU_KM_LANE:
+            raise ValueError(f"thresholds must not exceed {MAX_DENSITY_PCU_KM_LANE:g} pcu/km/lane")
         return value
 
 
@@ -180,9 +227,8 @@ class CameraConfig(StrictModel):
     """One CCTV camera or recorded source."""
 
     id: Identifier
-    name: str = Field(default="", description="Human name, e.g. the street and view.")
-    source: str = Field(
-        min_length=1,
+    name: Name = Field(default="", description="Human name, e.g. the street and view.")
+    source: PathText = Field(
         description=(
             "Video file, image folder, rtsp:// URL, http(s):// MJPEG stream or snapshot URL. "
             "${NAME} and ${NAME:-default} are read from the environment (put credentials "
@@ -230,12 +276,20 @@ class CameraConfig(StrictModel):
     )
     loop: bool = Field(default=True, description="Restart a recorded file at its end (service).")
     stall_timeout_s: float = Field(
-        default=10.0, gt=0.0, description="No frame for this long (s) marks the camera stalled."
+        default=10.0,
+        gt=0.0,
+        le=3600.0,
+        description="No frame for this long (s) marks the camera stalled.",
     )
     reconnect_initial_s: float = Field(
-        default=1.0, gt=0.0, description="First reconnect delay (s); doubles up to the maximum."
+        default=1.0,
+        gt=0.0,
+        le=3600.0,
+        description="First reconnect delay (s); doubles up to the maximum.",
     )
-    reconnect_max_s: float = Field(default=30.0, gt=0.0, description="Longest reconnect delay, s.")
+    reconnect_max_s: float = Field(
+        default=30.0, gt=0.0, le=3600.0, description="Longest reconnect delay, s."
+    )
     enabled: bool = Field(
         default=True, description="Set false to keep a camera configured but off."
     )
@@ -248,25 +302,54 @@ class CameraConfig(StrictModel):
             return {**data, "sample_fps": rate}
         return data
 
+    @model_validator(mode="after")
+    def _delays(self) -> CameraConfig:
+        if self.reconnect_max_s < self.reconnect_initial_s:
+            raise ValueError("reconnect_max_s: must not be below reconnect_initial_s")
+        return self
+
 
 class SegmentConfig(StrictModel):
     """A road segment (an approach or a link) seen by one camera."""
 
     id: Identifier
     camera: Identifier = Field(description="Id of the camera that sees this segment.")
-    name: str = Field(default="", description="Human name, e.g. 'Jl. Gajah Mada northbound'.")
-    polygon: list[NormPoint] = Field(
-        min_length=3, description="Segment outline, normalised [x, y] image coordinates."
+    name: Name = Field(default="", description="Human name, e.g. 'Jl. Gajah Mada northbound'.")
+    polygon: Polygon = Field(
+        description=(
+            "Segment outline, normalised [x, y] image coordinates in [0, 1]: 3 to 100 "
+            "corners, edges that do not cross, an area of at least 1e-6 of the image."
+        )
     )
     length_m: float = Field(gt=0.0, le=5000.0, description="Length of road the polygon covers, m.")
     lanes: int = Field(ge=1, le=12, description="Number of lanes (motorcycle-wide lanes count).")
     movement: Literal["protected", "opposed"] = Field(
         default="protected", description="Protected or opposed approach (motorcycle PCU)."
     )
-    stop_line: tuple[NormPoint, NormPoint] | None = Field(
+    stop_line: NormLine | None = Field(
         default=None,
         description="Stop line, two normalised points; the queue is measured back from it.",
     )
+    one_way: bool = Field(
+        default=False,
+        description=(
+            "Traffic crosses this segment's counting lines only in their approach direction: "
+            "a track crossing one the other way is a wrong-way incident."
+        ),
+    )
+    spillback_point: NormPoint | None = Field(
+        default=None,
+        description=(
+            "Normalised [x, y] point on the road (needs a stop line): a queue reaching back "
+            "past it is a spillback incident (e.g. the upstream junction's mouth)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _spillback_needs_stop_line(self) -> SegmentConfig:
+        if self.spillback_point is not None and self.stop_line is None:
+            raise ValueError("spillback_point: needs a stop_line (queues are measured from it)")
+        return self
 
 
 class LineConfig(StrictModel):
@@ -275,11 +358,16 @@ class LineConfig(StrictModel):
     id: Identifier
     camera: Identifier = Field(description="Id of the camera the line is drawn on.")
     segment: Identifier = Field(description="Segment whose flow this line measures.")
-    points: tuple[NormPoint, NormPoint] = Field(description="Two normalised [x, y] points.")
+    points: NormLine = Field(description="Two different normalised [x, y] points in [0, 1].")
     forward_label: str = Field(
-        default="forward", description="Name of a crossing from the line's left to its right."
+        default="forward",
+        min_length=1,
+        max_length=32,
+        description="Name of a crossing from the line's left to its right.",
     )
-    backward_label: str = Field(default="backward", description="Name of the other direction.")
+    backward_label: str = Field(
+        default="backward", min_length=1, max_length=32, description="Name of the other direction."
+    )
     approach_direction: Literal["forward", "backward", "both"] = Field(
         default="forward",
         description=(
@@ -287,10 +375,3 @@ class LineConfig(StrictModel):
             "and PCU use (both directions are published)."
         ),
     )
-
-    @model_validator(mode="after")
-    def _not_degenerate(self) -> LineConfig:
-        (x1, y1), (x2, y2) = self.points
-        if abs(x1 - x2) + abs(y1 - y2) < 1e-6:
-            raise ValueError("the two points of a counting line must differ")
-        return self

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from atcs.config._base import StrictModel
+from atcs.config._base import InsidePath, StrictModel
 
 SCRYPT_HASH = re.compile(
     r"^scrypt\$(?P<n>[0-9]+)\$(?P<r>[0-9]+)\$(?P<p>[0-9]+)\$"
@@ -45,10 +45,12 @@ class DashboardUser(StrictModel):
     )
     password_hash: str | None = Field(
         default=None,
+        max_length=512,
         description="scrypt hash 'scrypt$N$r$p$salt$hash' (python -m atcs.web.auth).",
     )
     password_env: str | None = Field(
         default=None,
+        max_length=128,
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description=(
             "Name of the environment variable holding the password (read at start and "
@@ -87,19 +89,24 @@ class DashboardConfig(StrictModel):
     host: str = Field(
         default="127.0.0.1",
         min_length=1,
+        max_length=253,
         description="Address to listen on; 0.0.0.0 serves every interface (put TLS in front).",
     )
     port: int = Field(default=8080, ge=0, le=65535, description="TCP port; 0: any free port.")
     language: Language = Field(
         default="id", description="Default label language: id (Bahasa Indonesia) or en."
     )
-    title: str = Field(default="", description="Page title; empty: the site's name.")
+    title: str = Field(
+        default="", max_length=200, description="Page title; empty: the site's name."
+    )
     allow_anonymous_viewers: bool = Field(
         default=False,
         description="True: anyone who reaches the page may watch without logging in.",
     )
     users: list[DashboardUser] = Field(
-        default_factory=list, description="Users who may log in (operators and viewers)."
+        default_factory=list,
+        max_length=1000,
+        description="Users who may log in (operators and viewers).",
     )
     session_ttl_s: float = Field(
         default=43200.0, gt=0.0, le=2592000.0, description="A login lasts this long, s."
@@ -171,11 +178,16 @@ class DashboardConfig(StrictModel):
         ),
     )
     cert_file: str | None = Field(
-        default=None, description="PEM certificate (chain): serve HTTPS (needs key_file)."
+        default=None,
+        max_length=4096,
+        description="PEM certificate (chain): serve HTTPS (needs key_file).",
     )
-    key_file: str | None = Field(default=None, description="PEM private key of cert_file.")
+    key_file: str | None = Field(
+        default=None, max_length=4096, description="PEM private key of cert_file."
+    )
     trusted_proxies: list[str] = Field(
         default_factory=list,
+        max_length=256,
         description=(
             "Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For and "
             "X-Forwarded-Proto headers are believed; empty: none."
@@ -183,6 +195,7 @@ class DashboardConfig(StrictModel):
     )
     metrics_token_env: str | None = Field(
         default=None,
+        max_length=128,
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description=(
             "Name of the environment variable holding a bearer token that may read /metrics "
@@ -213,10 +226,12 @@ class DashboardConfig(StrictModel):
     trend_windows: int = Field(
         default=30, ge=2, le=720, description="Windows kept per segment for its trend."
     )
-    audit_file: str = Field(
+    audit_file: InsidePath = Field(
         default="dashboard/operator-actions.jsonl",
-        min_length=1,
-        description="Audit log of operator actions (JSON lines), relative to service.state_dir.",
+        description=(
+            "Audit log of operator actions (JSON lines), relative to service.state_dir and "
+            "inside it (no '..', not absolute)."
+        ),
     )
 
     @field_validator("trusted_proxies")

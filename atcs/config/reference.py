@@ -22,6 +22,10 @@ Generated from the code by `python -m atcs.config.reference`; do not edit by han
 `config.toml` in the repository root is a complete, commented example that runs the demo.
 
 Rules: unknown keys are errors; every error names its field path (`cameras[0].sample_fps`);
+numbers are finite (`nan` and `inf` are refused) and within the limits shown (`[a, b]`
+inclusive, `(a, b]` excluding a); segment polygons are simple (no crossing edges), of
+positive area and inside the image ([0, 1]); time zones are IANA names; a file is UTF-8, at
+most 4 MiB (16 MiB with its includes) and nested at most 16 levels;
 `${NAME}` and `${NAME:-default}` in any string are read from the environment; relative paths
 are relative to the config file; `include = [...]` merges further TOML files (tables merge,
 arrays such as `[[cameras]]` are appended). Check a file with `atcs validate-config PATH`.
@@ -38,12 +42,27 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 
 
 def _type_name(annotation: Any) -> str:
-    if isinstance(annotation, type) and not typing.get_args(annotation):
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:  # a constrained type: its base type
+        return _type_name(args[0])
+    if isinstance(annotation, type) and not args:
         return annotation.__name__
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        return " or ".join(_type_name(a) for a in typing.get_args(annotation))
+    if isinstance(annotation, types.UnionType) or origin is typing.Union:
+        return " or ".join(_type_name(a) for a in args)
+    if origin is typing.Literal:
+        return f"Literal[{', '.join(repr(a) for a in args)}]"
+    if origin is not None and args:
+        inner = ", ".join("..." if a is Ellipsis else _type_name(a) for a in args)
+        return f"{getattr(origin, '__name__', str(origin))}[{inner}]"
     text = str(annotation).replace("typing.", "")
-    for prefix in ("atcs.config.core.", "atcs.config.", "atcs.types.", "controllers.spec."):
+    for prefix in (
+        "atcs.config.core.",
+        "atcs.config.measures.",
+        "atcs.config.",
+        "atcs.types.",
+        "controllers.spec.",
+    ):
         text = text.replace(prefix, "")
     return text.replace("NoneType", "None")
 
@@ -59,15 +78,45 @@ def _default(info: FieldInfo) -> str:
     return "**required**"
 
 
+def _bounds(info: FieldInfo) -> str:
+    """Return the field's own limits: ``[1, 3600]``, ``(0, 60]``, ``>= 0``, ``1..1000 items``."""
+    found: dict[str, Any] = {}
+    for item in info.metadata:
+        for key in ("gt", "ge", "lt", "le", "min_length", "max_length"):
+            if getattr(item, key, None) is not None:
+                found[key] = getattr(item, key)
+    low = f"[{found['ge']:g}" if "ge" in found else f"({found['gt']:g}" if "gt" in found else ""
+    high = f"{found['le']:g}]" if "le" in found else f"{found['lt']:g})" if "lt" in found else ""
+    parts = []
+    if low and high:
+        parts.append(f"{low}, {high}")
+    elif low:
+        parts.append((">= " if low[0] == "[" else "> ") + low[1:])
+    elif high:
+        parts.append(("<= " if high[-1] == "]" else "< ") + high[:-1])
+    if "min_length" in found or "max_length" in found:
+        lo_len, hi_len = found.get("min_length", 0), found.get("max_length")
+        unit = "chars" if _type_name(info.annotation).startswith("str") else "items"
+        span = f"{lo_len}..{hi_len}" if hi_len is not None else f">= {lo_len}"
+        parts.append(f"{span} {unit}")
+    return "; ".join(parts)
+
+
 def _section(title: str, model: type[BaseModel], seen: set[type[BaseModel]]) -> list[str]:
     lines = [f"## `{title}`", ""]
     if model.__doc__:
         lines += [model.__doc__.strip().splitlines()[0], ""]
-    lines += ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+    lines += [
+        "| key | type | limits | default | meaning |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     nested: list[tuple[str, type[BaseModel]]] = []
     for name, info in model.model_fields.items():
         desc = (info.description or "").replace("|", "\\|")
-        lines.append(f"| `{name}` | {_type_name(info.annotation)} | {_default(info)} | {desc} |")
+        lines.append(
+            f"| `{name}` | {_type_name(info.annotation)} | {_bounds(info)} | {_default(info)} "
+            f"| {desc} |"
+        )
         for sub in _models_in(info.annotation):
             if sub not in seen:
                 seen.add(sub)

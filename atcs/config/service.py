@@ -4,17 +4,23 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from atcs.config._base import StrictModel
+from atcs.config._base import LogLevel, PathText, StrictModel
 
 
 class ServiceConfig(StrictModel):
     """Process-wide settings of ``atcs run``."""
 
-    state_dir: str = Field(
+    state_dir: PathText = Field(
         default="var",
         description="Folder for on-disk queues and spools; relative to the config file.",
     )
-    log_level: str = Field(default="INFO", description="Logging level: DEBUG, INFO, WARNING.")
+    log_level: LogLevel = Field(
+        default="INFO",
+        description=(
+            "Logging level of atcs run: DEBUG, INFO, WARNING, ERROR or CRITICAL "
+            "(--verbose on the command line means DEBUG)."
+        ),
+    )
     frame_queue_size: int = Field(
         default=2, ge=1, le=64, description="Frames waiting per camera; the oldest is dropped."
     )

@@ -27,17 +27,23 @@ class InfluxConfig(StrictModel):
     )
     url: str = Field(
         default="http://127.0.0.1:8086",
+        max_length=2048,
         pattern=r"^https?://[^\s/]+(/\S*)?$",
         description="Base URL of the server (http:// or https://), without credentials.",
     )
     # v1
-    database: str = Field(default="atcs", description="v1: database written to.")
+    database: str = Field(default="atcs", max_length=256, description="v1: database written to.")
     retention_policy: str = Field(
-        default="", description="v1: retention policy; empty: the database's default."
+        default="",
+        max_length=256,
+        description="v1: retention policy; empty: the database's default.",
     )
-    username: str = Field(default="", description="v1: user name; empty: no authentication.")
+    username: str = Field(
+        default="", max_length=256, description="v1: user name; empty: no authentication."
+    )
     password_env: str = Field(
         default="ATCS_INFLUX_PASSWORD",
+        max_length=128,
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="v1: name of the environment variable holding the password.",
     )
@@ -49,13 +55,19 @@ class InfluxConfig(StrictModel):
         ),
     )
     # v2
-    org: str = Field(default="-", description="v2: organisation name or id ('-' for InfluxDB 1.8).")
+    org: str = Field(
+        default="-",
+        max_length=256,
+        description="v2: organisation name or id ('-' for InfluxDB 1.8).",
+    )
     bucket: str = Field(
         default="atcs",
+        max_length=256,
         description="v2: bucket ('database/retention-policy' for InfluxDB 1.8).",
     )
     token_env: str = Field(
         default="ATCS_INFLUX_TOKEN",
+        max_length=128,
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="v2: name of the environment variable holding the API token "
         "('user:password' for InfluxDB 1.8).",
@@ -74,17 +86,24 @@ class InfluxConfig(StrictModel):
         default=10.0, gt=0.0, le=300.0, description="Timeout (s) of one HTTP request."
     )
     retry_initial_s: float = Field(
-        default=1.0, gt=0.0, description="First retry delay (s) after a failed write; doubles."
+        default=1.0,
+        gt=0.0,
+        le=3600.0,
+        description="First retry delay (s) after a failed write; doubles.",
     )
-    retry_max_s: float = Field(default=60.0, gt=0.0, description="Longest retry delay, s.")
+    retry_max_s: float = Field(
+        default=60.0, gt=0.0, le=3600.0, description="Longest retry delay, s."
+    )
     queue_max_points: int = Field(
         default=100_000,
         ge=1,
+        le=10_000_000,
         description="Most points waiting in memory for the writer thread; more are refused.",
     )
     spool_max_bytes: int = Field(
         default=256 * 1024 * 1024,
         ge=4096,
+        le=1 << 40,
         description=(
             "Size bound of the on-disk spool in bytes (under service.state_dir); when it is "
             "reached new points are refused, counted and logged, and what is spooled is kept."
@@ -92,7 +111,9 @@ class InfluxConfig(StrictModel):
     )
     verify_tls: bool = Field(default=True, description="Verify the server's TLS certificate.")
     ca_file: str | None = Field(
-        default=None, description="CA bundle (PEM) to verify the server; none: system CAs."
+        default=None,
+        max_length=4096,
+        description="CA bundle (PEM) to verify the server; none: system CAs.",
     )
 
     @model_validator(mode="after")

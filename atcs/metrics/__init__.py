@@ -7,11 +7,13 @@ Pure code (numpy only, no threads, no I/O). The entry point is :class:`CameraAna
     metrics = analyzer.close_windows(until)                         # list[SegmentMetrics]
     last = analyzer.flush()           # end of input: pending crossings, tuple[LineCrossing]
     metrics = analyzer.close_windows(end, partial=True)             # flushes, then closes
+    events = analyzer.take_events()   # movement matrices and incident events, AnalyzerEvents
 """
 
 from __future__ import annotations
 
-from atcs.metrics.analyzer import CameraAnalyzer, FrameAnalysis, SegmentFrame, SegmentGeometry
+from atcs.metrics.analyzer import AnalyzerEvents, CameraAnalyzer, FrameAnalysis, SegmentFrame
+from atcs.metrics.layout import SegmentGeometry
 from atcs.metrics.lines import LineGeometry
 from atcs.metrics.measures import (
     density_pcu_km_lane,
@@ -21,6 +23,7 @@ from atcs.metrics.measures import (
 )
 
 __all__ = [
+    "AnalyzerEvents",
     "CameraAnalyzer",
     "FrameAnalysis",
     "LineGeometry",

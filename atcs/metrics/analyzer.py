@@ -15,6 +15,12 @@ done by ``close_windows(partial=True)``). A :class:`LineCrossing` is dated by th
 where the track was first seen on the new side (``frame_seq``, ``at``, ``offset_s``), not
 by the frame that confirmed it; it is counted in the window of that time while the window
 is open, otherwise in the window of the frame (or flush) that confirmed it.
+
+On a camera with a ground calibration every track gets a smoothed ground speed
+(:mod:`atcs.metrics.speed`) and the windows a mean and 85th-percentile speed; zones give
+turning movements (:mod:`atcs.metrics.movements`) and the incident state machines
+(:mod:`atcs.metrics.incidents`) run on every frame and window. Movement matrices and
+incident events wait in the analyzer until :meth:`CameraAnalyzer.take_events`.
 """
 
 from __future__ import annotations
@@ -27,34 +33,41 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 
-from atcs.config import AnalysisConfig, AtcsConfig, LineConfig, PcuConfig, SegmentConfig
+from atcs.config import (
+    AnalysisConfig,
+    AtcsConfig,
+    CalibrationConfig,
+    IncidentsConfig,
+    LineConfig,
+    PcuConfig,
+    SegmentConfig,
+    ZoneConfig,
+)
 from atcs.errors import DataError
-from atcs.metrics.duplicates import (
-    DEFAULT_NESTED_FRACTION,
-    cross_class_duplicates,
-    nested_boxes,
-)
-from atcs.metrics.geometry import (
-    BoolArray,
-    CoverageGrid,
-    PointsPx,
-    PreparedPolygon,
-    RoadAxis,
-    clip_line,
-    clip_polygon,
-    polygon_area_px2,
-    to_pixels,
-)
+from atcs.incidents import Incident, IncidentEvent
+from atcs.metrics.duplicates import DEFAULT_NESTED_FRACTION, drop_duplicates
+from atcs.metrics.geometry import BoolArray
+from atcs.metrics.incidents import SegmentVehicles
+from atcs.metrics.layout import SegmentGeometry, build_line, build_segment
 from atcs.metrics.lines import CrossingEvent, LineCounter, LineGeometry
-from atcs.metrics.measures import queue_length_m
+from atcs.metrics.measures import queue_members
+from atcs.metrics.speed import TrackSpeeds
 from atcs.metrics.tracking import FrameTracker, Tracker
-from atcs.metrics.windows import FrameValues, SegmentSpec, WindowAggregator, WindowCrossing
+from atcs.metrics.vehicles import VehicleMeasures
+from atcs.metrics.windows import (
+    FrameValues,
+    SegmentSpec,
+    WindowAggregator,
+    WindowCrossing,
+    WindowMovement,
+)
 from atcs.types import (
     CameraId,
     Detections,
     Image,
     LineCrossing,
     LineId,
+    MovementCounts,
     SegmentId,
     SegmentMetrics,
     SiteId,
@@ -64,26 +77,6 @@ from atcs.types import (
 log = logging.getLogger(__name__)
 
 _CLASSES = tuple(VehicleClass)
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class SegmentGeometry:
-    """A segment in pixels: the polygon clipped to the image, stop line, PCU factors.
-
-    ``pcu_factors`` (len(VehicleClass),) holds the PCU of each class on this segment;
-    ``axis`` maps pixels to metres from the stop line (None without a stop line).
-    """
-
-    segment_id: SegmentId
-    name: str
-    polygon_px: PointsPx
-    prepared: PreparedPolygon
-    stop_line_px: PointsPx | None
-    length_m: float
-    lanes: int
-    pcu_factors: npt.NDArray[np.float64]
-    grid: CoverageGrid
-    axis: RoadAxis | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,53 +128,12 @@ class _FrameStamp:
     offset_s: float | None
 
 
-def _build_segment(
-    seg: SegmentConfig, pcu: PcuConfig, width_px: int, height_px: int, max_side_px: int
-) -> SegmentGeometry | None:
-    raw = to_pixels(seg.polygon, width_px, height_px)
-    polygon = clip_polygon(raw, width_px, height_px)
-    if len(polygon) < 3 or polygon_area_px2(polygon) <= 0.0:
-        log.warning("segment %s: polygon wholly outside the image; segment skipped", seg.id)
-        return None
-    stop_line = None
-    axis = None
-    if seg.stop_line is not None:
-        stop_line = to_pixels(seg.stop_line, width_px, height_px)
-        try:
-            axis = RoadAxis(stop_line, raw, seg.length_m)
-        except DataError as exc:
-            log.warning("segment %s: stop line unusable (%s); no queue measured", seg.id, exc)
-    factors = np.array([pcu.factor(c, seg.movement) for c in _CLASSES], dtype=np.float64)
-    return SegmentGeometry(
-        segment_id=SegmentId(seg.id),
-        name=seg.name,
-        polygon_px=polygon,
-        prepared=PreparedPolygon(polygon),
-        stop_line_px=stop_line,
-        length_m=seg.length_m,
-        lanes=seg.lanes,
-        pcu_factors=factors,
-        grid=CoverageGrid(polygon, width_px, height_px, max_side_px=max_side_px),
-        axis=axis,
-    )
+@dataclass(frozen=True, slots=True)
+class AnalyzerEvents:
+    """What the analyzer raised since it was last asked: movement matrices, incident events."""
 
-
-def _build_line(line: LineConfig, width_px: int, height_px: int) -> LineGeometry | None:
-    pts = to_pixels(line.points, width_px, height_px)
-    a = (float(pts[0, 0]), float(pts[0, 1]))
-    b = (float(pts[1, 0]), float(pts[1, 1]))
-    clipped = clip_line(a, b, width_px, height_px)
-    if clipped is None or clipped[0] == clipped[1]:
-        log.warning("line %s: wholly outside the image; line skipped", line.id)
-        return None
-    return LineGeometry(
-        line_id=LineId(line.id),
-        segment_id=SegmentId(line.segment),
-        a_px=clipped[0],
-        b_px=clipped[1],
-        forward_label=line.forward_label,
-        backward_label=line.backward_label,
-    )
+    movements: tuple[MovementCounts, ...]
+    incidents: tuple[IncidentEvent, ...]
 
 
 class CameraAnalyzer:
@@ -209,6 +161,9 @@ class CameraAnalyzer:
         occupancy_max_side_px: int = 640,
         nested_fraction: float | None = DEFAULT_NESTED_FRACTION,
         tracker: FrameTracker | None = None,
+        zones: Sequence[ZoneConfig] = (),
+        calibration: CalibrationConfig | None = None,
+        incidents: IncidentsConfig | None = None,
     ) -> None:
         if origin.tzinfo is None:
             raise DataError("the window origin must be a timezone-aware datetime")
@@ -219,11 +174,11 @@ class CameraAnalyzer:
         self._origin = origin
         self._nested_fraction = nested_fraction
         built = [
-            _build_segment(s, pcu, width_px, height_px, occupancy_max_side_px) for s in segments
+            build_segment(s, pcu, width_px, height_px, occupancy_max_side_px) for s in segments
         ]
         self.segments: tuple[SegmentGeometry, ...] = tuple(g for g in built if g is not None)
         seg_index = {g.segment_id: i for i, g in enumerate(self.segments)}
-        lines_px = [_build_line(ln, width_px, height_px) for ln in lines if ln.segment in seg_index]
+        lines_px = [build_line(ln, width_px, height_px) for ln in lines if ln.segment in seg_index]
         self.lines: tuple[LineGeometry, ...] = tuple(ln for ln in lines_px if ln is not None)
         self._line_segment = {ln.line_id: seg_index[ln.segment_id] for ln in self.lines}
         approach = {LineId(ln.id): ln.approach_direction for ln in lines}
@@ -232,6 +187,18 @@ class CameraAnalyzer:
         )
         self._counter: LineCounter[_FrameStamp] = LineCounter(
             self.lines, analysis.crossing_confirm_frames, analysis.track_max_count
+        )
+        self._vehicles: VehicleMeasures[_FrameStamp] = VehicleMeasures(
+            site_id=site_id,
+            camera_id=camera_id,
+            size_px=(width_px, height_px),
+            segments=self.segments,
+            lines=self.lines,
+            approach=approach,
+            analysis=analysis,
+            zones=zones,
+            calibration=calibration,
+            incidents=incidents,
         )
         specs = [
             SegmentSpec(
@@ -252,6 +219,7 @@ class CameraAnalyzer:
             segments=specs,
             analysis=analysis,
             origin=origin,
+            movements=self._vehicles.movement_specs,
         )
 
     @classmethod
@@ -282,6 +250,9 @@ class CameraAnalyzer:
             occupancy_max_side_px=occupancy_max_side_px,
             nested_fraction=nested_fraction,
             tracker=tracker,
+            zones=cfg.zones_of(camera_id),
+            calibration=cfg.calibration_of(camera_id),
+            incidents=cfg.incidents,
         )
 
     @property
@@ -293,6 +264,11 @@ class CameraAnalyzer:
     def late_frames(self) -> int:
         """Frames that arrived after their window was closed and were not counted."""
         return self._windows.late_frames
+
+    @property
+    def calibrated(self) -> bool:
+        """True when the camera has a usable ground calibration (speeds are measured)."""
+        return self._vehicles.calibrated
 
     def update(
         self,
@@ -308,47 +284,31 @@ class CameraAnalyzer:
         """
         if at.tzinfo is None:
             raise DataError("frame time must be a timezone-aware datetime")
-        finite: BoolArray = np.asarray(np.isfinite(detections.xyxy).all(axis=1), dtype=np.bool_)
-        if not finite.all():
-            dropped = int(np.count_nonzero(~finite))
-            log.debug(
-                "camera %s frame %d: %d non-finite boxes dropped",
-                self.camera_id,
-                frame_seq,
-                dropped,
-            )
-            detections = detections[finite]
-        if self._nested_fraction is not None and len(detections) > 1:
-            nested = nested_boxes(detections.xyxy, detections.class_id, self._nested_fraction)
-            if nested.any():
-                detections = detections[~nested]
-            if len(detections) > 1:
-                dup = cross_class_duplicates(
-                    detections.xyxy,
-                    detections.class_id,
-                    detections.confidence,
-                    min_fraction=self._nested_fraction,
-                )
-                if dup.any():
-                    detections = detections[~dup]
+        detections = self._clean(frame_seq, detections)
         t_s = (at - self._origin).total_seconds()
         tracked = self._tracker.update(t_s, detections, image)
         dets = tracked.detections
         track_ids = dets.tracker_id if dets.tracker_id is not None else np.zeros(0, np.int64)
         anchors = dets.anchors()
+        stamp = _FrameStamp(frame_seq, at, offset_s)
         self._counter.forget(tracked.merged)
         events = self._counter.end(tracked.removed)
-        stamp = _FrameStamp(frame_seq, at, offset_s)
         events += self._counter.update(track_ids, anchors, dets.class_id, stamp)
         crossings = self._crossings(events)
+        moves, speeds = self._vehicles.tracks(t_s, tracked, anchors, stamp)
         frames: list[SegmentFrame] = []
         values: list[FrameValues] = []
+        vehicles: list[SegmentVehicles] = []
         for geom in self.segments:
-            frame, value = self._measure(geom, dets, anchors, tracked.speeds_px_s)
+            frame, value, veh = self._measure(geom, dets, anchors, tracked.speeds_px_s, speeds)
             frames.append(frame)
             values.append(value)
-        window_crossings = self._window_crossings(crossings)
-        counted = self._windows.add_frame(at, values, window_crossings)
+            vehicles.append(veh)
+        window_moves = [WindowMovement(m.key, m.stamp.at) for m in moves]
+        counted = self._windows.add_frame(
+            at, values, self._window_crossings(crossings), window_moves
+        )
+        self._vehicles.frame_incidents(at, tracked, vehicles, crossings, anchors)
         return FrameAnalysis(
             camera_id=self.camera_id,
             frame_seq=frame_seq,
@@ -360,19 +320,46 @@ class CameraAnalyzer:
             counted=counted,
         )
 
+    def _clean(self, frame_seq: int, detections: Detections) -> Detections:
+        """Drop non-finite boxes and duplicate boxes of one vehicle."""
+        finite: BoolArray = np.asarray(np.isfinite(detections.xyxy).all(axis=1), dtype=np.bool_)
+        if not finite.all():
+            dropped = int(np.count_nonzero(~finite))
+            log.debug(
+                "camera %s frame %d: %d non-finite boxes dropped",
+                self.camera_id,
+                frame_seq,
+                dropped,
+            )
+            detections = detections[finite]
+        if self._nested_fraction is not None:
+            detections = drop_duplicates(detections, self._nested_fraction)
+        return detections
+
     def flush(self) -> tuple[LineCrossing, ...]:
-        """Confirm every pending crossing now (the end of a recording or of the service).
+        """Confirm every pending crossing and movement now (the end of a recording or service).
 
         Tracks pending on the new side of a line count their crossing, dated by the frame
-        where they crossed and added to the open window; tracks are kept, and a flushed
-        crossing is final. ``close_windows(partial=True)`` calls this first: call it
-        yourself before that to get the crossings it confirms.
+        where they crossed and added to the open window (likewise a track arriving in a
+        zone); tracks are kept, and a flushed crossing is final. ``close_windows(partial=True)``
+        calls this first: call it yourself before that to get the crossings it confirms.
         """
         crossings = self._crossings(self._counter.flush())
+        moves = [WindowMovement(m.key, m.stamp.at) for m in self._vehicles.flush_movements()]
         if crossings:
             log.debug("camera %s: %d pending crossings flushed", self.camera_id, len(crossings))
-            self._windows.add_crossings(self._window_crossings(crossings))
+        self._windows.add_crossings(self._window_crossings(crossings), moves)
+        self._vehicles.wrong_way(crossings, None, np.zeros((0, 2), np.float32))
         return crossings
+
+    def take_events(self) -> AnalyzerEvents:
+        """Return the finished windows' movement matrices and the incident events since."""
+        movements = tuple(self._windows.take_movements())
+        return AnalyzerEvents(movements, tuple(self._vehicles.take_incidents()))
+
+    def open_incidents(self) -> list[Incident]:
+        """Return the camera's open incidents, oldest first."""
+        return self._vehicles.open_incidents()
 
     def _crossings(self, events: Sequence[CrossingEvent[_FrameStamp]]) -> tuple[LineCrossing, ...]:
         return tuple(
@@ -404,17 +391,19 @@ class CameraAnalyzer:
         dets: Detections,
         anchors: npt.NDArray[np.float32],
         speeds_px_s: npt.NDArray[np.float32],
-    ) -> tuple[SegmentFrame, FrameValues]:
+        ground: TrackSpeeds | None,
+    ) -> tuple[SegmentFrame, FrameValues, SegmentVehicles]:
         members = geom.prepared.contains(anchors)
         by_class = np.bincount(dets.class_id[members], minlength=len(_CLASSES)).astype(np.int64)
         pcu = float(by_class @ geom.pcu_factors)
         occupancy = geom.grid.covered_fraction(dets.xyxy[members])
         queue: float | None = None
+        in_queue = np.zeros(int(members.sum()), dtype=np.bool_)
         if geom.axis is not None:
             near, far = geom.axis.box_extent_m(dets.xyxy[members])
             speed_m_s = speeds_px_s[members].astype(np.float64) * geom.axis.metres_per_px
             slow = speed_m_s < self._analysis.queue_speed_m_s  # NaN (unknown) is not slow
-            queue = queue_length_m(near, far, slow, self._analysis.queue_max_gap_m)
+            queue, in_queue = queue_members(near, far, slow, self._analysis.queue_max_gap_m)
         frame = SegmentFrame(
             segment_id=geom.segment_id,
             vehicles=int(by_class.sum()),
@@ -424,17 +413,24 @@ class CameraAnalyzer:
             queue_m=queue,
             members=members,
         )
-        return frame, FrameValues(by_class, pcu, occupancy, queue)
+        seg_speeds = None if ground is None else ground[members]
+        veh = self._vehicles.segment_vehicles(
+            geom, dets, members, speeds_px_s, seg_speeds, in_queue=in_queue, queue_m=queue
+        )
+        return frame, FrameValues(by_class, pcu, occupancy, queue, seg_speeds), veh
 
     def close_windows(self, until: datetime, *, partial: bool = False) -> list[SegmentMetrics]:
         """Return the metrics of every window ending at or before ``until``, oldest first.
 
         Windows with no frame come out ``stale`` with zeros. With ``partial`` the open
         window is also closed, ending at ``until`` (the end of a recorded clip), after the
-        pending crossings are confirmed (:meth:`flush`).
+        pending crossings are confirmed (:meth:`flush`). The windows also run the density
+        jump detection and finish their movement matrices (see :meth:`take_events`).
         """
         if until.tzinfo is None:
             raise DataError("until must be a timezone-aware datetime")
         if partial:
             self.flush()
-        return self._windows.close(until, partial=partial)
+        metrics = self._windows.close(until, partial=partial)
+        self._vehicles.window_incidents(metrics)
+        return metrics

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from atcs.types import FloatArray, IntArray, VehicleClass
+from atcs.types import Detections, FloatArray, IntArray, VehicleClass
 
 BoolArray = npt.NDArray[np.bool_]
 
@@ -100,3 +100,21 @@ def cross_class_duplicates(
         out |= same_vehicle[i]
         out[i] = False
     return out
+
+
+def drop_duplicates(detections: Detections, min_fraction: float) -> Detections:
+    """Return ``detections`` without nested same-class boxes and cross-class duplicates."""
+    if len(detections) > 1:
+        nested = nested_boxes(detections.xyxy, detections.class_id, min_fraction)
+        if nested.any():
+            detections = detections[~nested]
+    if len(detections) > 1:
+        dup = cross_class_duplicates(
+            detections.xyxy,
+            detections.class_id,
+            detections.confidence,
+            min_fraction=min_fraction,
+        )
+        if dup.any():
+            detections = detections[~dup]
+    return detections

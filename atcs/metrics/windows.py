@@ -37,11 +37,14 @@ import numpy.typing as npt
 from atcs.config import AnalysisConfig
 from atcs.errors import DataError
 from atcs.metrics.measures import density_pcu_km_lane, is_congested, level_of_service
+from atcs.metrics.movements import MovementKey, MovementSpec, MovementWindow, movement_counts
+from atcs.metrics.speed import SpeedSums, TrackSpeeds
 from atcs.types import (
     CameraId,
     Direction,
     FlowCount,
     LineId,
+    MovementCounts,
     SegmentId,
     SegmentMetrics,
     SiteId,
@@ -85,14 +88,25 @@ class WindowCrossing(NamedTuple):
     crossed_at: datetime | None = None
 
 
+class WindowMovement(NamedTuple):
+    """A counted turning movement for the windows, and when it happened (as crossings)."""
+
+    key: MovementKey
+    crossed_at: datetime | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class FrameValues:
-    """One segment in one frame: vehicles per class (counts), PCU, occupancy, queue (m)."""
+    """One segment in one frame: vehicles per class (counts), PCU, occupancy, queue (m).
+
+    ``speeds``: the ground speeds of the segment's vehicles (None: not calibrated).
+    """
 
     by_class: npt.NDArray[np.int64]  # (len(VehicleClass),)
     pcu: float
     occupancy: float
     queue_m: float | None
+    speeds: TrackSpeeds | None = None
 
 
 @dataclass(slots=True)
@@ -107,10 +121,24 @@ class _Sums:
     queue_max_m: float = 0.0
     observed_s: float = 0.0
     crossings: Counter[tuple[LineId, VehicleClass, Direction]] = field(default_factory=Counter)
+    speeds: SpeedSums = field(default_factory=SpeedSums)
+
+
+@dataclass(slots=True)
+class _CameraSums:
+    """What a window sums for the camera as a whole: frames, observed time, movements."""
+
+    frames: int = 0
+    observed_s: float = 0.0
+    movements: Counter[MovementKey] = field(default_factory=Counter)
 
 
 class WindowAggregator:
-    """Sums of the open window for every segment of one camera; emits SegmentMetrics."""
+    """Sums of the open window for every segment of one camera; emits SegmentMetrics.
+
+    With ``movements`` (one spec per intersection of the camera's zones) each window also
+    gives a :class:`MovementCounts` per intersection, taken with :meth:`take_movements`.
+    """
 
     def __init__(
         self,
@@ -121,6 +149,7 @@ class WindowAggregator:
         analysis: AnalysisConfig,
         origin: datetime,
         max_buffered_windows: int = 1000,
+        movements: Sequence[MovementSpec] = (),
     ) -> None:
         if origin.tzinfo is None:
             raise DataError("the window origin must be a timezone-aware datetime")
@@ -136,6 +165,9 @@ class WindowAggregator:
         self._k = 0
         self._start = origin
         self._sums = [_Sums() for _ in self._specs]
+        self._movement_specs = tuple(movements)
+        self._camera_sums = _CameraSums()
+        self._done_movements: deque[MovementCounts] = deque()
         self._max_gap = timedelta(seconds=analysis.max_frame_gap_s)
         self._last_at: datetime | None = None  # time of the newest frame
         self._interval: tuple[datetime, datetime] | None = None  # observed, being credited
@@ -154,12 +186,14 @@ class WindowAggregator:
         at: datetime,
         values: Sequence[FrameValues],
         crossings: Sequence[WindowCrossing],
+        movements: Sequence[WindowMovement] = (),
     ) -> bool:
         """Add one frame; return False when it is late and not counted.
 
-        ``values`` holds one entry per segment (in spec order); ``crossings`` are those
-        confirmed in this frame: each goes to the window of its ``crossed_at`` if that is
-        the open window, otherwise to the frame's window. A late frame's are dropped.
+        ``values`` holds one entry per segment (in spec order); ``crossings`` and
+        ``movements`` are those confirmed in this frame: each goes to the window of its
+        ``crossed_at`` if that is the open window, otherwise to the frame's window. A late
+        frame's are dropped.
         """
         k = self.index_of(at)
         if not self._started:
@@ -167,16 +201,19 @@ class WindowAggregator:
         if at < self._start or k < self._k:
             self.late_frames += 1
             return False
-        rest = list(crossings)
+        rest, moves = list(crossings), list(movements)
         last, self._last_at = self._last_at, at
         if last is not None and last < at <= last + self._max_gap:
             self._interval = (last, at)
         if k > self._k:
             rest = [c for c in crossings if not self._in_open_window(c.crossed_at)]
+            moves = [m for m in movements if not self._in_open_window(m.crossed_at)]
             self._count([c for c in crossings if self._in_open_window(c.crossed_at)])
+            self._count_movements([m for m in movements if self._in_open_window(m.crossed_at)])
             self._advance_to(k)
         self._credit(self._start, self._start + self._window)
         self._interval = None
+        self._camera_sums.frames += 1
         for sums, val in zip(self._sums, values, strict=True):
             sums.frames += 1
             sums.by_class += val.by_class
@@ -185,22 +222,39 @@ class WindowAggregator:
             if val.queue_m is not None:
                 sums.queue_m += val.queue_m
                 sums.queue_max_m = max(sums.queue_max_m, val.queue_m)
+            if val.speeds is not None:
+                sums.speeds.add(val.speeds)
         self._count(rest)
+        self._count_movements(moves)
         return True
 
-    def add_crossings(self, crossings: Sequence[WindowCrossing]) -> None:
-        """Count crossings confirmed outside a frame (a flush) in the open window.
+    def add_crossings(
+        self, crossings: Sequence[WindowCrossing], movements: Sequence[WindowMovement] = ()
+    ) -> None:
+        """Count crossings and movements confirmed outside a frame (a flush) in the open window.
 
         The open window is the latest one; it holds ``crossed_at`` or comes after it.
         """
-        if not crossings:
+        if not crossings and not movements:
             return
         if not self._started:
             times = [c.crossed_at for c in crossings if c.crossed_at is not None]
+            times += [m.crossed_at for m in movements if m.crossed_at is not None]
             if not times:
                 return
             self._open(self.index_of(max(times)))
         self._count(crossings)
+        self._count_movements(movements)
+
+    def take_movements(self) -> list[MovementCounts]:
+        """Return the movement matrices of the windows finished so far, oldest first."""
+        out = list(self._done_movements)
+        self._done_movements.clear()
+        return out
+
+    def _count_movements(self, movements: Sequence[WindowMovement]) -> None:
+        for m in movements:
+            self._camera_sums.movements[m.key] += 1
 
     def _in_open_window(self, when: datetime | None) -> bool:
         return (
@@ -272,6 +326,7 @@ class WindowAggregator:
         """Credit the window ``[start, end)`` with its share of the observed interval."""
         seen = self._overlap_s(start, end)
         if seen > 0:
+            self._camera_sums.observed_s += seen
             for sums in self._sums:
                 sums.observed_s += seen
 
@@ -280,15 +335,27 @@ class WindowAggregator:
         for i, spec in enumerate(self._specs):
             self._done.append(self._metrics(spec, self._sums[i], start, end))
             self._sums[i] = _Sums()
-        excess = len(self._done) - self._max_windows * max(1, len(self._specs))
+        cam, self._camera_sums = self._camera_sums, _CameraSums()
+        if self._movement_specs:
+            window_s = (end - start).total_seconds()
+            observed_s = min(cam.observed_s, window_s)
+            window = MovementWindow(
+                self._site, self._camera, start, end, cam.frames, observed_s,
+                observed_s < self._analysis.partial_below_share * window_s,
+            )  # fmt: skip
+            for mspec in self._movement_specs:
+                self._done_movements.append(movement_counts(mspec, window, cam.movements))
+        self._trim(self._done, len(self._specs), "window metrics")
+        self._trim(self._done_movements, len(self._movement_specs), "movement matrices")
+
+    def _trim(
+        self, done: deque[SegmentMetrics] | deque[MovementCounts], per: int, what: str
+    ) -> None:
+        excess = len(done) - self._max_windows * max(1, per)
         if excess > 0:
-            log.warning(
-                "camera %s: %d finished window metrics dropped (close_windows not called)",
-                self._camera,
-                excess,
-            )
+            log.warning("camera %s: %d finished %s dropped (not taken)", self._camera, excess, what)
             for _ in range(excess):
-                self._done.popleft()
+                done.popleft()
 
     def _metrics(
         self, spec: SegmentSpec, sums: _Sums, start: datetime, end: datetime
@@ -304,6 +371,7 @@ class WindowAggregator:
         window_s = (end - start).total_seconds()
         observed_s = min(sums.observed_s, window_s)
         hours = observed_s / 3600.0
+        speed = sums.speeds.summary()
         flows: list[FlowCount] = []
         total = 0
         for index, line_id in enumerate(spec.line_ids):
@@ -335,4 +403,8 @@ class WindowAggregator:
             stale=n == 0,
             observed_s=observed_s,
             partial=observed_s < self._analysis.partial_below_share * window_s,
+            speed_kmh=speed.mean_kmh,
+            speed_p85_kmh=speed.p85_kmh,
+            speed_vehicles=speed.vehicles,
+            speed_capped=speed.capped,
         )

@@ -28,6 +28,7 @@ from typing import Any
 
 from atcs.config.storage import InfluxConfig, Precision
 from atcs.errors import SpoolFullError, StorageError
+from atcs.incidents import IncidentEvent
 from atcs.storage.base import (
     AuthenticationError,
     DatabaseNotFoundError,
@@ -37,10 +38,11 @@ from atcs.storage.base import (
 )
 from atcs.storage.factory import make_writer
 from atcs.storage.lineprotocol import Point, encode
+from atcs.storage.measure_points import incident_point, movement_points
 from atcs.storage.points import camera_point, metrics_point, plan_point
 from atcs.storage.queue import LineQueue
 from atcs.storage.spool import Spool
-from atcs.types import CameraStatus, SegmentMetrics, SiteId, TimingPlan
+from atcs.types import CameraStatus, MovementCounts, SegmentMetrics, SiteId, TimingPlan
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ _COUNTERS = (
 
 
 class InfluxSink:
-    """Stores segment metrics, camera health and timing plans in InfluxDB (a ``Sink``)."""
+    """Stores metrics, camera health, plans, movements and incidents in InfluxDB (a ``Sink``)."""
 
     def __init__(
         self,
@@ -125,6 +127,15 @@ class InfluxSink:
     def on_plan(self, plan: TimingPlan) -> None:
         """Enqueue a ``signal_plan`` point stamped with the plan's ``valid_from``."""
         self._enqueue([(plan_point, (self._site_id, plan))], "timing plan")
+
+    def on_movements(self, counts: Sequence[MovementCounts]) -> None:
+        """Enqueue the ``movement_counts`` points of each matrix (one per zone pair)."""
+        points = [p for c in counts for p in movement_points(c)]
+        self._enqueue([(_built, (p,)) for p in points], "movement counts")
+
+    def on_incident(self, event: IncidentEvent) -> None:
+        """Enqueue the ``incidents`` point of an incident's start or end."""
+        self._enqueue([(incident_point, (event,))], "incident")
 
     def _enqueue(
         self, builders: Sequence[tuple[Callable[..., Point], tuple[Any, ...]]], what: str
@@ -412,3 +423,8 @@ class InfluxSink:
         except OSError as exc2:
             where = f"not kept: {path}: {exc2.strerror}"
         log.error("InfluxDB refused %d points as invalid (%s): %s", len(lines), where, exc)
+
+
+def _built(point: Point) -> Point:
+    """Return ``point`` (for points built before they are queued)."""
+    return point

@@ -3,7 +3,8 @@
 ``make_bus(broker, state_dir=None, environ=None, **settings)`` starts an
 :class:`~atcs.bus.MqttBus` against ``broker`` with the test keys of
 :data:`tests.support.signing.TEST_KEYS` (their ``control_auth`` and environment unless the
-test says otherwise); ``watch_every_s`` is passed to the bus, ``start=False`` leaves it to
+test says otherwise); ``watch_every_s``, ``fiware`` and ``segment_names`` are passed to
+the bus, ``start=False`` leaves it to
 the test to start it (after registering handlers), every other setting goes to
 :class:`~atcs.config.bus.MqttConfig`. Every bus is closed at the test's end.
 """
@@ -38,6 +39,8 @@ def make_bus(tmp_path: Path) -> Iterator[BusFactory]:
     ) -> MqttBus:
         watch_every_s = settings.pop("watch_every_s", 1.0)
         start = settings.pop("start", True)
+        fiware = settings.pop("fiware", None)
+        segment_names = settings.pop("segment_names", None)
         settings.setdefault("reconnect_max_s", 1)
         settings.setdefault("control_auth", TEST_KEYS.control_auth)
         cfg = MqttConfig(host=broker.host, port=broker.port, **settings)
@@ -47,6 +50,8 @@ def make_bus(tmp_path: Path) -> Iterator[BusFactory]:
             state_dir=state_dir or tmp_path / "state",
             environ={**TEST_KEYS.environ, **(environ or {})},
             watch_every_s=watch_every_s,
+            fiware=fiware,
+            segment_names=segment_names,
         )
         if start:
             bus.start()

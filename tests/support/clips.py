@@ -1,53 +1,67 @@
-"""Clips re-encoded with the FFmpeg command-line tool: chosen keyframes, known timestamps."""
+"""Synthetic clips made from the shared footage for incident tests (written to a tmp folder).
+
+- :func:`with_parked_car`: a car cut out of one frame of a clip and pasted, still, into
+  every frame at another place: a vehicle stopped where traffic flows.
+- :func:`reversed_clip`: the frames of a clip in reverse order: every vehicle drives the
+  wrong way.
+"""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
+import cv2
+import numpy as np
 
-def ffmpeg_binary(name: str = "ffmpeg") -> str:
-    """Path of Debian's ``ffmpeg`` (or ``ffprobe``); a clear error when it is missing."""
-    path = shutil.which(name)
-    if path is None:
-        raise RuntimeError(f"{name} not found: install the Debian package ffmpeg")
-    return path
+from atcs.types import Image
 
 
-def reencode(
-    source: Path,
-    target: Path,
+def _read_all(src: Path) -> tuple[list[Image], float]:
+    cap = cv2.VideoCapture(str(src))
+    fps = float(cap.get(cv2.CAP_PROP_FPS)) or 25.0
+    frames: list[Image] = []
+    while True:
+        ok, image = cap.read()
+        if not ok:
+            break
+        frames.append(np.asarray(image, dtype=np.uint8))
+    cap.release()
+    if not frames:
+        raise AssertionError(f"{src}: no frame decoded")
+    return frames, fps
+
+
+def _write(frames: list[Image], fps: float, out: Path) -> Path:
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
+    if not writer.isOpened():
+        raise AssertionError(f"cannot write {out}")
+    for image in frames:
+        writer.write(image)
+    writer.release()
+    return out
+
+
+def with_parked_car(
+    src: Path,
+    out: Path,
     *,
-    gop_frames: int | None = None,
-    keyframes_at_s: tuple[float, ...] | None = None,
-    seconds: float | None = None,
+    from_frame: int,
+    car_xyxy: tuple[int, int, int, int],
+    to_xy: tuple[int, int],
 ) -> Path:
-    """Re-encode ``source`` as H.264 (libx264) with keyframes every ``gop_frames`` frames
-    or exactly at ``keyframes_at_s`` (scene-cut keyframes off), optionally its first
-    ``seconds``. Returns ``target``.
-    """
-    args = [ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
-    args += ["-i", str(source)]
-    if seconds is not None:
-        args += ["-t", f"{seconds:g}"]
-    args += ["-an", "-c:v", "libx264", "-preset", "veryfast", "-sc_threshold", "0"]
-    if keyframes_at_s is not None:
-        args += ["-g", "100000", "-force_key_frames", ",".join(f"{t:g}" for t in keyframes_at_s)]
-    elif gop_frames is not None:
-        args += ["-g", str(gop_frames), "-keyint_min", str(gop_frames)]
-    subprocess.run([*args, str(target)], check=True, capture_output=True, timeout=300)
-    return target
+    """Write ``src`` with the box ``car_xyxy`` of frame ``from_frame`` pasted, top-left at
+    ``to_xy``, into every frame."""
+    frames, fps = _read_all(src)
+    x1, y1, x2, y2 = car_xyxy
+    car = frames[from_frame][y1:y2, x1:x2].copy()
+    tx, ty = to_xy
+    for image in frames:
+        image[ty : ty + (y2 - y1), tx : tx + (x2 - x1)] = car
+    return _write(frames, fps, out)
 
 
-def keyframe_times_s(clip: Path) -> list[float]:
-    """Presentation times of the clip's keyframes, s, as ``ffprobe`` lists them."""
-    out = subprocess.run(
-        [
-            ffmpeg_binary("ffprobe"), "-v", "error", "-select_streams", "v:0",
-            "-skip_frame", "nokey", "-show_entries", "frame=pts_time", "-of", "csv=p=0",
-            str(clip),
-        ],
-        check=True, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    return [float(line.strip(",")) for line in out.stdout.split() if line.strip(",")]
+def reversed_clip(src: Path, out: Path) -> Path:
+    """Write the frames of ``src`` in reverse order."""
+    frames, fps = _read_all(src)
+    return _write(frames[::-1], fps, out)

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -262,6 +263,20 @@ def random_password() -> str:
     return secrets.token_urlsafe(16)
 
 
+class BrokerAddress(Protocol):
+    """Where a broker listens: a :class:`Mosquitto` of the suite, or one a script started."""
+
+    @property
+    def host(self) -> str:
+        """Host name or address."""
+        ...
+
+    @property
+    def port(self) -> int:
+        """TCP port."""
+        ...
+
+
 @dataclass(frozen=True)
 class Received:
     """One message a :class:`Collector` got."""
@@ -281,7 +296,7 @@ class Collector:
 
     def __init__(
         self,
-        broker: Mosquitto,
+        broker: BrokerAddress,
         topic_filter: str,
         *,
         persistent: bool = False,

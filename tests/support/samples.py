@@ -2,7 +2,8 @@
 
 ``metrics``, ``camera_status`` and ``plan`` are the bus tests' records (from ``T0``);
 ``sample_metrics`` is the storage tests' window (from ``STORAGE_T0``), whose numbers their
-expected line protocol and rows spell out; ``timing_plan`` builds any plan from its greens.
+expected line protocol and rows spell out; ``timing_plan`` builds any plan from its greens;
+``movements`` and ``incident_event`` are a turning-movement matrix and an incident event.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
+from atcs.incidents import Incident, IncidentEvent, IncidentKind, IncidentPhase
 from atcs.types import (
     CameraId,
     CameraState,
@@ -19,6 +21,8 @@ from atcs.types import (
     IntersectionId,
     LevelOfService,
     LineId,
+    MovementCount,
+    MovementCounts,
     PhaseId,
     PhaseTiming,
     PlanMode,
@@ -26,7 +30,9 @@ from atcs.types import (
     SegmentMetrics,
     SiteId,
     TimingPlan,
+    TrackId,
     VehicleClass,
+    ZoneId,
 )
 
 T0 = datetime(2025, 3, 1, 1, 0, 0, tzinfo=UTC)
@@ -59,7 +65,70 @@ def metrics(
         los=LevelOfService.F if congested else LevelOfService.C,
         congested=congested,
         stale=False,
+        speed_kmh=None if i % 2 else 41.5 + i,
+        speed_p85_kmh=None if i % 2 else 48.25,
+        speed_vehicles=0 if i % 2 else 6,
+        speed_capped=0 if i % 2 else 1,
     )
+
+
+def movements(i: int = 0, intersection: str = "ix-1") -> MovementCounts:
+    """The ``i``-th 10 s movement matrix of ``intersection``: zones a and b, a few cars."""
+    start = T0 + timedelta(seconds=10 * i)
+    a, b = ZoneId("arm-a"), ZoneId("arm-b")
+    return MovementCounts(
+        site_id=SiteId("demo"),
+        camera_id=CameraId("cam-1"),
+        intersection_id=IntersectionId(intersection),
+        window_start=start,
+        window_end=start + timedelta(seconds=10),
+        frames=50,
+        observed_s=9.75,
+        partial=False,
+        stale=False,
+        counts=tuple(
+            MovementCount(x, y, vc, (3 + i if vc is VehicleClass.CAR else 0) if x == a else 1)
+            for x, y in ((a, b), (b, a))
+            for vc in VehicleClass
+        ),
+    )
+
+
+def incident(
+    kind: IncidentKind = IncidentKind.STOPPED_VEHICLE,
+    *,
+    segment: str = "seg-a",
+    started_at: datetime = T0,
+    ended_at: datetime | None = None,
+    slot: int = 0,
+    serial: int = 1,
+) -> Incident:
+    """An incident of ``segment``; a vehicle's for stopped-vehicle and wrong-way kinds."""
+    vehicle = kind in (IncidentKind.STOPPED_VEHICLE, IncidentKind.WRONG_WAY)
+    return Incident(
+        incident_id=f"{segment}-{kind.value}-{serial}",
+        kind=kind,
+        site_id=SiteId("demo"),
+        camera_id=CameraId("cam-1"),
+        segment_id=SegmentId(segment),
+        started_at=started_at,
+        ended_at=ended_at,
+        track_id=TrackId(17) if vehicle else None,
+        vehicle_class=VehicleClass.CAR if vehicle else None,
+        location=(0.25, 0.75),
+        value=None if kind is IncidentKind.WRONG_WAY else 31.5,
+        detail=f"{kind.value} for the tests",
+        slot=slot,
+    )
+
+
+def incident_event(phase: IncidentPhase = IncidentPhase.START) -> IncidentEvent:
+    """The start (open) or end (closed after 45 s) of a stopped-vehicle incident."""
+    end = None if phase is IncidentPhase.START else T0 + timedelta(seconds=45)
+    one = incident(ended_at=end)
+    other = incident(IncidentKind.SPILLBACK, started_at=T0 - timedelta(seconds=5), serial=2)
+    active = (other, one) if end is None else (other,)
+    return IncidentEvent(phase, one, end or T0 + timedelta(seconds=30), active)
 
 
 def camera_status(state: CameraState = CameraState.STREAMING) -> CameraStatus:

@@ -117,25 +117,33 @@ def test_bad_toml_and_missing_file(tmp_path: Path) -> None:
         load_config(tmp_path / "absent.toml")
 
 
-def test_geometry_outside_image_warns(tmp_path: Path) -> None:
+def test_geometry_outside_the_image_is_an_error(tmp_path: Path) -> None:
     text = MINIMAL.replace(
-        "[[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]]", "[[1.2, 1.2], [1.5, 1.2], [1.5, 1.9]]"
-    )
-    cfg = load_config(write(tmp_path, text))
-    assert geometry_warnings(cfg) == [
-        "segments[0].polygon: wholly outside the image; segment ignored",
-        'cameras[cam]: counting lines on a camera sampled at 1 frames/s; set profile = "counting"'
-        " (5 frames/s) for reliable counts",
+        "[[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]]", "[[0.2, 0.2], [1.5, 0.2], [0.5, 0.9]]"
+    ).replace("[[0.1, 0.5], [0.9, 0.5]]", "[[-0.1, 0.5], [0.9, 0.5]]")
+    assert problems_of(tmp_path, text) == [
+        "segments[0].polygon[1][0]: Input should be less than or equal to 1",
+        "lines[0].points[0][0]: Input should be greater than or equal to 0",
     ]
 
 
 def test_sampling_rates_too_low_for_counts_warn(tmp_path: Path) -> None:
+    assert geometry_warnings(load_config(write(tmp_path, MINIMAL))) == [
+        'cameras[cam]: counting lines on a camera sampled at 1 frames/s; set profile = "counting"'
+        " (5 frames/s) for reliable counts",
+    ]
     counting = MINIMAL.replace('source = "clip.mp4"', 'source = "clip.mp4"\nprofile = "counting"')
     assert geometry_warnings(load_config(write(tmp_path, counting))) == []
     slow = counting.replace('profile = "counting"', 'profile = "counting"\nsample_fps = 2.0')
     assert geometry_warnings(load_config(write(tmp_path, slow))) == [
         "cameras[cam]: a counting camera sampled at 2 frames/s; line counts need 5 or more"
     ]
+
+
+def test_camera_without_segment_warns(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, MINIMAL + '\n[[cameras]]\nid = "idle"\nsource = "b.mp4"\n'))
+    assert "cameras[idle]: no segment; frames are read but not analysed" in geometry_warnings(cfg)
+    assert not [w for w in geometry_warnings(cfg) if w.startswith("cameras[idle]: counting")]
 
 
 def test_pcu_factors_follow_pkji(repo_dir: Path) -> None:
@@ -184,3 +192,34 @@ def test_cli_entry_point_runs() -> None:
 
 def _toml(text: str) -> dict[str, object]:
     return tomllib.loads(text)
+
+
+def test_run_applies_the_configured_log_level(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import logging
+
+    import atcs.service
+    from atcs.commands import run
+
+    levels: list[int] = []
+
+    def record(cfg: object, duration_s: float | None) -> int:
+        levels.append(logging.getLogger().level)
+        return 0
+
+    monkeypatch.setattr(atcs.service, "run_service", record)
+    root = logging.getLogger()
+    before = root.level
+    try:
+        path = write(
+            tmp_path, MINIMAL.replace('id = "t"', 'id = "t"\n[service]\nlog_level = "WARNING"', 1)
+        )
+        assert run(path, 1.0) == 0
+        assert run(path, 1.0, verbose=True) == 0
+        root.setLevel(logging.DEBUG)
+        assert run(path, 1.0, verbose=True) == 0
+    finally:
+        root.setLevel(before)
+    assert levels[0] == logging.WARNING
+    assert levels[2] == logging.DEBUG
