@@ -70,10 +70,13 @@ def images_per_request(
     33.3 frames/s, each image's output bit-identical either way and whatever image it is
     paired with. Without AMX (AMD Zen 4) batching was measured no cheaper (53 frames per
     CPU-second, batch 1 vs 4). Other devices (GPUs) batch up to ``batch_max_frames``. A
-    lone image of its size still goes alone in its request.
+    lone image of its size still goes alone in its request. ``settings.images_per_request``
+    overrides the rule (``benchmarks/bench_batching.py`` measures it).
     """
     if fixed_batch is not None:
         return fixed_batch
+    if settings.images_per_request is not None:
+        return settings.images_per_request
     if device == "CPU":
         return 2 if amx else 1
     return settings.batch_max_frames

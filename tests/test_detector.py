@@ -262,6 +262,11 @@ def test_openvino_device_names_and_batching_policy() -> None:
     assert images_per_request(None, "GPU", settings) == 6
     assert images_per_request(2, "CPU", settings) == 2
     assert images_per_request(None, "CPU", settings, amx=True) == 2
+    forced = YoloSettings(model="m", images_per_request=3)
+    assert images_per_request(None, "CPU", forced, amx=True) == 3
+    assert images_per_request(2, "CPU", forced) == 2  # a fixed-batch export takes its batch
+    with pytest.raises(DetectorError, match="images_per_request"):
+        YoloSettings(model="m", images_per_request=0)
 
 
 def test_batched_and_stream_in_batches_keep_order() -> None:
