@@ -20,6 +20,7 @@ def detector_settings(cfg: DetectorConfig) -> YoloSettings:
         classes=tuple(VehicleClass.from_label(c) for c in cfg.classes),
         device=cfg.device,
         batch_max_frames=cfg.batch_max_frames,
+        crop_margin_px=cfg.crop_margin_px,
     )
 
 

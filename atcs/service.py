@@ -23,9 +23,11 @@ from types import FrameType
 from typing import TYPE_CHECKING, Protocol
 
 from atcs.alarms import AlarmOutput, AlarmService
+from atcs.budget import BudgetMonitor
 from atcs.bus.nodes import NodeRole
 from atcs.config import AtcsConfig, geometry_warnings
 from atcs.control import ControlLoop
+from atcs.crop_check import CameraCrops
 from atcs.detection import build_detector
 from atcs.detector_worker import DetectorWorker
 from atcs.errors import ConfigError
@@ -33,7 +35,15 @@ from atcs.incidents import IncidentEvent, IncidentListener
 from atcs.metrics import CameraAnalyzer, FrameAnalysis
 from atcs.sinks import MovementListener, Sink
 from atcs.sources import CameraGroup
-from atcs.types import CameraStatus, Detections, Frame, MovementCounts, SegmentMetrics, TimingPlan
+from atcs.types import (
+    CameraState,
+    CameraStatus,
+    Detections,
+    Frame,
+    MovementCounts,
+    SegmentMetrics,
+    TimingPlan,
+)
 from detectors.base import Detector
 
 if TYPE_CHECKING:
@@ -62,7 +72,13 @@ class EngineTiming:
 
 @dataclass(frozen=True, slots=True)
 class EngineStats:
-    """Counters of a running engine (totals since start)."""
+    """Counters of a running engine (totals since start).
+
+    ``detector_busy_s``: wall time the detector worker spent detecting; ``*_cpu_s``: CPU
+    time of the detector worker's own thread (letterbox, NMS; the model runs in the
+    inference library's threads), of the analysis of detections and of handing metrics
+    and statuses to the sinks, on the engine's thread, s.
+    """
 
     started_at: datetime | None
     frames_detected: int
@@ -71,6 +87,10 @@ class EngineStats:
     analysis_failures: int
     result_queue: int
     windows_published: int
+    detector_busy_s: float = 0.0
+    detector_cpu_s: float = 0.0
+    analysis_cpu_s: float = 0.0
+    output_cpu_s: float = 0.0
 
 
 class Engine:
@@ -102,14 +122,21 @@ class Engine:
         self.incident_events = 0
         self.analyzers: dict[str, CameraAnalyzer] = {}
         self.cameras: CameraGroup | None = None
+        self.crops: CameraCrops | None = None
         self._results: queue.Queue[tuple[Frame, Detections]] = queue.Queue(maxsize=256)
         self._worker: DetectorWorker | None = None
         self._last_status: dict[str, tuple[str, float]] = {}
         self.windows_published = 0
         self.analysis_failures = 0
+        self.analysis_cpu_s = 0.0
+        self.output_cpu_s = 0.0
         self.started_at: datetime | None = None
         self.loop_at: float | None = None
         """When the analysis tick last ran (monotonic s; None before the first)."""
+        enabled = [c for c in cfg.cameras if c.enabled]
+        self.budget = BudgetMonitor(
+            enabled, cfg.service.cpu_budget_cores, cfg.service.budget_every_s
+        )
         self.alarms: AlarmService | None = None
         """The engine's alarms (set by :func:`build_engine`; also one of the sinks)."""
 
@@ -124,6 +151,10 @@ class Engine:
             analysis_failures=self.analysis_failures,
             result_queue=self._results.qsize(),
             windows_published=self.windows_published,
+            detector_busy_s=worker.busy_s if worker else 0.0,
+            detector_cpu_s=worker.cpu_s if worker else 0.0,
+            analysis_cpu_s=self.analysis_cpu_s,
+            output_cpu_s=self.output_cpu_s,
         )
 
     # --- start and stop ------------------------------------------------------------
@@ -142,9 +173,10 @@ class Engine:
             stop_event=self.stop_event,
         )  # fmt: skip
         self.cameras.start()
+        self.crops = CameraCrops(self.cfg, detector)
         self._worker = DetectorWorker(
             self.cameras, detector, self.cfg.detector.batch_max_frames, self._results,
-            self.stop_event,
+            self.stop_event, crops=self.crops,
         )  # fmt: skip
         self._worker.start()
         log.info(
@@ -203,6 +235,7 @@ class Engine:
         result = analyzer.update(
             frame.seq, frame.captured_at, frame.offset_s, detections, frame.image
         )
+        self.budget.analysed(frame.camera_id)
         for observer in self.frame_observers:
             observer(frame, result)
 
@@ -230,6 +263,18 @@ class Engine:
             except Exception:  # a listener's failure must not stop the measures
                 log.exception("metrics listener failed")
 
+    def _check_budget(self, statuses: Sequence[CameraStatus]) -> None:
+        if self.cameras is None:
+            return
+        worker = self._worker
+        self.budget.report(
+            time.monotonic(),
+            [s.camera_id for s in statuses if s.state is CameraState.STREAMING],
+            {cid: r.queue.dropped for cid, r in self.cameras.readers.items()},
+            worker.busy_s if worker is not None else 0.0,
+            time.process_time(),
+        )
+
     def _emit_events(self) -> None:
         """Hand the analyzers' movement matrices and incident events to their listeners."""
         movements: list[MovementCounts] = []
@@ -252,7 +297,7 @@ class Engine:
                 except Exception:  # one output failing must not stop the others
                     log.exception("incident listener failed")
 
-    def _emit_status(self, force: bool = False) -> None:
+    def _emit_status(self, force: bool = False) -> list[CameraStatus]:
         now = time.monotonic()
         statuses: list[CameraStatus] = [] if self.cameras is None else self.cameras.statuses()
         for status in statuses:
@@ -269,6 +314,7 @@ class Engine:
                     sink.on_camera_status(status)
                 if self.control is not None:
                     self.control.on_camera_status(status)
+        return statuses
 
     def _pending_capture_times(self) -> dict[str, datetime]:
         """Per camera, the capture time of the oldest frame not yet analysed (UTC).
@@ -288,6 +334,7 @@ class Engine:
     def tick(self) -> None:
         """One analysis tick: analyse queued detections, close due windows, report status."""
         self.loop_at = time.monotonic()
+        cpu0 = time.thread_time()
         self._drain_results()
         until = datetime.now(UTC) - timedelta(seconds=self.timing.window_grace_s)
         pending = self._pending_capture_times()
@@ -295,9 +342,13 @@ class Engine:
         for camera_id, analyzer in self.analyzers.items():
             oldest = pending.get(camera_id)
             due += analyzer.close_windows(until if oldest is None else min(until, oldest))
+        cpu1 = time.thread_time()
+        self.analysis_cpu_s += cpu1 - cpu0
         self._emit(due)
         self._emit_events()
-        self._emit_status()
+        statuses = self._emit_status()
+        self.output_cpu_s += time.thread_time() - cpu1
+        self._check_budget(statuses)
         if self.control is not None:
             try:
                 self.control.tick()

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Literal
 
 from atcs.config import AtcsConfig
+from atcs.crop_check import CameraCrops, CropVerdict
 from atcs.detection import build_detector
 from atcs.errors import ConfigError, SourceError
 from atcs.metrics import CameraAnalyzer
@@ -46,10 +47,7 @@ from atcs.survey_rows import (
     CameraRun,
     Writers,
 )
-from atcs.types import (
-    Frame,
-    Image,
-)
+from atcs.types import Detections, Frame, Image
 from detectors.base import Detector
 
 log = logging.getLogger(__name__)
@@ -114,6 +112,7 @@ class CameraSurvey:
     detections_by_class: dict[str, int] = field(default_factory=dict)
     stages: StageTimes = field(default_factory=StageTimes)
     image_path: Path | None = None
+    crop: CropVerdict | None = None
 
     @property
     def fps(self) -> float:
@@ -138,6 +137,7 @@ class SurveyReport:
                 f"{cam.wall_s:.1f} s = {cam.fps:.1f} fps; {cam.windows} window rows, "
                 f"{cam.crossings} crossings, {cam.incidents} incidents; "
                 f"detections: {counts or 'none'}"
+                + ("" if cam.crop is None else f"; {cam.crop.describe()}")
             )
         out.append(
             f"wrote {self.out_dir}/frames.csv, windows.csv, crossings.csv, movements.csv, "
@@ -264,6 +264,16 @@ def _expected_frames(frame_count: int, fps: float, opts: _Options) -> int:
     return total
 
 
+def _next_checked(
+    stream: Iterator[tuple[Frame, Detections]], crops: CameraCrops, detector: Detector
+) -> tuple[Frame, Detections] | None:
+    """Return the stream's next result; a frame in the camera's crop check is cropped too."""
+    item = next(stream, None)
+    if item is not None and (box := crops.to_check(item[0])) is not None:
+        crops.check(item[0], item[1], detector.detect([item[0].image], [box])[0])
+    return item
+
+
 def _survey_camera(
     cfg: AtcsConfig,
     camera_id: str,
@@ -288,13 +298,14 @@ def _survey_camera(
     replayed = _replayed(camera_id, path, opts.repeat, info.fps, opts.folder_fps)
     frames = islice(_sampled(replayed, opts.sample_fps), opts.max_frames)
     decode = _Waits()
-    stream = detector.detect_stream(_timed(frames, decode), _image_of)
+    crops = CameraCrops(cfg, detector)
+    stream = detector.detect_stream(_timed(frames, decode), _image_of, crops.region)
     last_at = origin
     wall, cpu = time.perf_counter, time.thread_time
     waited = _Waits()
     while True:
         t0, c0 = wall(), cpu()
-        item = next(stream, None)
+        item = _next_checked(stream, crops, detector)
         t1 = wall()
         waited.wall_s += t1 - t0
         waited.cpu_s += cpu() - c0
@@ -323,6 +334,7 @@ def _survey_camera(
     t3 = wall()
     run.finish(end, survey)
     survey.image_path = run.save_image(opts.out_dir / f"{camera_id}.png")
+    survey.crop = crops.verdicts.get(camera_id)
     stages.output_s += wall() - t3
     survey.wall_s = wall() - start
     if survey.frames == 0:

@@ -342,13 +342,19 @@ class LineCrossing:
 
 @dataclass(frozen=True, slots=True)
 class CameraStatus:
-    """Health of one camera: state, measured frame rate (frames/s), last frame time (UTC)."""
+    """Health of one camera: state, measured frame rate (frames/s), last frame time (UTC).
+
+    ``decode_mode`` (video files and streams): ``keyframes`` or ``full``, which frames are
+    decoded; ``gop_s``: the measured time between keyframes, s (None until measured).
+    """
 
     camera_id: CameraId
     state: CameraState
     fps: float
     last_frame_at: datetime | None
     detail: str = ""
+    decode_mode: str | None = None
+    gop_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,27 +1,29 @@
 """Survey speed and memory: ``atcs analyze`` beside a naive ultralytics loop, per clip.
 
-For every clip a temporary config gets one camera reading it, one segment covering most of
-the image and a counting line across it. Two worker processes, started once, alternate
-``--rounds`` times per clip (naive, survey, naive, survey ...), so load from elsewhere on
-the machine hits both alike; the best round of each gives the fps, and the median ratio is
-printed beside the best one.
+For every clip a temporary config gets one camera reading it with the segments and counting
+lines ``survey.toml`` draws on that clip. Three worker processes, started once, alternate
+``--rounds`` times per clip (naive, whole, crop, naive ...), so load from elsewhere on the
+machine hits them alike; the best round of each gives the fps, and the median crop/naive
+ratio is printed beside the best one.
 
 - naive: decode each frame with OpenCV, call ``ultralytics.YOLO(model)(frame, imgsz=...)``
   on it (same model, image size and thresholds), count the vehicle boxes by class;
-- survey: :func:`atcs.survey.run_survey` on the config (the code behind ``atcs analyze``),
-  CSV files and annotated image included, with the detector it builds itself, wrapped to
-  count the boxes it returns by class.
+- whole: :func:`atcs.survey.run_survey` on the config (the code behind ``atcs analyze``),
+  CSV files and annotated image included, with ``[detector] crop = false``;
+- crop: the same with the default ``crop = true``: each camera's frames cropped to its
+  segments and lines once its crop check (``atcs.crop_check``) allows it.
 
-Counts match when, in every round, the per-class box totals of the detector (before the
-survey drops nested duplicates and tracks) equal the naive loop's, frame count included.
-Time shares are the survey's :class:`atcs.survey.StageTimes` (main-thread wall time: decode
-wait / inference (letterbox and NMS on the main thread) / analysis / output). CPU ms per
-frame is split by thread: main, OpenVINO (threads that outlive the run: the model alone)
-and decode (threads born and gone during the run: the decoder and FFmpeg's); "cores" is
-CPU time over wall time. The model alone (least over the rounds) bounds the survey at
-cores x 1000 / ms frames per second even if decoding, NMS and analysis were free; beside
-it, the CPU ms per frame that twice the naive fps would allow. Peak memory is the RSS
-high-water mark of each worker process during its best round (reset before every round).
+The whole-frame boxes match the naive loop when, in every round, the per-class box totals
+of the detector equal the naive loop's, frame count included. The crop's counts match the
+whole frame's when, in every round, the line crossings by line, direction and class are
+equal; the vehicles inside the segments summed over all frames are printed beside them.
+Time shares are the crop survey's :class:`atcs.survey.StageTimes` (main-thread wall time:
+decode wait / inference (letterbox and NMS on the main thread) / analysis / output). CPU ms
+per frame is split by thread: main, OpenVINO (threads that outlive the run) and decode
+(threads born and gone during the run). The whole-frame model alone (least over the rounds)
+bounds a whole-frame survey at cores x 1000 / ms frames per second even if decoding, NMS
+and analysis were free: the crop's fps over that limit is printed as "/limit". Peak memory
+is the RSS high-water mark of each worker process during its best round.
 
 ``--loop-minutes M`` (or ``--repeat N``) instead runs the survey over the first clip played
 end to end many times (``run_survey(repeat=...)``) and prints RSS and live tracks every
@@ -36,6 +38,7 @@ samples see the same scene), then the growth from the first to the last quarter 
 from __future__ import annotations
 
 import argparse
+import csv
 import logging
 import math
 import multiprocessing as mp
@@ -53,12 +56,16 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from atcs.config import AtcsConfig, parse_config
+from atcs.config import AtcsConfig, load_config, parse_config
 from atcs.metrics import CameraAnalyzer
 from atcs.survey import CameraSurvey, run_survey, survey_detector
 from atcs.types import Detections, Image, VehicleClass
 from benchmarks.common import DEFAULT_MODEL, REPO_DIR, find_clips, read_frames
-from detectors.base import Detector
+from detectors.base import CroppingDetector, Detector, RegionOf, Regions
+from detectors.crop import PixelBox
+from detectors.letterbox import Placement
+
+SURVEY_CONFIG = REPO_DIR / "survey.toml"
 
 T = TypeVar("T")
 CAMERA = "bench"
@@ -66,29 +73,36 @@ CLASS_LABELS = tuple(c.label for c in VehicleClass)
 STAGES = ("decode", "inference", "analysis", "output")
 
 
-def bench_config(clip: Path, model: str, image_size_px: int) -> AtcsConfig:
-    """A one-camera config on ``clip``: a segment over most of the image, a line across it."""
-    raw: dict[str, Any] = {
-        "site": {"id": "bench", "name": "benchmark", "timezone": "UTC"},
-        "detector": {"model": model, "image_size_px": image_size_px, "device": "cpu"},
-        "cameras": [{"id": CAMERA, "source": str(clip.resolve())}],
-        "segments": [
-            {
-                "id": "road",
-                "camera": CAMERA,
-                "polygon": [[0.02, 0.02], [0.98, 0.02], [0.98, 0.98], [0.02, 0.98]],
-                "length_m": 60.0,
-                "lanes": 3,
-            }
-        ],
-        "lines": [
+def bench_config(clip: Path, model: str, image_size_px: int, *, crop: bool = True) -> AtcsConfig:
+    """A one-camera config on ``clip`` with the segments and lines ``survey.toml`` draws on it.
+
+    A clip the survey configuration does not cover gets a segment over most of the image and
+    a line across it. ``crop``: ``[detector] crop``.
+    """
+    survey = load_config(SURVEY_CONFIG)
+    drawn = [c for c in survey.cameras if Path(c.source).name == clip.name]
+    segments: list[dict[str, Any]]
+    lines: list[dict[str, Any]]
+    if drawn:
+        segments = [{**s.model_dump(), "camera": CAMERA} for s in survey.segments_of(drawn[0].id)]
+        lines = [{**ln.model_dump(), "camera": CAMERA} for ln in survey.lines_of(drawn[0].id)]
+    else:
+        box = [[0.02, 0.02], [0.98, 0.02], [0.98, 0.98], [0.02, 0.98]]
+        segments = [{"id": "road", "camera": CAMERA, "polygon": box, "length_m": 60.0, "lanes": 3}]
+        lines = [
             {
                 "id": "across",
                 "camera": CAMERA,
                 "segment": "road",
                 "points": [[0.02, 0.5], [0.98, 0.5]],
             }
-        ],
+        ]
+    raw: dict[str, Any] = {
+        "site": {"id": "bench", "name": "benchmark", "timezone": "UTC"},
+        "detector": {"model": model, "image_size_px": image_size_px, "device": "cpu", "crop": crop},
+        "cameras": [{"id": CAMERA, "source": str(clip.resolve()), "profile": "counting"}],
+        "segments": segments,
+        "lines": lines,
     }
     return parse_config(raw, REPO_DIR, environ={})
 
@@ -149,6 +163,9 @@ class Round:
     cpu_ms: dict[str, float] = field(default_factory=dict)
     shares: dict[str, float] = field(default_factory=dict)
     counted: dict[str, int] = field(default_factory=dict)
+    crossings: dict[str, int] = field(default_factory=dict)
+    vehicle_frames: float = 0.0
+    crop: str = ""
 
     @property
     def fps(self) -> float:
@@ -166,16 +183,25 @@ class CountingDetector:
     def name(self) -> str:
         return self.inner.name
 
-    def detect(self, images: Sequence[Image]) -> list[Detections]:
-        found = self.inner.detect(images)
+    def placement(self, height_px: int, width_px: int, region: PixelBox | None) -> Placement | None:
+        """Where the real detector puts such an image."""
+        if isinstance(self.inner, CroppingDetector):
+            return self.inner.placement(height_px, width_px, region)
+        return None
+
+    def detect(self, images: Sequence[Image], regions: Regions | None = None) -> list[Detections]:
+        found = self.inner.detect(images, regions)
         for d in found:
             self._count(d)
         return found
 
     def detect_stream(
-        self, items: Iterable[T], image_of: Callable[[T], Image]
+        self,
+        items: Iterable[T],
+        image_of: Callable[[T], Image],
+        region_of: RegionOf[T] | None = None,
     ) -> Generator[tuple[T, Detections], None, None]:
-        for item, found in self.inner.detect_stream(items, image_of):
+        for item, found in self.inner.detect_stream(items, image_of, region_of):
             self._count(found)
             yield item, found
 
@@ -199,14 +225,14 @@ def _thread_cpu() -> dict[int, float]:
 class SurveyWorker:
     """Runs ``run_survey`` on one clip's config with a detector kept across rounds."""
 
-    def __init__(self, model: str, image_size_px: int) -> None:
-        self.model, self.image_size_px = model, image_size_px
-        cfg = bench_config(REPO_DIR / "any.mp4", model, image_size_px)
+    def __init__(self, model: str, image_size_px: int, *, crop: bool) -> None:
+        self.model, self.image_size_px, self.crop = model, image_size_px, crop
+        cfg = bench_config(REPO_DIR / "any.mp4", model, image_size_px, crop=crop)
         self.detector = CountingDetector(survey_detector(cfg))  # the one run_survey builds
         self.out = Path(tempfile.mkdtemp(prefix="bench-analyze-"))
 
     def run(self, clip: Path, max_frames: int | None) -> Round:
-        cfg = bench_config(clip, self.model, self.image_size_px)
+        cfg = bench_config(clip, self.model, self.image_size_px, crop=self.crop)
         self.detector.totals[:] = 0
         main_id = threading.get_native_id()
         before = _thread_cpu()
@@ -243,7 +269,25 @@ class SurveyWorker:
             cpu_ms,
             shares,
             dict(cam.detections_by_class),
+            crossings=_crossings(self.out / "crossings.csv"),
+            vehicle_frames=_vehicle_frames(self.out / "frames.csv"),
+            crop="" if cam.crop is None else cam.crop.describe(),
         )
+
+
+def _crossings(path: Path) -> dict[str, int]:
+    """Line crossings by line, direction and class."""
+    if not path.exists():
+        return {}
+    with path.open(newline="") as handle:
+        rows = csv.DictReader(handle)
+        return dict(Counter(f"{r['line']}/{r['direction']}/{r['class']}" for r in rows))
+
+
+def _vehicle_frames(path: Path) -> float:
+    """Vehicles inside the segments summed over every frame (frames.csv)."""
+    with path.open(newline="") as handle:
+        return sum(float(r["vehicles"]) for r in csv.DictReader(handle))
 
 
 class NaiveWorker:
@@ -282,7 +326,9 @@ def _serve(kind: str, model: str, image_size_px: int, conn: Connection) -> None:
     os.environ.setdefault("YOLO_AUTOINSTALL", "False")
     logging.basicConfig(level=logging.WARNING)
     worker = (
-        NaiveWorker(model, image_size_px) if kind == "naive" else SurveyWorker(model, image_size_px)
+        NaiveWorker(model, image_size_px)
+        if kind == "naive"
+        else SurveyWorker(model, image_size_px, crop=kind == "crop")
     )
     conn.send("ready")
     while (job := conn.recv()) is not None:
@@ -335,38 +381,51 @@ def _shares(best: Round) -> str:
     )
 
 
-def _report(clip: Path, rounds: list[tuple[Round, Round]], cores: int) -> bool:
-    """Print the two lines of one clip; True when every round's counts matched."""
-    best_n = max((r[0] for r in rounds), key=lambda r: r.fps)
-    best_s = max((r[1] for r in rounds), key=lambda r: r.fps)
-    median_ratio = statistics.median(s.fps / n.fps for n, s in rounds)
-    equal = all(n.counts == s.counts and n.frames == s.frames for n, s in rounds)
-    print(
-        f"{clip.name[:30]:30} {best_n.frames:6d} {best_n.fps:6.1f} {best_s.fps:6.1f} "
-        f"{best_s.fps / best_n.fps:5.2f}x {median_ratio:5.2f}x  {_shares(best_s):17} "
-        f"{best_n.peak_mb:5.0f}/{best_s.peak_mb:<4.0f}  "
-        f"{'same' if equal else 'DIFFERENT'}: {_counts_text(best_s.counts)}"
-    )
-    if not equal:
-        for n, s in rounds:
-            print(f"{'':30} naive {n.frames} {_counts_text(n.counts)} / survey {s.frames}")
-    cm = best_s.cpu_ms
-    n_ms, s_ms = 1000 * best_n.cpu_s / best_n.frames, sum(cm.values())
+def _best(rounds: list[Round]) -> Round:
+    return max(rounds, key=lambda r: r.fps)
+
+
+def _report(clip: Path, rounds: list[tuple[Round, Round, Round]], cores: int) -> tuple[bool, bool]:
+    """Print the lines of one clip; (whole-frame boxes = naive, crop counts = whole-frame)."""
+    naive, whole, crop = (_best([r[k] for r in rounds]) for k in range(3))
+    ratio = statistics.median(c.fps / n.fps for n, _, c in rounds)
+    exact = all(n.counts == w.counts and n.frames == w.frames for n, w, _ in rounds)
+    same = all(c.crossings == w.crossings for _, w, c in rounds)
+    share = crop.vehicle_frames / whole.vehicle_frames - 1 if whole.vehicle_frames else 0.0
     model_ms = min(r[1].cpu_ms["openvino"] for r in rounds)
+    limit = cores * 1000 / model_ms
     print(
-        f"{'':30} cpu ms/frame: naive {n_ms:.1f} on {best_n.cpu_s / best_n.wall_s:.2f} cores; "
-        f"survey {s_ms:.1f} = main {cm['main']:.1f} + openvino {cm['openvino']:.1f} + decode "
-        f"{cm['decode']:.1f} on {best_s.cpu_s / best_s.wall_s:.2f} cores; model alone "
-        f"{model_ms:.1f} -> at most {cores * 1000 / model_ms:.0f} fps on {cores} cores; 2x "
-        f"naive needs <= {cores * 1000 / (2 * best_n.fps):.1f}"
+        f"{clip.name[:30]:30} {naive.frames:6d} {naive.fps:6.1f} {whole.fps:6.1f} {crop.fps:6.1f} "
+        f"{whole.fps / naive.fps:5.2f}x {crop.fps / naive.fps:5.2f}x ({ratio:4.2f}x) "
+        f"{crop.fps / limit:5.2f}  {_shares(crop):17} "
+        f"{naive.peak_mb:5.0f}/{whole.peak_mb:4.0f}/{crop.peak_mb:<4.0f}"
     )
-    print(f"{'':30} survey counts after nested duplicates: {_counts_text(best_s.counted)}")
-    return equal
+    print(
+        f"{'':30} whole-frame boxes {'same as naive' if exact else 'DIFFERENT from naive'}: "
+        f"{_counts_text(whole.counts)}"
+    )
+    print(
+        f"{'':30} crop: {crop.crop or 'not cropped (segments span the image, or too few frames)'}"
+        f"; crossings {'equal' if same else 'DIFFERENT'} "
+        f"({sum(crop.crossings.values())} vs {sum(whole.crossings.values())}); vehicles in "
+        f"the segments over all frames {crop.vehicle_frames:.0f} vs {whole.vehicle_frames:.0f} "
+        f"({100 * share:+.1f} %)"
+    )
+    if not same:
+        print(f"{'':30} crop {crop.crossings} / whole {whole.crossings}")
+    cm = crop.cpu_ms
+    n_ms = 1000 * naive.cpu_s / naive.frames
+    print(
+        f"{'':30} cpu ms/frame: naive {n_ms:.1f} on {naive.cpu_s / naive.wall_s:.2f} cores; "
+        f"whole {sum(whole.cpu_ms.values()):.1f}; crop {sum(cm.values()):.1f} = main "
+        f"{cm['main']:.1f} + openvino {cm['openvino']:.1f} + decode {cm['decode']:.1f}; whole-"
+        f"frame model alone {model_ms:.1f} -> at most {limit:.0f} fps on {cores} cores"
+    )
+    return exact, same
 
 
 def compare(args: argparse.Namespace) -> int:
-    naive = Remote("naive", args.model, args.image_size)
-    survey = Remote("survey", args.model, args.image_size)
+    workers = [Remote(kind, args.model, args.image_size) for kind in ("naive", "whole", "crop")]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     cores = cores or 1
     print(
@@ -374,31 +433,36 @@ def compare(args: argparse.Namespace) -> int:
         f"{args.rounds} alternating rounds; load average {os.getloadavg()[0]:.2f} before"
     )
     print(
-        f"{'clip':30} {'frames':>6} {'naive':>6} {'survey':>6} {'ratio':>6} {'median':>6}  "
-        f"{'% dec/inf(pp)/an/out':17} {'RSS MB n/s':10}  detector counts"
+        f"{'clip':30} {'frames':>6} {'naive':>6} {'whole':>6} {'crop':>6} {'whole':>6} "
+        f"{'crop (median)':>14} {'/limit':>6}  {'% dec/inf(pp)/an/out':17} {'RSS MB n/w/c':12}"
     )
-    all_equal = True
-    total_frames, naive_s, survey_s = 0, 0.0, 0.0
+    all_exact = all_same = True
+    total, wall = 0, [0.0, 0.0, 0.0]
     for clip in find_clips(args.clips):
-        naive.run(clip, 8)  # warm-up: compile, caches
-        survey.run(clip, 8)
-        rounds: list[tuple[Round, Round]] = []
+        for worker in workers:
+            worker.run(clip, 8)  # warm-up: compile, caches
+        rounds: list[tuple[Round, Round, Round]] = []
         for _ in range(max(1, args.rounds)):
-            rounds.append((naive.run(clip, args.frames), survey.run(clip, args.frames)))
-        all_equal &= _report(clip, rounds, cores)
-        total_frames += rounds[0][0].frames
-        naive_s += min(r[0].wall_s for r in rounds)
-        survey_s += min(r[1].wall_s for r in rounds)
-    if total_frames:
-        n_fps, s_fps = total_frames / naive_s, total_frames / survey_s
+            n, w, c = (worker.run(clip, args.frames) for worker in workers)
+            rounds.append((n, w, c))
+        exact, same = _report(clip, rounds, cores)
+        all_exact &= exact
+        all_same &= same
+        total += rounds[0][0].frames
+        for k in range(3):
+            wall[k] += min(r[k].wall_s for r in rounds)
+    if total:
+        n_fps, w_fps, c_fps = (total / w for w in wall)
         print(
-            f"{'all clips':30} {total_frames:6d} {n_fps:6.1f} {s_fps:6.1f} "
-            f"{s_fps / n_fps:5.2f}x  counts {'all equal' if all_equal else 'DIFFER'}"
+            f"{'all clips':30} {total:6d} {n_fps:6.1f} {w_fps:6.1f} {c_fps:6.1f} "
+            f"{w_fps / n_fps:5.2f}x {c_fps / n_fps:5.2f}x; whole-frame boxes "
+            f"{'all equal to naive' if all_exact else 'DIFFER'}; crop crossings "
+            f"{'all equal to whole-frame' if all_same else 'DIFFER'}"
         )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
-    naive.close()
-    survey.close()
-    return 0 if all_equal else 1
+    for worker in workers:
+        worker.close()
+    return 0 if all_exact and all_same else 1
 
 
 # --- the long looped run -------------------------------------------------------------------
@@ -408,7 +472,7 @@ def soak(args: argparse.Namespace) -> int:
     from atcs.sources import probe_recording
 
     clip = find_clips(args.clips)[0]
-    cfg = bench_config(clip, args.model, args.image_size)
+    cfg = bench_config(clip, args.model, args.image_size, crop=not args.no_crop)
     info = probe_recording(str(clip))
     samples: list[tuple[int, float]] = []
     max_tracks = 0
@@ -473,6 +537,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=None, help="most frames per clip")
     parser.add_argument("--image-size", type=int, default=640, help="inference size, px")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per clip")
+    parser.add_argument("--no-crop", action="store_true", help="soak run: whole frames")
     parser.add_argument("--loop-minutes", type=float, default=None, help="soak run length")
     parser.add_argument("--repeat", type=int, default=None, help="soak run: clip passes")
     parser.add_argument(

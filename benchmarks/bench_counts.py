@@ -11,7 +11,10 @@ dropped, tracks, confirmed crossings, flushed at the end) with each tracker:
   configured confidence and the frame (for colour);
 - ``bytetrack`` and ``botsort``: ultralytics' trackers with the library's default
   settings (``benchmarks/peer_trackers.py`` says the two changes), fed the same boxes
-  down to their low threshold (0.1).
+  down to their low threshold (0.1);
+- ``crop`` (on request): the engine's tracker fed the boxes the detector finds when it
+  crops each frame to the camera's segments and lines (``[detector] crop``), to hold the
+  crop's counts to the whole frame's (``ours``) and to the hand counts.
 
 The model runs once per clip at the full frame rate with confidence 0.1; its boxes are
 cached in ``--cache`` (keyed by clip, model and image size), so later runs only track.
@@ -21,6 +24,7 @@ target (within 5 % or 1 vehicle of the hand count).
 
     python -m benchmarks.bench_counts                       # every clip, 30 10 5 2 fps
     python -m benchmarks.bench_counts --rates 5 --clips pontianak_motorcycles.mp4
+    python -m benchmarks.bench_counts --rates 30,5 --trackers ours,crop   # crop vs whole frame
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import numpy as np
 
 from atcs.config import AtcsConfig, load_config
 from atcs.detection import build_detector
+from atcs.measured_region import MeasuredRegion
 from atcs.metrics import CameraAnalyzer
 from atcs.metrics.tracking import FrameTracker
 from atcs.sources import FootageSampler
@@ -46,11 +51,13 @@ from atcs.survey import SURVEY_ORIGIN
 from atcs.types import Detections, Image, LineCrossing
 from benchmarks.common import REPO_DIR, read_frames
 from benchmarks.peer_trackers import PEERS, PeerTracker
+from detectors.crop import PixelBox
 
 GROUND_TRUTH_DIR = REPO_DIR / "tests" / "data" / "groundtruth"
 SURVEY_CONFIG = REPO_DIR / "survey.toml"
 CACHE_CONFIDENCE = 0.1
 TRACKERS = ("ours", *PEERS)
+CROP = "crop"
 
 Key = tuple[str, str, str]  # line, direction, class
 
@@ -88,11 +95,18 @@ def find_clips(cfg: AtcsConfig, names: Sequence[str] | None) -> list[Clip]:
     return clips
 
 
-def cached_detections(cfg: AtcsConfig, clip: Path, cache_dir: Path) -> list[Detections]:
-    """Boxes of every frame of ``clip`` at confidence 0.1, from the cache or the model."""
+def cached_detections(
+    cfg: AtcsConfig, clip: Path, cache_dir: Path, region: MeasuredRegion | None = None
+) -> list[Detections]:
+    """Boxes of every frame of ``clip`` at confidence 0.1, from the cache or the model.
+
+    With ``region`` the detector crops each frame to it (``[detector] crop_margin_px``).
+    """
     det_cfg = cfg.detector.model_copy(update={"confidence": CACHE_CONFIDENCE})
     stat = clip.stat()
     key = f"{clip.name}|{stat.st_size}|{det_cfg.model}|{det_cfg.image_size_px}|{det_cfg.nms_iou}"
+    if region is not None:
+        key += f"|crop {region}|{det_cfg.crop_margin_px}"
     name = hashlib.sha256(key.encode()).hexdigest()[:16]
     path = cache_dir / f"{clip.stem}-{name}.npz"
     if path.exists():
@@ -103,7 +117,11 @@ def cached_detections(cfg: AtcsConfig, clip: Path, cache_dir: Path) -> list[Dete
         per_frame: list[np.ndarray] = []
         try:
             frames = list(read_frames(clip, None))
-            for _, dets in detector.detect_stream(frames, lambda image: image):
+
+            def region_of(image: Image) -> PixelBox | None:
+                return None if region is None else region.pixels(image.shape[1], image.shape[0])
+
+            for _, dets in detector.detect_stream(frames, lambda image: image, region_of):
                 per_frame.append(
                     np.column_stack([dets.xyxy, dets.confidence, dets.class_id]).astype(np.float64)
                 )
@@ -132,7 +150,7 @@ class _Run:
 
 
 def _tracker(name: str, rate: float) -> FrameTracker | None:
-    return None if name == "ours" else PeerTracker(name, rate)
+    return None if name in ("ours", CROP) else PeerTracker(name, rate)
 
 
 def count_clip(
@@ -140,6 +158,10 @@ def count_clip(
 ) -> dict[tuple[float, str], Counter[Key]]:
     """Counts by (line, direction, class) for every rate and tracker, decoding once."""
     detections = cached_detections(cfg, clip.path, cache_dir)
+    cropped = detections
+    if CROP in trackers:
+        region = MeasuredRegion.of_camera(cfg, clip.camera_id)
+        cropped = cached_detections(cfg, clip.path, cache_dir, region)
     runs = [_Run(r, t, FootageSampler(min(r, clip.fps))) for r in rates for t in trackers]
     for run in runs:
         run.crossings = []
@@ -147,8 +169,8 @@ def count_clip(
     for index, image in enumerate(_frames(clip.path, len(detections))):
         offset_s = index / clip.fps
         at = SURVEY_ORIGIN + timedelta(seconds=offset_s)
-        dets = detections[index]
         for run in runs:
+            dets = cropped[index] if run.tracker == CROP else detections[index]
             if not run.sampler.take(offset_s):
                 continue
             if run.analyzer is None:
@@ -157,7 +179,7 @@ def count_clip(
                     cfg, clip.camera_id, width, height, SURVEY_ORIGIN,
                     tracker=_tracker(run.tracker, min(run.rate, clip.fps)),
                 )  # fmt: skip
-            fed = dets[dets.confidence >= floor] if run.tracker == "ours" else dets
+            fed = dets[dets.confidence >= floor] if run.tracker in ("ours", CROP) else dets
             assert run.crossings is not None
             run.crossings += run.analyzer.update(index, at, offset_s, fed, image).crossings
     out: dict[tuple[float, str], Counter[Key]] = {}

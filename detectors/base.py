@@ -21,7 +21,14 @@ from typing import Protocol, TypeVar, runtime_checkable
 
 from atcs.types import Detections, Image
 
+from .crop import PixelBox
+from .letterbox import Placement
+
 T = TypeVar("T")
+Regions = Sequence[PixelBox | None]
+"""Per image, the part of it that is measured (image pixels), or None for all of it."""
+RegionOf = Callable[[T], PixelBox | None]
+"""Per stream item, the part of its image that is measured, or None for all of it."""
 
 
 @runtime_checkable
@@ -33,16 +40,22 @@ class Detector(Protocol):
         """Short human-readable name (model and engine), used in logs and reports."""
         ...
 
-    def detect(self, images: Sequence[Image]) -> list[Detections]:
+    def detect(self, images: Sequence[Image], regions: Regions | None = None) -> list[Detections]:
         """Detect vehicles in ``images``; one result per image, boxes in its own pixels.
 
-        Images may have different sizes. Raises :class:`atcs.errors.DetectorError` when the
-        model fails to run.
+        Images may have different sizes. ``regions`` (one per image) says which part of each
+        image is measured: a detector may run its model on that part only, at the scale it
+        would use for the whole image, so vehicles inside it are found as in the whole image
+        and vehicles well outside it may be missing. Raises
+        :class:`atcs.errors.DetectorError` when the model fails to run.
         """
         ...
 
     def detect_stream(
-        self, items: Iterable[T], image_of: Callable[[T], Image]
+        self,
+        items: Iterable[T],
+        image_of: Callable[[T], Image],
+        region_of: RegionOf[T] | None = None,
     ) -> Generator[tuple[T, Detections], None, None]:
         """Detect vehicles in the image of every item, yielding ``(item, detections)`` in order.
 
@@ -50,11 +63,25 @@ class Detector(Protocol):
         once a few later items have been taken from ``items`` (or ``items`` ended): use it for
         recorded footage, and :meth:`detect` where each result is wanted at once. The number
         of items held at once is bounded. Closing the returned generator early releases them.
+        ``region_of`` gives each item's measured region, as ``regions`` does for :meth:`detect`.
         """
         ...
 
     def close(self) -> None:
         """Release the model; the detector must not be used afterwards. Idempotent."""
+        ...
+
+
+@runtime_checkable
+class CroppingDetector(Detector, Protocol):
+    """A detector that says where it puts an image cropped to a region (see ``detect``)."""
+
+    def placement(self, height_px: int, width_px: int, region: PixelBox | None) -> Placement | None:
+        """Return the model input an image of this size cropped to ``region`` gets.
+
+        A :class:`detectors.crop.CropWindow` when it is cropped; anything else (its
+        whole-frame letterbox, or None) when it is detected whole.
+        """
         ...
 
 
@@ -66,15 +93,17 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 
 def stream_in_batches(
-    detect: Callable[[Sequence[Image]], list[Detections]],
+    detect: Callable[[Sequence[Image], Regions | None], list[Detections]],
     items: Iterable[T],
     image_of: Callable[[T], Image],
     batch_max_frames: int,
+    region_of: RegionOf[T] | None = None,
 ) -> Generator[tuple[T, Detections], None, None]:
     """Plain :meth:`Detector.detect_stream`: call ``detect`` on batches of consecutive items.
 
     For detectors without a pipelined engine; holds at most ``batch_max_frames`` items.
     """
     for chunk in batched(items, max(1, batch_max_frames)):
-        results = detect([image_of(item) for item in chunk])
+        regions = None if region_of is None else [region_of(item) for item in chunk]
+        results = detect([image_of(item) for item in chunk], regions)
         yield from zip(chunk, results, strict=True)

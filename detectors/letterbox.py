@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -45,6 +46,34 @@ class LetterboxGeometry:
     def input_shape(self) -> tuple[int, int]:
         """Model input (height, width) in pixels."""
         return (self.input_height_px, self.input_width_px)
+
+    def fill(self, image: Image, out: Image) -> None:
+        """Letterbox ``image`` into ``out`` (see :func:`letterbox_into`)."""
+        letterbox_into(image, self, out)
+
+    def boxes_to_image(self, xyxy: npt.NDArray[np.float32]) -> None:
+        """Map boxes from model-input to image pixels in place (see :func:`boxes_to_image`)."""
+        boxes_to_image(xyxy, self)
+
+
+class Placement(Protocol):
+    """Where an image goes in a model input and how its boxes come back.
+
+    A whole-frame :class:`LetterboxGeometry` or a :class:`detectors.crop.CropWindow` of one.
+    """
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        """Model input (height, width) in pixels."""
+        ...
+
+    def fill(self, image: Image, out: Image) -> None:
+        """Write the model input for ``image`` into ``out`` (HxWx3 uint8 BGR)."""
+        ...
+
+    def boxes_to_image(self, xyxy: npt.NDArray[np.float32]) -> None:
+        """Map boxes (N, 4) from model-input pixels to image pixels, in place, clipped."""
+        ...
 
 
 def stride_multiple(size_px: int, stride: int) -> int:

@@ -134,7 +134,7 @@ def _names_from(meta: dict[str, Any], model: Any) -> dict[int, str]:
 class OpenVinoModel:
     """An OpenVINO IR read once and compiled per input shape on demand (thread-safe)."""
 
-    def __init__(self, xml: Path, device: str) -> None:
+    def __init__(self, xml: Path, device: str, *, max_shapes: int = MAX_COMPILED_SHAPES) -> None:
         try:
             ov = importlib.import_module("openvino")
         except ImportError as exc:
@@ -156,6 +156,7 @@ class OpenVinoModel:
             ) from exc
         self.info = self._inspect()
         self._variants: OrderedDict[tuple[int, int, int], Variant] = OrderedDict()
+        self.max_shapes = max(1, max_shapes)
         self._lock = threading.Lock()
 
     def _inspect(self) -> ModelInfo:
@@ -234,7 +235,7 @@ class OpenVinoModel:
             created = Variant(key, self._compile(key))
             self._variants[key] = created
             for old_key, old in list(self._variants.items()):
-                if len(self._variants) <= MAX_COMPILED_SHAPES:
+                if len(self._variants) <= self.max_shapes:
                     break
                 if old.busy == 0 and old is not created:
                     del self._variants[old_key]

@@ -26,17 +26,18 @@ import numpy as np
 from atcs.errors import DetectorError
 from atcs.types import Detections, Image
 
-from .base import batched
+from .base import RegionOf, Regions, batched
 from .classes import ClassMap
+from .crop import WHOLE_FRAME_SHARE, CropWindow, PixelBox, ShapeSet, plan_window
 from .letterbox import (
     PAD_VALUE,
     LetterboxGeometry,
+    Placement,
     letterbox_geometry,
-    letterbox_into,
     stride_multiple,
 )
 from .model_files import ModelSource, short_error
-from .openvino_model import OpenVinoModel, Variant
+from .openvino_model import MAX_COMPILED_SHAPES, OpenVinoModel, Variant, cpu_has_amx_int8
 from .postprocess import DecodeSettings, decode, decode_end_to_end
 from .settings import YoloSettings
 
@@ -44,21 +45,40 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MAX_GEOMETRIES = 64
+MAX_PLACEMENTS = 1024
+"""Crop placements remembered (one per image size and measured region)."""
 
 
-def images_per_request(fixed_batch: int | None, device: str, settings: YoloSettings) -> int:
-    """Return how many images go in one inference request.
+def _worth_cropping(window: CropWindow) -> bool:
+    """Tell whether a window cuts part of the image away and is clearly smaller than the input.
 
-    An export with a fixed batch takes exactly that many. On the CPU one image per request,
-    with several requests in flight, measured as fast as batching (53 frames per CPU-second
-    either way, yolo11n INT8 640x384, batch 1 vs 4) and needs one compiled shape per image
-    size instead of one per batch size; other devices (GPUs) batch up to
-    ``batch_max_frames``.
+    A window holding the whole image would only drop letterbox padding: the image is then
+    detected whole, exactly as without a region.
+    """
+    return not window.holds_whole_image and window.area_share < WHOLE_FRAME_SHARE
+
+
+def images_per_request(
+    fixed_batch: int | None, device: str, settings: YoloSettings, *, amx: bool = False
+) -> int:
+    """Return how many images (of one input size) go in one inference request at most.
+
+    An export with a fixed batch takes exactly that many. On the CPU, several requests stay
+    in flight; each holds one image, or two on a CPU with AMX, where pairs were measured
+    faster: 2 requests of 2 images against 3 of 1, yolo11n INT8, 640x352 crops 63 against
+    50 frames/s (15.5 against 17.3 ms of CPU per frame) and 640x640 frames 34.5 against
+    33.3 frames/s, each image's output bit-identical either way and whatever image it is
+    paired with. Without AMX (AMD Zen 4) batching was measured no cheaper (53 frames per
+    CPU-second, batch 1 vs 4). Other devices (GPUs) batch up to ``batch_max_frames``. A
+    lone image of its size still goes alone in its request. ``settings.images_per_request``
+    overrides the rule (``benchmarks/bench_batching.py`` measures it).
     """
     if fixed_batch is not None:
         return fixed_batch
+    if settings.images_per_request is not None:
+        return settings.images_per_request
     if device == "CPU":
-        return 1
+        return 2 if amx else 1
     return settings.batch_max_frames
 
 
@@ -79,7 +99,7 @@ class _Job:
     variant: Variant
     request: Any
     slots: list[int]
-    geometries: list[LetterboxGeometry]
+    placements: list[Placement]
 
 
 @dataclass(slots=True)
@@ -98,7 +118,9 @@ class OpenVinoYolo:
             raise DetectorError(f"model {source.spec!r} is not an OpenVINO export")
         self.settings = settings
         self._device = openvino_device(settings.device)
-        self._model = OpenVinoModel(source.path, self._device)
+        self._model = OpenVinoModel(
+            source.path, self._device, max_shapes=MAX_COMPILED_SHAPES + settings.crop_max_shapes
+        )
         info = self._model.info
         self._decode_settings = DecodeSettings(
             confidence=settings.confidence,
@@ -110,10 +132,15 @@ class OpenVinoYolo:
         size = stride_multiple(settings.image_size_px, info.stride)
         self._target = info.fixed_input or (size, size)
         self._minimum_rectangle = info.fixed_input is None and not info.square_static
-        self._batch = images_per_request(info.fixed_batch, self._device, settings)
+        self._batch = images_per_request(
+            info.fixed_batch, self._device, settings, amx=cpu_has_amx_int8()
+        )
         self._inflight_limit = settings.inflight_requests
         self._timeout_ms = max(1, round(settings.inference_timeout_s * 1000))
         self._geometries: dict[tuple[int, int], LetterboxGeometry] = {}
+        self._crop_step = stride_multiple(settings.crop_step_px, info.stride)
+        self._shapes = ShapeSet(settings.crop_max_shapes, info.stride)
+        self._placements: dict[tuple[int, int, PixelBox], Placement] = {}
         self._closed = False
         self._name = f"yolo {source.display_name} (openvino {self._device})"
         logger.info(
@@ -148,17 +175,68 @@ class OpenVinoYolo:
             self._geometries[key] = found
         return found
 
-    def detect(self, images: Sequence[Image]) -> list[Detections]:
-        """One :class:`Detections` per image, boxes in that image's pixels."""
-        return [found for _, found in self.detect_stream(images, _same)]
+    def placement(self, height_px: int, width_px: int, region: PixelBox | None) -> Placement:
+        """Where an image of this size goes in the model input, cropped to ``region``.
+
+        The whole frame's letterbox when ``region`` is None, when its window would cover
+        most of the whole-frame input anyway, or when no input shape is left for it (see
+        :class:`detectors.crop.ShapeSet`); otherwise a :class:`detectors.crop.CropWindow`.
+        """
+        whole = self.geometry(height_px, width_px)
+        if region is None or self._model.info.fixed_input is not None:
+            return whole
+        key = (height_px, width_px, region)
+        found = self._placements.get(key)
+        if found is None:
+            if len(self._placements) >= MAX_PLACEMENTS:
+                self._placements.clear()
+            found = whole
+            window = plan_window(
+                whole, region, margin_px=self.settings.crop_margin_px, step_px=self._crop_step
+            )
+            if window is not None and _worth_cropping(window):
+                fitted = self._shapes.fit(window)
+                if fitted is not None and _worth_cropping(fitted):
+                    found = fitted
+            self._placements[key] = found
+        return found
+
+    def detect(self, images: Sequence[Image], regions: Regions | None = None) -> list[Detections]:
+        """One :class:`Detections` per image, boxes in that image's pixels.
+
+        With ``regions`` each image is cropped to a window around its region (see
+        :meth:`placement`). Images of one input size are submitted next to each other, so
+        that they can share requests.
+        """
+        if regions is not None and len(regions) != len(images):
+            raise DetectorError(f"{len(images)} images but {len(regions)} regions")
+
+        def shape(index: int) -> tuple[int, int]:
+            image = images[index]
+            if image.ndim < 2:
+                return (0, 0)
+            region = None if regions is None else regions[index]
+            return self.placement(int(image.shape[0]), int(image.shape[1]), region).input_shape
+
+        order = sorted(range(len(images)), key=shape)
+        found = self.detect_stream(
+            order, images.__getitem__, None if regions is None else regions.__getitem__
+        )
+        results: list[Detections] = [Detections.empty()] * len(images)
+        for index, detections in found:
+            results[index] = detections
+        return results
 
     def detect_stream(
-        self, items: Iterable[T], image_of: Callable[[T], Image]
+        self,
+        items: Iterable[T],
+        image_of: Callable[[T], Image],
+        region_of: RegionOf[T] | None = None,
     ) -> Generator[tuple[T, Detections], None, None]:
         """Yield ``(item, detections)`` in input order, keeping several requests in flight."""
         if self._closed:
             raise DetectorError(f"detector {self._name} is closed")
-        return self._stream(items, image_of)
+        return self._stream(items, image_of, region_of)
 
     def close(self) -> None:
         """Release the compiled model; idempotent."""
@@ -167,13 +245,13 @@ class OpenVinoYolo:
             self._model.close()
 
     def _stream(
-        self, items: Iterable[T], image_of: Callable[[T], Image]
+        self, items: Iterable[T], image_of: Callable[[T], Image], region_of: RegionOf[T] | None
     ) -> Generator[tuple[T, Detections], None, None]:
         pending: deque[_Chunk[T]] = deque()
         running = 0
         try:
             for chunk_items in batched(items, self._batch):
-                chunk = self._submit(chunk_items, image_of)
+                chunk = self._submit(chunk_items, image_of, region_of)
                 pending.append(chunk)
                 running += len(chunk.jobs)
                 while pending and running >= self._limit(chunk):
@@ -192,9 +270,11 @@ class OpenVinoYolo:
             logger.debug("%s keeps %d requests in flight", self._name, self._inflight_limit)
         return self._inflight_limit
 
-    def _submit(self, chunk_items: list[T], image_of: Callable[[T], Image]) -> _Chunk[T]:
+    def _submit(
+        self, chunk_items: list[T], image_of: Callable[[T], Image], region_of: RegionOf[T] | None
+    ) -> _Chunk[T]:
         chunk = _Chunk(chunk_items)
-        groups: dict[tuple[int, int], list[tuple[int, Image, LetterboxGeometry]]] = {}
+        groups: dict[tuple[int, int], list[tuple[int, Image, Placement]]] = {}
         for slot, item in enumerate(chunk_items):
             image = image_of(item)
             if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -202,8 +282,9 @@ class OpenVinoYolo:
                 raise DetectorError(
                     f"image must be HxWx3 uint8 BGR, got shape {image.shape} dtype {image.dtype}"
                 )
-            geometry = self.geometry(int(image.shape[0]), int(image.shape[1]))
-            groups.setdefault(geometry.input_shape, []).append((slot, image, geometry))
+            region = None if region_of is None else region_of(item)
+            placement = self.placement(int(image.shape[0]), int(image.shape[1]), region)
+            groups.setdefault(placement.input_shape, []).append((slot, image, placement))
         try:
             for (height, width), members in groups.items():
                 for part in batched(members, self._batch):
@@ -213,16 +294,14 @@ class OpenVinoYolo:
             raise
         return chunk
 
-    def _start(
-        self, part: list[tuple[int, Image, LetterboxGeometry]], height: int, width: int
-    ) -> _Job:
+    def _start(self, part: list[tuple[int, Image, Placement]], height: int, width: int) -> _Job:
         size = self._model.info.fixed_batch or len(part)
         variant = self._model.variant(size, height, width)
         request = self._model.acquire(variant)
         try:
             tensor = request.get_input_tensor(0).data
-            for k, (_, image, geometry) in enumerate(part):
-                letterbox_into(image, geometry, tensor[k])
+            for k, (_, image, placement) in enumerate(part):
+                placement.fill(image, tensor[k])
             if len(part) < size:
                 tensor[len(part) :] = PAD_VALUE
             request.start_async()
@@ -253,10 +332,10 @@ class OpenVinoYolo:
                 self._wait(job)
                 try:
                     output = job.request.get_output_tensor(0).data
-                    for k, (slot, geometry) in enumerate(
-                        zip(job.slots, job.geometries, strict=True)
+                    for k, (slot, placement) in enumerate(
+                        zip(job.slots, job.placements, strict=True)
                     ):
-                        results[slot] = self._decode(output[k], self._decode_settings, geometry)
+                        results[slot] = self._decode(output[k], self._decode_settings, placement)
                 finally:
                     self._model.release(job.variant, job.request)
         except BaseException:
@@ -277,7 +356,3 @@ class OpenVinoYolo:
             if finished:
                 self._model.release(job.variant, job.request)
         chunk.jobs.clear()
-
-
-def _same(image: Image) -> Image:
-    return image

@@ -20,7 +20,7 @@ from atcs.errors import DetectorError
 from atcs.types import Detections, FloatArray, IntArray
 
 from .classes import ClassMap
-from .letterbox import LetterboxGeometry, boxes_to_image
+from .letterbox import Placement
 
 CLASS_OFFSET_PX = 7680.0
 """Shift per class index that separates classes in class-aware NMS (ultralytics ``max_wh``)."""
@@ -68,7 +68,7 @@ def nms(boxes: FloatArray, scores: FloatArray, iou_threshold: float) -> IntArray
 
 
 def decode(
-    raw: npt.NDArray[np.float32], settings: DecodeSettings, geometry: LetterboxGeometry
+    raw: npt.NDArray[np.float32], settings: DecodeSettings, placement: Placement
 ) -> Detections:
     """Decode one image's raw ``(4 + classes, candidates)`` model output into Detections."""
     lookup = settings.class_map.lookup
@@ -100,7 +100,7 @@ def decode(
     shifted = xyxy + (model_class.astype(np.float32) * np.float32(CLASS_OFFSET_PX))[:, None]
     keep = nms(shifted, confidence, settings.nms_iou)[: settings.max_detections]
     kept = xyxy[keep]
-    boxes_to_image(kept, geometry)
+    placement.boxes_to_image(kept)
     return Detections(
         xyxy=kept,
         confidence=confidence[keep],
@@ -109,7 +109,7 @@ def decode(
 
 
 def decode_end_to_end(
-    raw: npt.NDArray[np.float32], settings: DecodeSettings, geometry: LetterboxGeometry
+    raw: npt.NDArray[np.float32], settings: DecodeSettings, placement: Placement
 ) -> Detections:
     """Decode one image's NMS-free ``(boxes, 6)`` model output into Detections.
 
@@ -126,7 +126,7 @@ def decode_end_to_end(
     keep[keep] = lookup[model_class[keep]] >= 0
     rows = np.flatnonzero(keep)[: settings.max_detections]
     xyxy = raw[rows, :4].astype(np.float32, copy=True)
-    boxes_to_image(xyxy, geometry)
+    placement.boxes_to_image(xyxy)
     return Detections(
         xyxy=xyxy,
         confidence=confidence[rows],

@@ -37,7 +37,15 @@ class YoloSettings:
     see :func:`detectors.openvino_yolo.images_per_request`). ``max_detections``: most boxes
     per image. ``inflight_requests``: inference requests kept in flight by the OpenVINO
     engine (None: what OpenVINO recommends for the device, plus one).
+    ``images_per_request``: images of one input size per OpenVINO request (None: the
+    measured rule of :func:`detectors.openvino_yolo.images_per_request`; set by
+    ``benchmarks/bench_batching.py`` to compare).
     ``inference_timeout_s``: longest wait for one inference before it is an error.
+    ``crop_margin_px``: context kept around a measured region when the detector crops to it,
+    in model-input pixels; ``crop_step_px``: crop windows snap to this grid (a multiple of
+    the model stride), so that cameras share input shapes; ``crop_max_shapes``: most
+    distinct crop input shapes (each is a compiled model, about 80 MB); see
+    :mod:`detectors.crop`.
     """
 
     model: str
@@ -50,7 +58,11 @@ class YoloSettings:
     max_detections: int = 300
     engine: Engine = Engine.AUTO
     inflight_requests: int | None = None
+    images_per_request: int | None = None
     inference_timeout_s: float = 60.0
+    crop_margin_px: int = 32
+    crop_step_px: int = 32
+    crop_max_shapes: int = 6
 
     def __post_init__(self) -> None:
         problems = []
@@ -68,8 +80,18 @@ class YoloSettings:
             problems.append(f"max_detections must be at least 1, got {self.max_detections}")
         if self.inflight_requests is not None and self.inflight_requests < 1:
             problems.append(f"inflight_requests must be at least 1, got {self.inflight_requests}")
+        if self.images_per_request is not None and not 1 <= self.images_per_request <= 64:
+            problems.append(f"images_per_request must be in 1..64, got {self.images_per_request}")
         if self.inference_timeout_s <= 0:
             problems.append(f"inference_timeout_s must be positive, got {self.inference_timeout_s}")
+        if not 0 <= self.crop_margin_px <= 1024:
+            problems.append(f"crop_margin_px must be in 0..1024, got {self.crop_margin_px}")
+        if not 32 <= self.crop_step_px <= 1024 or self.crop_step_px % 32:
+            problems.append(
+                f"crop_step_px must be a multiple of 32 in 32..1024, got {self.crop_step_px}"
+            )
+        if not 0 <= self.crop_max_shapes <= 32:
+            problems.append(f"crop_max_shapes must be in 0..32, got {self.crop_max_shapes}")
         if problems:
             raise DetectorError("invalid detector settings: " + "; ".join(problems))
 

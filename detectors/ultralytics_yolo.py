@@ -19,7 +19,7 @@ import numpy as np
 from atcs.errors import DetectorError
 from atcs.types import Detections, Image
 
-from .base import batched, stream_in_batches
+from .base import RegionOf, Regions, batched, stream_in_batches
 from .classes import ClassMap
 from .model_files import MODEL_HINT, ModelKind, ModelSource, short_error
 from .settings import YoloSettings
@@ -122,8 +122,11 @@ class UltralyticsYolo:
             )
         return found
 
-    def detect(self, images: Sequence[Image]) -> list[Detections]:
-        """One :class:`Detections` per image, boxes in that image's pixels."""
+    def detect(self, images: Sequence[Image], regions: Regions | None = None) -> list[Detections]:
+        """One :class:`Detections` per image, boxes in that image's pixels.
+
+        ``regions`` is ignored: ultralytics detects on whole images.
+        """
         if self._closed:
             raise DetectorError(f"detector {self._name} is closed")
         results: list[Detections | None] = [None] * len(images)
@@ -145,10 +148,15 @@ class UltralyticsYolo:
         return [Detections.empty() if r is None else r for r in results]
 
     def detect_stream(
-        self, items: Iterable[T], image_of: Callable[[T], Image]
+        self,
+        items: Iterable[T],
+        image_of: Callable[[T], Image],
+        region_of: RegionOf[T] | None = None,
     ) -> Generator[tuple[T, Detections], None, None]:
         """Yield ``(item, detections)`` in order, ``batch_max_frames`` items per call."""
-        return stream_in_batches(self.detect, items, image_of, self.settings.batch_max_frames)
+        return stream_in_batches(
+            self.detect, items, image_of, self.settings.batch_max_frames, region_of
+        )
 
     def close(self) -> None:
         """Drop the model; idempotent."""

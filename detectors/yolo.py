@@ -24,7 +24,10 @@ from typing import TypeVar
 from atcs.errors import DetectorError
 from atcs.types import Detections, Image
 
+from .base import RegionOf, Regions
 from .classes import ClassMap
+from .crop import PixelBox
+from .letterbox import Placement
 from .model_files import ModelKind, ModelSource, resolve_model
 from .openvino_yolo import OpenVinoYolo
 from .settings import Engine, YoloSettings
@@ -77,18 +80,35 @@ class YoloDetector:
         """Which model classes are kept and the vehicle class each one maps to."""
         return self._impl.class_map
 
-    def detect(self, images: Sequence[Image]) -> list[Detections]:
-        """One :class:`Detections` per image (HxWx3 uint8 BGR), boxes in its own pixels."""
-        return self._impl.detect(images)
+    def placement(self, height_px: int, width_px: int, region: PixelBox | None) -> Placement | None:
+        """Where an image of this size cropped to ``region`` goes in the model input.
+
+        A :class:`detectors.crop.CropWindow` when the image is cropped, its whole-frame
+        letterbox when not; None for the ultralytics engine (whole images, its own letterbox).
+        """
+        if isinstance(self._impl, OpenVinoYolo):
+            return self._impl.placement(height_px, width_px, region)
+        return None
+
+    def detect(self, images: Sequence[Image], regions: Regions | None = None) -> list[Detections]:
+        """One :class:`Detections` per image (HxWx3 uint8 BGR), boxes in its own pixels.
+
+        ``regions``: see :meth:`detectors.base.Detector.detect` (the OpenVINO runner crops
+        to them; the ultralytics engine detects on whole images).
+        """
+        return self._impl.detect(images, regions)
 
     def detect_stream(
-        self, items: Iterable[T], image_of: Callable[[T], Image]
+        self,
+        items: Iterable[T],
+        image_of: Callable[[T], Image],
+        region_of: RegionOf[T] | None = None,
     ) -> Generator[tuple[T, Detections], None, None]:
         """Yield ``(item, detections)`` for every item, in order, with inferences in flight.
 
         At most about ``batch_max_frames x (requests in flight)`` items are held at once.
         """
-        return self._impl.detect_stream(items, image_of)
+        return self._impl.detect_stream(items, image_of, region_of)
 
     def close(self) -> None:
         """Release the model; idempotent."""

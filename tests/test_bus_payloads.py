@@ -116,6 +116,11 @@ def test_camera_status_plan_and_engine_status_round_trip() -> None:
     cam = s.camera_status()
     got_cam = decode_camera_status(encode_camera_status(SiteId("demo"), cam, META), "cam-1")
     assert got_cam.record == cam
+    assert "decode_mode" not in json.loads(encode_camera_status(SiteId("demo"), cam, META))
+    decoding = dataclasses.replace(cam, decode_mode="keyframes", gop_s=1.001)
+    payload = encode_camera_status(SiteId("demo"), decoding, META)
+    assert json.loads(payload)["decode_mode"] == "keyframes"
+    assert decode_camera_status(payload, "cam-1").record == decoding
     plan = s.plan()
     got_plan = decode_timing_plan(encode_timing_plan(SiteId("demo"), plan, META), "ix-1")
     assert got_plan.record == plan

@@ -17,8 +17,9 @@ from ultralytics.utils import ops as ul_ops
 
 from atcs.errors import DetectorError
 from atcs.types import Detections, Image, VehicleClass
-from detectors.base import batched, stream_in_batches
+from detectors.base import Regions, batched, stream_in_batches
 from detectors.classes import ClassMap
+from detectors.crop import PixelBox
 from detectors.letterbox import boxes_to_image, letterbox_geometry, letterbox_into
 from detectors.model_files import ModelKind, resolve_model, short_error
 from detectors.openvino_model import cpu_has_amx_int8, ultralytics_runs_static
@@ -260,14 +261,22 @@ def test_openvino_device_names_and_batching_policy() -> None:
     assert images_per_request(None, "CPU", settings) == 1
     assert images_per_request(None, "GPU", settings) == 6
     assert images_per_request(2, "CPU", settings) == 2
+    assert images_per_request(None, "CPU", settings, amx=True) == 2
+    forced = YoloSettings(model="m", images_per_request=3)
+    assert images_per_request(None, "CPU", forced, amx=True) == 3
+    assert images_per_request(2, "CPU", forced) == 2  # a fixed-batch export takes its batch
+    with pytest.raises(DetectorError, match="images_per_request"):
+        YoloSettings(model="m", images_per_request=0)
 
 
 def test_batched_and_stream_in_batches_keep_order() -> None:
     assert list(batched(range(7), 3)) == [[0, 1, 2], [3, 4, 5], [6]]
     calls: list[int] = []
+    seen_regions: list[Regions | None] = []
 
-    def fake_detect(images: Sequence[Image]) -> list[Detections]:
+    def fake_detect(images: Sequence[Image], regions: Regions | None) -> list[Detections]:
         calls.append(len(images))
+        seen_regions.append(regions)
         return [_marker(int(image[0, 0, 0])) for image in images]
 
     items = [(i, np.full((2, 2, 3), i, np.uint8)) for i in range(5)]
@@ -275,6 +284,10 @@ def test_batched_and_stream_in_batches_keep_order() -> None:
     assert [item[0] for item, _ in out] == [0, 1, 2, 3, 4]
     assert [float(found.confidence[0]) for _, found in out] == [0, 1, 2, 3, 4]
     assert calls == [2, 2, 1]
+    assert seen_regions == [None, None, None]
+    box = PixelBox(0.0, 0.0, 1.0, 1.0)
+    list(stream_in_batches(fake_detect, items, lambda item: item[1], 2, lambda _: box))
+    assert seen_regions[3:] == [[box, box], [box, box], [box]]
 
 
 def _marker(value: int) -> Detections:

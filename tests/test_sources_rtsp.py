@@ -2,9 +2,9 @@
 
 Debian's ``rtsp-server-perl`` (RTSP::Server) relays what a publisher announces; Debian's
 ``ffmpeg`` publishes a real clip to it in real time, looping. The server speaks RTP over
-UDP only, so the reader is told ``rtsp_transport;udp`` through OpenCV's documented
-``OPENCV_FFMPEG_CAPTURE_OPTIONS`` (OpenCV's default prefers TCP). ffmpeg's own RTSP
-"listen" mode only receives streams, so it cannot serve one.
+UDP only, so the cameras set ``stream_options = {rtsp_transport = "udp"}`` (the engine's
+default is TCP). ffmpeg's own RTSP "listen" mode only receives streams, so it cannot serve
+one.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from atcs.sources import CameraReader, SourceKind
 from atcs.types import CameraState, CameraStatus
 from tests.support.net import free_port, port_open
 from tests.support.process import stop_process
+from tests.support.reencode import reencode
 from tests.support.wait import poll
 
 CLIP = "tjunction_pole_cars_truck.mp4"  # H.264, 800x600, 20 fps
@@ -113,23 +114,24 @@ class RtspServer:
 
 
 @pytest.fixture
-def rtsp_server(
-    media_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[RtspServer]:
-    monkeypatch.setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;udp")
+def rtsp_server(media_dir: Path, tmp_path: Path) -> Iterator[RtspServer]:
     server = RtspServer(media_dir / CLIP, tmp_path).start()
     yield server
     server.stop()
 
 
-def _camera(source: str) -> CameraConfig:
-    return CameraConfig(
-        id="cam-rtsp",
-        source=source,
-        sample_fps=4.0,
-        stall_timeout_s=2.0,
-        reconnect_initial_s=0.25,
-        reconnect_max_s=1.0,
+def _camera(source: str, **extra: object) -> CameraConfig:
+    return CameraConfig.model_validate(
+        {
+            "id": "cam-rtsp",
+            "source": source,
+            "sample_fps": 4.0,
+            "stream_options": {"rtsp_transport": "udp"},  # the server speaks RTP over UDP only
+            "stall_timeout_s": 2.0,
+            "reconnect_initial_s": 0.25,
+            "reconnect_max_s": 1.0,
+            **extra,
+        }
     )
 
 
@@ -187,3 +189,36 @@ def test_unreachable_rtsp_camera_reconnects_with_a_clear_status() -> None:
     finally:
         reader.stop()
         assert reader.join(10.0)
+
+
+@pytest.fixture
+def rtsp_gop_1s(media_dir: Path, tmp_path: Path) -> Iterator[RtspServer]:
+    """The same clip re-encoded with a keyframe every second (20 frames), published."""
+    clip = reencode(media_dir / CLIP, tmp_path / "gop20.mp4", gop_frames=20)
+    server = RtspServer(clip, tmp_path).start()
+    yield server
+    server.stop()
+
+
+def test_rtsp_camera_sampled_once_per_gop_decodes_keyframes_only(
+    rtsp_gop_1s: RtspServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="atcs")
+    reader = CameraReader(_camera(rtsp_gop_1s.url(), sample_fps=1.0), queue_size=8)
+    reader.start()
+    try:
+        assert poll(lambda: reader.stats().frames_delivered >= 4, 20.0), reader.status()
+        status = reader.status()
+        assert status.decode_mode == "keyframes"
+        assert status.gop_s == pytest.approx(1.0, abs=0.05)
+        # every packet is read (the frame rate and the stall watchdog see 20 frames/s) ...
+        assert 12.0 <= status.fps <= 28.0, status
+        frames = [reader.get(timeout_s=5.0) for _ in range(3)]
+    finally:
+        reader.stop()
+        assert reader.join(10.0)
+    # ... and one keyframe per second is decoded and handed out
+    stats = reader.stats()
+    assert stats.frames_received > 10 * stats.frames_delivered
+    assert all(f is not None and f.image.shape == (600, 800, 3) for f in frames)
+    assert "decoding keyframes only" in caplog.text

@@ -164,6 +164,10 @@ def encode_camera_status(site_id: SiteId, status: CameraStatus, meta: MessageMet
         "last_frame_at": None if status.last_frame_at is None else iso_utc(status.last_frame_at),
         "detail": status.detail[:1000],
     }
+    if status.decode_mode is not None:
+        doc["decode_mode"] = status.decode_mode
+    if status.gop_s is not None:
+        doc["gop_s"] = status.gop_s
     return dump(with_meta(doc, meta))
 
 
@@ -182,6 +186,8 @@ def _camera_record(doc: dict[str, Any]) -> CameraStatus:
         fps=float(doc["fps"]),
         last_frame_at=opt_time(doc["last_frame_at"]),
         detail=str(doc["detail"]),
+        decode_mode=doc.get("decode_mode"),
+        gop_s=opt_float(doc.get("gop_s")),
     )
 
 

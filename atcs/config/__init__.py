@@ -14,6 +14,7 @@ from atcs.config._base import PathText, StrictModel
 from atcs.config.bus import MqttConfig
 from atcs.config.control import IntersectionConfig
 from atcs.config.core import (
+    COUNTING_SAMPLE_FPS,
     AnalysisConfig,
     CameraConfig,
     DetectorConfig,
@@ -199,4 +200,22 @@ def geometry_warnings(cfg: AtcsConfig) -> list[str]:
     for cam in cfg.cameras:
         if cfg.segments and not cfg.segments_of(cam.id):
             warnings.append(f"cameras[{cam.id}]: no segment; frames are read but not analysed")
+        warnings += _rate_warnings(cfg, cam)
     return warnings
+
+
+def _rate_warnings(cfg: AtcsConfig, cam: CameraConfig) -> list[str]:
+    """Warn of a sampling rate too low for what a camera measures (counts need 5 fps)."""
+    if cam.sample_fps >= COUNTING_SAMPLE_FPS:
+        return []
+    if cam.profile == "counting":
+        return [
+            f"cameras[{cam.id}]: a counting camera sampled at {cam.sample_fps:g} frames/s; "
+            f"line counts need {COUNTING_SAMPLE_FPS:g} or more"
+        ]
+    if cfg.lines_of(cam.id):
+        return [
+            f"cameras[{cam.id}]: counting lines on a camera sampled at {cam.sample_fps:g} "
+            f'frames/s; set profile = "counting" (5 frames/s) for reliable counts'
+        ]
+    return []

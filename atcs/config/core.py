@@ -27,6 +27,8 @@ Identifier = Annotated[
     ),
 ]
 SourceKind = Literal["auto", "file", "folder", "rtsp", "mjpeg", "snapshot"]
+COUNTING_SAMPLE_FPS = 5.0
+"""Default sampling rate of a counting camera, frames/s (tracks need 5 to 10)."""
 
 
 class SiteConfig(StrictModel):
@@ -66,12 +68,31 @@ class DetectorConfig(StrictModel):
         description="Vehicle classes to keep: car, motorcycle, bus, truck, bicycle.",
     )
     batch_max_frames: int = Field(
-        default=4, ge=1, le=64, description="Most frames (across cameras) in one inference call."
+        default=16,
+        ge=1,
+        le=64,
+        description=(
+            "Most frames (across cameras) taken for the detector at once; the OpenVINO CPU "
+            "engine streams them, pairing frames of one input size (see docs/detection.md)."
+        ),
     )
     device: str = Field(
         default="cpu",
         pattern=r"^[A-Za-z0-9:,._-]{1,32}$",
         description="Inference device: cpu, cuda:0, ...",
+    )
+    crop: bool = Field(
+        default=True,
+        description=(
+            "Run the model only on the part of each frame around the camera's segments and "
+            "counting lines, at the whole frame's scale (OpenVINO engine; see docs/detection.md)."
+        ),
+    )
+    crop_margin_px: int = Field(
+        default=32,
+        ge=0,
+        le=640,
+        description="Context kept around the segments and lines when cropping, model-input px.",
     )
 
     @field_validator("classes")
@@ -224,8 +245,38 @@ class CameraConfig(StrictModel):
     kind: SourceKind = Field(
         default="auto", description="Source kind; auto guesses from the URL or path."
     )
+    profile: Literal["density", "counting"] = Field(
+        default="density",
+        description=(
+            "density: a low sampling rate (default 1 frame/s), keyframes decoded where the "
+            "GOP allows, served after counting cameras when the node is short of CPU; "
+            "counting: 5-10 frames/s (default 5) for tracks and line counts, every frame "
+            "decoded, served first."
+        ),
+    )
     sample_fps: float = Field(
-        default=2.0, gt=0.0, le=60.0, description="Frames per second analysed from this camera."
+        default=1.0,
+        gt=0.0,
+        le=60.0,
+        description=(
+            "Frames per second analysed from this camera (default: 1 for density cameras, "
+            "5 for counting cameras)."
+        ),
+    )
+    decode: Literal["auto", "keyframes", "full"] = Field(
+        default="auto",
+        description=(
+            "auto: decode keyframes only while the stream's GOP fits the sampling period, "
+            "every frame otherwise; keyframes: keyframes only (the rate drops to the keyframe "
+            "rate); full: every frame. Video files and RTSP streams only."
+        ),
+    )
+    stream_options: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            'FFmpeg options for a video file or stream, e.g. {rtsp_transport = "udp"} '
+            "(RTSP defaults to tcp)."
+        ),
     )
     realtime: bool = Field(
         default=True, description="Play recorded files at their own frame rate, as a live feed."
@@ -253,6 +304,14 @@ class CameraConfig(StrictModel):
         default=None,
         description="Where the camera stands, [latitude, longitude] in degrees (city map).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rate_from_profile(cls, data: object) -> object:
+        if isinstance(data, dict) and "sample_fps" not in data:
+            rate = COUNTING_SAMPLE_FPS if data.get("profile") == "counting" else 1.0
+            return {**data, "sample_fps": rate}
+        return data
 
     @model_validator(mode="after")
     def _delays(self) -> CameraConfig:

@@ -13,6 +13,7 @@ Credentials in source URLs never reach a log line or a status: see :func:`redact
 
 from __future__ import annotations
 
+from atcs.sources.av_grabber import AvGrabber, DecodeMode
 from atcs.sources.frame_queue import FrameQueue
 from atcs.sources.grabber import CorruptFrameError, StalledError
 from atcs.sources.group import CameraGroup
@@ -28,10 +29,12 @@ from atcs.sources.redact import redact_text, redact_url
 from atcs.sources.status import Backoff, ReaderStats, StatusCallback
 
 __all__ = [
+    "AvGrabber",
     "Backoff",
     "CameraGroup",
     "CameraReader",
     "CorruptFrameError",
+    "DecodeMode",
     "FootageSampler",
     "FrameQueue",
     "ReaderStats",

@@ -37,7 +37,7 @@ class CameraGroup:
         self._cond = threading.Condition()
         self.readers: dict[CameraId, CameraReader] = {}
         self._inactive: dict[CameraId, CameraStatus] = {}
-        self._order: list[CameraId] = []
+        self._order: list[CameraId] = []  # counting cameras first: they are served first
         self._next = 0
         for cam in cameras:
             cam_id = CameraId(cam.id)
@@ -63,6 +63,8 @@ class CameraGroup:
                 continue
             self.readers[cam_id] = reader
             self._order.append(cam_id)
+        self._counting = sum(1 for c in self._order if self.readers[c].camera.profile == "counting")
+        self._order.sort(key=lambda c: self.readers[c].camera.profile != "counting")
 
     def start(self) -> None:
         """Start every reader."""
@@ -97,24 +99,33 @@ class CameraGroup:
     def next_batch(self, max_frames: int, timeout_s: float) -> list[Frame]:
         """Up to ``max_frames`` waiting frames, one per camera per round, cameras in turn.
 
-        Waits up to ``timeout_s`` (s) for the first frame; returns [] on timeout or stop.
+        Counting cameras' frames are taken before density cameras' (the CPU budget serves
+        them first); within each profile the cameras take turns. Waits up to
+        ``timeout_s`` (s) for the first frame; returns [] on timeout or stop.
         """
         if not self._order or max_frames < 1:
             return []
         with self._cond:
             self._cond.wait_for(lambda: self.stop_event.is_set() or self._ready(), timeout_s)
             batch: list[Frame] = []
-            n = len(self._order)
-            progress = True
-            while len(batch) < max_frames and progress:
-                progress = False
-                for i in range(n):
-                    if len(batch) >= max_frames:
-                        break
-                    cam_id = self._order[(self._next + i) % n]
-                    frame = self.readers[cam_id].queue.get_nowait()
-                    if frame is not None:
-                        batch.append(frame)
-                        progress = True
-                self._next = (self._next + 1) % n
+            counting, density = self._order[: self._counting], self._order[self._counting :]
+            for group in (counting, density):
+                self._take_turns(group, max_frames, batch)
+            self._next = (self._next + 1) % len(self._order)
             return batch
+
+    def _take_turns(self, group: list[CameraId], max_frames: int, batch: list[Frame]) -> None:
+        n = len(group)
+        progress = True
+        rounds = 0
+        while len(batch) < max_frames and progress and n:
+            progress = False
+            for i in range(n):
+                if len(batch) >= max_frames:
+                    break
+                cam_id = group[(self._next + rounds + i) % n]
+                frame = self.readers[cam_id].queue.get_nowait()
+                if frame is not None:
+                    batch.append(frame)
+                    progress = True
+            rounds += 1

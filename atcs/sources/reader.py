@@ -15,12 +15,13 @@ import logging
 import threading
 import time
 import traceback
+from collections.abc import Callable, Mapping
 
 from atcs.config import CameraConfig
 from atcs.errors import SourceError
+from atcs.sources.av_grabber import GOP_SLACK, AvGrabber, DecodeMode, DecodePolicy
 from atcs.sources.frame_queue import FrameQueue
 from atcs.sources.grabber import (
-    CaptureGrabber,
     CorruptFrameError,
     FolderGrabber,
     Grabber,
@@ -39,14 +40,29 @@ DEFAULT_QUEUE_SIZE = 2
 
 
 def make_grabber(
-    source: str, kind: SourceKind, *, timeout_s: float, folder_fps: float = 1.0
+    source: str,
+    kind: SourceKind,
+    *,
+    timeout_s: float,
+    folder_fps: float = 1.0,
+    decode: DecodePolicy = "full",
+    max_gop_s: float = 1.0,
+    options: Mapping[str, str] | None = None,
+    on_skip: Callable[[], None] | None = None,
 ) -> Grabber:
-    """Make a grabber for ``source`` of ``kind``; ``timeout_s`` bounds network reads (s)."""
+    """Make a grabber for ``source`` of ``kind``; ``timeout_s`` bounds network reads (s).
+
+    Video files and streams are read by :class:`AvGrabber` with the ``decode`` policy,
+    ``max_gop_s``, FFmpeg ``options`` and ``on_skip`` hook described there.
+    """
     if kind is SourceKind.FOLDER:
         return FolderGrabber(source, folder_fps)
     if kind in (SourceKind.MJPEG, SourceKind.SNAPSHOT):
         return HttpGrabber(source, kind, timeout_s=timeout_s)
-    return CaptureGrabber(source, kind, timeout_s=timeout_s)
+    return AvGrabber(
+        source, kind, timeout_s=timeout_s, policy=decode, max_gop_s=max_gop_s,
+        options=options, on_skip=on_skip,
+    )  # fmt: skip
 
 
 class _Outcome(enum.Enum):
@@ -89,6 +105,9 @@ class CameraReader:
         self.stop_event = stop_event if stop_event is not None else threading.Event()
         self._tracker = StatusTracker(self.camera_id, camera.stall_timeout_s, on_status)
         self._finished = threading.Event()
+        self._decode_logged: DecodeMode | None = None
+        self._wall_sampler: _Sampler | None = None
+        self._cpu_s = 0.0
         self._seq = 0
         self._thread = threading.Thread(
             target=self._run, name=f"atcs-camera-{camera.id}", daemon=True
@@ -153,6 +172,7 @@ class CameraReader:
             frames_dropped=self.queue.dropped,
             frames_corrupt=t.frames_corrupt,
             reconnects=t.reconnects,
+            cpu_s=self._cpu_s,
         )
 
     # -- the thread -------------------------------------------------------------------
@@ -191,8 +211,10 @@ class CameraReader:
         cfg = self.camera
         try:
             grabber = make_grabber(
-                cfg.source, self.kind, timeout_s=cfg.stall_timeout_s, folder_fps=cfg.sample_fps
-            )
+                cfg.source, self.kind, timeout_s=cfg.stall_timeout_s, folder_fps=cfg.sample_fps,
+                decode=cfg.decode, max_gop_s=GOP_SLACK / cfg.sample_fps,
+                options=cfg.stream_options, on_skip=self._skipped,
+            )  # fmt: skip
             grabber.open()
         except SourceError as exc:
             return _Outcome.FAILED, str(exc)
@@ -228,7 +250,10 @@ class CameraReader:
         period_s = 1.0 / cfg.sample_fps
         stall_s = max(cfg.stall_timeout_s, 2.0 * period_s) if snapshot else cfg.stall_timeout_s
         self._tracker.stall_timeout_s = stall_s
-        sampler = _Sampler(period_s, by_footage=recording and not cfg.realtime)
+        by_footage = recording and not cfg.realtime
+        sampler = _Sampler(period_s, by_footage=by_footage)
+        if not by_footage:  # wall-clock sampling goes on across reconnects and loops
+            sampler = self._wall_sampler = self._wall_sampler or sampler
         pacer = _Pacer(self.stop_event) if recording and cfg.realtime else None
         last_grab = last_decoded = time.monotonic()
         decoded = 0
@@ -240,13 +265,17 @@ class CameraReader:
             if not got:
                 if recording and decoded == 0:  # do not spin on a broken recording
                     return _Outcome.FAILED, "no decodable frame in the recording"
+                if pacer is not None and isinstance(grabber, AvGrabber):
+                    pacer.wait(grabber.end_s)  # packets after the last keyframe were not paced
                 return self._end_of_source(recording, now - last_grab, stall_s)
             last_grab = now
+            self._cpu_s = time.thread_time()
             self._tracker.frame_grabbed(now)
+            keyframes = self._watch_decode(grabber)
             offset = grabber.offset_s
             if pacer is not None and pacer.wait(offset):
                 break
-            if not sampler.take(time.monotonic(), offset):
+            if not sampler.take(time.monotonic(), offset, early_s=period_s / 4 if keyframes else 0):
                 continue
             try:
                 image = grabber.retrieve()
@@ -262,6 +291,37 @@ class CameraReader:
             if not self._deliver(Frame(self.camera_id, self._seq, utc_now(), image, offset)):
                 break
         return _Outcome.STOPPED, "stopped"
+
+    def _skipped(self) -> None:
+        """Count a packet read and dropped undecoded (keyframe mode): the stream is alive."""
+        self._tracker.frame_grabbed(time.monotonic())
+
+    def _watch_decode(self, grabber: Grabber) -> bool:
+        """Report which frames ``grabber`` decodes, log a change; True at a keyframe."""
+        if not isinstance(grabber, AvGrabber):
+            return False
+        mode, gop_s = grabber.mode, grabber.gop_s
+        self._tracker.set_decode(mode.value, gop_s)
+        if mode is not self._decode_logged:
+            self._decode_logged = mode
+            period_s = 1.0 / self.camera.sample_fps
+            gop = f"{gop_s:.2f} s" if gop_s is not None else "not measured yet"
+            if gop_s is None and mode is DecodeMode.FULL:
+                gop = f"no keyframe within {grabber.max_gop_s:.2f} s"
+            if mode is DecodeMode.KEYFRAMES:
+                logger.info(
+                    "camera %s: decoding keyframes only (GOP %s, sampled every %.3g s)",
+                    self.camera_id, gop, period_s,
+                )  # fmt: skip
+            elif grabber.policy == "full":
+                logger.info("camera %s: decoding every frame (decode = full)", self.camera_id)
+            else:
+                logger.warning(
+                    "camera %s: decoding every frame: its GOP (%s) is longer than the %.3g s "
+                    "sampling period allows; set the camera's GOP to 1-2 s (docs/cameras.md)",
+                    self.camera_id, gop, period_s,
+                )  # fmt: skip
+        return grabber.at_keyframe
 
     def _end_of_source(self, recording: bool, gap_s: float, stall_s: float) -> tuple[_Outcome, str]:
         if recording:
@@ -297,15 +357,19 @@ class _Sampler:
         wait_s = self.next_due - time.monotonic()
         return wait_s > 0 and stop.wait(wait_s)
 
-    def take(self, now: float, offset_s: float | None) -> bool:
-        """Tell whether the frame grabbed at ``now`` (at ``offset_s`` in footage) is due."""
+    def take(self, now: float, offset_s: float | None, early_s: float = 0.0) -> bool:
+        """Tell whether the frame grabbed at ``now`` (at ``offset_s`` in footage) is due.
+
+        ``early_s`` (s): a frame this much ahead of time is taken (keyframes come once per
+        GOP: one a hair early must not wait a whole GOP for the next).
+        """
         if self.by_footage:
             media_s = 0.0 if offset_s is None else offset_s
-            if media_s + 1e-9 < self.next_offset_s:
+            if media_s + early_s + 1e-9 < self.next_offset_s:
                 return False
             self.next_offset_s += self.period_s
             return True
-        if now < self.next_due:
+        if now + early_s < self.next_due:
             return False
         self.next_due += self.period_s
         if self.next_due < now - self.period_s:

@@ -64,6 +64,8 @@ class ReaderStats:
     frames_dropped: int
     frames_corrupt: int
     reconnects: int
+    cpu_s: float = 0.0
+    """CPU time of the camera's thread so far (reading, decoding, conversion), s."""
 
 
 class StatusTracker:
@@ -96,6 +98,8 @@ class StatusTracker:
         self.frames_corrupt = 0
         self.reconnects = 0
         self._corrupt_logged = False
+        self._decode_mode: str | None = None
+        self._gop_s: float | None = None
 
     @property
     def state(self) -> CameraState:
@@ -118,6 +122,12 @@ class StatusTracker:
             streaming = self._state is CameraState.STREAMING
         if not streaming:
             self.set_state(CameraState.STREAMING, "frames arriving")
+
+    def set_decode(self, mode: str | None, gop_s: float | None) -> None:
+        """Record which frames are decoded (``keyframes`` / ``full``) and the GOP (s)."""
+        with self._lock:
+            self._decode_mode = mode
+            self._gop_s = None if gop_s is None else round(gop_s, 3)
 
     def count_reconnect(self) -> None:
         """Count one reconnect attempt."""
@@ -175,6 +185,7 @@ class StatusTracker:
                 self._times.popleft()
             times = list(self._times)
             last_at = self._last_frame_at
+            decode_mode, gop_s = self._decode_mode, self._gop_s
         age = None if last_mono is None else now_mono - last_mono
         if state is CameraState.STREAMING and age is not None and age > self.stall_timeout_s:
             state, detail = CameraState.STALLED, f"no frame for {age:.1f} s"
@@ -187,6 +198,8 @@ class StatusTracker:
             fps=round(fps, 2),
             last_frame_at=last_at,
             detail=detail,
+            decode_mode=decode_mode,
+            gop_s=gop_s,
         )
 
 

@@ -127,6 +127,10 @@ def camera_point(site_id: SiteId, status: CameraStatus, at: datetime) -> Point:
         fields["since_last_frame_s"] = max(0.0, (at - status.last_frame_at).total_seconds())
     if status.detail:
         fields["detail"] = status.detail
+    if status.decode_mode is not None:
+        fields["decode_mode"] = status.decode_mode
+    if status.gop_s is not None:
+        fields["gop_s"] = float(status.gop_s)
     return Point(
         measurement=CAMERA_HEALTH,
         time=at,

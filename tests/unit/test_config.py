@@ -127,9 +127,23 @@ def test_geometry_outside_the_image_is_an_error(tmp_path: Path) -> None:
     ]
 
 
+def test_sampling_rates_too_low_for_counts_warn(tmp_path: Path) -> None:
+    assert geometry_warnings(load_config(write(tmp_path, MINIMAL))) == [
+        'cameras[cam]: counting lines on a camera sampled at 1 frames/s; set profile = "counting"'
+        " (5 frames/s) for reliable counts",
+    ]
+    counting = MINIMAL.replace('source = "clip.mp4"', 'source = "clip.mp4"\nprofile = "counting"')
+    assert geometry_warnings(load_config(write(tmp_path, counting))) == []
+    slow = counting.replace('profile = "counting"', 'profile = "counting"\nsample_fps = 2.0')
+    assert geometry_warnings(load_config(write(tmp_path, slow))) == [
+        "cameras[cam]: a counting camera sampled at 2 frames/s; line counts need 5 or more"
+    ]
+
+
 def test_camera_without_segment_warns(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, MINIMAL + '\n[[cameras]]\nid = "idle"\nsource = "b.mp4"\n'))
-    assert geometry_warnings(cfg) == ["cameras[idle]: no segment; frames are read but not analysed"]
+    assert "cameras[idle]: no segment; frames are read but not analysed" in geometry_warnings(cfg)
+    assert not [w for w in geometry_warnings(cfg) if w.startswith("cameras[idle]: counting")]
 
 
 def test_pcu_factors_follow_pkji(repo_dir: Path) -> None:

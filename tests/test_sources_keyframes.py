@@ -1,0 +1,161 @@
+"""Decode only what is analysed: keyframes of real clips, and the fall back to every frame.
+
+The shared clips are re-encoded with the FFmpeg command-line tool (libx264) with chosen
+keyframes; ``ffprobe`` gives the keyframes' true timestamps independently of PyAV.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from atcs.config import CameraConfig
+from atcs.sources import AvGrabber, CameraReader, DecodeMode, SourceKind
+from atcs.types import Frame
+from tests.support.reencode import keyframe_times_s, reencode
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def gop_1s(media_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Pontianak (1280x720, 29.97 fps, B-frames) with a keyframe every 30 frames."""
+    out = tmp_path_factory.mktemp("gop1") / "pontianak_gop30.mp4"
+    return reencode(media_dir / "pontianak_motorcycles.mp4", out, gop_frames=30)
+
+
+@pytest.fixture(scope="module")
+def gop_shortens(media_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Beijing (30 fps) with keyframes at 0 s and 3 s, then every second."""
+    out = tmp_path_factory.mktemp("gopvar") / "beijing_keys.mp4"
+    return reencode(
+        media_dir / "intersection_beijing_overpass.mp4", out, keyframes_at_s=(0, 3, 4, 5, 6, 7, 8)
+    )
+
+
+def _every_frame(clip: Path) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(clip))
+    frames = []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        frames.append(image)
+    capture.release()
+    return frames
+
+
+def test_keyframe_decoding_yields_the_keyframes_at_their_true_timestamps(gop_1s: Path) -> None:
+    truth = keyframe_times_s(gop_1s)
+    assert len(truth) == 8  # 226 frames, one keyframe per 30
+    grabber = AvGrabber(str(gop_1s), SourceKind.FILE, policy="auto", max_gop_s=1.1)
+    grabber.open()
+    times, images = [], []
+    try:
+        while grabber.grab():
+            times.append(grabber.offset_s)
+            images.append(grabber.retrieve())
+    finally:
+        grabber.close()
+    assert times == pytest.approx(truth, abs=1e-6)
+    assert grabber.mode is DecodeMode.KEYFRAMES
+    assert grabber.mode_changes == 0
+    assert grabber.gop_s == pytest.approx(30 * 167 / 5015, abs=1e-6)  # 30 frames at 29.97
+    # each keyframe decoded on its own is the very frame a full decode gives at that time
+    every = _every_frame(gop_1s)
+    fps = 5015 / 167
+    for at_s, image in zip(times, images, strict=True):
+        assert at_s is not None
+        assert np.array_equal(image, every[round(at_s * fps)])
+
+
+def _read(camera: CameraConfig) -> tuple[list[Frame], CameraReader]:
+    reader = CameraReader(camera, queue_size=4)
+    reader.start()
+    frames = []
+    while (frame := reader.get(timeout_s=10.0)) is not None:
+        frames.append(frame)
+    assert reader.join(10.0)
+    return frames, reader
+
+
+def _camera(source: Path, **extra: object) -> CameraConfig:
+    return CameraConfig.model_validate(
+        {"id": "cam-k", "source": str(source), "realtime": False, "loop": False, **extra}
+    )
+
+
+def test_a_camera_sampled_once_per_gop_decodes_keyframes_only(
+    gop_1s: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="atcs")
+    frames, reader = _read(_camera(gop_1s, sample_fps=1.0))
+    assert [f.offset_s for f in frames] == pytest.approx(keyframe_times_s(gop_1s), abs=1e-6)
+    status = reader.status()
+    assert status.decode_mode == "keyframes"
+    assert status.gop_s == pytest.approx(1.0, abs=0.01)
+    assert reader.stats().frames_received == 226  # every packet read, only 8 decoded
+    assert "decoding keyframes only" in caplog.text
+
+
+def test_a_long_gop_falls_back_to_full_decoding_and_says_so(
+    media_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="atcs")
+    clip = media_dir / "pontianak_motorcycles.mp4"  # keyframes at 0 s and 4.995 s
+    frames, reader = _read(_camera(clip, sample_fps=1.0))
+    # still one frame per second of footage: every frame is decoded instead
+    offsets = [f.offset_s for f in frames]
+    assert len(offsets) == 8
+    for k, offset in enumerate(offsets):
+        assert offset == pytest.approx(k, abs=1 / 29.97 + 1e-6)
+    status = reader.status()
+    assert status.decode_mode == "full"
+    assert status.gop_s == pytest.approx(4.995, abs=0.01)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(
+        "decoding every frame" in r.getMessage() and "GOP" in r.getMessage() for r in warnings
+    )
+
+
+def test_forced_keyframes_on_a_long_gop_sample_at_the_keyframe_rate(media_dir: Path) -> None:
+    clip = media_dir / "pontianak_motorcycles.mp4"
+    frames, reader = _read(_camera(clip, sample_fps=1.0, decode="keyframes"))
+    assert [f.offset_s for f in frames] == pytest.approx([0.0, 4.995], abs=1e-3)
+    assert reader.status().decode_mode == "keyframes"
+
+
+def test_full_decoding_is_kept_when_asked(gop_1s: Path) -> None:
+    frames, reader = _read(_camera(gop_1s, sample_fps=1.0, decode="full"))
+    assert len(frames) == 8
+    assert reader.status().decode_mode == "full"
+
+
+def test_auto_goes_back_to_keyframes_once_the_gop_fits(
+    gop_shortens: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="atcs")
+    assert keyframe_times_s(gop_shortens) == pytest.approx([0, 3, 4, 5, 6, 7, 8])
+    grabber = AvGrabber(str(gop_shortens), SourceKind.FILE, policy="auto", max_gop_s=1.1)
+    grabber.open()
+    modes: list[tuple[float, DecodeMode]] = []
+    try:
+        while grabber.grab():
+            at_s = grabber.offset_s
+            assert at_s is not None
+            grabber.retrieve()
+            if not modes or modes[-1][1] is not grabber.mode:
+                modes.append((at_s, grabber.mode))
+    finally:
+        grabber.close()
+    # keyframes, every frame from the long first GOP on, keyframes again after two 1-s GOPs
+    assert [m for _, m in modes] == [DecodeMode.KEYFRAMES, DecodeMode.FULL, DecodeMode.KEYFRAMES]
+    assert 4.9 < modes[2][0] <= 5.0  # the frames decoded before the keyframe at 5 s, then it
+    frames, reader = _read(_camera(gop_shortens, sample_fps=1.0))
+    assert [f.offset_s for f in frames] == pytest.approx([0, 1, 2, 3, 4, 5, 6, 7, 8], abs=0.04)
+    assert reader.status().decode_mode == "keyframes"
+    assert "decoding every frame" in caplog.text
