@@ -10,8 +10,10 @@ import pytest
 
 from atcs.errors import DataError
 from atcs.types import Detections, VehicleClass
-from benchmarks.accuracy import Scorer, average_precision
+from benchmarks.accuracy import ClassScore, Scorer, average_precision
+from benchmarks.bench_accuracy import far_field, meets_targets
 from benchmarks.labelled_frames import LabelledBox, LabelledFrame, load_labels
+from detectors.crop import PixelBox
 
 CAR, MOTO = VehicleClass.CAR, VehicleClass.MOTORCYCLE
 
@@ -93,3 +95,19 @@ def test_a_broken_label_file_is_one_clear_error(tmp_path: Path) -> None:
     bad.write_text(json.dumps(doc), encoding="utf-8")
     with pytest.raises(DataError, match="unknown category 1"):
         load_labels(bad)
+
+
+def test_far_field_is_the_upper_half_of_the_measured_region() -> None:
+    far = far_field(PixelBox(0.0, 100.0, 960.0, 540.0), 960, 540)
+    assert (far.x0, far.y0, far.x1, far.y1) == (0.0, 100.0, 960.0, 320.0)
+    whole = far_field(None, 1280, 720)
+    assert (whole.y0, whole.y1) == (0.0, 360.0)
+
+
+def test_targets_need_every_labelled_class() -> None:
+    good_moto = ClassScore(MOTO, labelled=10, found=9, false=1, ap50=0.9)
+    poor_car = ClassScore(CAR, labelled=20, found=18, false=0, ap50=0.9)  # recall 0.90 < 0.95
+    unlabelled_car = ClassScore(CAR, labelled=0, found=0, false=3, ap50=float("nan"))
+    assert meets_targets([good_moto, unlabelled_car])
+    assert not meets_targets([good_moto, poor_car])
+    assert not meets_targets([ClassScore(MOTO, labelled=10, found=9, false=2, ap50=0.9)])
