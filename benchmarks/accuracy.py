@@ -15,8 +15,9 @@ half its area on one), and labelled boxes of the class whose anchor lies outside
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 import numpy.typing as npt
@@ -75,6 +76,8 @@ class ClassTally:
     labelled: int = 0
     confidences: list[float] = field(default_factory=list)
     hits: list[bool] = field(default_factory=list)
+    sizes: list[tuple[float, float]] = field(default_factory=list)
+    """Per labelled box in scope: (height in image px, confidence of its match or 0)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,11 +130,13 @@ class Scorer:
                 share = _intersection(xyxy, crowd).max(axis=1) / np.maximum(area, 1e-9)
                 on_crowd = share >= IGNORE_SHARE
             taken = np.zeros(len(truth), bool)
+            matched = np.zeros(len(truth))
             for k in range(len(xyxy)):
                 row = np.where(taken, -1.0, ious[k]) if len(truth) else ious[k]
                 best = int(np.argmax(row)) if len(truth) else -1
                 if best >= 0 and row[best] >= MATCH_IOU:
                     taken[best] = True
+                    matched[best] = conf[k]
                     if in_scope[best]:
                         tally.confidences.append(float(conf[k]))
                         tally.hits.append(True)
@@ -140,6 +145,21 @@ class Scorer:
                     continue
                 tally.confidences.append(float(conf[k]))
                 tally.hits.append(False)
+            heights = truth[:, 3] - truth[:, 1]
+            tally.sizes += [
+                (float(heights[n]), float(matched[n])) for n in np.flatnonzero(in_scope)
+            ]
+
+    def recall_by_height(
+        self, threshold: float, edges: Sequence[float]
+    ) -> list[tuple[float, float, int, int]]:
+        """Per height bin [lo, hi) in image px, all classes: (lo, hi, labelled, found)."""
+        sizes = [size for tally in self.tallies.values() for size in tally.sizes]
+        out = []
+        for lo, hi in pairwise(edges):
+            inside = [conf for height, conf in sizes if lo <= height < hi]
+            out.append((lo, hi, len(inside), sum(conf >= threshold for conf in inside)))
+        return out
 
     def scores(self, threshold: float) -> list[ClassScore]:
         """Per class: hits and false alarms at confidence >= ``threshold``, and AP50."""

@@ -63,6 +63,9 @@ TARGETS = {
 }
 """Recall and precision each must reach this inside the segments (the issue's targets)."""
 
+HEIGHT_EDGES_PX = (0.0, 16.0, 24.0, 32.0, 48.0, 64.0, 1e9)
+"""Bins of labelled box height (image px) for the recall-by-size table."""
+
 Frames = list[tuple[LabelledFrame, Image]]
 Run = Callable[[Frames], list[Detections]]
 
@@ -166,6 +169,7 @@ class Result:
     cpu_ms: float
     in_segments: list[ClassScore]
     whole: list[ClassScore]
+    by_height: list[tuple[float, float, int, int]]
 
 
 def measure(run: Run, frames: Frames, cameras: dict[str, Camera], rounds: int) -> Result:
@@ -182,7 +186,12 @@ def measure(run: Run, frames: Frames, cameras: dict[str, Camera], rounds: int) -
     for (frame, _), detections in zip(frames, found, strict=True):
         segments.add(frame, detections, cameras[frame.clip].scope)
         whole.add(frame, detections)
-    return Result(statistics.median(cpu), segments.scores(THRESHOLD), whole.scores(THRESHOLD))
+    return Result(
+        statistics.median(cpu),
+        segments.scores(THRESHOLD),
+        whole.scores(THRESHOLD),
+        segments.recall_by_height(THRESHOLD, HEIGHT_EDGES_PX),
+    )
 
 
 def _cell(score: ClassScore) -> str:
@@ -214,6 +223,22 @@ def print_table(title: str, results: dict[str, Result], pick: str, base: str) ->
         cells = " | ".join(_cell(s) for s in getattr(result, pick) if s.vehicle_class in classes)
         ratio = result.cpu_ms / results[base].cpu_ms
         print(f"| {name} | {result.cpu_ms:.0f} | {ratio:.2f} | {cells} |")
+
+
+def print_by_height(results: dict[str, Result]) -> None:
+    """Print recall inside the segments by labelled box height, all classes, all clips."""
+    bins = next(iter(results.values())).by_height
+    names = [f"{lo:.0f}-{hi:.0f} px" if hi < 1e8 else f">= {lo:.0f} px" for lo, hi, _, _ in bins]
+    print("\nAll clips, inside the segments: recall by labelled box height (image px)\n")
+    print(
+        "| configuration | "
+        + " | ".join(f"{n} (n={b[2]})" for n, b in zip(names, bins, strict=True))
+        + " |"
+    )
+    print("| --- |" + " ---: |" * len(bins))
+    for name, result in results.items():
+        cells = " | ".join(f"{f / n:.2f}" if n else "-" for _, _, n, f in result.by_height)
+        print(f"| {name} | {cells} |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -252,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
             clip_results[clip][name] = measure(run, per_clip[clip], cameras, args.rounds)
         results[name] = measure(run, frames, cameras, 1)
         cpu = sum(clip_results[c][name].cpu_ms * len(per_clip[c]) for c in clips) / len(frames)
-        results[name] = Result(cpu, results[name].in_segments, results[name].whole)
+        first = results[name]
+        results[name] = Result(cpu, first.in_segments, first.whole, first.by_height)
     print(
         f"{len(frames)} labelled frames of {len(clips)} clips; P / R at confidence "
         f"{THRESHOLD}, AP50 from {LOW_CONFIDENCE}; CPU: median of {args.rounds} rounds"
@@ -261,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table("All clips, whole frame", results, "whole", "naive-640")
     for clip in clips:
         print_table(f"{clip}, inside the segments", clip_results[clip], "in_segments", "naive-640")
+    print_by_height(results)
     print("\nCheapest configuration reaching the targets inside the segments, per clip:")
     for clip in clips:
         runs = clip_results[clip].items()

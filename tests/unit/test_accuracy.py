@@ -54,6 +54,9 @@ def test_hits_false_alarms_and_unscored_boxes() -> None:
     assert car.ap50 == pytest.approx(1.0)  # the car is the only car detection, below 0.25
     # precision 1, 1/2, 1/3 at recall 1/2: AP = 1/2
     assert moto.ap50 == pytest.approx(0.5)
+    # three scored boxes 40 px tall; the car's match (0.2) is below the threshold
+    assert scorer.recall_by_height(0.25, [0, 32, 64]) == [(0, 32, 0, 0), (32, 64, 3, 1)]
+    assert scorer.recall_by_height(0.1, [0, 32, 64])[1] == (32, 64, 3, 2)
 
 
 def test_scope_keeps_only_anchors_inside() -> None:
