@@ -1,4 +1,4 @@
-"""The detector worker: the latest frames of the cameras, detected in batches."""
+"""The detector worker: the latest frames of the cameras, streamed through the detector."""
 
 from __future__ import annotations
 
@@ -6,18 +6,28 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 
 from atcs.crop_check import CameraCrops
 from atcs.sources import CameraGroup
-from atcs.types import Detections, Frame
-from detectors.base import Detector
+from atcs.types import Detections, Frame, Image
+from detectors.base import CroppingDetector, Detector
+from detectors.crop import PixelBox
 
 log = logging.getLogger(__name__)
 
+FOLLOW_S = 0.05
+"""How long the stream waits for a next frame before collecting what is in flight, s."""
+
 
 class DetectorWorker(threading.Thread):
-    """Takes the latest frames of the cameras, detects in one batch, queues the results."""
+    """Takes the latest frames of the cameras, detects them, queues the results.
+
+    ``busy_s``: wall time spent detecting (waits for the next frame left out), s.
+    """
 
     def __init__(
         self,
@@ -41,13 +51,15 @@ class DetectorWorker(threading.Thread):
         self.failures = 0
         self.busy_s = 0.0
         self.cpu_s = 0.0
+        self._waited_s = 0.0
+        self._mark = 0.0
         self._lock = threading.Lock()
-        self._in_flight: dict[str, datetime] = {}
+        self._in_flight: dict[str, deque[datetime]] = {}
 
     def in_flight(self) -> dict[str, datetime]:
         """Capture time (UTC) of the oldest frame per camera taken but not yet queued."""
         with self._lock:
-            return dict(self._in_flight)
+            return {camera: times[0] for camera, times in self._in_flight.items() if times}
 
     def _put(self, item: tuple[Frame, Detections]) -> None:
         while True:
@@ -61,46 +73,111 @@ class DetectorWorker(threading.Thread):
                 except queue.Empty:
                     pass
 
-    def _detect(self, frames: list[Frame]) -> list[Detections]:
-        """Detect in ``frames``, cropped where accepted; check the crops still undecided."""
-        crops = self._crops
-        images = [f.image for f in frames]
-        if crops is None:
-            return self._detector.detect(images)
-        results = self._detector.detect(images, [crops.region(f) for f in frames])
-        checks = [(f, found, box) for f, found in zip(frames, results, strict=True)
-                  if (box := crops.to_check(f)) is not None]  # fmt: skip
-        if checks:
-            cropped = self._detector.detect(
-                [f.image for f, _, _ in checks], [box for _, _, box in checks]
-            )
-            for (frame, whole, _), crop in zip(checks, cropped, strict=True):
-                crops.check(frame, whole, crop)
-        return results
+    def _taken(self, frames: list[Frame]) -> None:
+        with self._lock:
+            for f in frames:
+                self._in_flight.setdefault(f.camera_id, deque()).append(f.captured_at)
+
+    def _items(self, first: list[Frame]) -> Iterator[_Item]:
+        """Yield the frames to detect while the cameras keep giving them without a pause.
+
+        Each frame is one item (in its camera's accepted crop, or whole); a frame of a
+        camera whose crop check is running is a second item right after it, in the crop.
+        The stream ends once no frame has come for ``FOLLOW_S``: the requests still in
+        flight are then collected and the worker waits for the next frame.
+        """
+        frames = first
+        while frames:
+            self._taken(frames)
+            for frame in sorted(frames, key=self._input_shape):
+                crops = self._crops
+                yield _Item(frame, None if crops is None else crops.region(frame), False)
+                box = None if crops is None else crops.to_check(frame)
+                if box is not None:
+                    yield _Item(frame, box, True)
+            if self._stop_event.is_set():
+                return
+            waited = time.perf_counter()
+            frames = self._cameras.next_batch(self._batch, timeout_s=FOLLOW_S)
+            self._waited_s += time.perf_counter() - waited
+
+    def _input_shape(self, frame: Frame) -> tuple[int, int]:
+        """Return the model input size ``frame`` is detected at, (h, w) px.
+
+        Frames of one size can share a request, so a batch is handed over sorted by it.
+        """
+        detector, crops = self._detector, self._crops
+        if crops is None or not isinstance(detector, CroppingDetector):
+            return (0, 0)
+        placement = detector.placement(frame.height_px, frame.width_px, crops.region(frame))
+        return (0, 0) if placement is None else placement.input_shape
+
+    def _count_busy(self) -> None:
+        """Add the wall time since the last count, less the waits for frames, to ``busy_s``."""
+        now = time.perf_counter()
+        self.busy_s += max(0.0, now - self._mark - self._waited_s)
+        self._mark, self._waited_s = now, 0.0
+        self.cpu_s = time.thread_time()
+
+    def _done(self, item: _Item, found: Detections, whole: list[Detections]) -> None:
+        if item.check:
+            if self._crops is not None and whole:
+                self._crops.check(item.frame, whole[0], found)
+            return
+        self.frames += 1
+        self._count_busy()
+        self._put((item.frame, found))
+        with self._lock:
+            times = self._in_flight.get(item.frame.camera_id)
+            if times:
+                times.popleft()
+                if not times:
+                    del self._in_flight[item.frame.camera_id]
+        whole[:] = [found]
 
     def run(self) -> None:
-        """Detect until the stop event is set; failures are logged and retried."""
+        """Detect until the stop event is set; failures are logged and retried.
+
+        Frames are streamed through the detector (``detect_stream``): while the cameras
+        keep giving frames, several inference requests stay in flight across the camera
+        group's batches instead of draining after each one.
+        """
         while not self._stop_event.is_set():
-            frames = self._cameras.next_batch(self._batch, timeout_s=0.5)
-            if not frames:
+            first = self._cameras.next_batch(self._batch, timeout_s=0.5)
+            if not first:
                 continue
-            with self._lock:
-                for f in frames:
-                    old = self._in_flight.get(f.camera_id)
-                    if old is None or f.captured_at < old:
-                        self._in_flight[f.camera_id] = f.captured_at
-            started = time.perf_counter()
+            self._mark = time.perf_counter()
+            self._waited_s = 0.0
+            whole: list[Detections] = []  # the last frame's own detections, for its check
             try:
-                results = self._detect(frames)
+                stream = self._detector.detect_stream(self._items(first), _image_of, _region_of)
+                for item, found in stream:
+                    self._done(item, found, whole)
             except Exception as exc:  # the thread's loop boundary: log, pause, go on
                 self.failures += 1
-                log.error("detector failed on %d frame(s): %s", len(frames), exc)
-                results = []
+                log.error("detector failed: %s", exc)
                 self._stop_event.wait(1.0)
-            self.busy_s += time.perf_counter() - started
-            self.cpu_s = time.thread_time()
-            for frame, detections in zip(frames, results, strict=False):
-                self.frames += 1
-                self._put((frame, detections))
+            self._count_busy()
             with self._lock:
                 self._in_flight.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """One detection to run.
+
+    A frame, the region it is detected in (None: whole), and whether it is the cropped
+    second detection of a crop check.
+    """
+
+    frame: Frame
+    region: PixelBox | None
+    check: bool
+
+
+def _image_of(item: _Item) -> Image:
+    return item.frame.image
+
+
+def _region_of(item: _Item) -> PixelBox | None:
+    return item.region

@@ -143,7 +143,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     add("--warmup-s", type=float, default=8.0, help="unmeasured seconds after the start")
     add("--window-s", type=float, default=5.0, help="metrics window, s")
     add("--image-size", type=int, default=640, help="detector input size, px")
-    add("--batch", type=int, default=4, help="detector batch_max_frames")
+    add("--batch", type=int, default=16, help="detector batch_max_frames")
     add("--queue-size", type=int, default=2, help="service.frame_queue_size")
     add("--grace-s", type=float, default=2.0, help="engine window_grace_s")
     add("--model", default=DEFAULT_MODEL, help="model path (ATCS_MODEL)")

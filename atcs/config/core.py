@@ -67,7 +67,13 @@ class DetectorConfig(StrictModel):
         description="Vehicle classes to keep: car, motorcycle, bus, truck, bicycle.",
     )
     batch_max_frames: int = Field(
-        default=4, ge=1, le=64, description="Most frames (across cameras) in one inference call."
+        default=16,
+        ge=1,
+        le=64,
+        description=(
+            "Most frames (across cameras) taken for the detector at once; the OpenVINO CPU "
+            "engine streams them, pairing frames of one input size (see docs/detection.md)."
+        ),
     )
     device: str = Field(
         default="cpu",
