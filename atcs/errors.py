@@ -14,7 +14,8 @@
     │   └── SpoolFullError   the on-disk spool reached its size bound
     ├── ControlError         a timing plan or control request is invalid
     │   └── SafetyError      a plan breaks the safety envelope and cannot be repaired
-    └── SimulationError      the traffic simulator cannot run a scenario
+    ├── SimulationError      the traffic simulator cannot run a scenario
+    └── AlarmError           an alarm request is invalid (unknown alarm, already acknowledged)
 """
 
 from __future__ import annotations
@@ -79,3 +80,7 @@ class SafetyError(ControlError):
 
 class SimulationError(AtcsError):
     """The traffic simulator cannot run a scenario."""
+
+
+class AlarmError(AtcsError):
+    """An alarm request is invalid: unknown alarm, already acknowledged, empty comment."""

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 
+from atcs.alarms import AlarmOutput, AlarmService
 from atcs.budget import BudgetMonitor
 from atcs.config import AtcsConfig, geometry_warnings
 from atcs.control import ControlLoop
@@ -127,6 +128,8 @@ class Engine:
         self.budget = BudgetMonitor(
             enabled, cfg.service.cpu_budget_cores, cfg.service.budget_every_s
         )
+        self.alarms: AlarmService | None = None
+        """The engine's alarms (set by :func:`build_engine`; also one of the sinks)."""
 
     def stats(self) -> EngineStats:
         """Counters for health pages and metrics (safe from any thread)."""
@@ -367,7 +370,7 @@ def _install_signal_handlers(engine: Engine) -> None:
 
 
 def build_engine(cfg: AtcsConfig) -> Engine:
-    """Build the engine of ``cfg``: its sinks, plus signal control when intersections are set."""
+    """Build the engine of ``cfg``: sinks, alarms, signal control and dashboard as configured."""
     from atcs.bus import MqttBus
     from atcs.outputs import build_outputs
 
@@ -382,14 +385,17 @@ def build_engine(cfg: AtcsConfig) -> Engine:
         outputs.bus.on_ack(control.on_ack)
         outputs.bus.on_override(control.on_override)
     listeners = [control.on_metrics] if control is not None else []
+    alarm_outputs = [s for s in outputs.sinks if isinstance(s, AlarmOutput)]
+    alarms = AlarmService(cfg, alarm_outputs, control=control)
     engine = Engine(
         cfg,
-        sinks=outputs.sinks,
+        sinks=[*outputs.sinks, alarms],
         listeners=listeners,
         control=control,
         movement_listeners=outputs.movement_listeners,
-        incident_listeners=outputs.incident_listeners,
+        incident_listeners=[*outputs.incident_listeners, alarms.on_incident_event],
     )
+    engine.alarms = alarms
     audit = None
     if cfg.dashboard is not None:  # dashboard (atcs.web): a sink + frame observer, see docs
         from atcs.web import attach_dashboard

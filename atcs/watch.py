@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
+from zoneinfo import ZoneInfo
 
 from atcs.bus.monitor import BusMonitor, Snapshot
 from atcs.config import load_config
@@ -56,6 +57,8 @@ class View:
     title: str
     color: bool = True
     width: int = 120
+    timezone: str = "UTC"
+    """IANA zone of the clock on top (the site's, from ``--config``)."""
 
 
 def _cell(text: str, width: int, align: str) -> str:
@@ -74,8 +77,9 @@ def render_table(snapshot: Snapshot, now: datetime, view: View) -> list[str]:
     if snapshot.last_error and not snapshot.connected:
         state += f" ({snapshot.last_error})"
     congested = sum(1 for r in snapshot.segments.values() if r.metrics.congested)
+    local = now.astimezone(ZoneInfo(view.timezone))
     head = (
-        f"{view.title}  {now.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC  {state}  "
+        f"{view.title}  {local:%Y-%m-%d %H:%M:%S} {local.tzname()}  {state}  "
         f"segments {len(snapshot.segments)}  congested {congested}  "
         f"messages {snapshot.received}  malformed {snapshot.malformed}"
     )
@@ -116,6 +120,11 @@ def frame(lines: list[str]) -> str:
     return HOME + "".join(f"{line}{CLEAR_LINE}\n" for line in lines) + CLEAR_BELOW
 
 
+def _site_timezone(args: argparse.Namespace) -> str:
+    config_path = getattr(args, "config", None)
+    return "UTC" if config_path is None else load_config(config_path).site.timezone
+
+
 def _mqtt_config(args: argparse.Namespace) -> MqttConfig:
     base = MqttConfig()
     config_path = getattr(args, "config", None)
@@ -144,6 +153,7 @@ def run_watch(args: argparse.Namespace, out: TextIO | None = None) -> int:
     stream = out or sys.stdout
     try:
         cfg = _mqtt_config(args)
+        zone = _site_timezone(args)
         monitor = BusMonitor(cfg)
         monitor.start()
     except (AtcsError, ValueError) as exc:
@@ -152,32 +162,33 @@ def run_watch(args: argparse.Namespace, out: TextIO | None = None) -> int:
     title = f"atcs watch {cfg.host}:{cfg.port} {cfg.prefix}"
     try:
         if getattr(args, "once", False):
-            return _once(monitor, stream, title, float(getattr(args, "wait", 3.0)))
-        return _live(monitor, stream, title)
+            return _once(monitor, stream, title, float(getattr(args, "wait", 3.0)), zone)
+        return _live(monitor, stream, title, zone)
     except KeyboardInterrupt:
         return 0
     finally:
         monitor.close()
 
 
-def _once(monitor: BusMonitor, stream: TextIO, title: str, wait_s: float) -> int:
+def _once(monitor: BusMonitor, stream: TextIO, title: str, wait_s: float, zone: str) -> int:
     connected = monitor.wait_connected(wait_s)
     if connected:
         time.sleep(max(wait_s, 0.0))
-    view = View(title, color=False, width=200)
+    view = View(title, color=False, width=200, timezone=zone)
     stream.write("\n".join(render_table(monitor.snapshot(), datetime.now(UTC), view)) + "\n")
     stream.flush()
     return 0 if connected else 2
 
 
-def _live(monitor: BusMonitor, stream: TextIO, title: str) -> int:
+def _live(monitor: BusMonitor, stream: TextIO, title: str, zone: str) -> int:
     color = stream.isatty()
     if color:
         stream.write(HIDE_CURSOR + HOME + CLEAR_BELOW)
     try:
         while True:
             width = shutil.get_terminal_size((120, 40)).columns
-            lines = render_table(monitor.snapshot(), datetime.now(UTC), View(title, color, width))
+            view = View(title, color, width, timezone=zone)
+            lines = render_table(monitor.snapshot(), datetime.now(UTC), view)
             stream.write(frame(lines) if color else "\n".join(lines) + "\n\n")
             stream.flush()
             time.sleep(1.0)

@@ -24,6 +24,7 @@ ENGINE_SENDS = {
     TopicKind.INCIDENT_EVENT,
     TopicKind.INCIDENT_STATE,
     TopicKind.TRAFFIC_FLOW_OBSERVED,
+    TopicKind.ALARM,
 }
 NOT_RETAINED = {TopicKind.INCIDENT_EVENT}
 EXTERNAL_MODEL = {TopicKind.TRAFFIC_FLOW_OBSERVED}
@@ -57,6 +58,7 @@ def _address(kind: TopicKind) -> str:
         TopicKind.INCIDENT_EVENT: t.incident_events(SegmentId("{segment}")),
         TopicKind.INCIDENT_STATE: t.incident_state(SegmentId("{segment}")),
         TopicKind.TRAFFIC_FLOW_OBSERVED: t.traffic_flow_observed(SegmentId("{segment}")),
+        TopicKind.ALARM: t.alarm("{alarm}"),
     }[kind]
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from atcs.bus import TopicKind, Topics
+from atcs.bus.alarms import decode_alarm
 from atcs.bus.measure_payloads import decode_incident_event, decode_movement_counts
 from atcs.config import AtcsConfig, IncidentsConfig, load_config
 from atcs.incidents import IncidentKind
@@ -258,6 +259,19 @@ flush_interval_s = 0.2
     assert {m.intersection_id for m in matrices} == {"beijing"}
     assert sum(m.total for m in matrices) >= 1
     assert engine.incident_events >= len(events)
+
+    # the room's alarms take the engine's incidents: on the bus and in the alarm list
+    alarms = [
+        decode_alarm(m.payload).record
+        for m in got
+        if Topics().parse(m.topic).kind is TopicKind.ALARM
+    ]
+    raised = {e.alarm.subject for e in alarms if e.alarm.code == "incident.wrong_way"}
+    assert len(raised) >= 3
+    assert all(s.startswith("motorway-southbound~") for s in raised)
+    assert engine.alarms is not None
+    listed = engine.alarms.manager.history(1000) + engine.alarms.manager.current()
+    assert raised <= {a.subject for a in listed}
 
     rows = influxdb.rows("SELECT * FROM incidents GROUP BY *", db)
     assert {r["incident_id"] for r in rows} >= {e.incident.incident_id for e in wrong_way}

@@ -209,12 +209,15 @@ def test_audit_record_as_json_and_as_an_operator_action_point() -> None:
 
 
 def _label_blocks() -> dict[str, set[str]]:
-    text = (STATIC / "i18n.js").read_text()
-    blocks: dict[str, set[str]] = {}
-    for lang in ("en", "id"):
-        body = re.search(rf"^  {lang}: \{{\n(.*?)^  \}},", text, flags=re.MULTILINE | re.DOTALL)
-        assert body is not None, lang
-        blocks[lang] = set(re.findall(r'^\s+"([a-z0-9_.A-Z]+)":', body.group(1), re.MULTILINE))
+    blocks: dict[str, set[str]] = {"en": set(), "id": set()}
+    for name in ("i18n.js", "labels-room.js"):
+        text = (STATIC / name).read_text()
+        for lang in ("en", "id"):
+            body = re.search(rf"^  {lang}: \{{\n(.*?)^  \}},", text, flags=re.MULTILINE | re.DOTALL)
+            assert body is not None, (name, lang)
+            blocks[lang] |= set(
+                re.findall(r'^\s+"([a-z0-9_.A-Z-]+)":', body.group(1), re.MULTILINE)
+            )
     return blocks
 
 

@@ -34,9 +34,10 @@ DROP_ORDER = (
     TopicKind.INCIDENT_STATE,
     TopicKind.INCIDENT_EVENT,
     TopicKind.TIMING_PLAN,
+    TopicKind.ALARM,
 )
 """Which kinds of message are dropped first when the bound is reached (the FIWARE copy of
-a window first, incident events and plans last)."""
+a window first; incident events, plans and alarms last)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
@@ -60,6 +60,9 @@ from atcs.config.measures import FiwareConfig
 from atcs.errors import BusError, DataError
 from atcs.incidents import IncidentEvent
 from atcs.types import CameraStatus, MovementCounts, SegmentMetrics, SiteId, TimingPlan
+
+if TYPE_CHECKING:
+    from atcs.alarms.model import AlarmEvent
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +253,15 @@ class MqttBus:
         if topic is not None:
             enc = functools.partial(encode_timing_plan, self.site_id, plan)
             self._enqueue([NewMessage(TopicKind.TIMING_PLAN, topic, enc)])
+
+    def on_alarm(self, event: AlarmEvent) -> None:
+        """Queue the alarm's state on ``{p}/alarms/{kind}.{subject}/state`` (retained)."""
+        from atcs.bus.alarms import alarm_key, encode_alarm
+
+        topic = self._topic(self.topics.alarm, alarm_key(event))
+        if topic is not None:
+            enc = functools.partial(encode_alarm, event)
+            self._enqueue([NewMessage(TopicKind.ALARM, topic, enc)])
 
     def health(self) -> Mapping[str, float | int | str | bool]:
         """Return connection state, queue sizes and counters (``dropped_*``: what was lost)."""

@@ -14,6 +14,7 @@ topic                                     direction              kind
 ``{p}/incidents/{segment}/state``         engine → all           incident state
 ``{p}/segments/{segment}/traffic-flow-``  engine → all           FIWARE
 ``observed``                                                     TrafficFlowObserved
+``{p}/alarms/{kind}.{subject}/state``     engine → all           alarm
 ========================================  =====================  ==================
 
 ``{p}`` is the configurable prefix (default ``atcs/v1``). Ids are single topic levels:
@@ -46,6 +47,7 @@ class TopicKind(enum.Enum):
     INCIDENT_EVENT = "incident_event"
     INCIDENT_STATE = "incident_state"
     TRAFFIC_FLOW_OBSERVED = "traffic_flow_observed"
+    ALARM = "alarm"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +116,10 @@ class Topics:
         """``{p}/segments/{segment}/traffic-flow-observed``: FIWARE rendering of a window."""
         return f"{self.prefix}/segments/{_level(segment, 'segment id')}/traffic-flow-observed"
 
+    def alarm(self, key: str) -> str:
+        """``{p}/alarms/{kind}.{subject}/state``: the retained state of one alarm key."""
+        return f"{self.prefix}/alarms/{_level(key, 'alarm key')}/state"
+
     # Subscription filters -------------------------------------------------------------
 
     def all_camera_status(self) -> str:
@@ -148,6 +154,10 @@ class Topics:
         """Filter matching every incident state topic."""
         return f"{self.prefix}/incidents/+/state"
 
+    def all_alarms(self) -> str:
+        """Filter matching every alarm topic."""
+        return f"{self.prefix}/alarms/+/state"
+
     def everything(self) -> str:
         """Filter matching every topic under the prefix."""
         return f"{self.prefix}/#"
@@ -176,6 +186,7 @@ _SHAPES: dict[tuple[str, ...], TopicKind] = {
     ("incidents", "*", "events"): TopicKind.INCIDENT_EVENT,
     ("incidents", "*", "state"): TopicKind.INCIDENT_STATE,
     ("segments", "*", "traffic-flow-observed"): TopicKind.TRAFFIC_FLOW_OBSERVED,
+    ("alarms", "*", "state"): TopicKind.ALARM,
 }
 
 

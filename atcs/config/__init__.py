@@ -32,12 +32,14 @@ from atcs.config.measures import (
     ZoneConfig,
     measures_problems,
 )
+from atcs.config.room import AlarmsConfig, MapConfig
 from atcs.config.service import ServiceConfig
 from atcs.config.storage import InfluxConfig
 from atcs.errors import ConfigError
 
 __all__ = [
     "MODEL_ENV",
+    "AlarmsConfig",
     "AnalysisConfig",
     "AtcsConfig",
     "CalibrationConfig",
@@ -49,6 +51,7 @@ __all__ = [
     "InfluxConfig",
     "IntersectionConfig",
     "LineConfig",
+    "MapConfig",
     "MqttConfig",
     "PcuConfig",
     "SegmentConfig",
@@ -107,6 +110,7 @@ class AtcsConfig(StrictModel):
     dashboard: DashboardConfig | None = Field(
         default=None, description="Web dashboard and HTTP API; none: not served."
     )
+    alarms: AlarmsConfig = Field(default_factory=AlarmsConfig)
 
     @model_validator(mode="after")
     def _references(self) -> AtcsConfig:

@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from atcs.config._base import Name, StrictModel, TimeZoneName
 from atcs.config.core import Identifier
+from atcs.config.room import LatLon
 from atcs.types import IntersectionId, PhaseId, SegmentId
 from controllers.limits import MIN_ALL_RED_S, MIN_YELLOW_S, spec_problems
 from controllers.registry import controller_names
@@ -149,6 +150,10 @@ class IntersectionConfig(StrictModel):
         min_length=1,
         max_length=96,
         description="Time-of-day plans: the baseline and what runs when measures are stale.",
+    )
+    location: LatLon | None = Field(
+        default=None,
+        description="Centre of the junction, [latitude, longitude] in degrees (city map).",
     )
 
     @field_validator("controller")

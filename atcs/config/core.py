@@ -16,6 +16,7 @@ from atcs.config._base import (
     StrictModel,
     TimeZoneName,
 )
+from atcs.config.room import LatLon
 from atcs.types import LevelOfService, VehicleClass
 
 Identifier = Annotated[
@@ -299,6 +300,10 @@ class CameraConfig(StrictModel):
     enabled: bool = Field(
         default=True, description="Set false to keep a camera configured but off."
     )
+    location: LatLon | None = Field(
+        default=None,
+        description="Where the camera stands, [latitude, longitude] in degrees (city map).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -356,6 +361,16 @@ class SegmentConfig(StrictModel):
         if self.spillback_point is not None and self.stop_line is None:
             raise ValueError("spillback_point: needs a stop_line (queues are measured from it)")
         return self
+
+    geo_line: list[LatLon] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=500,
+        description=(
+            "The road the segment covers on the city map: [latitude, longitude] points in "
+            "degrees, in the direction of travel (toward the stop line)."
+        ),
+    )
 
 
 class LineConfig(StrictModel):

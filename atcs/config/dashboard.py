@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from atcs.config._base import InsidePath, StrictModel
+from atcs.config.room import MapConfig
 
 SCRYPT_HASH = re.compile(
     r"^scrypt\$(?P<n>[0-9]+)\$(?P<r>[0-9]+)\$(?P<p>[0-9]+)\$"
@@ -225,6 +226,26 @@ class DashboardConfig(StrictModel):
     )
     trend_windows: int = Field(
         default=30, ge=2, le=720, description="Windows kept per segment for its trend."
+    )
+    map: MapConfig = Field(
+        default_factory=MapConfig, description="The city map: basemap tiles and first view."
+    )
+    wall_camera_tiles: int = Field(
+        default=6,
+        ge=1,
+        le=64,
+        description="Camera tiles on one page of the wall's camera grid; more cameras rotate.",
+    )
+    wall_page_s: float = Field(
+        default=12.0,
+        ge=2.0,
+        le=600.0,
+        allow_inf_nan=False,
+        description="Seconds each page of the wall's camera grid is shown.",
+    )
+    alarm_sound: bool = Field(
+        default=True,
+        description="The wall beeps and flashes while an unacknowledged major alarm is active.",
     )
     audit_file: InsidePath = Field(
         default="dashboard/operator-actions.jsonl",

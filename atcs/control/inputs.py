@@ -278,6 +278,24 @@ class MeasureBoard:
                 )
         return out
 
+    def stale_codes(self, now: datetime) -> list[tuple[str, dict[str, str | float | int]]]:
+        """:meth:`stale_reasons` as codes with parameters (for translation)."""
+        out: list[tuple[str, dict[str, str | float | int]]] = []
+        limit_s = self._spec.stale_after_s
+        for seg in self._approach:
+            camera = self.camera_of(seg)
+            history = self._history.get(seg)
+            latest = history[-1] if history else None
+            if camera is not None and camera in self._down:
+                state = self._down[camera].split(" ", 1)[0]
+                out.append(("stale_camera", {"segment": seg, "camera": camera, "state": state}))
+            elif latest is None:
+                out.append(("stale_no_measures", {"segment": seg}))
+            elif _age_s(latest, now) > limit_s:
+                age_s = round(_age_s(latest, now), 1)
+                out.append(("stale_old", {"segment": seg, "age_s": age_s, "limit_s": limit_s}))
+        return out
+
     def measures(self, now: datetime) -> dict[PhaseId, PhaseMeasure]:
         """Measures per phase at ``now``: phases whose approach segments all have fresh data."""
         return phase_measures(

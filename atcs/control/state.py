@@ -84,14 +84,24 @@ class EventKind(enum.Enum):
     INPUTS = "inputs"
 
 
+ReasonParams = Mapping[str, str | float | int]
+"""Values a reason code names (plan ids, seconds, who, why ...)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ControlEvent:
-    """One entry of an intersection's history: when, what, and why (``text``)."""
+    """One entry of an intersection's history: when, what, and why (``text``).
+
+    ``code`` and ``params`` say the same as ``text`` for translation where it is shown
+    (``plan_published`` with ``{"plan": ..., "cycle_s": ...}``); see docs/dashboard.md.
+    """
 
     at: datetime
     kind: EventKind
     text: str
     plan_id: str | None = None
+    code: str = ""
+    params: ReasonParams = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +146,9 @@ class IntersectionState:
     cycle boundary (if any); ``mode`` is the running plan's mode; ``source`` who decides
     next; ``stale`` why the inputs are stale now (empty: fresh); ``last_reason`` the reason
     of the latest decision; ``next_decision_at`` when the next regular decision is due;
-    ``plans`` the recently sent plans (oldest first) and ``history`` the recent events.
+    ``plans`` the recently sent plans (oldest first) and ``history`` the recent events;
+    ``last_reason_code``/``last_reason_params`` and ``stale_codes`` say the same as
+    ``last_reason`` and ``stale`` as codes with parameters (for translation).
     """
 
     intersection_id: IntersectionId
@@ -151,3 +163,6 @@ class IntersectionState:
     next_decision_at: datetime | None
     plans: tuple[PlanStatus, ...]
     history: tuple[ControlEvent, ...]
+    last_reason_code: str = ""
+    last_reason_params: ReasonParams = field(default_factory=dict)
+    stale_codes: tuple[tuple[str, ReasonParams], ...] = ()

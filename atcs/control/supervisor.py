@@ -42,6 +42,7 @@ from atcs.control.state import (
     EventKind,
     IntersectionState,
     PlanState,
+    ReasonParams,
     Source,
 )
 from atcs.control.tracker import PlanTracker
@@ -73,6 +74,26 @@ EVENT_TEXT_MAX_CHARS = 2000
 """Longest control event text kept and logged (it quotes operator and signal texts)."""
 
 _SAME_S = 1e-6
+
+DECISION_WHY = {
+    "no_plan": "no plan is running",
+    "override_released": "override released",
+    "override_applied": "override applied",
+    "inputs_stale": "inputs went stale",
+    "cycle_boundary": "next cycle boundary ahead",
+}
+"""Why a decision is taken now: code and its text in logs and event texts."""
+
+
+def _override_params(active: ActiveOverride) -> dict[str, str | float | int]:
+    params: dict[str, str | float | int] = {
+        "action": active.action.value, "who": active.who, "why": active.why,
+    }  # fmt: skip
+    if active.plan_name is not None:
+        params["plan"] = active.plan_name
+    if active.greens_s and active.plan_name is None:
+        params["greens"] = ", ".join(f"{k}={v:g}" for k, v in active.greens_s.items())
+    return params
 
 
 def same_timings(a: TimingPlan, b: TimingPlan) -> bool:
@@ -131,6 +152,7 @@ class Supervisor:
         self._retry_at: datetime | None = None
         self._stale = False
         self._last_reason = "no decision yet"
+        self._last_code: tuple[str, ReasonParams] = ("no_decision", {})
         self._log = ThrottledLog(log, burst=20, max_keys=len(EventKind))  # per kind a minute
 
     @property
@@ -152,7 +174,10 @@ class Supervisor:
     def on_camera_status(self, status: CameraStatus, now: datetime) -> None:
         """Take a camera's health: a camera that is not streaming makes its segments stale."""
         if self.board.set_camera_status(status):
-            self._event(now, EventKind.INPUTS, f"camera {status.camera_id} {status.state.value}")
+            self._event(
+                now, EventKind.INPUTS, f"camera {status.camera_id} {status.state.value}",
+                code=("camera_state", {"camera": status.camera_id, "state": status.state.value}),
+            )  # fmt: skip
 
     def apply_override(self, override: Override, now: datetime) -> None:
         """Put an operator override in force (or release it); it acts at the next tick.
@@ -162,7 +187,10 @@ class Supervisor:
         try:
             active = accept_override(self.spec, override, self._tracker.running, now)
         except ControlError as exc:
-            self._event(now, EventKind.REJECTED, f"override rejected: {exc}", level=logging.WARNING)
+            self._event(
+                now, EventKind.REJECTED, f"override rejected: {exc}", level=logging.WARNING,
+                code=("override_rejected", {"who": override.who, "error": str(exc)}),
+            )  # fmt: skip
             raise
         if active is None:
             if self._override is None:
@@ -170,35 +198,47 @@ class Supervisor:
                     now,
                     EventKind.OVERRIDE,
                     f"release by {override.who} ({override.why}): no override was in force",
+                    code=("release_nothing", {"who": override.who, "why": override.why}),
                 )
                 return
             text = f"{describe(self._override)} released by {override.who}: {override.why}"
+            code = ("override_released", _override_params(self._override))
+            code[1].update(who=override.who, why=override.why)
             self._override, self._held = None, None
-            self._decide_now = "override released"
+            self._decide_now = "override_released"
         else:
             self._override = active
             self._held = self._tracker.running if active.action is OverrideAction.HOLD else None
             text = f"{describe(active)} in force until released"
-            self._decide_now = f"override {active.action.value} applied"
-        self._event(now, EventKind.OVERRIDE, text, level=logging.WARNING)
+            code = ("override_applied", _override_params(active))
+            self._decide_now = "override_applied"
+        self._event(now, EventKind.OVERRIDE, text, level=logging.WARNING, code=code)
 
     def on_ack(self, ack: PlanAck, now: datetime) -> None:
         """Take a signal controller's ack; raises :class:`ControlError` for an unknown plan."""
         try:
             status, changed = self._tracker.on_ack(ack, now)
         except ControlError as exc:
-            self._event(now, EventKind.REJECTED, f"ack rejected: {exc}", level=logging.WARNING)
+            self._event(
+                now, EventKind.REJECTED, f"ack rejected: {exc}", level=logging.WARNING,
+                code=("ack_refused", {"plan": ack.plan_id, "error": str(exc)}),
+            )  # fmt: skip
             raise
         by = f" by {ack.controller_id}" if ack.controller_id else ""
         why = f": {ack.reason}" if ack.reason else ""
         level = logging.INFO if ack.result is AckResult.APPLIED else logging.WARNING
         text = f"plan {ack.plan_id} {ack.result.value}{by}{why} (now {status.state.value})"
+        params: dict[str, str | float | int] = {
+            "plan": ack.plan_id, "result": ack.result.value, "by": ack.controller_id or "",
+            "why": ack.reason, "state": status.state.value,
+        }  # fmt: skip
         if changed:  # decide again for the boundary after the rejected plan's, and send
             running = self._tracker.running
             text += "; the signal keeps " + (running.plan_id if running else "its own plan")
+            params["keeps"] = running.plan_id if running else ""
             self._force_publish = True
             self._schedule(running, max(now, status.plan.valid_from))
-        self._event(now, EventKind.ACK, text, ack.plan_id, level)
+        self._event(now, EventKind.ACK, text, ack.plan_id, level, code=("plan_ack", params))
 
     def adopt(self, plan: TimingPlan, now: datetime) -> None:
         """Take ``plan`` as what the signal runs (a retained plan found at start-up).
@@ -224,11 +264,17 @@ class Supervisor:
                     f"plan {plan.plan_id!r} ignored: this engine already controls the intersection"
                 )
         except ControlError as exc:
-            self._event(now, EventKind.REJECTED, f"plan rejected: {exc}", level=logging.WARNING)
+            self._event(
+                now, EventKind.REJECTED, f"plan rejected: {exc}", level=logging.WARNING,
+                code=("plan_refused", {"plan": plan.plan_id, "error": str(exc)}),
+            )  # fmt: skip
             raise
         self._tracker.adopt(plan, now)
         self._next_decision_at = None
-        self._event(now, EventKind.DECISION, f"adopted running plan {plan.plan_id}", plan.plan_id)
+        self._event(
+            now, EventKind.DECISION, f"adopted running plan {plan.plan_id}", plan.plan_id,
+            code=("plan_adopted", {"plan": plan.plan_id}),
+        )  # fmt: skip
 
     # The control tick --------------------------------------------------------------------
 
@@ -237,7 +283,10 @@ class Supervisor:
         require_aware(now)
         started = self._tracker.advance(now)
         if started is not None:
-            self._event(now, EventKind.STARTED, f"plan {started.plan_id} in force", started.plan_id)
+            self._event(
+                now, EventKind.STARTED, f"plan {started.plan_id} in force", started.plan_id,
+                code=("plan_started", {"plan": started.plan_id, "mode": started.mode.value}),
+            )  # fmt: skip
         for status in self._tracker.expire(now):
             self._event(
                 now,
@@ -246,14 +295,20 @@ class Supervisor:
                 f"{self.settings.ack_timeout_cycles:g} cycles after it was due",
                 status.plan.plan_id,
                 logging.WARNING,
+                code=(
+                    "plan_unacknowledged",
+                    {"plan": status.plan.plan_id, "cycles": self.settings.ack_timeout_cycles},
+                ),
             )
         stale = self.board.stale_reasons(now)
         if bool(stale) != self._stale:
             self._stale = bool(stale)
             text = "inputs stale: " + "; ".join(stale) if stale else "inputs fresh again"
+            segments = ", ".join(str(c[1]["segment"]) for c in self.board.stale_codes(now))
             self._event(
-                now, EventKind.INPUTS, text, level=logging.WARNING if stale else logging.INFO
-            )
+                now, EventKind.INPUTS, text, level=logging.WARNING if stale else logging.INFO,
+                code=("inputs_stale", {"segments": segments}) if stale else ("inputs_fresh", {}),
+            )  # fmt: skip
         source = self._wanted(stale)
         why = self._due(now, source)
         if why is None:
@@ -263,6 +318,7 @@ class Supervisor:
         except ControlError as exc:
             self._retry_at = now + timedelta(seconds=RETRY_AFTER_S)
             self._last_reason = f"decision failed: {exc}"
+            self._last_code = ("decision_failed", {"error": str(exc)})
             self._event(now, EventKind.REJECTED, self._last_reason, level=logging.ERROR)
             return []
         return [plan] if plan is not None else self._republish(now)
@@ -277,17 +333,17 @@ class Supervisor:
             return None
         upcoming = self._tracker.upcoming
         if upcoming is None:
-            return "no plan is running"
+            return "no_plan"
         if self._decide_now:
             return self._decide_now
         if source is Source.FALLBACK and self._source is not Source.FALLBACK:
-            return "inputs went stale"
+            return "inputs_stale"
         if self._next_decision_at is None:
             self._next_decision_at = self._decision_time(
                 upcoming, boundary_after(upcoming, max(now, upcoming.valid_from))
             )
         if now >= self._next_decision_at:
-            return "next cycle boundary ahead"
+            return "cycle_boundary"
         return None
 
     def _decision_time(self, plan: TimingPlan, boundary: datetime) -> datetime:
@@ -316,14 +372,19 @@ class Supervisor:
         decision = enforce(self.spec, proposed, running, now)
         self._decided, self._source, self._decide_now, self._retry_at = True, source, "", None
         boundary = next_cycle_boundary(running, now)
-        head = f"{source.value} decision ({why})"
+        head = f"{source.value} decision ({DECISION_WHY.get(why, why)})"
+        base: dict[str, str | float | int] = {
+            "source": source.value, "why": why, "controller": proposed.controller,
+        }  # fmt: skip
         if decision.outcome is SafetyOutcome.REFUSED:
             upcoming = self._tracker.upcoming
             self._schedule(upcoming, boundary)
             self._last_reason = f"{proposed.reason}; refused: {'; '.join(decision.reasons)}"
+            self._last_code = ("decision_refused", {**base, "error": "; ".join(decision.reasons)})
             self._event(
-                now, EventKind.DECISION, f"{head}: {self._last_reason}", level=logging.WARNING
-            )
+                now, EventKind.DECISION, f"{head}: {self._last_reason}", level=logging.WARNING,
+                code=self._last_code,
+            )  # fmt: skip
             return None
         plan = decision.plan
         outcome = decision.outcome.value
@@ -331,7 +392,11 @@ class Supervisor:
         if upcoming is not None and not self._force_publish and same_timings(plan, upcoming):
             self._schedule(upcoming, boundary)
             self._last_reason = f"{plan.reason} (unchanged: {upcoming.plan_id} goes on)"
-            self._event(now, EventKind.DECISION, f"{head}: {self._last_reason}", upcoming.plan_id)
+            self._last_code = ("decision_unchanged", {**base, "plan": upcoming.plan_id})
+            self._event(
+                now, EventKind.DECISION, f"{head}: {self._last_reason}", upcoming.plan_id,
+                code=self._last_code,
+            )  # fmt: skip
             return None
         problems = check(self.spec, plan, running)
         if problems:  # enforce guarantees this never happens; never send such a plan
@@ -340,6 +405,11 @@ class Supervisor:
         self._force_publish = False
         self._schedule(plan, plan.valid_from)
         self._last_reason = plan.reason
+        self._last_code = ("plan_published", {
+            **base, "plan": plan.plan_id, "mode": plan.mode.value, "outcome": outcome,
+            "cycle_s": round(plan.cycle_s, 1), "valid_from": plan.valid_from.isoformat(),
+            "greens": "/".join(f"{p.green_s:.0f}" for p in plan.phases),
+        })  # fmt: skip
         replaced = f", replacing {', '.join(superseded)}" if superseded else ""
         self._event(
             now,
@@ -349,6 +419,7 @@ class Supervisor:
             + "/".join(f"{p.green_s:.1f}" for p in plan.phases)
             + f" s, from {plan.valid_from:%H:%M:%S}{replaced}): {plan.reason}",
             plan.plan_id,
+            code=self._last_code,
         )
         return plan
 
@@ -367,8 +438,9 @@ class Supervisor:
             return []
         self._tracker.record_sent(running, now)
         self._event(
-            now, EventKind.PUBLISHED, f"plan {running.plan_id} republished", running.plan_id
-        )
+            now, EventKind.PUBLISHED, f"plan {running.plan_id} republished", running.plan_id,
+            code=("plan_republished", {"plan": running.plan_id}),
+        )  # fmt: skip
         return [running]
 
     # Reporting ---------------------------------------------------------------------------
@@ -380,9 +452,15 @@ class Supervisor:
         text: str,
         plan_id: str | None = None,
         level: int = logging.INFO,
+        *,
+        code: tuple[str, ReasonParams] = ("", {}),
     ) -> None:
         text = printable(text, EVENT_TEXT_MAX_CHARS)  # holds who, why, reasons from the bus
-        self._history.append(ControlEvent(now, kind, text, plan_id))
+        params = {
+            k: printable(v, EVENT_TEXT_MAX_CHARS) if isinstance(v, str) else v
+            for k, v in code[1].items()
+        }
+        self._history.append(ControlEvent(now, kind, text, plan_id, code[0], params))
         self._log.emit(level, kind.value, "intersection %s: %s", self.spec.intersection_id, text)
 
     def state(self, now: datetime) -> IntersectionState:
@@ -402,6 +480,9 @@ class Supervisor:
             next_decision_at=self._next_decision_at,
             plans=self._tracker.statuses(),
             history=tuple(self._history),
+            last_reason_code=self._last_code[0],
+            last_reason_params=dict(self._last_code[1]),
+            stale_codes=tuple((c, dict(p)) for c, p in self.board.stale_codes(now)),
         )
 
     def ack_state(self, plan_id: str) -> PlanState | None:

@@ -13,12 +13,14 @@ from atcs.storage.base import (
     PointsRejectedError,
     ServerUnavailableError,
 )
-from atcs.storage.factory import make_writer
+from atcs.storage.factory import make_query_client, make_writer
 from atcs.storage.lineprotocol import Point, encode
 from atcs.storage.points import (
+    ALARM,
     CAMERA_HEALTH,
     SEGMENT_METRICS,
     SIGNAL_PLAN,
+    alarm_point,
     camera_point,
     metrics_point,
     plan_point,
@@ -29,6 +31,7 @@ from atcs.storage.v1 import V1Writer
 from atcs.storage.v2 import V2Writer
 
 __all__ = [
+    "ALARM",
     "CAMERA_HEALTH",
     "SEGMENT_METRICS",
     "SIGNAL_PLAN",
@@ -42,8 +45,10 @@ __all__ = [
     "Spool",
     "V1Writer",
     "V2Writer",
+    "alarm_point",
     "camera_point",
     "encode",
+    "make_query_client",
     "make_writer",
     "metrics_point",
     "plan_point",

@@ -30,3 +30,18 @@ def make_writer(config: InfluxConfig, environ: Mapping[str, str] | None = None) 
             )
         return V1Writer(config, password)
     return V2Writer(config, env.get(config.token_env, ""))
+
+
+def make_query_client(config: InfluxConfig, environ: Mapping[str, str] | None = None) -> V1Writer:
+    """Return a client of the InfluxQL ``/query`` endpoint for reading history.
+
+    ``api = "v1"``: the configured database with its user and password. ``api = "v2"``: the
+    v1-compatible ``/query`` of InfluxDB 1.8+ and 2.x, database = the bucket's name (2.x needs
+    a DBRP mapping of it), authenticated with the token.
+    """
+    env = os.environ if environ is None else environ
+    if config.api == "v1":
+        return V1Writer(config, env.get(config.password_env, ""))
+    database = config.bucket.split("/", 1)[0]
+    compat = config.model_copy(update={"database": database, "username": ""})
+    return V1Writer(compat, token=env.get(config.token_env, ""))

@@ -7,6 +7,8 @@ measurement          tags                                time
 ``camera_health``    site, camera                        when the status was handed to the store
 ``signal_plan``      site, intersection, controller,     ``valid_from`` (the cycle boundary the
                      mode                                plan starts at)
+``alarm``            site, kind, subject, severity,      when the alarm changed
+                     change
 ===================  ==================================  ==========================================
 
 Tags are only low-cardinality ids; a plan id, a track id or a time is never a tag. Every
@@ -17,8 +19,10 @@ same record twice stores it once: replays after an ambiguous failure cannot dupl
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from atcs.storage.lineprotocol import FieldValue, Point
 from atcs.types import (
@@ -34,6 +38,10 @@ from atcs.types import (
 SEGMENT_METRICS = "segment_metrics"
 CAMERA_HEALTH = "camera_health"
 SIGNAL_PLAN = "signal_plan"
+ALARM = "alarm"
+
+if TYPE_CHECKING:
+    from atcs.alarms.model import AlarmEvent
 
 _VEHICLE_KEYS = {vc: f"vehicles_{vc.label}" for vc in VehicleClass}
 _FLOW_KEYS = {
@@ -161,6 +169,43 @@ def plan_point(site_id: SiteId, plan: TimingPlan) -> Point:
             "intersection": str(plan.intersection_id),
             "controller": plan.controller,
             "mode": plan.mode.value,
+        },
+        fields=fields,
+    )
+
+
+def alarm_point(event: AlarmEvent) -> Point:
+    """Return an ``alarm`` point at the time of the change.
+
+    Tags: ``site``, ``kind``, ``subject`` (the segment, camera, intersection or node id),
+    ``severity``, ``change`` (raised, ended, acknowledged). Fields: ``alarm_id``, ``code``,
+    ``params`` (JSON object), ``started_at`` (ms since the epoch), ``active`` and
+    ``acknowledged`` (booleans), ``duration_s`` (once ended), ``user`` and ``comment``
+    (once acknowledged).
+    """
+    alarm = event.alarm
+    fields: dict[str, FieldValue] = {
+        "alarm_id": alarm.alarm_id,
+        "code": alarm.code,
+        "params": json.dumps(dict(alarm.params), ensure_ascii=False, sort_keys=True),
+        "started_at": int(alarm.started_at.timestamp() * 1000),
+        "active": alarm.active,
+        "acknowledged": alarm.acknowledged,
+    }
+    if alarm.ended_at is not None:
+        fields["duration_s"] = max(0.0, (alarm.ended_at - alarm.started_at).total_seconds())
+    if alarm.acked_at is not None:
+        fields["user"] = alarm.acked_by
+        fields["comment"] = alarm.ack_comment
+    return Point(
+        measurement=ALARM,
+        time=event.at,
+        tags={
+            "site": event.site_id,
+            "kind": alarm.kind.value,
+            "subject": alarm.subject.split("~", 1)[0],
+            "severity": alarm.severity.value,
+            "change": event.change.value,
         },
         fields=fields,
     )

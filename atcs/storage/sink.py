@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from atcs.config.storage import InfluxConfig, Precision
 from atcs.errors import SpoolFullError, StorageError
@@ -39,10 +39,13 @@ from atcs.storage.base import (
 from atcs.storage.factory import make_writer
 from atcs.storage.lineprotocol import Point, encode
 from atcs.storage.measure_points import incident_point, movement_points
-from atcs.storage.points import camera_point, metrics_point, plan_point
+from atcs.storage.points import alarm_point, camera_point, metrics_point, plan_point
 from atcs.storage.queue import LineQueue
 from atcs.storage.spool import Spool
 from atcs.types import CameraStatus, MovementCounts, SegmentMetrics, SiteId, TimingPlan
+
+if TYPE_CHECKING:
+    from atcs.alarms.model import AlarmEvent
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +139,10 @@ class InfluxSink:
     def on_incident(self, event: IncidentEvent) -> None:
         """Enqueue the ``incidents`` point of an incident's start or end."""
         self._enqueue([(incident_point, (event,))], "incident")
+
+    def on_alarm(self, event: AlarmEvent) -> None:
+        """Enqueue an ``alarm`` point stamped with the time of the change."""
+        self._enqueue([(alarm_point, (event,))], "alarm")
 
     def _enqueue(
         self, builders: Sequence[tuple[Callable[..., Point], tuple[Any, ...]]], what: str

@@ -45,8 +45,11 @@ def _message(data: bytes) -> str:
 class V1Writer:
     """Writes to (and queries) one database of an InfluxDB 1.x server."""
 
-    def __init__(self, config: InfluxConfig, password: str = "") -> None:
-        """Prepare the connection pool; nothing is sent until the first request."""
+    def __init__(self, config: InfluxConfig, password: str = "", token: str = "") -> None:
+        """Prepare the connection pool; nothing is sent until the first request.
+
+        ``token`` (InfluxDB 2.x's v1-compatible API) is sent as ``Authorization: Token``.
+        """
         self._url = config.url.rstrip("/")
         self._database = config.database
         self._retention_policy = config.retention_policy
@@ -55,6 +58,8 @@ class V1Writer:
         if config.username:
             pair = f"{config.username}:{password}".encode()
             self._headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+        elif token:
+            self._headers["Authorization"] = f"Token {token}"
         self._pool = urllib3.PoolManager(
             num_pools=2,
             maxsize=2,

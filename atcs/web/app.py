@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -25,6 +26,7 @@ from atcs.web.guard import BodyLimit
 from atcs.web.models import ErrorBody
 from atcs.web.operator import ApiError
 from atcs.web.prom import make_registry
+from atcs.web.room import router as room_router
 from atcs.web.routes import STATIC_DIR, router
 
 SECURITY_HEADERS = {
@@ -35,6 +37,20 @@ SECURITY_HEADERS = {
         "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     ),
 }
+
+
+def security_headers(tile_url: str = "") -> dict[str, str]:
+    """Return the headers every answer carries; a basemap's origin is allowed for images only."""
+    headers = dict(SECURITY_HEADERS)
+    if tile_url:
+        parts = urlsplit(tile_url.replace("{", "").replace("}", ""))
+        origin = f"{parts.scheme}://{parts.netloc}"
+        headers["Content-Security-Policy"] = headers["Content-Security-Policy"].replace(
+            "img-src 'self' data:", f"img-src 'self' data: {origin}"
+        )
+    return headers
+
+
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
 
 
@@ -47,7 +63,7 @@ async def _security_headers(
     request: Request, call_next: Callable[[Request], Awaitable[Response]]
 ) -> Response:
     response = await call_next(request)
-    for key, value in SECURITY_HEADERS.items():
+    for key, value in request.app.state.headers.items():
         response.headers.setdefault(key, value)
     if request.url.path.startswith("/api/"):
         response.headers.setdefault("Cache-Control", "no-store")
@@ -98,6 +114,7 @@ def create_app(ctx: DashboardContext) -> FastAPI:
         openapi_url=None,
     )
     app.state.ctx = ctx
+    app.state.headers = security_headers(ctx.dash.map.tile_url)
     app.state.registry = make_registry(ctx)
     app.add_middleware(BodyLimit, max_bytes=ctx.dash.request_body_max_bytes)
     app.middleware("http")(_security_headers)  # outermost: every answer gets the headers
@@ -107,4 +124,5 @@ def create_app(ctx: DashboardContext) -> FastAPI:
     app.add_api_route("/", _index, methods=["GET"], include_in_schema=False)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(router)
+    app.include_router(room_router)
     return app

@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from atcs.config.storage import InfluxConfig
 from atcs.errors import StorageError
@@ -94,6 +95,18 @@ class AuditRecord:
         )
 
 
+class Auditable(Protocol):
+    """A record the audit log takes: one JSON line and, optionally, an InfluxDB point."""
+
+    def to_json(self) -> str:
+        """Return one JSON line (no trailing newline)."""
+        ...
+
+    def to_point(self) -> Point | None:
+        """Return the InfluxDB point of the record (None: the file only)."""
+        ...
+
+
 class AuditLog:
     """Appends audit records to a file and sends them to InfluxDB in the background."""
 
@@ -125,7 +138,7 @@ class AuditLog:
             self._thread = threading.Thread(target=self._run, name="atcs-audit", daemon=True)
             self._thread.start()
 
-    def record(self, rec: AuditRecord) -> None:
+    def record(self, rec: Auditable) -> None:
         """Append ``rec`` to the file (flushed and synced) and queue its point."""
         line = rec.to_json() + "\n"
         with self._lock:
@@ -134,9 +147,10 @@ class AuditLog:
                 fh.flush()
                 os.fsync(fh.fileno())
             self.counts["records"] += 1
-            if self._writer is None:
+            point = rec.to_point()
+            if self._writer is None or point is None:
                 return
-            encoded = encode(rec.to_point(), self._precision)
+            encoded = encode(point, self._precision)
             if encoded is None:
                 return
             if len(self._queue) >= QUEUE_MAX_POINTS:

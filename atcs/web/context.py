@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
+from atcs.alarms import AlarmManager
 from atcs.config import AtcsConfig
 from atcs.config.dashboard import DashboardConfig
 from atcs.web.audit import AuditLog
@@ -13,8 +15,10 @@ from atcs.web.auth import Authenticator
 from atcs.web.board import BoardStore
 from atcs.web.clients import ClientResolver
 from atcs.web.engine_view import EngineView
-from atcs.web.models import CameraView, HealthView, IntersectionView, Overview, SegmentView
+from atcs.web.history import QueryClient
+from atcs.web.models import CameraView, HealthView, IntersectionView, SegmentView
 from atcs.web.operator import OperatorDesk
+from atcs.web.room_models import RoomOverview
 from atcs.web.snapshots import Snapshotter
 from atcs.web.views import (
     camera_views,
@@ -36,6 +40,9 @@ class DashboardContext:
     audit: AuditLog
     desk: OperatorDesk
     clients: ClientResolver
+    alarm_audit: AuditLog
+    alarms: AlarmManager | None = None
+    history: QueryClient | None = None
     counts: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -89,11 +96,17 @@ class DashboardContext:
             now=datetime.now(UTC),
         )
 
-    def overview(self) -> Overview:
+    def overview(self) -> RoomOverview:
         """Everything the page shows."""
+        from atcs.web.room import alarm_list
+
         now = datetime.now(UTC)
         cameras = self.cameras()
-        return Overview(
+        return RoomOverview(
+            zone=now.astimezone(ZoneInfo(self.cfg.site.timezone)).tzname() or "",
+            alarms=alarm_list(self),
+            wall_camera_tiles=self.dash.wall_camera_tiles,
+            wall_page_s=self.dash.wall_page_s,
             site_id=self.cfg.site.id,
             site_name=self.cfg.site.name,
             timezone=self.cfg.site.timezone,

@@ -15,7 +15,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from atcs.alarms import AlarmManager
 from atcs.config.dashboard import DashboardConfig
+from atcs.storage import make_query_client
 from atcs.types import CameraStatus, SegmentMetrics, TimingPlan
 from atcs.web.app import create_app
 from atcs.web.audit import AuditLog
@@ -24,6 +26,7 @@ from atcs.web.board import BoardStore
 from atcs.web.clients import ClientResolver
 from atcs.web.context import DashboardContext
 from atcs.web.engine_view import EngineView, LiveEngineView
+from atcs.web.history import QueryClient
 from atcs.web.operator import OperatorDesk
 from atcs.web.server import WebServer
 from atcs.web.snapshots import Snapshotter
@@ -40,8 +43,14 @@ def build_context(
     *,
     environ: Mapping[str, str] | None = None,
     audit: AuditLog | None = None,
+    alarms: AlarmManager | None = None,
+    history: QueryClient | None = None,
 ) -> DashboardContext:
-    """Make the dashboard's stores, logins, audit log and operator desk for ``engine``."""
+    """Make the dashboard's stores, logins, audit logs and operator desk for ``engine``.
+
+    ``alarms`` is the engine's alarm list (None: no alarms); ``history`` reads InfluxDB
+    (default: a client built from ``[influx]``, none without it).
+    """
     cfg = engine.cfg
     board = BoardStore([s.id for s in cfg.segments], dash.trend_windows)
     board.allow_cameras([c.id for c in cfg.cameras])
@@ -55,6 +64,8 @@ def build_context(
         path = Path(cfg.service.state_dir) / dash.audit_file
         audit = AuditLog(path, cfg.influx, environ=environ)
     desk = OperatorDesk(cfg.site.id, engine.control, audit)
+    if history is None and cfg.influx is not None:
+        history = make_query_client(cfg.influx, environ)
     return DashboardContext(
         dash=dash,
         engine=engine,
@@ -64,6 +75,9 @@ def build_context(
         audit=audit,
         desk=desk,
         clients=ClientResolver(dash.trusted_proxies),
+        alarm_audit=AuditLog(Path(cfg.service.state_dir) / cfg.alarms.audit_file),
+        alarms=alarms,
+        history=history,
     )
 
 
@@ -89,6 +103,7 @@ class Dashboard:
         if self._started:
             return
         self.ctx.audit.start()
+        self.ctx.alarm_audit.start()
         self.ctx.snapshots.start()
         try:
             self.server.start()
@@ -144,6 +159,7 @@ class Dashboard:
         self.ctx.auth.close()
         self.ctx.snapshots.stop(share)
         self.ctx.audit.close(share)
+        self.ctx.alarm_audit.close(share)
 
 
 def _loopback(host: str) -> bool:
@@ -158,8 +174,11 @@ def attach_dashboard(
 ) -> Dashboard:
     """Add a dashboard to ``engine``: a sink (started and closed with it) and a frame observer."""
     view = LiveEngineView(engine)
-    dashboard = Dashboard(build_context(dash, view, environ=environ))
+    manager = engine.alarms.manager if engine.alarms is not None else None
+    dashboard = Dashboard(build_context(dash, view, environ=environ, alarms=manager))
     view.skip(dashboard)
+    if engine.alarms is not None:
+        view.skip(engine.alarms)
     # first: it starts before the bus and the store (a taken port stops the engine before
     # anything else started) and closes after them (the page shows the shutdown)
     engine.sinks.insert(0, dashboard)

@@ -138,12 +138,14 @@ class OverrideView(ApiModel):
 
 
 class EventView(ApiModel):
-    """One entry of an intersection's history."""
+    """One entry of an intersection's history (``code``/``params``: ``text`` to translate)."""
 
     at: datetime
     kind: str
     text: str
     plan_id: str | None
+    code: str = ""
+    params: dict[str, str | float | int] = Field(default_factory=dict)
 
 
 class IntersectionView(ApiModel):
@@ -158,12 +160,22 @@ class IntersectionView(ApiModel):
     pending: PlanView | None
     override: OverrideView | None
     stale: list[str]
+    stale_codes: list[ProblemView] = Field(default_factory=list)
     last_reason: str
+    last_reason_code: str = ""
+    last_reason_params: dict[str, str | float | int] = Field(default_factory=dict)
     next_decision_at: datetime | None
     plans: list[PlanView]
     history: list[EventView]
     phases: list[str]
     fixed_plans: list[str] = Field(description="Names of the time-of-day plans 'fixed' can run.")
+
+
+class ProblemView(ApiModel):
+    """One health problem or stale input as a code with parameters (the page translates it)."""
+
+    code: str
+    params: dict[str, str | float | int]
 
 
 class SinkHealth(ApiModel):
@@ -184,6 +196,7 @@ class HealthView(ApiModel):
 
     status: Literal["ok", "degraded"]
     problems: list[str]
+    problem_codes: list[ProblemView] = Field(description="The problems as codes (same order).")
     version: str
     site_id: str
     started_at: datetime | None

@@ -29,13 +29,13 @@ from atcs.web.models import (
     LoginRequest,
     OverrideRequest,
     OverrideResult,
-    Overview,
     PlanView,
     SegmentView,
     Whoami,
 )
 from atcs.web.operator import ApiError
 from atcs.web.prom import exposition
+from atcs.web.room_models import RoomOverview
 
 router = APIRouter()
 STATIC_DIR = resources.files("atcs.web") / "static"
@@ -102,8 +102,8 @@ def logout(request: Request, response: Response, ctx: Ctx) -> Whoami:
 # --- live values -------------------------------------------------------------------------
 
 
-@router.get("/api/overview", response_model=Overview, responses=errors(401), tags=["live"])
-def overview(ctx: Ctx, _who: Viewer) -> Overview:
+@router.get("/api/overview", response_model=RoomOverview, responses=errors(401), tags=["live"])
+def overview(ctx: Ctx, _who: Viewer) -> RoomOverview:
     """Return everything the page shows, in one answer."""
     return ctx.overview()
 

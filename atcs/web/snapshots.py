@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
@@ -163,7 +164,8 @@ class Snapshotter:
         )
         counts = {str(s.segment_id): f"{s.vehicles}" for s in analysis.segments}
         cam = frame.camera_id
-        title = f"{cam} #{frame.seq} {frame.captured_at.astimezone(UTC):%H:%M:%S} UTC"
+        local = frame.captured_at.astimezone(ZoneInfo(self._cfg.site.timezone))
+        title = f"{cam} #{frame.seq} {local:%H:%M:%S} {local.tzname()}"  # WIB, WITA, WIT
         drawn = annotate(
             np.ascontiguousarray(image),
             self._cfg.segments_of(cam),

@@ -19,6 +19,7 @@ from atcs.web.models import (
     OverrideView,
     PhaseView,
     PlanView,
+    ProblemView,
     SegmentView,
     SinkHealth,
     TrendPointView,
@@ -150,9 +151,12 @@ def intersection_view(
             plan_name=ov.plan_name, greens_s={str(k): v for k, v in ov.greens_s.items()},
         )  # fmt: skip
     history = [
-        EventView(at=e.at, kind=e.kind.value, text=e.text, plan_id=e.plan_id)
+        EventView(
+            at=e.at, kind=e.kind.value, text=e.text, plan_id=e.plan_id, code=e.code,
+            params=dict(e.params),
+        )
         for e in reversed(state.history)
-    ][:history_max]
+    ][:history_max]  # fmt: skip
     return IntersectionView(
         intersection_id=state.intersection_id,
         name=ix_cfg.name,
@@ -163,7 +167,10 @@ def intersection_view(
         pending=plan_view(state.pending) if state.pending else None,
         override=override,
         stale=list(state.stale),
+        stale_codes=[ProblemView(code=c, params=dict(p)) for c, p in state.stale_codes],
         last_reason=state.last_reason,
+        last_reason_code=state.last_reason_code,
+        last_reason_params=dict(state.last_reason_params),
         next_decision_at=state.next_decision_at,
         plans=[plan_view(p) for p in reversed(state.plans)][:history_max],
         history=history,
@@ -195,22 +202,30 @@ def health_view(
 ) -> HealthView:
     """Engine health and the problems an operator should see at once."""
     problems = []
+    codes: list[ProblemView] = []
     for out in outputs:
         if not out.connected:
             problems.append(
                 f"{out.name}: {out.state}" + (f" ({out.last_error})" if out.last_error else "")
             )
+            codes.append(ProblemView(code="output", params={"name": out.name, "state": out.state}))
         if out.spooled:
             problems.append(f"{out.name}: {out.spooled} waiting on disk")
+            codes.append(ProblemView(code="spooled", params={"name": out.name, "n": out.spooled}))
     for cam in cameras:
         if cam.state != CameraState.STREAMING.value:
             problems.append(f"camera {cam.camera_id}: {cam.state}")
+            params: dict[str, str | float | int] = {"camera": cam.camera_id, "state": cam.state}
+            codes.append(ProblemView(code="camera", params=params))
         elif cam.lag_s > LAG_WARN_S:
             problems.append(f"camera {cam.camera_id}: {cam.lag_s:.0f} s behind")
+            params = {"camera": cam.camera_id, "lag": round(cam.lag_s)}
+            codes.append(ProblemView(code="lag", params=params))
     started = counters.started_at
     return HealthView(
         status="degraded" if problems else "ok",
         problems=problems,
+        problem_codes=codes,
         version=__version__,
         site_id=cfg.site.id,
         started_at=started,

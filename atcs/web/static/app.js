@@ -5,6 +5,8 @@
 import { translate } from "./i18n.js";
 import { Formatter, renderBoard, renderCameras, renderHealth } from "./views.js";
 import { renderIntersections } from "./intersections.js";
+import { CityMap, showDetails } from "./map.js";
+import { Beeper, renderAlarms } from "./alarms.js";
 
 const params = new URLSearchParams(window.location.search);
 const stored = (key) => { try { return window.localStorage.getItem(key); } catch (_e) { return null; } };
@@ -19,6 +21,10 @@ const state = {
   overview: null,
   failures: 0,
   needLogin: false,
+  map: null,
+  geo: null,
+  sound: stored("atcs.sound") !== "off",
+  beeper: new Beeper(),
 };
 
 const $ = (sel) => document.querySelector(sel);
@@ -30,13 +36,56 @@ function applyI18n(root = document) {
   $("#layout-toggle").textContent = t(state.layout === "wall" ? "layout.laptop" : "layout.wall");
   const reasons = root.querySelectorAll("input.op-reason");
   for (const input of reasons) input.placeholder = t("op.reason");
+  $("#sound-toggle").textContent = t(state.sound ? "alarms.sound.on" : "alarms.sound.off");
 }
 
 function applyLayout() {
   document.body.classList.toggle("layout-wall", state.layout === "wall");
   document.body.classList.toggle("layout-laptop", state.layout !== "wall");
   document.body.dataset.layout = state.layout;
+  $("#sound-toggle").hidden = state.layout !== "wall";
   applyI18n();
+  if (state.map) window.setTimeout(() => state.map.resize(), 50);
+}
+
+async function loadMap() {
+  try {
+    const r = await api("api/map");
+    if (!r.ok) return;
+    state.geo = r.data;
+    state.map = new CityMap($("#map"), r.data, (kind, id) => openDetails(kind, id));
+    const note = $("#map-note");
+    note.hidden = !r.data.unmapped.length;
+    note.dataset.ids = r.data.unmapped.join(", ");
+    render();
+  } catch (_e) { /* the poll reports the connection */ }
+}
+
+function openDetails(kind, id) {
+  const ov = state.overview;
+  if (!ov) return;
+  showDetails($("#details-dialog"), kind, id, ov, t, new Formatter(state.lang || ov.language, ov.timezone));
+}
+
+async function acknowledge(alarmId, comment, msg) {
+  msg.hidden = false;
+  msg.className = "ack-msg message";
+  try {
+    const r = await api(`api/alarms/${encodeURIComponent(alarmId)}/ack`, { method: "POST", body: { comment } });
+    if (r.ok) {
+      msg.className = "ack-msg message ok";
+      msg.dataset.result = "ok";
+      poll.now();
+      return;
+    }
+    msg.className = "ack-msg message error";
+    msg.dataset.result = r.data && r.data.code ? r.data.code : "error";
+    msg.textContent = r.data && r.data.code === "login_required" ? t("err.login_required.ack") : errorText(r.data);
+    if (r.status === 401) refreshWho();
+  } catch (_e) {
+    msg.className = "ack-msg message error";
+    msg.textContent = t("err.network");
+  }
 }
 
 function renderWho() {
@@ -71,9 +120,19 @@ function render() {
   const fmt = new Formatter(state.lang, ov.timezone);
   document.title = `${ov.title} · ATCS`;
   $("#title").textContent = ov.title;
-  $("#conn-updated").textContent = t("conn.updated", { time: fmt.time(ov.now) });
+  $("#conn-updated").textContent = t("conn.updated", { time: `${fmt.time(ov.now)} ${ov.zone}` });
   renderBoard($("#segment-rows"), ov.segments, t, fmt);
-  renderCameras($("#cameras"), ov.cameras, t, fmt);
+  const wall = state.layout === "wall";
+  const perPage = wall ? ov.wall_camera_tiles : 0;
+  const page = perPage ? Math.floor(Date.now() / (ov.wall_page_s * 1000)) : 0;
+  renderCameras($("#cameras"), ov.cameras, t, fmt, { segments: ov.segments, perPage, page, onEnlarge: (id) => openDetails("camera", id) });
+  const pages = Number($("#cameras").dataset.pages);
+  $("#wall-page").textContent = pages > 1 ? t("wall.page", { page: $("#cameras").dataset.page, pages }) : "";
+  const urgent = renderAlarms($("#alarms"), ov.alarms, { t, fmt, lang: state.lang, who: state.who, onAck: acknowledge, zone: ov.zone });
+  if (urgent && wall && ov.alarms.sound && state.sound) state.beeper.beep();
+  if (state.map) state.map.update(ov, t, fmt);
+  const note = $("#map-note");
+  if (note.dataset.ids) note.textContent = t("map.nogeo", { ids: note.dataset.ids });
   renderIntersections($("#ix-list"), ov.intersections, t, fmt, state.who, submitOverride);
   renderHealth($("#health"), ov.health, t, fmt);
   const broker = ov.health.sinks.find((s) => s.kind === "mqtt");
@@ -122,7 +181,10 @@ async function api(path, options = {}) {
 function errorText(data) {
   if (!data || !data.code) return t("err.other");
   const label = t(`err.${data.code}`);
-  return label === `err.${data.code}` ? data.message : `${label} ${data.message ? `(${data.message})` : ""}`.trim();
+  const english = (state.lang || "id") === "en";
+  if (label === `err.${data.code}`) return english ? data.message : t("err.other");
+  // the engine's message is English: shown in English mode only
+  return english && data.message ? `${label} (${data.message})` : label;
 }
 
 async function refreshWho() {
@@ -133,7 +195,10 @@ async function refreshWho() {
   renderWho();
 }
 
+let pollTimer = null;
+
 async function poll() {
+  window.clearTimeout(pollTimer);
   let delay = (state.overview ? state.overview.refresh_s : 1) * 1000;
   try {
     const r = await api("api/overview");
@@ -157,8 +222,9 @@ async function poll() {
     setConn(false);
     delay = Math.min(5000, delay * Math.min(state.failures, 5));
   }
-  window.setTimeout(poll, delay);
+  pollTimer = window.setTimeout(poll, delay);
 }
+poll.now = () => { window.clearTimeout(pollTimer); pollTimer = window.setTimeout(poll, 0); };
 
 async function submitOverride(ix, body, form) {
   const msg = form.querySelector(".op-msg");
@@ -245,8 +311,13 @@ function start() {
     store("atcs.layout", state.layout);
     applyLayout();
   });
+  $("#sound-toggle").addEventListener("click", () => {
+    state.sound = !state.sound;
+    store("atcs.sound", state.sound ? "on" : "off");
+    applyI18n();
+  });
   applyLayout();
-  refreshWho().then(poll);
+  refreshWho().then(() => { poll(); loadMap(); });
 }
 
 start();

@@ -2,6 +2,8 @@
 // Keys are shared; a missing key falls back to English, then to the key itself.
 // {name} in a label is replaced by the value of that name.
 
+import { ROOM_LABELS } from "./labels-room.js";
+
 export const LABELS = {
   en: {
     "app.subtitle": "ATCS live dashboard",
@@ -144,6 +146,7 @@ export const LABELS = {
     "err.network": "The engine cannot be reached; try again.",
     "err.other": "The action failed.",
     "units.s": "s",
+    "source.manual": "operator",
   },
   id: {
     "app.subtitle": "Dasbor ATCS langsung",
@@ -286,8 +289,30 @@ export const LABELS = {
     "err.network": "Mesin tidak terjangkau; coba lagi.",
     "err.other": "Tindakan gagal.",
     "units.s": "dtk",
+    "source.manual": "operator",
   },
 };
+
+for (const lang of Object.keys(ROOM_LABELS)) Object.assign(LABELS[lang], ROOM_LABELS[lang]);
+
+// Translate a code with parameters: values that are codes themselves (source, why, mode,
+// state, action, result) are translated first.
+export function translateCode(lang, prefix, code, params = {}) {
+  const vars = { ...params };
+  const nested = { source: "source", why: "why", mode: "mode", state: "cam", action: "action", result: "result" };
+  for (const [name, group] of Object.entries(nested)) {
+    if (typeof vars[name] === "string" && vars[name]) {
+      const key = `${group}.${vars[name]}`;
+      const text = translate(lang, key);
+      if (text !== key) vars[name] = text;
+    }
+  }
+  for (const [name, value] of Object.entries(vars)) {
+    if (typeof value === "number") vars[name] = new Intl.NumberFormat(lang === "id" ? "id-ID" : "en-GB", { maximumFractionDigits: 1 }).format(value);
+    if (value === "" || value === null || value === undefined) vars[name] = "–";
+  }
+  return translate(lang, `${prefix}.${code}`, vars);
+}
 
 export function translate(lang, key, vars = {}) {
   const table = LABELS[lang] || LABELS.en;

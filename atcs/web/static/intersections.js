@@ -1,6 +1,7 @@
 // Intersection panels: running and next plan, mode, override, acks, history, and the
 // operator form. A panel is built once per intersection and updated in place.
 
+import { translateCode } from "./i18n.js";
 import { el } from "./views.js";
 
 function phaseBar(plan, t, fmt) {
@@ -106,15 +107,19 @@ export function renderIntersections(list, intersections, t, fmt, who, onSubmit) 
     pending.replaceChildren(...(ix.pending ? [planBlock(ix.pending, t("ix.pending", { time: fmt.time(ix.pending.valid_from) }), t, fmt)] : []));
     const stale = card.querySelector(".ix-stale");
     stale.hidden = !ix.stale.length;
-    stale.textContent = `${t("ix.stale")}: ${ix.stale.join("; ")}`;
-    card.querySelector(".ix-reason").textContent = `${t("ix.reason")}: ${ix.last_reason}`;
+    const lang = fmt.lang;
+    const reason = (prefix, code, params, text) => (code ? translateCode(lang, prefix, code, params) : text);
+    stale.textContent = `${t("ix.stale")}: ${ix.stale_codes.map((c) => reason("stale", c.code, c.params, "")).join("; ")}`;
+    const last = card.querySelector(".ix-reason");
+    last.textContent = `${t("ix.reason")}: ${reason("reason", ix.last_reason_code, ix.last_reason_params, ix.last_reason)}`;
+    last.dataset.code = ix.last_reason_code;
     const rows = ix.plans.slice(0, 8).map((p) => el("tr", { "data-plan": p.plan_id, "data-mode": p.mode },
       el("td", { text: fmt.time(p.valid_from) }), el("td", { text: t(`mode.${p.mode}`) }),
       el("td", { class: "num", text: fmt.num(p.cycle_s, 0) }),
       el("td", { text: p.phases.map((x) => `${x.phase_id} ${fmt.num(x.green_s, 0)}`).join(", ") }),
       el("td", { text: t(`plan.${p.state}`) })));
     card.querySelector("table.plans tbody").replaceChildren(...rows);
-    card.querySelector("ul.events").replaceChildren(...ix.history.slice(0, 8).map((e) => el("li", { text: `${fmt.time(e.at)} ${e.kind}: ${e.text}` })));
+    card.querySelector("ul.events").replaceChildren(...ix.history.slice(0, 8).map((e) => el("li", { "data-code": e.code, text: `${fmt.time(e.at)} ${t(`event.${e.kind}`)}: ${reason("reason", e.code, e.params, e.text)}` })));
     const form = card.querySelector("form.override-form");
     form.querySelector("fieldset").disabled = !who.may_operate;
     form.querySelector(".op-note").hidden = Boolean(who.may_operate);

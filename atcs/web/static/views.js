@@ -41,10 +41,20 @@ export class Formatter {
       return new Date(iso).toLocaleTimeString(this.locale, opts);
     }
   }
-  duration(seconds) {
+  dateTime(iso) {
+    if (!iso) return "–";
+    const opts = { day: "2-digit", month: "short", hour: "2-digit", minute: "2-digit", hour12: false };
+    try {
+      return new Date(iso).toLocaleString(this.locale, { ...opts, timeZone: this.timezone });
+    } catch (_e) {
+      return new Date(iso).toLocaleString(this.locale, opts);
+    }
+  }
+  duration(seconds, t) {
     const s = Math.max(0, Math.floor(seconds || 0));
     const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
-    return h ? `${h} h ${m} min` : m ? `${m} min ${r} s` : `${r} s`;
+    const [uh, um, us] = t ? [t("units.h"), t("units.min"), t("units.s")] : ["h", "min", "s"];
+    return h ? `${h} ${uh} ${m} ${um}` : m ? `${m} ${um} ${r} ${us}` : `${r} ${us}`;
   }
 }
 
@@ -104,7 +114,7 @@ export function renderBoard(body, segments, t, fmt) {
       const name = el("th", { scope: "row" }, el("span", { class: "seg-name" }), el("span", { class: "seg-id muted", text: seg.segment_id }));
       row.append(name, el("td", { class: "los" }));
       for (const key of ["vehicles", "pcu", "density", "flow", "queue"]) {
-        row.append(el("td", { class: `num ${key}${key === "queue" ? " wide-only" : ""}`, "data-field": key }));
+        row.append(el("td", { class: `num ${key} col-${key}${key === "queue" ? " wide-only" : ""}`, "data-field": key }));
       }
       row.append(el("td", { class: "trend" }), el("td", { class: "updated wide-only" }));
       body.append(row);
@@ -145,29 +155,67 @@ export function renderBoard(body, segments, t, fmt) {
 
 // --- camera wall ------------------------------------------------------------------------
 
-export function renderCameras(box, cameras, t, fmt) {
-  for (const cam of cameras) {
+const LOS_ORDER = "ABCDEF";
+
+// Worst level of service and longest queue of the segments a camera sees.
+function cameraTraffic(cam, segments) {
+  let los = "", queue = null;
+  for (const seg of segments) {
+    if (!cam.segments.includes(seg.segment_id)) continue;
+    if (seg.los && (!los || LOS_ORDER.indexOf(seg.los) > LOS_ORDER.indexOf(los))) los = seg.los;
+    if (seg.queue_m !== null && seg.queue_m !== undefined) queue = Math.max(queue ?? 0, seg.queue_m);
+  }
+  return { los, queue };
+}
+
+// opts: segments (for the tint and queue), page and perPage (wall paging: 0 = all),
+// onEnlarge(cameraId) on a click.
+export function renderCameras(box, cameras, t, fmt, opts = {}) {
+  const segments = opts.segments || [];
+  const perPage = opts.perPage || 0;
+  const pages = perPage ? Math.max(1, Math.ceil(cameras.length / perPage)) : 1;
+  const page = perPage ? (opts.page || 0) % pages : 0;
+  box.dataset.pages = String(pages);
+  box.dataset.page = String(page + 1);
+  cameras.forEach((cam, index) => {
     let card = box.querySelector(`figure[data-camera="${CSS.escape(cam.camera_id)}"]`);
     if (!card) {
       const img = el("img", { class: "snapshot", alt: `${cam.name || cam.camera_id}`, hidden: true });
       card = el(
         "figure",
-        { class: "camera", "data-camera": cam.camera_id },
+        { class: "camera", "data-camera": cam.camera_id, tabindex: "0" },
         el("figcaption", {},
           el("span", { class: "cam-name" }),
           el("span", { class: "badge cam-state" }),
           el("span", { class: "cam-fps muted" }),
           el("span", { class: "cam-lag muted" })),
-        el("div", { class: "frame" }, img, el("p", { class: "noimage muted" })),
+        el("div", { class: "frame" }, img, el("p", { class: "noimage muted" }),
+          el("span", { class: "tile-los" }), el("span", { class: "tile-queue" })),
         el("p", { class: "cam-detail muted" }),
       );
+      const open = () => { if (opts.onEnlarge) opts.onEnlarge(cam.camera_id); };
+      card.addEventListener("click", open);
+      card.addEventListener("keydown", (ev) => { if (ev.key === "Enter") open(); });
       box.append(card);
     }
+    card.hidden = Boolean(perPage) && Math.floor(index / perPage) !== page;
+    card.title = t("wall.enlarge");
     setText(card.querySelector(".cam-name"), cam.name || cam.camera_id);
     const badge = card.querySelector(".cam-state");
     badge.className = `badge cam-state state-${cam.state}`;
     setText(badge, t(`cam.${cam.state}`));
     card.dataset.state = cam.state;
+    const traffic = cameraTraffic(cam, segments);
+    card.dataset.los = traffic.los;
+    card.className = `camera${traffic.los ? ` tint-${traffic.los}` : ""}`;
+    const losTag = card.querySelector(".tile-los");
+    losTag.hidden = !traffic.los;
+    losTag.className = `tile-los los-badge los-${traffic.los}`;
+    setText(losTag, traffic.los);
+    const queueTag = card.querySelector(".tile-queue");
+    queueTag.hidden = traffic.queue === null;
+    queueTag.dataset.value = traffic.queue === null ? "" : String(traffic.queue);
+    setText(queueTag, traffic.queue === null ? "" : t("wall.queue", { queue: fmt.num(traffic.queue, 0) }));
     setText(card.querySelector(".cam-fps"), t("wall.fps", { fps: fmt.num(cam.fps, 1) }));
     setText(card.querySelector(".cam-lag"), t("wall.lag", { lag: fmt.num(cam.lag_s, 1) }));
     const img = card.querySelector("img.snapshot");
@@ -179,9 +227,10 @@ export function renderCameras(box, cameras, t, fmt) {
     }
     none.hidden = Boolean(cam.snapshot_url);
     setText(none, t("wall.noimage"));
-    const detail = cam.state === "streaming" ? t("wall.frames", { n: cam.frames_analysed }) : cam.detail;
-    setText(card.querySelector(".cam-detail"), detail);
-  }
+    const detail = card.querySelector(".cam-detail");
+    setText(detail, t(`cam.detail.${cam.state}`, { n: cam.frames_analysed }));
+    detail.title = cam.detail;
+  });
 }
 
 // --- health -----------------------------------------------------------------------------
@@ -195,11 +244,11 @@ export function renderHealth(root, health, t, fmt) {
   outputs.replaceChildren();
   for (const sink of health.sinks) {
     const label = sink.kind === "mqtt" ? t("health.broker") : sink.kind === "influxdb" ? t("health.database") : sink.name;
-    const state = sink.connected ? t("health.connected") : `${t("health.disconnected")} (${sink.state})`;
+    const state = sink.connected ? t("health.connected") : t("health.disconnected");
     const items = [t("health.queued", { n: sink.queued }), t("health.spooled", { n: sink.spooled })];
     if (sink.kind === "mqtt") items.push(t("health.published", { n: sink.details.published ?? 0 }));
     if (sink.kind === "influxdb") items.push(t("health.written", { n: (sink.details.points_written ?? 0) + (sink.details.points_replayed ?? 0) }));
-    if (sink.last_error && !sink.connected) items.push(t("health.error", { error: sink.last_error }));
+    if (sink.last_error && !sink.connected && fmt.lang === "en") items.push(t("health.error", { error: sink.last_error }));
     outputs.append(
       el("div", { class: `output ${sink.connected ? "up" : "down"}`, "data-kind": sink.kind, "data-connected": String(sink.connected) },
         el("h3", { text: label }),
@@ -210,7 +259,7 @@ export function renderHealth(root, health, t, fmt) {
   const facts = root.querySelector("#health-engine");
   facts.replaceChildren();
   const rows = [
-    ["health.uptime", fmt.duration(health.uptime_s)],
+    ["health.uptime", fmt.duration(health.uptime_s, t)],
     ["health.frames", String(health.frames_detected)],
     ["health.dropped", String(health.frames_dropped)],
     ["health.windows", String(health.windows_published)],
@@ -220,5 +269,9 @@ export function renderHealth(root, health, t, fmt) {
   ];
   for (const [key, value] of rows) facts.append(el("dt", { text: t(key) }), el("dd", { text: value, "data-fact": key }));
   const problems = root.querySelector("#health-problems");
-  problems.replaceChildren(...health.problems.map((p) => el("li", { text: p })));
+  problems.replaceChildren(...health.problem_codes.map((p) => {
+    const params = { ...p.params };
+    if (params.state) params.state = t(`cam.${params.state}`) === `cam.${params.state}` ? t(`health.${params.state}`) : t(`cam.${params.state}`);
+    return el("li", { text: t(`problem.${p.code}`, params) });
+  }));
 }
