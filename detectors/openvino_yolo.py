@@ -161,6 +161,11 @@ class OpenVinoYolo:
         """Which model classes are kept and what they map to."""
         return self._decode_settings.class_map
 
+    @property
+    def stride(self) -> int:
+        """The model's stride in pixels (input sizes and windows are multiples of it)."""
+        return int(self._model.info.stride)
+
     def geometry(self, height_px: int, width_px: int) -> LetterboxGeometry:
         """Letterbox geometry of an image of this size (cached per size)."""
         key = (height_px, width_px)
@@ -244,14 +249,34 @@ class OpenVinoYolo:
             self._closed = True
             self._model.close()
 
+    def detect_placed(self, jobs: Sequence[tuple[Image, Placement]]) -> list[Detections]:
+        """Detect each image at its own placement (a tile, a crop window, a letterbox).
+
+        Boxes come back in the image's pixels. Used for tiling (:mod:`detectors.tiles`):
+        several windows of one frame, each a separate model input, run in flight together.
+        """
+        if self._closed:
+            raise DetectorError(f"detector {self._name} is closed")
+        indices = sorted(range(len(jobs)), key=lambda k: jobs[k][1].input_shape)
+        results: list[Detections] = [Detections.empty()] * len(jobs)
+        for index, found in self._stream(
+            indices, lambda k: jobs[k][0], None, placement_of=lambda k: jobs[k][1]
+        ):
+            results[index] = found
+        return results
+
     def _stream(
-        self, items: Iterable[T], image_of: Callable[[T], Image], region_of: RegionOf[T] | None
+        self,
+        items: Iterable[T],
+        image_of: Callable[[T], Image],
+        region_of: RegionOf[T] | None,
+        placement_of: Callable[[T], Placement] | None = None,
     ) -> Generator[tuple[T, Detections], None, None]:
         pending: deque[_Chunk[T]] = deque()
         running = 0
         try:
             for chunk_items in batched(items, self._batch):
-                chunk = self._submit(chunk_items, image_of, region_of)
+                chunk = self._submit(chunk_items, image_of, region_of, placement_of)
                 pending.append(chunk)
                 running += len(chunk.jobs)
                 while pending and running >= self._limit(chunk):
@@ -271,7 +296,11 @@ class OpenVinoYolo:
         return self._inflight_limit
 
     def _submit(
-        self, chunk_items: list[T], image_of: Callable[[T], Image], region_of: RegionOf[T] | None
+        self,
+        chunk_items: list[T],
+        image_of: Callable[[T], Image],
+        region_of: RegionOf[T] | None,
+        placement_of: Callable[[T], Placement] | None,
     ) -> _Chunk[T]:
         chunk = _Chunk(chunk_items)
         groups: dict[tuple[int, int], list[tuple[int, Image, Placement]]] = {}
@@ -282,8 +311,11 @@ class OpenVinoYolo:
                 raise DetectorError(
                     f"image must be HxWx3 uint8 BGR, got shape {image.shape} dtype {image.dtype}"
                 )
-            region = None if region_of is None else region_of(item)
-            placement = self.placement(int(image.shape[0]), int(image.shape[1]), region)
+            if placement_of is not None:
+                placement = placement_of(item)
+            else:
+                region = None if region_of is None else region_of(item)
+                placement = self.placement(int(image.shape[0]), int(image.shape[1]), region)
             groups.setdefault(placement.input_shape, []).append((slot, image, placement))
         try:
             for (height, width), members in groups.items():

@@ -90,6 +90,14 @@ class YoloDetector:
             return self._impl.placement(height_px, width_px, region)
         return None
 
+    def runner(self) -> OpenVinoYolo:
+        """Return the OpenVINO runner, for placements of one's own; raise on other engines."""
+        if not isinstance(self._impl, OpenVinoYolo):
+            raise DetectorError(
+                f"tiling needs the OpenVINO engine; {self.name} runs on {self.engine.value}"
+            )
+        return self._impl
+
     def detect(self, images: Sequence[Image], regions: Regions | None = None) -> list[Detections]:
         """One :class:`Detections` per image (HxWx3 uint8 BGR), boxes in its own pixels.
 
