@@ -10,6 +10,7 @@ north-south axis to the east-west axis during the hour. Usage::
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tempfile
@@ -100,6 +101,13 @@ SUMOCFG = f"""<configuration>
 """
 
 
+def _strip_paths(net: Path) -> None:
+    """Keep only file names in netconvert's header comment (no machine paths in the repo)."""
+    text = net.read_text(encoding="utf-8")
+    text = re.sub(r'value="[^"]*/([^"/]+)"', r'value="\1"', text)
+    net.write_text(text, encoding="utf-8")
+
+
 def main() -> int:
     """Write the nodes, edges, network, routes and configuration of the demo."""
     import sumolib
@@ -139,6 +147,7 @@ def main() -> int:
             ],
             check=True,
         )
+    _strip_paths(OUT / "demo.net.xml")
     (OUT / "demo.rou.xml").write_text(_routes(), encoding="utf-8")
     (OUT / "demo.sumocfg").write_text(SUMOCFG, encoding="utf-8")
     print(f"wrote {OUT}/demo.net.xml, demo.rou.xml, demo.sumocfg")
