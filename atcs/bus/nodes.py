@@ -15,17 +15,16 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from atcs import __version__
 from atcs.bus.client import BusClient
-from atcs.bus.codec import build, dump, iso_utc, load_for_topic, opt_time
 from atcs.bus.connection import Will
 from atcs.bus.messages import EngineState
-from atcs.bus.schemas import SCHEMA_IDS
+from atcs.bus.model import Field, Message, Struct
 from atcs.bus.topics import TopicKind, Topics
+from atcs.bus.wire import ArrayOf, DateTime, Id, Text, choice
 from atcs.config.bus import MqttConfig
 from atcs.types import CameraId, IntersectionId, SiteId
 
@@ -64,39 +63,50 @@ class NodeStatus:
         return self.state is EngineState.ONLINE
 
 
+NODE_STATUS: Message[NodeStatus] = Message(
+    TopicKind.NODE_STATUS,
+    "NodeStatus",
+    "Availability of one node of a multi-node city, retained (QoS 1) on "
+    "{prefix}/nodes/{node}/status. The node's last will carries state offline without 'at'; "
+    "the cameras an edge node reads and the intersections a control node runs are in both.",
+    Struct(
+        (
+            Field("node", Id(), attr="node_id"),
+            Field("role", choice(NodeRole)),
+            Field("state", choice(EngineState)),
+            Field("version", Text(1, 64), "Engine version."),
+            Field("site", Id(), attr="site_id"),
+            Field(
+                "cameras",
+                ArrayOf(Id(), max_items=1000),
+                "Cameras this node reads (edge and all).",
+            ),
+            Field(
+                "intersections",
+                ArrayOf(Id(), max_items=1000),
+                "Intersections this node controls (control and all).",
+            ),
+            Field(
+                "at",
+                DateTime(),
+                "When the state began, ISO-8601 UTC; absent in the last will.",
+                required=False,
+            ),
+        ),
+        NodeStatus,
+    ),
+    topic_key="node",
+)
+
+
 def encode_node_status(status: NodeStatus) -> bytes:
     """Encode the payload of ``{p}/nodes/{node}/status``."""
-    doc: dict[str, Any] = {
-        "schema": SCHEMA_IDS[TopicKind.NODE_STATUS],
-        "node": status.node_id,
-        "role": status.role.value,
-        "state": status.state.value,
-        "version": status.version,
-        "site": status.site_id,
-        "cameras": list(status.cameras),
-        "intersections": list(status.intersections),
-    }
-    if status.at is not None:
-        doc["at"] = iso_utc(status.at)
-    return dump(doc)
+    return NODE_STATUS.encode(status)
 
 
 def decode_node_status(payload: bytes | str, topic_ident: str | None = None) -> NodeStatus:
     """Validate and read a node status (``topic_ident``: the node in the topic)."""
-    doc = load_for_topic(TopicKind.NODE_STATUS, payload, "node", topic_ident)
-    return build(
-        TopicKind.NODE_STATUS,
-        lambda: NodeStatus(
-            node_id=str(doc["node"]),
-            role=NodeRole(doc["role"]),
-            state=EngineState(doc["state"]),
-            version=str(doc["version"]),
-            site_id=SiteId(doc["site"]),
-            cameras=tuple(CameraId(c) for c in doc["cameras"]),
-            intersections=tuple(IntersectionId(i) for i in doc["intersections"]),
-            at=opt_time(doc.get("at")),
-        ),
-    )
+    return NODE_STATUS.decode(payload, topic_ident).record
 
 
 class NodeAnnouncer(BusClient):

@@ -1,29 +1,18 @@
-"""JSON payloads of the MQTT contract: encode records to bytes, decode and validate bytes.
+"""Messages of the core contract: segment metrics, camera and engine status, plans, acks, overrides.
 
 Every payload carries ``"schema": "atcs.<kind>/1"``. Datetimes are ISO-8601; the engine
-writes UTC with a ``Z`` and microseconds, and reads any offset (converted to UTC). Decoding
-checks the JSON Schema in ``atcs/contract`` and raises :class:`~atcs.errors.PayloadError`
-with the reason for malformed or foreign messages.
+writes UTC with a ``Z`` and microseconds, and reads any offset (converted to UTC). Each
+message is declared once (:class:`~atcs.bus.model.Message`): the JSON Schema in
+``atcs/contract``, the check of inbound payloads and the codec all come from it. Decoders
+raise only :class:`~atcs.errors.PayloadError`, with the reason.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from atcs.bus.codec import (
-    MAX_PAYLOAD_BYTES,  # noqa: F401 - re-exported
-    Received,
-    build,
-    dump,
-    iso_utc,
-    load,
-    load_for_topic,
-    meta_of,
-    opt_float,
-    opt_time,
-    parse_time,
-    with_meta,
-)
+from atcs.bus.codec import Received
 from atcs.bus.messages import (
     AckResult,
     EngineState,
@@ -33,281 +22,458 @@ from atcs.bus.messages import (
     OverrideAction,
     PlanAck,
 )
-from atcs.bus.schemas import SCHEMA_IDS
+from atcs.bus.model import Field, Message, Rule, Struct
 from atcs.bus.topics import TopicKind
-from atcs.errors import PayloadError
+from atcs.bus.wire import (
+    ArrayOf,
+    Boolean,
+    Choice,
+    DateTime,
+    Id,
+    Integer,
+    MapOf,
+    Nullable,
+    Number,
+    Text,
+    choice,
+)
 from atcs.types import (
-    CameraId,
     CameraState,
     CameraStatus,
     Direction,
     FlowCount,
     IntersectionId,
     LevelOfService,
-    LineId,
-    PhaseId,
     PhaseTiming,
     PlanMode,
-    SegmentId,
     SegmentMetrics,
     SiteId,
     TimingPlan,
     VehicleClass,
 )
 
+VEHICLE_CLASS = Choice(
+    tuple(c.label for c in VehicleClass), lambda c: str(c.label), VehicleClass.from_label
+)
+"""A vehicle class by its label (``car``, ``motorcycle``, ``bus``, ``truck``, ``bicycle``)."""
+
+AUTH = Field(
+    "auth",
+    Struct(
+        (
+            Field(
+                "sender",
+                Text(pattern="^[A-Za-z0-9._:@-]{1,64}$"),
+                "Sender id as configured in mqtt.control_auth.senders.",
+            ),
+            Field("alg", Choice(("hmac-sha256", "ed25519"))),
+            Field("issued_at", DateTime()),
+            Field("expires_at", DateTime()),
+            Field(
+                "nonce",
+                Text(pattern="^[A-Za-z0-9_-]{16,128}$"),
+                "Unique per sender while the message is valid (replays are refused).",
+            ),
+            Field(
+                "sig",
+                Text(pattern="^[A-Za-z0-9_+/=-]{16,256}$"),
+                "Signature, base64url without padding (HMAC-SHA256: 32 bytes; Ed25519: 64).",
+            ),
+        )
+    ),
+    "Authenticator (see docs/security.md): the signature covers the topic, a newline and "
+    "the RFC 8785 canonical form of this payload without auth.sig.",
+    attr=None,
+    required=False,
+)
+"""The ``auth`` object of signed control messages (added by the signer, checked by
+:class:`~atcs.bus.auth.ControlAuthenticator`; not part of the record)."""
+
+SITE = Field("site", Id(), "Site id.", attr="site_id")
+
+
+def _omit_empty(value: Any) -> bool:
+    return not value
+
+
 # Segment metrics -----------------------------------------------------------------------
+
+FLOW = Struct(
+    (
+        Field("line", Id(), "Counting line id.", attr="line_id"),
+        Field("class", VEHICLE_CLASS, attr="vehicle_class"),
+        Field("direction", choice(Direction)),
+        Field("count", Integer()),
+        Field("flow_veh_h", Number(minimum=0)),
+        Field(
+            "approach",
+            Boolean(),
+            "True for the line's approach direction (toward the stop line), the one control "
+            "and PCU use. Optional for older senders: absent means true.",
+            required=False,
+            default=True,
+        ),
+    ),
+    FlowCount,
+)
+
+SEGMENT_METRICS: Message[SegmentMetrics] = Message(
+    TopicKind.SEGMENT_METRICS,
+    "SegmentMetrics",
+    "Traffic measures of one road segment over one window, published retained (QoS 1) on "
+    "{prefix}/segments/{segment}/metrics.",
+    Struct(
+        (
+            SITE,
+            Field("camera", Id(), "Camera that sees the segment.", attr="camera_id"),
+            Field("segment", Id(), "Segment id (also in the topic).", attr="segment_id"),
+            Field("window_start", DateTime(), "Window start, ISO-8601 UTC."),
+            Field("window_end", DateTime(), "Window end, ISO-8601 UTC."),
+            Field(
+                "window_s",
+                Number(exclusive_minimum=0),
+                "Window length, s.",
+                attr=None,
+                get=lambda m: m.window_s,
+            ),
+            Field(
+                "observed_s",
+                Number(minimum=0),
+                "Time of the window the camera was actually seen, s (at most window_s); flows "
+                "are per hour of it. Optional for older senders: absent means the whole window.",
+                get=lambda m: m.observed_or_window_s,
+                required=False,
+            ),
+            Field(
+                "partial",
+                Boolean(),
+                "True when observed_s is less than the configured share of window_s (engine "
+                "start, camera loss). Optional for older senders: absent means false.",
+                required=False,
+                default=False,
+            ),
+            Field("frames", Integer(), "Frames analysed in the window."),
+            Field(
+                "vehicles",
+                Number(minimum=0),
+                "Mean vehicles in the segment over the window's frames.",
+            ),
+            Field(
+                "vehicles_by_class",
+                MapOf(Number(minimum=0), keys=VEHICLE_CLASS),
+                "Mean vehicles per class (car, motorcycle, bus, truck, bicycle).",
+            ),
+            Field("pcu", Number(minimum=0), "PCU-weighted mean vehicles (passenger-car units)."),
+            Field("density_pcu_km_lane", Number(minimum=0), "pcu / (length_m / 1000 * lanes)."),
+            Field(
+                "occupancy",
+                Number(minimum=0, maximum=1),
+                "Mean covered fraction of the segment polygon, 0..1.",
+            ),
+            Field(
+                "flow_veh_h",
+                Number(minimum=0),
+                "Approach flow: crossings of the segment's lines in their approach direction "
+                "(toward the stop line), every class, per hour of observed time, vehicles/h.",
+            ),
+            Field(
+                "flows",
+                ArrayOf(FLOW),
+                "Crossings per counting line, class and direction (both directions), each per "
+                "hour of observed time.",
+            ),
+            Field(
+                "queue_m",
+                Nullable(Number(minimum=0)),
+                "Mean queue length, m; null without a stop line.",
+            ),
+            Field(
+                "queue_max_m",
+                Nullable(Number(minimum=0)),
+                "Longest queue in the window, m; null without a stop line.",
+            ),
+            Field("los", choice(LevelOfService), "Level of service from density."),
+            Field("congested", Boolean()),
+            Field("stale", Boolean(), "True when the window saw no frame."),
+            Field(
+                "speed_kmh",
+                Nullable(Number(minimum=0)),
+                "Mean ground speed, km/h, of the tracked vehicles that had one in the segment "
+                "in the window (one value per vehicle); null on cameras without a ground "
+                "calibration or with no such vehicle. Optional for older senders: absent "
+                "means null.",
+                required=False,
+            ),
+            Field(
+                "speed_p85_kmh",
+                Nullable(Number(minimum=0)),
+                "85th percentile of the same per-vehicle speeds, km/h; null as speed_kmh. "
+                "Optional for older senders: absent means null.",
+                required=False,
+            ),
+            Field(
+                "speed_vehicles",
+                Integer(),
+                "Vehicles with a speed in the window. Optional for older senders: absent means 0.",
+                required=False,
+                default=0,
+            ),
+            Field(
+                "speed_capped",
+                Integer(),
+                "Of those, vehicles whose speed was capped at the calibration's "
+                "max_speed_kmh as implausible (a bad calibration or track). Optional for "
+                "older senders: absent means 0.",
+                required=False,
+                default=0,
+            ),
+        ),
+        SegmentMetrics,
+    ),
+    streamed=True,
+    topic_key="segment",
+)
 
 
 def encode_segment_metrics(metrics: SegmentMetrics, meta: MessageMeta) -> bytes:
     """One :class:`SegmentMetrics` as the JSON payload of ``{p}/segments/{segment}/metrics``."""
-    doc: dict[str, Any] = {
-        "schema": SCHEMA_IDS[TopicKind.SEGMENT_METRICS],
-        "site": metrics.site_id,
-        "camera": metrics.camera_id,
-        "segment": metrics.segment_id,
-        "window_start": iso_utc(metrics.window_start),
-        "window_end": iso_utc(metrics.window_end),
-        "window_s": metrics.window_s,
-        "observed_s": metrics.observed_or_window_s,
-        "partial": metrics.partial,
-        "frames": metrics.frames,
-        "vehicles": metrics.vehicles,
-        "vehicles_by_class": {vc.label: n for vc, n in metrics.vehicles_by_class.items()},
-        "pcu": metrics.pcu,
-        "density_pcu_km_lane": metrics.density_pcu_km_lane,
-        "occupancy": metrics.occupancy,
-        "flow_veh_h": metrics.flow_veh_h,
-        "flows": [
-            {
-                "line": f.line_id,
-                "class": f.vehicle_class.label,
-                "direction": f.direction.value,
-                "count": f.count,
-                "flow_veh_h": f.flow_veh_h,
-                "approach": f.approach,
-            }
-            for f in metrics.flows
-        ],
-        "queue_m": metrics.queue_m,
-        "queue_max_m": metrics.queue_max_m,
-        "los": metrics.los.value,
-        "congested": metrics.congested,
-        "stale": metrics.stale,
-        "speed_kmh": metrics.speed_kmh,
-        "speed_p85_kmh": metrics.speed_p85_kmh,
-        "speed_vehicles": metrics.speed_vehicles,
-        "speed_capped": metrics.speed_capped,
-    }
-    return dump(with_meta(doc, meta))
+    return SEGMENT_METRICS.encode(metrics, meta)
 
 
 def decode_segment_metrics(
     payload: bytes | str, topic_ident: str | None = None
 ) -> Received[SegmentMetrics]:
     """Validate and read a segment metrics payload (``topic_ident``: segment in the topic)."""
-    doc = load_for_topic(TopicKind.SEGMENT_METRICS, payload, "segment", topic_ident)
-    return build(TopicKind.SEGMENT_METRICS, lambda: Received(_metrics_record(doc), meta_of(doc)))
-
-
-def _metrics_record(doc: dict[str, Any]) -> SegmentMetrics:
-    return SegmentMetrics(
-        site_id=SiteId(doc["site"]),
-        camera_id=CameraId(doc["camera"]),
-        segment_id=SegmentId(doc["segment"]),
-        window_start=parse_time(doc["window_start"]),
-        window_end=parse_time(doc["window_end"]),
-        frames=int(doc["frames"]),
-        vehicles=float(doc["vehicles"]),
-        vehicles_by_class={
-            VehicleClass.from_label(k): float(v) for k, v in doc["vehicles_by_class"].items()
-        },
-        pcu=float(doc["pcu"]),
-        density_pcu_km_lane=float(doc["density_pcu_km_lane"]),
-        occupancy=float(doc["occupancy"]),
-        flow_veh_h=float(doc["flow_veh_h"]),
-        flows=tuple(
-            FlowCount(
-                line_id=LineId(f["line"]),
-                vehicle_class=VehicleClass.from_label(f["class"]),
-                direction=Direction(f["direction"]),
-                count=int(f["count"]),
-                flow_veh_h=float(f["flow_veh_h"]),
-                approach=bool(f.get("approach", True)),
-            )
-            for f in doc["flows"]
-        ),
-        queue_m=opt_float(doc["queue_m"]),
-        queue_max_m=opt_float(doc["queue_max_m"]),
-        los=LevelOfService(doc["los"]),
-        congested=bool(doc["congested"]),
-        stale=bool(doc["stale"]),
-        observed_s=opt_float(doc.get("observed_s")),
-        partial=bool(doc.get("partial", False)),
-        speed_kmh=opt_float(doc.get("speed_kmh")),
-        speed_p85_kmh=opt_float(doc.get("speed_p85_kmh")),
-        speed_vehicles=int(doc.get("speed_vehicles", 0)),
-        speed_capped=int(doc.get("speed_capped", 0)),
-    )
+    return SEGMENT_METRICS.decode(payload, topic_ident)
 
 
 # Camera status -------------------------------------------------------------------------
 
+CAMERA_STATUS: Message[CameraStatus] = Message(
+    TopicKind.CAMERA_STATUS,
+    "CameraStatus",
+    "Health of one camera, published retained (QoS 1) on {prefix}/cameras/{camera}/status.",
+    Struct(
+        (
+            Field("site", Id(), "Site id.", attr=None),
+            Field("camera", Id(), "Camera id (also in the topic).", attr="camera_id"),
+            Field("state", choice(CameraState)),
+            Field("fps", Number(minimum=0), "Measured frame rate, frames/s."),
+            Field(
+                "last_frame_at",
+                Nullable(DateTime()),
+                "Time of the last frame, ISO-8601 UTC; null before the first.",
+            ),
+            Field(
+                "detail",
+                Text(max_length=1000, cut=True),
+                "Human detail, e.g. the last error.",
+            ),
+            Field(
+                "decode_mode",
+                Choice(("keyframes", "full")),
+                "Video files and streams: keyframes only, or every frame decoded. Optional "
+                "for older senders.",
+                required=False,
+            ),
+            Field(
+                "gop_s",
+                Number(minimum=0),
+                "Measured time between keyframes, s. Optional: absent until measured, and "
+                "for older senders.",
+                required=False,
+            ),
+        ),
+        CameraStatus,
+    ),
+    streamed=True,
+    topic_key="camera",
+)
+
 
 def encode_camera_status(site_id: SiteId, status: CameraStatus, meta: MessageMeta) -> bytes:
     """One :class:`CameraStatus` as the payload of ``{p}/cameras/{camera}/status``."""
-    doc: dict[str, Any] = {
-        "schema": SCHEMA_IDS[TopicKind.CAMERA_STATUS],
-        "site": site_id,
-        "camera": status.camera_id,
-        "state": status.state.value,
-        "fps": status.fps,
-        "last_frame_at": None if status.last_frame_at is None else iso_utc(status.last_frame_at),
-        "detail": status.detail[:1000],
-    }
-    if status.decode_mode is not None:
-        doc["decode_mode"] = status.decode_mode
-    if status.gop_s is not None:
-        doc["gop_s"] = status.gop_s
-    return dump(with_meta(doc, meta))
+    return CAMERA_STATUS.encode(status, meta, site=site_id)
 
 
 def decode_camera_status(
     payload: bytes | str, topic_ident: str | None = None
 ) -> Received[CameraStatus]:
     """Validate and read a camera status payload (``topic_ident``: camera in the topic)."""
-    doc = load_for_topic(TopicKind.CAMERA_STATUS, payload, "camera", topic_ident)
-    return build(TopicKind.CAMERA_STATUS, lambda: Received(_camera_record(doc), meta_of(doc)))
-
-
-def _camera_record(doc: dict[str, Any]) -> CameraStatus:
-    return CameraStatus(
-        camera_id=CameraId(doc["camera"]),
-        state=CameraState(doc["state"]),
-        fps=float(doc["fps"]),
-        last_frame_at=opt_time(doc["last_frame_at"]),
-        detail=str(doc["detail"]),
-        decode_mode=doc.get("decode_mode"),
-        gop_s=opt_float(doc.get("gop_s")),
-    )
+    return CAMERA_STATUS.decode(payload, topic_ident)
 
 
 # Timing plan ---------------------------------------------------------------------------
 
+PHASE_TIMING = Struct(
+    (
+        Field("phase", Text(min_length=1), attr="phase_id"),
+        Field("green_s", Number(minimum=0)),
+        Field("yellow_s", Number(minimum=0)),
+        Field("all_red_s", Number(minimum=0)),
+    ),
+    PhaseTiming,
+)
+
+TIMING_PLAN: Message[TimingPlan] = Message(
+    TopicKind.TIMING_PLAN,
+    "TimingPlan",
+    "A signal timing plan that passed the safety envelope, retained (QoS 1) on "
+    "{prefix}/intersections/{ix}/plan.",
+    Struct(
+        (
+            Field("site", Id(), "Site id.", attr=None),
+            Field(
+                "intersection",
+                Id(),
+                "Intersection id (also in the topic).",
+                attr="intersection_id",
+            ),
+            Field("plan_id", Text(1, 128)),
+            Field("controller", Text(min_length=1), "Algorithm that proposed the plan."),
+            Field("mode", choice(PlanMode)),
+            Field(
+                "cycle_s",
+                Number(exclusive_minimum=0),
+                "Cycle length, s (sum of phase durations).",
+            ),
+            Field("offset_s", Number(minimum=0), "Cycle start offset, s."),
+            Field("phases", ArrayOf(PHASE_TIMING, min_items=1)),
+            Field(
+                "valid_from",
+                DateTime(),
+                "Cycle boundary from which the plan runs, ISO-8601 UTC.",
+            ),
+            Field("reason", Text()),
+            Field(
+                "data_age_s",
+                Nullable(Number(minimum=0)),
+                "Age of the newest measure used, s; null if none.",
+            ),
+            Field(
+                "extra",
+                MapOf(Number()),
+                "Controller-specific numbers.",
+                get=lambda p: {str(k): float(v) for k, v in p.extra.items()},
+            ),
+        ),
+        TimingPlan,
+    ),
+    streamed=True,
+    topic_key="intersection",
+)
+
 
 def encode_timing_plan(site_id: SiteId, plan: TimingPlan, meta: MessageMeta) -> bytes:
     """One :class:`TimingPlan` as the payload of ``{p}/intersections/{ix}/plan``."""
-    doc: dict[str, Any] = {
-        "schema": SCHEMA_IDS[TopicKind.TIMING_PLAN],
-        "site": site_id,
-        "intersection": plan.intersection_id,
-        "plan_id": plan.plan_id,
-        "controller": plan.controller,
-        "mode": plan.mode.value,
-        "cycle_s": plan.cycle_s,
-        "offset_s": plan.offset_s,
-        "phases": [
-            {
-                "phase": p.phase_id,
-                "green_s": p.green_s,
-                "yellow_s": p.yellow_s,
-                "all_red_s": p.all_red_s,
-            }
-            for p in plan.phases
-        ],
-        "valid_from": iso_utc(plan.valid_from),
-        "reason": plan.reason,
-        "data_age_s": plan.data_age_s,
-        "extra": dict(plan.extra),
-    }
-    return dump(with_meta(doc, meta))
+    return TIMING_PLAN.encode(plan, meta, site=site_id)
 
 
 def decode_timing_plan(
     payload: bytes | str, topic_ident: str | None = None
 ) -> Received[TimingPlan]:
     """Validate and read a plan payload (``topic_ident``: intersection in the topic)."""
-    doc = load_for_topic(TopicKind.TIMING_PLAN, payload, "intersection", topic_ident)
-    return build(TopicKind.TIMING_PLAN, lambda: Received(_plan_record(doc), meta_of(doc)))
-
-
-def _plan_record(doc: dict[str, Any]) -> TimingPlan:
-    return TimingPlan(
-        intersection_id=IntersectionId(doc["intersection"]),
-        plan_id=str(doc["plan_id"]),
-        controller=str(doc["controller"]),
-        mode=PlanMode(doc["mode"]),
-        cycle_s=float(doc["cycle_s"]),
-        offset_s=float(doc["offset_s"]),
-        phases=tuple(
-            PhaseTiming(
-                phase_id=PhaseId(p["phase"]),
-                green_s=float(p["green_s"]),
-                yellow_s=float(p["yellow_s"]),
-                all_red_s=float(p["all_red_s"]),
-            )
-            for p in doc["phases"]
-        ),
-        valid_from=parse_time(doc["valid_from"]),
-        reason=str(doc["reason"]),
-        data_age_s=opt_float(doc["data_age_s"]),
-        extra={str(k): float(v) for k, v in doc["extra"].items()},
-    )
+    return TIMING_PLAN.decode(payload, topic_ident)
 
 
 # Engine status -------------------------------------------------------------------------
 
+ENGINE_STATUS: Message[EngineStatus] = Message(
+    TopicKind.ENGINE_STATUS,
+    "EngineStatus",
+    "Availability of the engine, retained (QoS 1) on {prefix}/status. The last will carries "
+    "state offline without 'at'.",
+    Struct(
+        (
+            Field("state", choice(EngineState)),
+            Field("version", Text(min_length=1), "Engine version."),
+            SITE,
+            Field("client_id", Text(), "MQTT client id of the engine."),
+            Field(
+                "at",
+                DateTime(),
+                "When the state began, ISO-8601 UTC; absent in the last will.",
+                required=False,
+            ),
+        ),
+        EngineStatus,
+    ),
+)
+
 
 def encode_engine_status(status: EngineStatus) -> bytes:
     """Encode the payload of ``{p}/status`` (no ``at`` when None, as in the last will)."""
-    doc: dict[str, Any] = {
-        "schema": SCHEMA_IDS[TopicKind.ENGINE_STATUS],
-        "state": status.state.value,
-        "version": status.version,
-        "site": status.site_id,
-        "client_id": status.client_id,
-    }
-    if status.at is not None:
-        doc["at"] = iso_utc(status.at)
-    return dump(doc)
+    return ENGINE_STATUS.encode(status)
 
 
 def decode_engine_status(payload: bytes | str) -> EngineStatus:
     """Validate and read an engine status payload."""
-    doc = load(TopicKind.ENGINE_STATUS, payload)
-    return build(
-        TopicKind.ENGINE_STATUS,
-        lambda: EngineStatus(
-            state=EngineState(doc["state"]),
-            version=str(doc["version"]),
-            site_id=SiteId(doc["site"]),
-            client_id=str(doc["client_id"]),
-            at=opt_time(doc.get("at")),
-        ),
-    )
+    return ENGINE_STATUS.decode(payload).record
 
 
 # Plan ack ------------------------------------------------------------------------------
 
+TOPIC_INTERSECTION = Field(
+    "intersection",
+    Id(),
+    "Optional; must equal the topic's intersection.",
+    attr=None,
+    get=lambda r: r.intersection_id,
+    required=False,
+)
+
+
+def _rejected_needs_reason(doc: Mapping[str, Any]) -> str | None:
+    if doc.get("result") == AckResult.REJECTED.value and "reason" not in doc:
+        return "a rejected ack needs a reason"
+    return None
+
+
+PLAN_ACK: Message[PlanAck] = Message(
+    TopicKind.PLAN_ACK,
+    "PlanAck",
+    "A signal controller's answer to a plan, on {prefix}/intersections/{ix}/plan/ack (QoS 1, "
+    "not retained).",
+    Struct(
+        (
+            TOPIC_INTERSECTION,
+            Field("plan_id", Text(1, 128)),
+            Field("result", choice(AckResult)),
+            Field("reason", Text(max_length=1000), required=False, default=""),
+            Field(
+                "controller_id",
+                Text(max_length=128),
+                "The acknowledging signal controller.",
+                required=False,
+                default="",
+                omit=_omit_empty,
+            ),
+            Field("at", DateTime(), required=False),
+            AUTH,
+        ),
+        PlanAck,
+        rules=(
+            Rule(
+                {
+                    "if": {"properties": {"result": {"const": "rejected"}}},
+                    "then": {"required": ["reason"]},
+                },
+                _rejected_needs_reason,
+            ),
+        ),
+    ),
+    topic_key="intersection",
+)
+
 
 def encode_plan_ack(ack: PlanAck) -> bytes:
     """Encode what a signal controller sends on ``{p}/intersections/{ix}/plan/ack``."""
-    doc: dict[str, Any] = {
-        "schema": SCHEMA_IDS[TopicKind.PLAN_ACK],
-        "intersection": ack.intersection_id,
-        "plan_id": ack.plan_id,
-        "result": ack.result.value,
-        "reason": ack.reason,
-    }
-    if ack.controller_id:
-        doc["controller_id"] = ack.controller_id
-    if ack.at is not None:
-        doc["at"] = iso_utc(ack.at)
-    return dump(doc)
+    return PLAN_ACK.encode(ack)
 
 
 def load_plan_ack(payload: bytes | str, intersection: IntersectionId) -> dict[str, Any]:
     """Parse and check an ack received on the ack topic of ``intersection`` (a document)."""
-    return load_for_topic(TopicKind.PLAN_ACK, payload, "intersection", intersection)
+    return PLAN_ACK.load(payload, intersection)
 
 
 def decode_plan_ack(payload: bytes | str, intersection: IntersectionId) -> PlanAck:
@@ -317,54 +483,82 @@ def decode_plan_ack(payload: bytes | str, intersection: IntersectionId) -> PlanA
 
 def plan_ack_from_doc(doc: dict[str, Any], intersection: IntersectionId) -> PlanAck:
     """Return the :class:`PlanAck` of a document checked by :func:`load_plan_ack`."""
-    return build(TopicKind.PLAN_ACK, lambda: _ack_record(doc, intersection))
-
-
-def _ack_record(doc: dict[str, Any], intersection: IntersectionId) -> PlanAck:
-    return PlanAck(
-        intersection_id=intersection,
-        plan_id=str(doc["plan_id"]),
-        result=AckResult(doc["result"]),
-        reason=str(doc.get("reason", "")),
-        controller_id=str(doc.get("controller_id", "")),
-        at=opt_time(doc.get("at")),
-    )
+    return PLAN_ACK.read(doc, intersection_id=intersection)
 
 
 # Override ------------------------------------------------------------------------------
 
+_HAS_PLAN = {"anyOf": [{"required": ["plan_name"]}, {"required": ["greens_s"]}]}
+
+
+def _override_plan_rule(doc: Mapping[str, Any]) -> str | None:
+    has_plan = "plan_name" in doc or "greens_s" in doc
+    action = doc.get("action")
+    if action == OverrideAction.FIXED.value and not has_plan:
+        return "override 'fixed' needs plan_name or greens_s"
+    if action != OverrideAction.FIXED.value and has_plan:
+        return f"override {action!r} takes no plan_name or greens_s"
+    return None
+
+
+OVERRIDE: Message[Override] = Message(
+    TopicKind.OVERRIDE,
+    "Override",
+    "An operator's override of one intersection, on {prefix}/intersections/{ix}/override "
+    "(QoS 1, not retained). hold: keep the running plan; fixed: run a named fixed plan or "
+    "the given greens; release: back to the controllers.",
+    Struct(
+        (
+            TOPIC_INTERSECTION,
+            Field("action", choice(OverrideAction)),
+            Field("who", Text(1, 128), "Operator name or badge."),
+            Field("why", Text(1, 1000), "Reason, for the log."),
+            Field("at", DateTime(), "When it was issued, ISO-8601 UTC.", required=False),
+            AUTH,
+            Field(
+                "plan_name",
+                Text(1, 128),
+                "fixed: name of a configured fixed plan.",
+                required=False,
+            ),
+            Field(
+                "greens_s",
+                MapOf(Number(exclusive_minimum=0), min_properties=1),
+                "fixed: green per phase id, s.",
+                get=lambda o: {str(k): float(v) for k, v in o.greens_s.items()},
+                required=False,
+                default={},
+                omit=_omit_empty,
+            ),
+        ),
+        Override,
+        rules=(
+            Rule(
+                {
+                    "allOf": [
+                        {
+                            "if": {"properties": {"action": {"const": "fixed"}}},
+                            "then": _HAS_PLAN,
+                            "else": {"not": _HAS_PLAN},
+                        }
+                    ]
+                },
+                _override_plan_rule,
+            ),
+        ),
+    ),
+    topic_key="intersection",
+)
+
 
 def encode_override(override: Override) -> bytes:
     """Encode what an operator sends on ``{p}/intersections/{ix}/override``."""
-    doc: dict[str, Any] = {
-        "schema": SCHEMA_IDS[TopicKind.OVERRIDE],
-        "intersection": override.intersection_id,
-        "action": override.action.value,
-        "who": override.who,
-        "why": override.why,
-    }
-    if override.at is not None:
-        doc["at"] = iso_utc(override.at)
-    if override.plan_name is not None:
-        doc["plan_name"] = override.plan_name
-    if override.greens_s:
-        doc["greens_s"] = {str(k): float(v) for k, v in override.greens_s.items()}
-    return dump(doc)
-
-
-def _explain_override(doc: dict[str, Any]) -> None:
-    has_plan = "plan_name" in doc or "greens_s" in doc
-    if doc.get("action") == "fixed" and not has_plan:
-        raise PayloadError("override 'fixed' needs plan_name or greens_s")
-    if doc.get("action") in ("hold", "release") and has_plan:
-        raise PayloadError(f"override {doc['action']!r} takes no plan_name or greens_s")
+    return OVERRIDE.encode(override)
 
 
 def load_override(payload: bytes | str, intersection: IntersectionId) -> dict[str, Any]:
     """Parse and check an override received on the topic of ``intersection`` (a document)."""
-    return load_for_topic(
-        TopicKind.OVERRIDE, payload, "intersection", intersection, _explain_override
-    )
+    return OVERRIDE.load(payload, intersection)
 
 
 def decode_override(payload: bytes | str, intersection: IntersectionId) -> Override:
@@ -374,16 +568,4 @@ def decode_override(payload: bytes | str, intersection: IntersectionId) -> Overr
 
 def override_from_doc(doc: dict[str, Any], intersection: IntersectionId) -> Override:
     """Return the :class:`Override` of a document checked by :func:`load_override`."""
-    return build(TopicKind.OVERRIDE, lambda: _override_record(doc, intersection))
-
-
-def _override_record(doc: dict[str, Any], intersection: IntersectionId) -> Override:
-    return Override(
-        intersection_id=intersection,
-        action=OverrideAction(doc["action"]),
-        who=str(doc["who"]),
-        why=str(doc["why"]),
-        at=opt_time(doc.get("at")),
-        plan_name=doc.get("plan_name"),
-        greens_s={PhaseId(k): float(v) for k, v in doc.get("greens_s", {}).items()},
-    )
+    return OVERRIDE.read(doc, intersection_id=intersection)

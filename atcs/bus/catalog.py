@@ -1,0 +1,97 @@
+"""Every message of the contract, and the JSON Schema files generated from them.
+
+``python -m atcs.bus.catalog`` rewrites ``atcs/contract/*.schema.json`` from the message
+declarations (``--check`` only says which files differ, exit status 1); a test fails when
+a committed file drifts from its declaration.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from atcs.bus.alarms import ALARM
+from atcs.bus.measure_payloads import (
+    INCIDENT_EVENT,
+    INCIDENT_STATE,
+    MOVEMENT_COUNTS,
+    TRAFFIC_FLOW_OBSERVED,
+)
+from atcs.bus.model import Message
+from atcs.bus.nodes import NODE_STATUS
+from atcs.bus.payloads import (
+    CAMERA_STATUS,
+    ENGINE_STATUS,
+    OVERRIDE,
+    PLAN_ACK,
+    SEGMENT_METRICS,
+    TIMING_PLAN,
+)
+from atcs.bus.phase_payloads import PHASE_COMMAND, SIGNAL_STATE
+from atcs.bus.schemas import schema_file_name
+from atcs.bus.topics import TopicKind
+
+MESSAGES: dict[TopicKind, Message[Any]] = {
+    m.kind: m
+    for m in (
+        ENGINE_STATUS,
+        CAMERA_STATUS,
+        SEGMENT_METRICS,
+        TIMING_PLAN,
+        PLAN_ACK,
+        OVERRIDE,
+        PHASE_COMMAND,
+        SIGNAL_STATE,
+        MOVEMENT_COUNTS,
+        INCIDENT_EVENT,
+        INCIDENT_STATE,
+        TRAFFIC_FLOW_OBSERVED,
+        ALARM,
+        NODE_STATUS,
+    )
+}
+"""The declaration of each topic kind."""
+
+CONTRACT_DIR = Path(__file__).resolve().parent.parent / "contract"
+
+
+def render(kind: TopicKind) -> str:
+    """Return the text of the schema file of ``kind`` (two-space JSON, a final newline)."""
+    return json.dumps(MESSAGES[kind].schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def stale_files(directory: Path = CONTRACT_DIR) -> list[str]:
+    """Names of the schema files in ``directory`` that differ from their declaration."""
+    stale = []
+    for kind in TopicKind:
+        path = directory / schema_file_name(kind)
+        if not path.is_file() or path.read_text(encoding="utf-8") != render(kind):
+            stale.append(path.name)
+    return stale
+
+
+def write_all(directory: Path = CONTRACT_DIR) -> list[str]:
+    """Rewrite the stale schema files of ``directory``; return their names."""
+    stale = stale_files(directory)
+    for kind in TopicKind:
+        if schema_file_name(kind) in stale:
+            (directory / schema_file_name(kind)).write_text(render(kind), encoding="utf-8")
+    return stale
+
+
+def main(argv: list[str]) -> int:
+    """Write (or with ``--check`` only list) the schema files that differ; exit status."""
+    if "--check" in argv:
+        stale = stale_files()
+        for name in stale:
+            print(f"{name} differs from its declaration", file=sys.stderr)
+        return 1 if stale else 0
+    for name in write_all():
+        print(f"wrote {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
