@@ -24,11 +24,6 @@ class Outputs:
     incident_listeners: list[IncidentListener] = field(default_factory=list)
 
 
-def build_sinks(cfg: AtcsConfig) -> list[Sink]:
-    """Return the sinks ``cfg`` asks for: MQTT with ``[mqtt]``, InfluxDB with ``[influx]``."""
-    return build_outputs(cfg).sinks
-
-
 def build_outputs(cfg: AtcsConfig) -> Outputs:
     """Return the sinks ``cfg`` asks for and the MQTT bus among them (None when off)."""
     from atcs.bus import MqttBus

@@ -70,7 +70,6 @@ SURVEY_CONFIG = REPO_DIR / "survey.toml"
 T = TypeVar("T")
 CAMERA = "bench"
 CLASS_LABELS = tuple(c.label for c in VehicleClass)
-STAGES = ("decode", "inference", "analysis", "output")
 
 
 def bench_config(clip: Path, model: str, image_size_px: int, *, crop: bool = True) -> AtcsConfig:

@@ -53,9 +53,6 @@ ROLE_KINDS: dict[SenderRole, frozenset[TopicKind]] = {
 """The kinds of control message each role may send (``engine``: checked by a signal
 controller's adapter, which configures the engine as its one sender)."""
 
-AUTHENTICATED_KINDS = frozenset().union(*ROLE_KINDS.values())
-"""Kinds whose messages must carry a valid ``auth`` object."""
-
 
 @dataclass(frozen=True, slots=True)
 class SenderKey:

@@ -64,11 +64,6 @@ class PhaseCommandSender:
             signer = Signer.from_env(spec.id, Algorithm(spec.algorithm), spec.key_env, environ)
         return cls(topics, config, signer, clock)
 
-    @property
-    def signing(self) -> bool:
-        """Tell whether commands are signed (False: none is sent, or unsigned in the lab)."""
-        return self._signer is not None
-
     def payload(self, command: PhaseCommand) -> bytes | None:
         """Return the signed payload of ``command`` (None: it may not be sent unsigned)."""
         body = encode_phase_command(command, self._clock)

@@ -17,7 +17,7 @@ from typing import Any
 from atcs.bus.codec import Received, dump
 from atcs.bus.messages import MessageMeta
 from atcs.bus.model import Field, Message, Struct
-from atcs.bus.payloads import VEHICLE_CLASS
+from atcs.bus.payloads import VEHICLE_CLASS, WINDOW
 from atcs.bus.topics import TopicKind
 from atcs.bus.wire import (
     ArrayOf,
@@ -64,15 +64,7 @@ MOVEMENT_COUNTS: Message[MovementCounts] = Message(
                 "Intersection id (also in the topic).",
                 attr="intersection_id",
             ),
-            Field("window_start", DateTime(), "Window start, ISO-8601 UTC."),
-            Field("window_end", DateTime(), "Window end, ISO-8601 UTC."),
-            Field(
-                "window_s",
-                Number(exclusive_minimum=0),
-                "Window length, s.",
-                attr=None,
-                get=lambda c: c.window_s,
-            ),
+            *WINDOW,
             Field(
                 "observed_s",
                 Number(minimum=0),

@@ -92,6 +92,20 @@ AUTH = Field(
 SITE = Field("site", Id(), "Site id.", attr="site_id")
 
 
+WINDOW = (
+    Field("window_start", DateTime(), "Window start, ISO-8601 UTC."),
+    Field("window_end", DateTime(), "Window end, ISO-8601 UTC."),
+    Field(
+        "window_s",
+        Number(exclusive_minimum=0),
+        "Window length, s.",
+        attr=None,
+        get=lambda r: r.window_s,
+    ),
+)
+"""Start, end and length of a measuring window (records with a ``window_s`` property)."""
+
+
 def _omit_empty(value: Any) -> bool:
     return not value
 
@@ -127,15 +141,7 @@ SEGMENT_METRICS: Message[SegmentMetrics] = Message(
             SITE,
             Field("camera", Id(), "Camera that sees the segment.", attr="camera_id"),
             Field("segment", Id(), "Segment id (also in the topic).", attr="segment_id"),
-            Field("window_start", DateTime(), "Window start, ISO-8601 UTC."),
-            Field("window_end", DateTime(), "Window end, ISO-8601 UTC."),
-            Field(
-                "window_s",
-                Number(exclusive_minimum=0),
-                "Window length, s.",
-                attr=None,
-                get=lambda m: m.window_s,
-            ),
+            *WINDOW,
             Field(
                 "observed_s",
                 Number(minimum=0),

@@ -164,29 +164,9 @@ class Topics:
         """Filter matching every phase-by-phase signal-controller state topic."""
         return f"{self.prefix}/intersections/+/state"
 
-    def all_movements(self) -> str:
-        """Filter matching every movement counts topic."""
-        return f"{self.prefix}/movements/+"
-
-    def all_incident_events(self) -> str:
-        """Filter matching every incident events topic."""
-        return f"{self.prefix}/incidents/+/events"
-
-    def all_incident_states(self) -> str:
-        """Filter matching every incident state topic."""
-        return f"{self.prefix}/incidents/+/state"
-
-    def all_alarms(self) -> str:
-        """Filter matching every alarm topic."""
-        return f"{self.prefix}/alarms/+/state"
-
     def all_node_status(self) -> str:
         """Filter matching every node status topic."""
         return f"{self.prefix}/nodes/+/status"
-
-    def everything(self) -> str:
-        """Filter matching every topic under the prefix."""
-        return f"{self.prefix}/#"
 
     # Parsing --------------------------------------------------------------------------
 

@@ -152,13 +152,6 @@ class SimIntersection:
     segments: tuple[SegmentLanes, ...]
     program: TlsProgram
 
-    def signals_of(self, phase_id: PhaseId) -> PhaseSignals:
-        """Return the state strings of ``phase_id``."""
-        for sig in self.signals:
-            if sig.phase_id == phase_id:
-                return sig
-        raise SimulationError(f"{self.tls_id}: no phase {phase_id!r}")
-
 
 MAX_ID_CHARS = 48
 """Longer SUMO ids are shortened (prefix and digest) to fit the bus contract's ids."""

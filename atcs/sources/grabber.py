@@ -266,11 +266,6 @@ class FolderGrabber:
         """Number of images in the folder (after :meth:`open`)."""
         return len(self._files)
 
-    @property
-    def current_name(self) -> str:
-        """File name of the last grabbed image."""
-        return self._files[self._index].name if self._index >= 0 else ""
-
     def open(self) -> None:
         """List the folder's images."""
         self._files = list_images(self._folder)

@@ -119,7 +119,6 @@ class AuditLog:
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self.path = path
-        self._influx = influx
         self._writer = writer
         if influx is not None and writer is None:
             self._writer = make_writer(influx, environ)

@@ -51,7 +51,6 @@ class BoardStore:
         self._windows: dict[str, int] = dict.fromkeys(segment_ids, 0)
         self._statuses: dict[str, CameraStatus] = {}
         self._camera_ids: set[str] = set()
-        self._plans = 0
         self.windows_total = 0
         self.ignored_total = 0
 
@@ -85,17 +84,6 @@ class BoardStore:
         with self._lock:
             if status.camera_id in self._camera_ids:
                 self._statuses[status.camera_id] = status
-
-    def count_plan(self) -> None:
-        """Count a plan handed to the sinks."""
-        with self._lock:
-            self._plans += 1
-
-    @property
-    def plans_total(self) -> int:
-        """Plans handed to the sinks since start."""
-        with self._lock:
-            return self._plans
 
     def segments(self) -> list[SegmentBoard]:
         """Every configured segment in configuration order."""

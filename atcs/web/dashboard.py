@@ -135,8 +135,7 @@ class Dashboard:
         self.ctx.board.add_status(status)
 
     def on_plan(self, plan: TimingPlan) -> None:
-        """Count the plan (the plans shown come from the control loop's state)."""
-        self.ctx.board.count_plan()
+        """Nothing to keep: the plans shown come from the control loop's state."""
 
     def health(self) -> Mapping[str, float | int | str | bool]:
         """Live logins, windows received, snapshots encoded and audit counters."""

@@ -52,11 +52,6 @@ class ZoneSnapshot:
         """PCU queued in the zone."""
         return sum(v.pcu for v in self.vehicles if v.halted)
 
-    @property
-    def moving_pcu(self) -> float:
-        """PCU moving in the zone."""
-        return sum(v.pcu for v in self.vehicles if not v.halted)
-
 
 @dataclass(frozen=True, slots=True)
 class Movement:
