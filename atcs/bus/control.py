@@ -7,8 +7,8 @@
 2. acks and phase-by-phase states (field traffic) pass a rate limit per topic and one for
    all of their kind *before* parsing; overrides are never dropped here, so a flood of
    field messages cannot push an operator's command out;
-3. the payload is parsed within bounds and checked against its schema
-   (:func:`atcs.bus.codec.load`);
+3. the payload is parsed within bounds and checked against its message declaration
+   (:meth:`atcs.bus.model.Message.load`);
 4. the authenticator checks sender, role, signature, times and nonce
    (:class:`~atcs.bus.auth.ControlAuthenticator`); then a rate limit per verified sender;
 5. the record goes to the handlers (the control loop's own queues).
