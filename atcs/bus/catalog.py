@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from atcs.bus.alarms import ALARM
+from atcs.bus.control_payloads import OVERRIDE, PLAN_ACK
 from atcs.bus.measure_payloads import (
     INCIDENT_EVENT,
     INCIDENT_STATE,
@@ -21,14 +22,7 @@ from atcs.bus.measure_payloads import (
 )
 from atcs.bus.model import Message
 from atcs.bus.nodes import NODE_STATUS
-from atcs.bus.payloads import (
-    CAMERA_STATUS,
-    ENGINE_STATUS,
-    OVERRIDE,
-    PLAN_ACK,
-    SEGMENT_METRICS,
-    TIMING_PLAN,
-)
+from atcs.bus.payloads import CAMERA_STATUS, ENGINE_STATUS, SEGMENT_METRICS, TIMING_PLAN
 from atcs.bus.phase_payloads import PHASE_COMMAND, SIGNAL_STATE
 from atcs.bus.schemas import schema_file_name
 from atcs.bus.topics import TopicKind

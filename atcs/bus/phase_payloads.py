@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from atcs.bus.control_payloads import AUTH, omit_empty
 from atcs.bus.model import Field, Message, Struct
-from atcs.bus.payloads import AUTH
 from atcs.bus.topics import TopicKind
 from atcs.bus.wire import ArrayOf, DateTime, Id, Integer, Number, Text, choice
 from atcs.types import IntersectionId, PhaseId
@@ -48,10 +48,6 @@ POSIX = Clock()
 
 INTERSECTION = Field("intersection", Id(), attr=None, get=lambda r: r.intersection_id)
 """The topic's intersection (required on these topics)."""
-
-
-def _omit_empty(value: Any) -> bool:
-    return not value
 
 
 # Phase command -------------------------------------------------------------------------
@@ -94,7 +90,7 @@ PHASE_COMMAND: Message[dict[str, Any]] = Message(
                 Text(max_length=_MAX_REASON, cut=True),
                 required=False,
                 default="",
-                omit=_omit_empty,
+                omit=omit_empty,
             ),
             AUTH,
         ),
@@ -201,7 +197,7 @@ SIGNAL_STATE: Message[dict[str, Any]] = Message(
                 Text(max_length=_MAX_ID, cut=True),
                 attr=None,
                 required=False,
-                omit=_omit_empty,
+                omit=omit_empty,
             ),
             AUTH,
         ),
