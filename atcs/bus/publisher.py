@@ -62,6 +62,7 @@ from atcs.config.bus import MqttConfig
 from atcs.config.measures import FiwareConfig
 from atcs.errors import BusError, DataError
 from atcs.incidents import IncidentEvent
+from atcs.journal import JOURNAL_FILE
 from atcs.types import CameraStatus, MovementCounts, SegmentMetrics, SiteId, TimingPlan
 from controllers.phase.commands import PhaseCommand, SignalState
 
@@ -70,7 +71,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-QUEUE_FILE = "mqtt-outbox.sqlite3"
+QUEUE_FILE = JOURNAL_FILE
 
 
 class MqttBus:
@@ -389,7 +390,7 @@ class MqttBus:
             self._pending.extend(batch)
             del self._pending[: -self.config.memory_queue_max]
         else:
-            self._sender.enqueue(batch)
+            self._sender.journal(batch)
 
     # paho callbacks (network thread) ------------------------------------------------------
 

@@ -13,11 +13,10 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
 
 import paho.mqtt.client as mqtt
 
-from atcs.bus.outbox import DROP_ORDER, NewMessage, Outbox
+from atcs.bus.outbox import DROP_ORDER, AppendResult, NewMessage, Outbox
 from atcs.bus.topics import TopicKind
 from atcs.errors import BusError
 
@@ -58,12 +57,28 @@ class Sender:
         for kind in DROP_ORDER:
             self._counters[f"dropped_{kind.value}"] = 0
         self._thread = threading.Thread(target=self._run, name="mqtt-bus", daemon=True)
+        outbox.protect_with(lambda: tuple(self._inflight.copy().values()))
+        outbox.on_commit(self._count_append)
 
     # Called from other threads -----------------------------------------------------------
 
     def start(self) -> None:
         """Start the worker thread."""
         self._thread.start()
+
+    def journal(self, batch: list[NewMessage]) -> None:
+        """Write ``batch`` to the disk queue on the caller's thread (in its journal group).
+
+        When the disk refuses it, the batch waits in the inbox and is retried.
+        """
+        try:
+            self.outbox.append(batch, on_failed=lambda exc: self.enqueue(batch))
+        except BusError as exc:
+            if not self.queue_error:
+                log.error("%s; the messages wait in memory and are retried", exc)
+            self.enqueue(batch)
+            return
+        self._wake.set()
 
     def enqueue(self, batch: list[NewMessage]) -> None:
         """Add ``batch`` to the inbox (never blocks on I/O); drop the oldest when full."""
@@ -175,7 +190,7 @@ class Sender:
             if not batch:
                 return
             try:
-                result = self.outbox.append(batch, protect=set(self._inflight.values()))
+                self.outbox.append(batch)
             except BusError as exc:
                 with self._lock:
                     self._inbox.extendleft(reversed(batch))
@@ -191,9 +206,9 @@ class Sender:
             if self.queue_error:
                 log.info("MQTT disk queue writable again")
                 self.queue_error = ""
-            self._count_append(result.bad, result.dropped)
 
-    def _count_append(self, bad: int, dropped: Mapping[TopicKind, int]) -> None:
+    def _count_append(self, result: AppendResult) -> None:
+        bad, dropped = result.bad, result.dropped
         with self._lock:
             self._counters["bad_messages"] += bad
             for kind, n in dropped.items():
