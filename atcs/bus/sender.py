@@ -16,6 +16,7 @@ from collections import deque
 
 import paho.mqtt.client as mqtt
 
+from atcs.bus.health import SenderCounters
 from atcs.bus.outbox import DROP_ORDER, AppendResult, NewMessage, Outbox
 from atcs.bus.topics import TopicKind
 from atcs.errors import BusError
@@ -54,8 +55,7 @@ class Sender:
         self._counters: dict[str, int] = {"published": 0, "dropped_memory": 0}
         self._counters["rejected_by_broker"] = 0
         self._counters["bad_messages"] = 0
-        for kind in DROP_ORDER:
-            self._counters[f"dropped_{kind.value}"] = 0
+        self._dropped: dict[TopicKind, int] = dict.fromkeys(DROP_ORDER, 0)
         self._thread = threading.Thread(target=self._run, name="mqtt-bus", daemon=True)
         outbox.protect_with(lambda: tuple(self._inflight.copy().values()))
         outbox.on_commit(self._count_append)
@@ -131,20 +131,23 @@ class Sender:
         with self._lock:
             return len(self._inbox)
 
-    def counters(self) -> dict[str, int | str | bool]:
-        """Counters, queue sizes and the disk queue's last error."""
+    def counters(self, bad_topics: int = 0) -> SenderCounters:
+        """Counters, queue sizes and the disk queue's last error (plus ``bad_topics``)."""
         with self._lock:
-            out: dict[str, int | str | bool] = dict(self._counters)
-            out["memory_queue"] = len(self._inbox)
-        out["disk_queue"] = len(self.outbox)
-        out["inflight"] = len(self._inflight)
-        out["queue_error"] = self.queue_error
-        return out
-
-    def count(self, name: str, n: int = 1) -> None:
-        """Add ``n`` to counter ``name``."""
-        with self._lock:
-            self._counters[name] = self._counters.get(name, 0) + n
+            c = dict(self._counters)
+            dropped = dict(self._dropped)
+            memory = len(self._inbox)
+        return SenderCounters(
+            published=c["published"],
+            dropped_memory=c["dropped_memory"],
+            rejected_by_broker=c["rejected_by_broker"],
+            bad_messages=c["bad_messages"] + bad_topics,
+            dropped=dropped,
+            memory_queue=memory,
+            disk_queue=len(self.outbox),
+            inflight=len(self._inflight),
+            queue_error=self.queue_error,
+        )
 
     # Worker thread ------------------------------------------------------------------------
 
@@ -212,7 +215,7 @@ class Sender:
         with self._lock:
             self._counters["bad_messages"] += bad
             for kind, n in dropped.items():
-                self._counters[f"dropped_{kind.value}"] += n
+                self._dropped[kind] = self._dropped.get(kind, 0) + n
         if dropped:
             what = ", ".join(f"{n} {kind.value}" for kind, n in dropped.items())
             bound = self.outbox.max_messages

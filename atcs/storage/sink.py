@@ -25,6 +25,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,7 @@ from atcs.storage.base import (
     ServerUnavailableError,
 )
 from atcs.storage.factory import make_writer
+from atcs.storage.health import InfluxCounters, InfluxHealth
 from atcs.storage.lineprotocol import Point, encode
 from atcs.storage.measure_points import incident_point, movement_points
 from atcs.storage.points import alarm_point, camera_point, metrics_point, plan_point
@@ -54,18 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REJECTED_MAX_BYTES = 16 * 1024 * 1024
-_COUNTERS = (
-    "points_accepted",
-    "points_written",
-    "points_spooled",
-    "points_replayed",
-    "points_rejected",
-    "points_invalid",
-    "points_refused_queue_full",
-    "points_refused_spool_full",
-    "points_lost_spool_error",
-    "write_failures",
-)
+_COUNTERS = tuple(f.name for f in fields(InfluxCounters))
 
 
 class InfluxSink:
@@ -206,24 +197,31 @@ class InfluxSink:
         elif len(self._queue) < self._config.queue_max_points // 2:
             self._alarm("queue_full", False, "")
 
-    def health(self) -> Mapping[str, float | int | str | bool]:
+    def status(self) -> InfluxHealth:
         """State, target, queue and spool sizes, counters and the last error (no secrets)."""
         spool = self._spool
         with self._lock:
-            out: dict[str, float | int | str | bool] = dict(self._counts)
-            out["state"] = self._state
-            out["connected"] = self._state == "connected"
-            out["last_error"] = self._last_error
+            counters = InfluxCounters(**self._counts)
+            state, error = self._state, self._last_error
             since = -1.0 if self._last_write_at is None else time.monotonic() - self._last_write_at
-            out["since_last_write_s"] = since
-            out["spool_full"] = "spool_full" in self._alarms
-        out["target"] = self._writer.target
-        out["queue_points"] = len(self._queue)
-        out["spool_points"] = spool.points if spool else 0
-        out["spool_bytes"] = spool.size_bytes if spool else 0
-        out["spool_batches"] = spool.batches if spool else 0
-        out["spool_max_bytes"] = self._config.spool_max_bytes
-        return out
+            full = "spool_full" in self._alarms
+        return InfluxHealth(
+            counters=counters,
+            state=state,
+            last_error=error,
+            since_last_write_s=since,
+            spool_full=full,
+            target=self._writer.target,
+            queue_points=len(self._queue),
+            spool_points=spool.points if spool else 0,
+            spool_bytes=spool.size_bytes if spool else 0,
+            spool_batches=spool.batches if spool else 0,
+            spool_max_bytes=self._config.spool_max_bytes,
+        )
+
+    def health(self) -> Mapping[str, float | int | str | bool]:
+        """:meth:`status` as the flat map of the Sink protocol (``docs/influxdb.md``)."""
+        return self.status().as_map()
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Send what can be sent within ``timeout_s`` seconds and spool the rest to disk."""
