@@ -18,7 +18,6 @@ from atcs.bus.topics import TopicKind
 from atcs.errors import BusError, DataError
 from tests.support.samples import metrics
 
-
 OPEN_IN_ANOTHER_PROCESS = """
 import sys
 from pathlib import Path

@@ -1,13 +1,14 @@
 """The engine's MQTT bus: a :class:`~atcs.sinks.Sink` that publishes through a disk queue.
 
-Threads: the service calls ``on_*`` (enqueue in memory, return at once); one worker thread
-writes what waits in memory to the :class:`~atcs.bus.outbox.Outbox`, hands queued
-messages to paho in order with at most ``inflight_max`` unacknowledged, and deletes each
-one when its PUBACK arrives; paho's network thread connects, reconnects with backoff,
-(re)subscribes in ``on_connect`` and admits incoming acks, signal-controller states and
-overrides (:class:`~atcs.bus.control.ControlInbox`: bounded, authenticated, rate-limited,
-audited). Phase commands skip the disk queue: signed and sent at once, or dropped
-(:class:`~atcs.bus.command_out.PhaseCommandSender`).
+Threads: the service calls ``on_*``, which journal the messages in the
+:class:`~atcs.bus.outbox.Outbox` on its thread (in the engine's journal group, together
+with the window's InfluxDB points; in memory only while the disk refuses) and return; one
+worker thread hands queued messages to paho in order with at most ``inflight_max``
+unacknowledged, and deletes each one when its PUBACK arrives; paho's network thread
+connects, reconnects with backoff, (re)subscribes in ``on_connect`` and admits incoming
+acks, signal-controller states and overrides (:class:`~atcs.bus.control.ControlInbox`:
+bounded, authenticated, rate-limited, audited). Phase commands skip the disk queue: signed
+and sent at once, or dropped (:class:`~atcs.bus.command_out.PhaseCommandSender`).
 Every paho callback is guarded and the network thread is watched and restarted if it dies
 (:mod:`atcs.bus.guard`); :meth:`MqttBus.health` says so.
 

@@ -1,6 +1,7 @@
-"""The worker that moves messages from memory to the disk queue and from there to paho.
+"""The worker that moves messages from the disk queue to paho (and from memory to disk).
 
-:class:`Sender` owns the in-memory inbox (bounded; the oldest metrics go first when it is
+:class:`Sender` journals messages on the caller's thread (:meth:`Sender.journal`), owns the
+in-memory inbox for what the disk refused (bounded; the oldest metrics go first when it is
 full), the :class:`~atcs.bus.outbox.Outbox` and the map of messages handed to paho and not
 yet acknowledged (at most ``inflight_max``). It deletes a message from disk only when its
 PUBACK arrives. After a reconnect, paho resends what it still holds before anything newer
