@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 import threading
 import uuid
@@ -129,7 +130,7 @@ class Journal:
     @classmethod
     def open(cls, path: Path) -> Journal:
         """Return the process's journal at ``path``, opened on first use (OutboxError)."""
-        key = path.resolve() if path.exists() else path.absolute()
+        key = Path(os.path.abspath(path))
         with cls._open_lock:
             journal = cls._open.get(key)
             if journal is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from atcs.bus.messages import MessageMeta
-from atcs.bus.outbox import NewMessage, Outbox
+from atcs.bus.outbox import NewMessage, Outbox, import_legacy_queue
 from atcs.bus.payloads import encode_segment_metrics
 from atcs.bus.topics import TopicKind
 from atcs.errors import BusError, DataError
@@ -132,3 +133,28 @@ def test_full_disk_refuses_the_batch_and_keeps_what_was_there(tmp_path: Path) ->
     box.append([_msg(3)])
     assert _ids(box) == [0, 1, 2, 3]
     assert [m.seq for m in box.pending(0, 10)] == [1, 2, 3, 4]  # no gap from the failed batch
+
+
+def test_the_queue_of_an_earlier_version_is_moved_in_first(tmp_path: Path) -> None:
+    legacy = tmp_path / "mqtt-outbox.sqlite3"
+    old = sqlite3.connect(str(legacy))
+    old.execute(
+        "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, "
+        "topic TEXT NOT NULL, payload BLOB NOT NULL, retain INTEGER NOT NULL)"
+    )
+    old.executemany(
+        "INSERT INTO outbox (kind, topic, payload, retain) VALUES (?, ?, ?, ?)",
+        [("segment_metrics", "t/a", b'{"seq": 7}', 1), ("incident_event", "t/e", b"{}", 0)],
+    )
+    old.commit()
+    old.close()
+    box = Outbox(tmp_path / "outbox.sqlite3", 100)
+    assert import_legacy_queue(legacy, box) == 2
+    moved = box.pending(0, 10)
+    assert [(m.kind, m.topic, m.payload, m.retain) for m in moved] == [
+        (TopicKind.SEGMENT_METRICS, "t/a", b'{"seq": 7}', True),  # the bytes sent before
+        (TopicKind.INCIDENT_EVENT, "t/e", b"{}", False),
+    ]
+    assert not legacy.exists()
+    assert import_legacy_queue(legacy, box) == 0
+    box.close()

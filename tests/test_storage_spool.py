@@ -11,6 +11,7 @@ import pytest
 
 from atcs.errors import SpoolFullError, StorageError
 from atcs.storage import Spool
+from atcs.storage.spool import import_legacy_spool
 
 
 @pytest.fixture
@@ -115,3 +116,17 @@ def test_small_batches_are_read_back_together_up_to_a_point_count(spool: Spool) 
         spool.pop(batch.seq)
     assert [b.points for b in spool.peek_run(max_points=100)] == [2, 2, 2]  # stops at "ms"
     assert [b.points for b in spool.peek_run(max_points=1)] == [2]  # the oldest, whatever size
+
+
+def test_the_spool_files_of_an_earlier_version_are_moved_in_oldest_first(
+    tmp_path: Path, spool: Spool
+) -> None:
+    folder = tmp_path / "influx" / "spool"
+    folder.mkdir(parents=True)
+    (folder / "0000000000000002-1-ms.lp").write_text("m v=2 2\n")
+    (folder / "0000000000000001-2-s.lp").write_text("m v=1 1\nm v=1 1\n")
+    (folder / "lock").write_text("")
+    assert import_legacy_spool(folder, spool) == 3
+    assert [(b.precision, b.body) for b in spool.peek_run(1)] == [("s", b"m v=1 1\nm v=1 1\n")]
+    assert spool.points == 3
+    assert sorted(p.name for p in folder.iterdir()) == ["lock"]

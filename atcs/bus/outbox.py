@@ -14,6 +14,7 @@ alarms last); messages currently in flight are never dropped.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,3 +166,43 @@ class Outbox:
 
 def _builder(stream: str, encode: Callable[[MessageMeta], bytes]) -> Callable[[int], bytes]:
     return lambda seq: encode(MessageMeta(stream, seq))
+
+
+def import_legacy_queue(path: Path, outbox: Outbox) -> int:
+    """Move the messages an earlier version queued in the SQLite file ``path`` into ``outbox``.
+
+    Their payloads go as they were (with the old queue's ``stream`` and ``seq``, so a
+    subscriber's de-duplication still holds); the old file is removed once they are in.
+    Returns the messages moved; on an error the old file stays, with an ERROR line.
+    """
+    if not path.exists():
+        return 0
+    try:
+        old = sqlite3.connect(str(path), timeout=1.0)
+        try:
+            rows = old.execute(
+                "SELECT kind, topic, payload, retain FROM outbox ORDER BY seq"
+            ).fetchall()
+        finally:
+            old.close()
+        messages = [
+            NewMessage(TopicKind(k), str(t), _fixed(bytes(p)), bool(r)) for k, t, p, r in rows
+        ]
+        for start in range(0, len(messages), 500):
+            outbox.append(messages[start : start + 500])
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    except (sqlite3.Error, OSError, ValueError, BusError) as exc:
+        log.error("cannot move the old MQTT queue %s into the outbox: %s; it stays", path, exc)
+        return 0
+    if messages:
+        log.info(
+            "%d MQTT message(s) queued by an earlier version moved into %s",
+            len(messages),
+            outbox.path,
+        )
+    return len(messages)
+
+
+def _fixed(payload: bytes) -> Callable[[MessageMeta], bytes]:
+    return lambda meta: payload

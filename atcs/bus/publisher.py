@@ -50,7 +50,7 @@ from atcs.bus.measure_payloads import (
     encode_traffic_flow_observed,
 )
 from atcs.bus.messages import EngineState, EngineStatus, Override, PlanAck
-from atcs.bus.outbox import DROP_ORDER, NewMessage, Outbox
+from atcs.bus.outbox import DROP_ORDER, NewMessage, Outbox, import_legacy_queue
 from atcs.bus.payloads import (
     encode_camera_status,
     encode_engine_status,
@@ -74,6 +74,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 QUEUE_FILE = JOURNAL_FILE
+LEGACY_QUEUE_FILE = "mqtt-outbox.sqlite3"
+"""The disk queue of versions before the shared outbox; moved into it at start."""
 
 
 class MqttBus:
@@ -142,6 +144,7 @@ class MqttBus:
             self.topics, self.config.control_auth, self._environ
         )
         outbox = Outbox(self.queue_path, self.config.queue_max_messages)
+        import_legacy_queue(self.queue_path.with_name(LEGACY_QUEUE_FILE), outbox)
         try:
             client = self._make_client()
         except BusError:

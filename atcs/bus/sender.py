@@ -212,6 +212,8 @@ class Sender:
                 self.queue_error = ""
 
     def _count_append(self, result: AppendResult) -> None:
+        """Count what a committed append did and wake the worker to hand it over."""
+        self._wake.set()
         bad, dropped = result.bad, result.dropped
         with self._lock:
             self._counters["bad_messages"] += bad

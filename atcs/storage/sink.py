@@ -47,7 +47,7 @@ from atcs.storage.lineprotocol import Point, encode
 from atcs.storage.measure_points import incident_point, movement_points
 from atcs.storage.points import alarm_point, camera_point, metrics_point, plan_point
 from atcs.storage.queue import LineQueue
-from atcs.storage.spool import Spool
+from atcs.storage.spool import Spool, import_legacy_spool
 from atcs.types import CameraStatus, MovementCounts, SegmentMetrics, SiteId, TimingPlan
 
 if TYPE_CHECKING:
@@ -108,6 +108,7 @@ class InfluxSink:
         if self._thread is not None:
             return
         spool = Spool(self._dir.parent / JOURNAL_FILE, self._config.spool_max_bytes)
+        import_legacy_spool(self._dir / "spool", spool)
         self._spooled_upto = spool.tail(0)[1]
         self._spool = spool
         self._thread = threading.Thread(target=self._run, name="influx-writer", daemon=True)

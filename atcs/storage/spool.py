@@ -11,6 +11,7 @@ refuses every batch until deletes bring it under ``clears_at`` of its bound.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ SPOOL_FULL_CLEARS_AT = 0.9
 """A full spool takes points again once replay brings it under this share of its bound."""
 _PRECISIONS: tuple[str, ...] = get_args(Precision)
 _READ_AHEAD = 64
+_LEGACY_NAME = re.compile(r"^\d{16}-(?P<points>\d+)-(?P<precision>s|ms|us|ns)\.lp$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,3 +143,30 @@ class Spool:
     def close(self) -> None:
         """Stop using the lane (the batches stay on disk for the next run)."""
         self._lane.close()
+
+
+def import_legacy_spool(folder: Path, spool: Spool) -> int:
+    """Move the batch files an earlier version spooled in ``folder`` into ``spool``.
+
+    Oldest first; each file is removed once it is in the outbox (a crash in between sends
+    it twice, which InfluxDB stores once). Returns the points moved; a file that does not
+    fit or cannot be read stays where it is, with an ERROR line.
+    """
+    if not folder.is_dir():
+        return 0
+    moved = 0
+    for path in sorted(folder.iterdir()):
+        match = _LEGACY_NAME.match(path.name)
+        if match is None:
+            continue
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+            spool.append(lines, cast(Precision, match["precision"]))
+            path.unlink()
+        except (OSError, UnicodeDecodeError, StorageError) as exc:
+            log.error("spool: cannot move %s into the outbox: %s; it stays", path, exc)
+            break
+        moved += len(lines)
+    if moved:
+        log.info("spool: %d points spooled by an earlier version moved into %s", moved, spool.path)
+    return moved
