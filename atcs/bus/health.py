@@ -96,3 +96,51 @@ class MqttHealth:
         out.update(self.control)
         out.update(self.commands)
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class FeedHealth:
+    """A bus feed's (control or room subscriber's) connection and message counts."""
+
+    connected: bool
+    """Subscribed, and paho's network thread alive."""
+    network_thread_alive: bool
+    received: int
+    """Messages received."""
+    malformed: int
+    """Messages that could not be decoded (dropped)."""
+    duplicates: int
+    """Copies the de-duplication by ``stream`` and ``seq`` dropped."""
+    nodes: int
+    """Nodes of the city seen on the bus."""
+    last_error: str
+
+    def as_map(self) -> dict[str, float | int | str | bool]:
+        """Return the flat map ``health()`` and the HTTP API show."""
+        return {
+            "connected": self.connected,
+            "network_thread_alive": self.network_thread_alive,
+            "received": self.received,
+            "malformed": self.malformed,
+            "duplicates": self.duplicates,
+            "nodes": self.nodes,
+            "last_error": self.last_error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AnnouncerHealth:
+    """A node's status connection: up or not, and how often it announced itself."""
+
+    connected: bool
+    announced: int
+    """Retained ``online`` statuses published (one per connection, then every keepalive)."""
+    last_error: str
+
+    def as_map(self) -> dict[str, float | int | str | bool]:
+        """Return the flat map ``health()`` shows."""
+        return {
+            "connected": self.connected,
+            "announced": self.announced,
+            "last_error": self.last_error,
+        }

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from atcs.bus import MqttBus
-from atcs.bus.health import MqttHealth, SenderCounters
+from atcs.bus.health import AnnouncerHealth, FeedHealth, MqttHealth, SenderCounters
 from atcs.bus.outbox import DROP_ORDER
 from atcs.bus.topics import TopicKind
 from atcs.config.bus import MqttConfig
@@ -69,3 +69,14 @@ def test_the_bus_record_gives_the_documented_map(tmp_path: Path) -> None:
     assert (health["connected"], health["disk_queue"], health["control_auth"]) == (
         False, 0, "required",
     )  # fmt: skip
+
+
+def test_the_feed_and_announcer_records_give_their_maps() -> None:
+    feed = FeedHealth(True, True, received=9, malformed=1, duplicates=2, nodes=3, last_error="")
+    assert feed.as_map() == {
+        "connected": True, "network_thread_alive": True, "received": 9, "malformed": 1,
+        "duplicates": 2, "nodes": 3, "last_error": "",
+    }  # fmt: skip
+    assert list(AnnouncerHealth(False, 4, "refused").as_map().items()) == [
+        ("connected", False), ("announced", 4), ("last_error", "refused"),
+    ]  # fmt: skip
