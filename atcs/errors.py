@@ -12,6 +12,8 @@
     │       └── MessageAuthError  a control message is unsigned, forged, expired or replayed
     ├── StorageError         the time-series database cannot be used
     │   └── SpoolFullError   the on-disk spool reached its size bound
+    ├── OutboxError          the engine's durable outbox (its journal file) cannot be used
+    │   └── OutboxFullError  a lane of the outbox reached its size bound
     ├── ControlError         a timing plan or control request is invalid
     │   └── SafetyError      a plan breaks the safety envelope and cannot be repaired
     ├── SimulationError      the traffic simulator cannot run a scenario
@@ -68,6 +70,14 @@ class StorageError(AtcsError):
 
 class SpoolFullError(StorageError):
     """The on-disk spool reached its configured size bound."""
+
+
+class OutboxError(AtcsError):
+    """The engine's durable outbox (its journal file) cannot be opened or written."""
+
+
+class OutboxFullError(OutboxError):
+    """A lane of the outbox reached its size bound and refuses new entries."""
 
 
 class ControlError(AtcsError):

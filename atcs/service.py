@@ -32,6 +32,7 @@ from atcs.detection import build_detector
 from atcs.detector_worker import DetectorWorker
 from atcs.errors import ConfigError
 from atcs.incidents import IncidentEvent, IncidentListener
+from atcs.journal import group as journal_group
 from atcs.metrics import CameraAnalyzer, FrameAnalysis
 from atcs.sinks import MovementListener, Sink
 from atcs.sources import CameraGroup
@@ -255,8 +256,9 @@ class Engine:
         if not metrics:
             return
         self.windows_published += len(metrics)
-        for sink in self.sinks:
-            sink.on_metrics(metrics)
+        with journal_group():  # one transaction: the window is on disk for every sink or none
+            for sink in self.sinks:
+                sink.on_metrics(metrics)
         for listener in self.listeners:
             try:
                 listener(metrics)
@@ -284,11 +286,12 @@ class Engine:
             movements += events.movements
             incidents += events.incidents
         if movements:
-            for on_movements in self.movement_listeners:
-                try:
-                    on_movements(movements)
-                except Exception:  # one output failing must not stop the others
-                    log.exception("movement listener failed")
+            with journal_group():
+                for on_movements in self.movement_listeners:
+                    try:
+                        on_movements(movements)
+                    except Exception:  # one output failing must not stop the others
+                        log.exception("movement listener failed")
         for event in incidents:
             self.incident_events += 1
             for on_incident in self.incident_listeners:

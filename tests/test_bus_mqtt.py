@@ -398,15 +398,15 @@ def test_full_disk_keeps_what_was_accepted_and_recovers(
     assert poll(lambda: bus.health()["disk_queue"] == 3, 5)
     assert bus._sender is not None
     outbox = bus._sender.outbox
-    pages = outbox._db.execute("PRAGMA page_count").fetchone()[0]
-    outbox._db.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full now
+    pages = outbox.journal.db.execute("PRAGMA page_count").fetchone()[0]
+    outbox.journal.db.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full now
     caplog.set_level(logging.ERROR, logger="atcs.bus")
     bus.on_metrics([s.metrics(i) for i in range(3, 60)])
     assert poll(lambda: "full" in str(bus.health()["queue_error"]), 5), bus.health()
     assert bus.health()["disk_queue"] == 3
     assert bus.health()["memory_queue"] == 57
     assert any("cannot write the MQTT disk queue" in r.getMessage() for r in caplog.records)
-    outbox._db.execute("PRAGMA max_page_count = 1073741823")  # space again
+    outbox.journal.db.execute("PRAGMA max_page_count = 1073741823")  # space again
     assert poll(lambda: bus.health()["disk_queue"] == 60, 5), bus.health()
     assert bus.health()["queue_error"] == ""
     broker.restart()

@@ -5,16 +5,31 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from atcs.bus.messages import MessageMeta
-from atcs.bus.outbox import NewMessage, Outbox
+from atcs.bus.outbox import NewMessage, Outbox, import_legacy_queue
 from atcs.bus.payloads import encode_segment_metrics
 from atcs.bus.topics import TopicKind
 from atcs.errors import BusError, DataError
 from tests.support.samples import metrics
+
+OPEN_IN_ANOTHER_PROCESS = """
+import sys
+from pathlib import Path
+from atcs.bus.outbox import Outbox
+from atcs.errors import BusError
+try:
+    Outbox(Path(sys.argv[1]), 100)
+except BusError as exc:
+    print(exc)
+    sys.exit(3)
+"""
 
 
 def _msg(i: int, kind: TopicKind = TopicKind.SEGMENT_METRICS) -> NewMessage:
@@ -89,7 +104,16 @@ def test_second_engine_on_the_same_queue_is_refused(tmp_path: Path) -> None:
     box = Outbox(tmp_path / "q.sqlite3", 100)
     box.append([_msg(1)])
     with pytest.raises(BusError, match="in use by another engine"):
-        Outbox(tmp_path / "q.sqlite3", 100)
+        Outbox(tmp_path / "q.sqlite3", 100)  # the same process
+    other = subprocess.run(
+        [sys.executable, "-c", OPEN_IN_ANOTHER_PROCESS, str(tmp_path / "q.sqlite3")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert other.returncode == 3, other.stderr
+    assert "in use by another engine process" in other.stdout
     box.close()
     Outbox(tmp_path / "q.sqlite3", 100).close()
 
@@ -97,14 +121,40 @@ def test_second_engine_on_the_same_queue_is_refused(tmp_path: Path) -> None:
 def test_full_disk_refuses_the_batch_and_keeps_what_was_there(tmp_path: Path) -> None:
     box = Outbox(tmp_path / "q.sqlite3", 1_000_000)
     box.append([_msg(i) for i in range(3)])
-    pages = box._db.execute("PRAGMA page_count").fetchone()[0]
-    box._db.execute(f"PRAGMA max_page_count = {pages}")  # the file cannot grow: a full disk
+    db = box.journal.db
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.execute(f"PRAGMA max_page_count = {pages}")  # the file cannot grow: a full disk
     big = [NewMessage(TopicKind.SEGMENT_METRICS, "t", lambda m: b"x" * 50_000) for _ in range(20)]
     with pytest.raises(BusError, match="full"):
         box.append(big)
     assert len(box) == 3
     assert _ids(box) == [0, 1, 2]
-    box._db.execute("PRAGMA max_page_count = 1073741823")
+    db.execute("PRAGMA max_page_count = 1073741823")
     box.append([_msg(3)])
     assert _ids(box) == [0, 1, 2, 3]
     assert [m.seq for m in box.pending(0, 10)] == [1, 2, 3, 4]  # no gap from the failed batch
+
+
+def test_the_queue_of_an_earlier_version_is_moved_in_first(tmp_path: Path) -> None:
+    legacy = tmp_path / "mqtt-outbox.sqlite3"
+    old = sqlite3.connect(str(legacy))
+    old.execute(
+        "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, "
+        "topic TEXT NOT NULL, payload BLOB NOT NULL, retain INTEGER NOT NULL)"
+    )
+    old.executemany(
+        "INSERT INTO outbox (kind, topic, payload, retain) VALUES (?, ?, ?, ?)",
+        [("segment_metrics", "t/a", b'{"seq": 7}', 1), ("incident_event", "t/e", b"{}", 0)],
+    )
+    old.commit()
+    old.close()
+    box = Outbox(tmp_path / "outbox.sqlite3", 100)
+    assert import_legacy_queue(legacy, box) == 2
+    moved = box.pending(0, 10)
+    assert [(m.kind, m.topic, m.payload, m.retain) for m in moved] == [
+        (TopicKind.SEGMENT_METRICS, "t/a", b'{"seq": 7}', True),  # the bytes sent before
+        (TopicKind.INCIDENT_EVENT, "t/e", b"{}", False),
+    ]
+    assert not legacy.exists()
+    assert import_legacy_queue(legacy, box) == 0
+    box.close()

@@ -26,6 +26,7 @@ import paho.mqtt.client as mqtt
 
 from atcs.bus.client import BusClient
 from atcs.bus.dedup import Deduplicator
+from atcs.bus.health import FeedHealth
 from atcs.bus.nodes import NodeStatus, decode_node_status
 from atcs.bus.payloads import decode_camera_status, decode_segment_metrics, decode_timing_plan
 from atcs.bus.topics import TopicKind, Topics
@@ -164,18 +165,22 @@ class BusFeed(BusClient):
         super().housekeeping()
         self._log.flush()
 
-    def health(self) -> Mapping[str, float | int | str | bool]:
+    def status(self) -> FeedHealth:
         """Return the connection state and message counters."""
         alive = self.alive()
-        return {
-            "connected": self.connected.is_set() and alive,
-            "network_thread_alive": alive,
-            "received": self.received,
-            "malformed": self.malformed,
-            "duplicates": self._dedup.duplicates,
-            "nodes": len(self.nodes.nodes()),
-            "last_error": self.last_error,
-        }
+        return FeedHealth(
+            connected=self.connected.is_set() and alive,
+            network_thread_alive=alive,
+            received=self.received,
+            malformed=self.malformed,
+            duplicates=self._dedup.duplicates,
+            nodes=len(self.nodes.nodes()),
+            last_error=self.last_error,
+        )
+
+    def health(self) -> Mapping[str, float | int | str | bool]:
+        """:meth:`status` as a flat map."""
+        return self.status().as_map()
 
     def _filters(self) -> list[str]:
         t = self.topics

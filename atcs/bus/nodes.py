@@ -21,6 +21,7 @@ import paho.mqtt.client as mqtt
 from atcs import __version__
 from atcs.bus.client import BusClient
 from atcs.bus.connection import Will
+from atcs.bus.health import AnnouncerHealth
 from atcs.bus.messages import EngineState
 from atcs.bus.model import Field, Message, Struct
 from atcs.bus.topics import TopicKind, Topics
@@ -177,13 +178,13 @@ class NodeAnnouncer(BusClient):
     def on_plan(self, plan: object) -> None:
         """Plans go on the engine's bus, not here."""
 
-    def health(self) -> Mapping[str, float | int | str | bool]:
+    def connection(self) -> AnnouncerHealth:
         """Whether the node's status connection is up, and how often it announced."""
-        return {
-            "connected": self.connected.is_set(),
-            "announced": self.announced,
-            "last_error": self.last_error,
-        }
+        return AnnouncerHealth(self.connected.is_set(), self.announced, self.last_error)
+
+    def health(self) -> Mapping[str, float | int | str | bool]:
+        """:meth:`connection` as a flat map."""
+        return self.connection().as_map()
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Publish ``offline`` (retained) and disconnect, waiting at most ``timeout_s``."""

@@ -1,30 +1,33 @@
-"""The engine's outgoing MQTT messages on disk: a bounded, ordered queue in SQLite.
+"""The engine's outgoing MQTT messages: the ``mqtt`` lane of the durable outbox.
 
-Each message gets the next ``seq`` of the queue's ``stream`` (a random id made when the
-file is created) and is written, already encoded, before it is sent; it is deleted only
-when the broker acknowledged it. The file survives a restart of the engine. One engine
-at a time: the file is opened in SQLite's exclusive locking mode.
+Each message is journaled (:mod:`atcs.journal`, ``<state_dir>/outbox.sqlite3``), already
+encoded with the outbox's ``stream`` and its own ``seq``, before it is sent; it is deleted
+only when the broker acknowledged it. The file survives a restart of the engine; one
+engine at a time. Inside :func:`atcs.journal.group` the message is written in the same
+transaction as the InfluxDB points of the same window.
 
 When more than ``max_messages`` wait, the oldest messages are dropped kind by kind in
-:data:`DROP_ORDER` (FIWARE copies and segment metrics first, incident events and plans
-last); messages currently in flight are never dropped. Not thread-safe: one thread (the
-bus worker) uses it.
+:data:`DROP_ORDER` (FIWARE copies and segment metrics first, incident events, plans and
+alarms last); messages currently in flight are never dropped.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-import uuid
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from atcs.bus.messages import MessageMeta
 from atcs.bus.topics import TopicKind
-from atcs.errors import BusError, DataError
+from atcs.errors import BusError, OutboxError
+from atcs.journal import DropOldest, FailedHandler, Journal, LaneResult, NewEntry
 
 log = logging.getLogger(__name__)
+
+LANE = "mqtt"
+"""The outbox lane of the MQTT messages."""
 
 DROP_ORDER = (
     TopicKind.TRAFFIC_FLOW_OBSERVED,
@@ -38,18 +41,6 @@ DROP_ORDER = (
 )
 """Which kinds of message are dropped first when the bound is reached (the FIWARE copy of
 a window first; incident events, plans and alarms last)."""
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind TEXT NOT NULL,
-    topic TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    retain INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS outbox_kind ON outbox (kind, seq);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,150 +66,143 @@ class StoredMessage:
 
 @dataclass(slots=True)
 class AppendResult:
-    """What :meth:`Outbox.append` did: messages added, dropped by kind, encode failures."""
+    """What an append did: messages added, dropped by kind, encode failures.
+
+    ``staged``: the messages wait for the end of the thread's journal group (the counts
+    then reach the outbox's ``on_commit`` handler).
+    """
 
     added: int = 0
     dropped: dict[TopicKind, int] = field(default_factory=dict)
     bad: int = 0
+    staged: bool = False
+
+
+def _result(lane: LaneResult) -> AppendResult:
+    dropped = {TopicKind(k): n for k, n in lane.dropped.items()}
+    return AppendResult(lane.added, dropped, lane.bad)
 
 
 class Outbox:
-    """A bounded on-disk FIFO of encoded messages (see the module docstring)."""
+    """The bounded on-disk FIFO of encoded MQTT messages (see the module docstring)."""
 
-    def __init__(self, path: Path, max_messages: int, *, fsync: bool = True) -> None:
+    def __init__(self, path: Path, max_messages: int) -> None:
         self.path = path
         self.max_messages = max_messages
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(
-                str(path), timeout=1.0, isolation_level=None, check_same_thread=False
+            self.journal = Journal.open(path)
+            self._lane = self.journal.lane(
+                LANE, DropOldest(max_messages, tuple(k.value for k in DROP_ORDER))
             )
-            self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
-            self._db.executescript(_SCHEMA)
-            self.stream = self._stream_id()
-            self._next_seq = self._last_seq() + 1
-            self._count = int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc):
-                raise BusError(
-                    f"MQTT disk queue {path} is in use by another engine process"
-                ) from None
-            raise BusError(f"cannot open the MQTT disk queue {path}: {exc}") from None
-        except (sqlite3.DatabaseError, OSError) as exc:
-            raise BusError(f"cannot open the MQTT disk queue {path}: {exc}") from None
-        if self._count:
+        except OutboxError as exc:
+            raise BusError(f"MQTT disk queue: {exc}") from None
+        self.stream = self.journal.stream
+        if len(self._lane):
             log.info(
                 "MQTT disk queue %s holds %d message(s) from before; they go out first",
                 path,
-                self._count,
+                len(self._lane),
             )
 
-    def _stream_id(self) -> str:
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'stream'").fetchone()
-        if row is not None:
-            return str(row[0])
-        stream = uuid.uuid4().hex
-        self._db.execute("INSERT INTO meta (key, value) VALUES ('stream', ?)", (stream,))
-        return stream
-
-    def _last_seq(self) -> int:
-        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
-        return 0 if row is None else int(row[0])
-
     def __len__(self) -> int:
-        return self._count
+        return len(self._lane)
 
-    def append(self, messages: Sequence[NewMessage], protect: Collection[int] = ()) -> AppendResult:
-        """Encode and write ``messages`` in one transaction, then enforce the bound.
+    def protect_with(self, in_flight: Callable[[], Collection[int]]) -> None:
+        """Never drop the seqs ``in_flight()`` returns (called with the journal's lock)."""
+        self._lane.protect = in_flight
 
-        ``protect`` lists in-flight seqs that must not be dropped. A message whose encoding
+    def on_commit(self, handler: Callable[[AppendResult], None]) -> None:
+        """Call ``handler`` with the result of every committed append."""
+        self._lane.on_commit = lambda result: handler(_result(result))
+
+    def append(
+        self,
+        messages: Sequence[NewMessage],
+        protect: Collection[int] = (),
+        on_failed: FailedHandler | None = None,
+    ) -> AppendResult:
+        """Encode and journal ``messages`` in one transaction, then enforce the bound.
+
+        ``protect`` lists more seqs that must not be dropped. A message whose encoding
         fails is logged and skipped. Raises :class:`BusError` when the file cannot be
         written (disk full): nothing of the batch is written and what was there stays.
+        In a journal group the messages are staged (``on_failed`` gets the group's error).
         """
-        result = AppendResult()
-        seq = self._next_seq
-        rows: list[tuple[int, str, str, bytes, int]] = []
-        for msg in messages:
+        entries = [
+            NewEntry(m.kind.value, m.topic, _builder(self.stream, m.encode), flag=int(m.retain))
+            for m in messages
+        ]
+        lane = self._lane
+        with self.journal.lock:
+            base = lane.protect
+            if protect:
+                lane.protect = lambda: {*protect, *base()}
             try:
-                payload = msg.encode(MessageMeta(self.stream, seq))
-            except DataError as exc:
-                log.error("cannot encode a %s message for %s: %s", msg.kind.value, msg.topic, exc)
-                result.bad += 1
-                continue
-            rows.append((seq, msg.kind.value, msg.topic, payload, int(msg.retain)))
-            seq += 1
-        if rows:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany(
-                    "INSERT INTO outbox (seq, kind, topic, payload, retain) VALUES (?, ?, ?, ?, ?)",
-                    rows,
-                )
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._rollback()
+                result = lane.append(entries, on_failed)
+            except OutboxError as exc:
                 raise BusError(f"cannot write the MQTT disk queue {self.path}: {exc}") from None
-            self._next_seq = seq
-            self._count += len(rows)
-            result.added = len(rows)
-        if self._count > self.max_messages:
-            result.dropped = self._drop_oldest(self._count - self.max_messages, set(protect))
-        return result
-
-    def _rollback(self) -> None:
-        try:
-            self._db.execute("ROLLBACK")
-        except sqlite3.Error:
-            log.debug("rollback of the MQTT disk queue failed (no transaction open)")
-
-    def _drop_oldest(self, excess: int, protect: set[int]) -> dict[TopicKind, int]:
-        dropped: dict[TopicKind, int] = {}
-        for kind in DROP_ORDER:
-            if excess <= 0:
-                break
-            rows = self._db.execute(
-                "SELECT seq FROM outbox WHERE kind = ? ORDER BY seq LIMIT ?",
-                (kind.value, excess + len(protect)),
-            ).fetchall()
-            seqs = [int(r[0]) for r in rows if int(r[0]) not in protect][:excess]
-            if seqs:
-                self.delete(seqs)
-                dropped[kind] = len(seqs)
-                excess -= len(seqs)
-        return dropped
+            finally:
+                lane.protect = base
+        return AppendResult(staged=True) if result is None else _result(result)
 
     def pending(self, after_seq: int, limit: int) -> list[StoredMessage]:
         """Up to ``limit`` queued messages with ``seq > after_seq``, oldest first."""
-        rows = self._db.execute(
-            "SELECT seq, kind, topic, payload, retain FROM outbox WHERE seq > ? "
-            "ORDER BY seq LIMIT ?",
-            (after_seq, limit),
-        ).fetchall()
         return [
-            StoredMessage(int(s), TopicKind(k), str(t), bytes(p), bool(r)) for s, k, t, p, r in rows
+            StoredMessage(e.seq, TopicKind(e.kind), e.address, e.payload, bool(e.flag))
+            for e in self._lane.pending(after_seq, limit)
         ]
 
     def delete(self, seqs: Iterable[int]) -> int:
         """Remove the messages ``seqs`` (acknowledged or dropped); return how many went."""
-        batch = [(s,) for s in seqs]
-        if not batch:
-            return 0
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-            cur = self._db.executemany("DELETE FROM outbox WHERE seq = ?", batch)
-            self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self._rollback()
-            raise BusError(f"cannot update the MQTT disk queue {self.path}: {exc}") from None
-        removed = max(cur.rowcount, 0)
-        self._count = max(self._count - removed, 0)
-        return removed
+            return self._lane.delete(seqs)
+        except OutboxError as exc:
+            raise BusError(f"cannot update the MQTT disk queue: {exc}") from None
 
     def close(self) -> None:
-        """Close the file (what is queued stays for the next start)."""
+        """Close the lane (what is queued stays for the next start)."""
+        self._lane.close()
+
+
+def _builder(stream: str, encode: Callable[[MessageMeta], bytes]) -> Callable[[int], bytes]:
+    return lambda seq: encode(MessageMeta(stream, seq))
+
+
+def import_legacy_queue(path: Path, outbox: Outbox) -> int:
+    """Move the messages an earlier version queued in the SQLite file ``path`` into ``outbox``.
+
+    Their payloads go as they were (with the old queue's ``stream`` and ``seq``, so a
+    subscriber's de-duplication still holds); the old file is removed once they are in.
+    Returns the messages moved; on an error the old file stays, with an ERROR line.
+    """
+    if not path.exists():
+        return 0
+    try:
+        old = sqlite3.connect(str(path), timeout=1.0)
         try:
-            self._db.close()
-        except sqlite3.Error as exc:
-            log.warning("closing the MQTT disk queue %s failed: %s", self.path, exc)
+            rows = old.execute(
+                "SELECT kind, topic, payload, retain FROM outbox ORDER BY seq"
+            ).fetchall()
+        finally:
+            old.close()
+        messages = [
+            NewMessage(TopicKind(k), str(t), _fixed(bytes(p)), bool(r)) for k, t, p, r in rows
+        ]
+        for start in range(0, len(messages), 500):
+            outbox.append(messages[start : start + 500])
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    except (sqlite3.Error, OSError, ValueError, BusError) as exc:
+        log.error("cannot move the old MQTT queue %s into the outbox: %s; it stays", path, exc)
+        return 0
+    if messages:
+        log.info(
+            "%d MQTT message(s) queued by an earlier version moved into %s",
+            len(messages),
+            outbox.path,
+        )
+    return len(messages)
+
+
+def _fixed(payload: bytes) -> Callable[[MessageMeta], bytes]:
+    return lambda meta: payload

@@ -1,13 +1,14 @@
 """The engine's MQTT bus: a :class:`~atcs.sinks.Sink` that publishes through a disk queue.
 
-Threads: the service calls ``on_*`` (enqueue in memory, return at once); one worker thread
-writes what waits in memory to the :class:`~atcs.bus.outbox.Outbox`, hands queued
-messages to paho in order with at most ``inflight_max`` unacknowledged, and deletes each
-one when its PUBACK arrives; paho's network thread connects, reconnects with backoff,
-(re)subscribes in ``on_connect`` and admits incoming acks, signal-controller states and
-overrides (:class:`~atcs.bus.control.ControlInbox`: bounded, authenticated, rate-limited,
-audited). Phase commands skip the disk queue: signed and sent at once, or dropped
-(:class:`~atcs.bus.command_out.PhaseCommandSender`).
+Threads: the service calls ``on_*``, which journal the messages in the
+:class:`~atcs.bus.outbox.Outbox` on its thread (in the engine's journal group, together
+with the window's InfluxDB points; in memory only while the disk refuses) and return; one
+worker thread hands queued messages to paho in order with at most ``inflight_max``
+unacknowledged, and deletes each one when its PUBACK arrives; paho's network thread
+connects, reconnects with backoff, (re)subscribes in ``on_connect`` and admits incoming
+acks, signal-controller states and overrides (:class:`~atcs.bus.control.ControlInbox`:
+bounded, authenticated, rate-limited, audited). Phase commands skip the disk queue: signed
+and sent at once, or dropped (:class:`~atcs.bus.command_out.PhaseCommandSender`).
 Every paho callback is guarded and the network thread is watched and restarted if it dies
 (:mod:`atcs.bus.guard`); :meth:`MqttBus.health` says so.
 
@@ -40,6 +41,7 @@ from atcs.bus.connection import Will, connect_async, default_client_id, make_cli
 from atcs.bus.control import ControlInbox
 from atcs.bus.fiware import traffic_flow_observed
 from atcs.bus.guard import WATCH_EVERY_S, CallbackGuard, NetworkWatch
+from atcs.bus.health import MqttHealth, SenderCounters
 from atcs.bus.link import BrokerLink
 from atcs.bus.measure_payloads import (
     encode_incident_event,
@@ -48,7 +50,7 @@ from atcs.bus.measure_payloads import (
     encode_traffic_flow_observed,
 )
 from atcs.bus.messages import EngineState, EngineStatus, Override, PlanAck
-from atcs.bus.outbox import NewMessage, Outbox
+from atcs.bus.outbox import DROP_ORDER, NewMessage, Outbox, import_legacy_queue
 from atcs.bus.payloads import (
     encode_camera_status,
     encode_engine_status,
@@ -62,6 +64,7 @@ from atcs.config.bus import MqttConfig
 from atcs.config.measures import FiwareConfig
 from atcs.errors import BusError, DataError
 from atcs.incidents import IncidentEvent
+from atcs.journal import JOURNAL_FILE
 from atcs.types import CameraStatus, MovementCounts, SegmentMetrics, SiteId, TimingPlan
 from controllers.phase.commands import PhaseCommand, SignalState
 
@@ -70,7 +73,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-QUEUE_FILE = "mqtt-outbox.sqlite3"
+QUEUE_FILE = JOURNAL_FILE
+LEGACY_QUEUE_FILE = "mqtt-outbox.sqlite3"
+"""The disk queue of versions before the shared outbox; moved into it at start."""
 
 
 class MqttBus:
@@ -139,6 +144,7 @@ class MqttBus:
             self.topics, self.config.control_auth, self._environ
         )
         outbox = Outbox(self.queue_path, self.config.queue_max_messages)
+        import_legacy_queue(self.queue_path.with_name(LEGACY_QUEUE_FILE), outbox)
         try:
             client = self._make_client()
         except BusError:
@@ -272,31 +278,44 @@ class MqttBus:
             enc = functools.partial(encode_alarm, event)
             self._enqueue([NewMessage(TopicKind.ALARM, topic, enc)])
 
-    def health(self) -> Mapping[str, float | int | str | bool]:
-        """Return connection state, queue sizes and counters (``dropped_*``: what was lost)."""
-        out: dict[str, float | int | str | bool] = dict(self._link.counts)
-        alive = self._watch is not None and self._watch.alive()
-        out["connected"] = self._link.connected and alive
-        out["network_thread_alive"] = alive
-        out["network_thread_deaths"] = self._watch.deaths if self._watch is not None else 0
-        out["network_thread_restarts"] = self._watch.restarts if self._watch is not None else 0
-        out["callback_errors"] = self._guard.errors
-        out["last_error"] = self._link.last_error
-        if self._watch is not None and not alive:
-            out["last_error"] = "the MQTT network thread is not running"
-        out["control_auth"] = (
-            "insecure" if self.config.control_auth.insecure_allow_unsigned else "required"
-        )
-        out["refused_after_close"] = self._refused_after_close
+    def status(self) -> MqttHealth:
+        """Return connection state, queue sizes and counters (``dropped``: what was lost)."""
+        watch = self._watch
+        alive = watch is not None and watch.alive()
+        last_error = self._link.last_error
+        if watch is not None and not alive:
+            last_error = "the MQTT network thread is not running"
         if self._sender is not None:
-            out.update(self._sender.counters())
-            out["bad_messages"] = int(out["bad_messages"]) + self._bad_topics
+            sender = self._sender.counters(self._bad_topics)
         else:
-            out.update(memory_queue=len(self._pending), disk_queue=0, inflight=0)
-            out["bad_messages"] = self._bad_topics
-        out.update(self._control.counters())
-        out.update(self._commands.counters())
-        return out
+            sender = SenderCounters(
+                bad_messages=self._bad_topics,
+                dropped=dict.fromkeys(DROP_ORDER, 0),
+                memory_queue=len(self._pending),
+            )
+        counts = self._link.counts
+        return MqttHealth(
+            connects=counts["connects"],
+            disconnects=counts["disconnects"],
+            connect_failures=counts["connect_failures"],
+            connected=self._link.connected and alive,
+            network_thread_alive=alive,
+            network_thread_deaths=watch.deaths if watch is not None else 0,
+            network_thread_restarts=watch.restarts if watch is not None else 0,
+            callback_errors=self._guard.errors,
+            last_error=last_error,
+            control_auth=(
+                "insecure" if self.config.control_auth.insecure_allow_unsigned else "required"
+            ),
+            refused_after_close=self._refused_after_close,
+            sender=sender,
+            control=self._control.counters(),
+            commands=self._commands.counters(),
+        )
+
+    def health(self) -> Mapping[str, float | int | str | bool]:
+        """:meth:`status` as the flat map of the Sink protocol (``docs/mqtt.md``)."""
+        return self.status().as_map()
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Flush to disk, send what can be sent within ``timeout_s`` and disconnect.
@@ -389,7 +408,7 @@ class MqttBus:
             self._pending.extend(batch)
             del self._pending[: -self.config.memory_queue_max]
         else:
-            self._sender.enqueue(batch)
+            self._sender.journal(batch)
 
     # paho callbacks (network thread) ------------------------------------------------------
 

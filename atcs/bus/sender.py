@@ -1,6 +1,7 @@
-"""The worker that moves messages from memory to the disk queue and from there to paho.
+"""The worker that moves messages from the disk queue to paho (and from memory to disk).
 
-:class:`Sender` owns the in-memory inbox (bounded; the oldest metrics go first when it is
+:class:`Sender` journals messages on the caller's thread (:meth:`Sender.journal`), owns the
+in-memory inbox for what the disk refused (bounded; the oldest metrics go first when it is
 full), the :class:`~atcs.bus.outbox.Outbox` and the map of messages handed to paho and not
 yet acknowledged (at most ``inflight_max``). It deletes a message from disk only when its
 PUBACK arrives. After a reconnect, paho resends what it still holds before anything newer
@@ -13,11 +14,11 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
 
 import paho.mqtt.client as mqtt
 
-from atcs.bus.outbox import DROP_ORDER, NewMessage, Outbox
+from atcs.bus.health import SenderCounters
+from atcs.bus.outbox import DROP_ORDER, AppendResult, NewMessage, Outbox
 from atcs.bus.topics import TopicKind
 from atcs.errors import BusError
 
@@ -55,15 +56,30 @@ class Sender:
         self._counters: dict[str, int] = {"published": 0, "dropped_memory": 0}
         self._counters["rejected_by_broker"] = 0
         self._counters["bad_messages"] = 0
-        for kind in DROP_ORDER:
-            self._counters[f"dropped_{kind.value}"] = 0
+        self._dropped: dict[TopicKind, int] = dict.fromkeys(DROP_ORDER, 0)
         self._thread = threading.Thread(target=self._run, name="mqtt-bus", daemon=True)
+        outbox.protect_with(lambda: tuple(self._inflight.copy().values()))
+        outbox.on_commit(self._count_append)
 
     # Called from other threads -----------------------------------------------------------
 
     def start(self) -> None:
         """Start the worker thread."""
         self._thread.start()
+
+    def journal(self, batch: list[NewMessage]) -> None:
+        """Write ``batch`` to the disk queue on the caller's thread (in its journal group).
+
+        When the disk refuses it, the batch waits in the inbox and is retried.
+        """
+        try:
+            self.outbox.append(batch, on_failed=lambda exc: self.enqueue(batch))
+        except BusError as exc:
+            if not self.queue_error:
+                log.error("%s; the messages wait in memory and are retried", exc)
+            self.enqueue(batch)
+            return
+        self._wake.set()
 
     def enqueue(self, batch: list[NewMessage]) -> None:
         """Add ``batch`` to the inbox (never blocks on I/O); drop the oldest when full."""
@@ -116,20 +132,23 @@ class Sender:
         with self._lock:
             return len(self._inbox)
 
-    def counters(self) -> dict[str, int | str | bool]:
-        """Counters, queue sizes and the disk queue's last error."""
+    def counters(self, bad_topics: int = 0) -> SenderCounters:
+        """Counters, queue sizes and the disk queue's last error (plus ``bad_topics``)."""
         with self._lock:
-            out: dict[str, int | str | bool] = dict(self._counters)
-            out["memory_queue"] = len(self._inbox)
-        out["disk_queue"] = len(self.outbox)
-        out["inflight"] = len(self._inflight)
-        out["queue_error"] = self.queue_error
-        return out
-
-    def count(self, name: str, n: int = 1) -> None:
-        """Add ``n`` to counter ``name``."""
-        with self._lock:
-            self._counters[name] = self._counters.get(name, 0) + n
+            c = dict(self._counters)
+            dropped = dict(self._dropped)
+            memory = len(self._inbox)
+        return SenderCounters(
+            published=c["published"],
+            dropped_memory=c["dropped_memory"],
+            rejected_by_broker=c["rejected_by_broker"],
+            bad_messages=c["bad_messages"] + bad_topics,
+            dropped=dropped,
+            memory_queue=memory,
+            disk_queue=len(self.outbox),
+            inflight=len(self._inflight),
+            queue_error=self.queue_error,
+        )
 
     # Worker thread ------------------------------------------------------------------------
 
@@ -175,7 +194,7 @@ class Sender:
             if not batch:
                 return
             try:
-                result = self.outbox.append(batch, protect=set(self._inflight.values()))
+                self.outbox.append(batch)
             except BusError as exc:
                 with self._lock:
                     self._inbox.extendleft(reversed(batch))
@@ -191,13 +210,15 @@ class Sender:
             if self.queue_error:
                 log.info("MQTT disk queue writable again")
                 self.queue_error = ""
-            self._count_append(result.bad, result.dropped)
 
-    def _count_append(self, bad: int, dropped: Mapping[TopicKind, int]) -> None:
+    def _count_append(self, result: AppendResult) -> None:
+        """Count what a committed append did and wake the worker to hand it over."""
+        self._wake.set()
+        bad, dropped = result.bad, result.dropped
         with self._lock:
             self._counters["bad_messages"] += bad
             for kind, n in dropped.items():
-                self._counters[f"dropped_{kind.value}"] += n
+                self._dropped[kind] = self._dropped.get(kind, 0) + n
         if dropped:
             what = ", ".join(f"{n} {kind.value}" for kind, n in dropped.items())
             bound = self.outbox.max_messages

@@ -100,15 +100,17 @@ class MqttConfig(StrictModel):
         ge=10,
         le=10_000_000,
         description=(
-            "Bound of the on-disk queue (messages) for outages; when reached the oldest "
-            "metrics are dropped first."
+            "Bound of the messages in the outbox (service.state_dir/outbox.sqlite3) for "
+            "outages; when reached the oldest metrics are dropped first."
         ),
     )
     memory_queue_max: int = Field(
         default=10_000,
         ge=10,
         le=1_000_000,
-        description="Messages waiting in memory to be written to the disk queue.",
+        description=(
+            "Messages waiting in memory while the disk refuses the outbox (or before start)."
+        ),
     )
     control_auth: ControlAuthConfig = Field(
         default_factory=ControlAuthConfig,

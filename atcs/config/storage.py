@@ -80,7 +80,10 @@ class InfluxConfig(StrictModel):
         default=1000, ge=1, le=50_000, description="Most points in one write request."
     )
     flush_interval_s: float = Field(
-        default=1.0, gt=0.0, le=300.0, description="Longest time (s) a point waits in memory."
+        default=1.0,
+        gt=0.0,
+        le=300.0,
+        description="Longest time (s) a journaled point waits before a write is sent.",
     )
     timeout_s: float = Field(
         default=10.0, gt=0.0, le=300.0, description="Timeout (s) of one HTTP request."
@@ -98,15 +101,19 @@ class InfluxConfig(StrictModel):
         default=100_000,
         ge=1,
         le=10_000_000,
-        description="Most points waiting in memory for the writer thread; more are refused.",
+        description=(
+            "Most points waiting in memory (before start, or while the disk refuses the "
+            "outbox); more are refused."
+        ),
     )
     spool_max_bytes: int = Field(
         default=256 * 1024 * 1024,
         ge=4096,
         le=1 << 40,
         description=(
-            "Size bound of the on-disk spool in bytes (under service.state_dir); when it is "
-            "reached new points are refused, counted and logged, and what is spooled is kept."
+            "Size bound in bytes of the points not yet stored, in the outbox "
+            "(service.state_dir/outbox.sqlite3); when it is reached new points are refused, "
+            "counted and logged, and what is spooled is kept."
         ),
     )
     verify_tls: bool = Field(default=True, description="Verify the server's TLS certificate.")

@@ -1,11 +1,14 @@
-"""The InfluxDB sink: batches points on a background thread, retries, spools, replays.
+"""The InfluxDB sink: journals points, then writes them from a background thread.
 
-The service's thread only encodes records to line protocol and enqueues them (bounded). The
-writer thread sends a batch when ``batch_size`` points wait or ``flush_interval_s`` passed.
-While a write fails, batches go to the on-disk spool (under ``state_dir/influx/spool``) and
-the spool is replayed oldest first once the server answers again; while anything is
-spooled, new batches join the spool's tail, so points reach the server in the order they
-were accepted. What is spooled at shutdown is replayed on the next start.
+The caller's thread encodes records to line protocol and journals them at once in the
+``influx`` lane of the engine's durable outbox (:mod:`atcs.storage.spool`, in
+``<state_dir>/outbox.sqlite3``; in the engine's journal group, in the same transaction as
+the window's MQTT messages). The writer thread sends the journaled batches oldest first
+(merged up to ``batch_size`` points) when ``batch_size`` points wait or
+``flush_interval_s`` passed, and deletes each batch once the server stored it. While a
+write fails, the batches stay and are retried with backoff; what is journaled at shutdown
+or at a crash is sent on the next start. Records handed over before :meth:`InfluxSink.start`
+(or while the disk refuses the journal) wait in a bounded memory queue.
 
 Nothing is dropped silently: each way a point can be lost is a counter in :meth:`health`
 and a log line when it starts (``points_refused_queue_full``, ``points_refused_spool_full``,
@@ -22,6 +25,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from atcs.config.storage import InfluxConfig, Precision
 from atcs.errors import SpoolFullError, StorageError
 from atcs.incidents import IncidentEvent
+from atcs.journal import JOURNAL_FILE
 from atcs.storage.base import (
     AuthenticationError,
     DatabaseNotFoundError,
@@ -37,11 +42,12 @@ from atcs.storage.base import (
     ServerUnavailableError,
 )
 from atcs.storage.factory import make_writer
+from atcs.storage.health import InfluxCounters, InfluxHealth
 from atcs.storage.lineprotocol import Point, encode
 from atcs.storage.measure_points import incident_point, movement_points
 from atcs.storage.points import alarm_point, camera_point, metrics_point, plan_point
 from atcs.storage.queue import LineQueue
-from atcs.storage.spool import Spool
+from atcs.storage.spool import Spool, import_legacy_spool
 from atcs.types import CameraStatus, MovementCounts, SegmentMetrics, SiteId, TimingPlan
 
 if TYPE_CHECKING:
@@ -50,20 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REJECTED_MAX_BYTES = 16 * 1024 * 1024
-SPOOL_FULL_CLEARS_AT = 0.9
-"""A full spool takes points again once replay brings it under this share of its bound."""
-_COUNTERS = (
-    "points_accepted",
-    "points_written",
-    "points_spooled",
-    "points_replayed",
-    "points_rejected",
-    "points_invalid",
-    "points_refused_queue_full",
-    "points_refused_spool_full",
-    "points_lost_spool_error",
-    "write_failures",
-)
+_COUNTERS = tuple(f.name for f in fields(InfluxCounters))
 
 
 class InfluxSink:
@@ -103,6 +96,7 @@ class InfluxSink:
         self._last_write_at: float | None = None
         self._alarms: set[str] = set()
         self._closed = False
+        self._spooled_upto = 0  # batches up to this seq waited for a retry
 
     # -- the service's side (never blocks, never raises) ---------------------------------
 
@@ -113,10 +107,13 @@ class InfluxSink:
         """
         if self._thread is not None:
             return
-        self._spool = Spool(self._dir / "spool", self._config.spool_max_bytes)
+        spool = Spool(self._dir.parent / JOURNAL_FILE, self._config.spool_max_bytes)
+        import_legacy_spool(self._dir / "spool", spool)
+        self._spooled_upto = spool.tail(0)[1]
+        self._spool = spool
         self._thread = threading.Thread(target=self._run, name="influx-writer", daemon=True)
         self._thread.start()
-        log.info("InfluxDB sink started: %s, spool %s", self._writer.target, self._spool.directory)
+        log.info("InfluxDB sink started: %s, spool %s", self._writer.target, spool.path)
 
     def on_metrics(self, metrics: Sequence[SegmentMetrics]) -> None:
         """Enqueue one ``segment_metrics`` point per record."""
@@ -163,8 +160,33 @@ class InfluxSink:
             self._count("points_refused_queue_full", len(lines))
             self._alarm("closed", True, "InfluxDB sink is closed; %d points refused", len(lines))
             return
+        if lines and self._spool is not None:
+            self._count("points_accepted", len(lines))
+            self._journal(self._spool, lines)
+            return
+        self._to_memory(lines)
+
+    def _journal(self, spool: Spool, lines: list[str]) -> None:
+        """Journal ``lines`` on the caller's thread; the memory queue if the disk refuses."""
+        try:
+            written = spool.append(
+                lines, self._precision, lambda exc: self._to_memory(lines, accepted=True)
+            )
+        except SpoolFullError as exc:
+            self._count("points_refused_spool_full", len(lines))
+            self._alarm("spool_full", True, "InfluxDB: %s; new points are refused", exc)
+            return
+        except StorageError as exc:
+            self._alarm("spool_error", True, "InfluxDB: %s; points wait in memory", exc)
+            self._to_memory(lines, accepted=True)
+            return
+        if written and spool.points >= self._config.batch_size:
+            self._queue.wake()
+
+    def _to_memory(self, lines: list[str], *, accepted: bool = False) -> None:
+        """Queue ``lines`` in memory (``accepted``: already counted as accepted)."""
         refused = self._queue.put(lines)
-        self._count("points_accepted", len(lines) - refused)
+        self._count("points_accepted", (0 if accepted else len(lines)) - refused)
         if refused:
             self._count("points_refused_queue_full", refused)
             self._alarm(
@@ -176,24 +198,31 @@ class InfluxSink:
         elif len(self._queue) < self._config.queue_max_points // 2:
             self._alarm("queue_full", False, "")
 
-    def health(self) -> Mapping[str, float | int | str | bool]:
+    def status(self) -> InfluxHealth:
         """State, target, queue and spool sizes, counters and the last error (no secrets)."""
         spool = self._spool
         with self._lock:
-            out: dict[str, float | int | str | bool] = dict(self._counts)
-            out["state"] = self._state
-            out["connected"] = self._state == "connected"
-            out["last_error"] = self._last_error
+            counters = InfluxCounters(**self._counts)
+            state, error = self._state, self._last_error
             since = -1.0 if self._last_write_at is None else time.monotonic() - self._last_write_at
-            out["since_last_write_s"] = since
-            out["spool_full"] = "spool_full" in self._alarms
-        out["target"] = self._writer.target
-        out["queue_points"] = len(self._queue)
-        out["spool_points"] = spool.points if spool else 0
-        out["spool_bytes"] = spool.size_bytes if spool else 0
-        out["spool_batches"] = spool.batches if spool else 0
-        out["spool_max_bytes"] = self._config.spool_max_bytes
-        return out
+            full = "spool_full" in self._alarms
+        return InfluxHealth(
+            counters=counters,
+            state=state,
+            last_error=error,
+            since_last_write_s=since,
+            spool_full=full,
+            target=self._writer.target,
+            queue_points=len(self._queue),
+            spool_points=spool.points if spool else 0,
+            spool_bytes=spool.size_bytes if spool else 0,
+            spool_batches=spool.batches if spool else 0,
+            spool_max_bytes=self._config.spool_max_bytes,
+        )
+
+    def health(self) -> Mapping[str, float | int | str | bool]:
+        """:meth:`status` as the flat map of the Sink protocol (``docs/influxdb.md``)."""
+        return self.status().as_map()
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Send what can be sent within ``timeout_s`` seconds and spool the rest to disk."""
@@ -262,11 +291,13 @@ class InfluxSink:
         while True:
             stopping = self._stop.is_set()
             try:
+                self._drain_queue()
                 now = time.monotonic()
-                if stopping or len(self._queue) >= cfg.batch_size or now >= next_flush:
+                spooled = self._spool.points if self._spool is not None else 0
+                retry_due = 0.0 < self._retry_at <= now
+                if stopping or spooled >= cfg.batch_size or now >= next_flush or retry_due:
                     next_flush = now + cfg.flush_interval_s
-                    self._drain_queue(stopping)
-                self._replay(stopping)
+                    self._replay()
             except Exception:
                 log.exception("InfluxDB writer: unexpected error; carrying on")
                 self._stop.wait(cfg.retry_initial_s)
@@ -274,38 +305,23 @@ class InfluxSink:
                 if len(self._queue) == 0:
                     return
                 continue
-            timeout = next_flush - time.monotonic()
-            if self._spool is not None and self._spool.points:
-                timeout = min(timeout, self._retry_at - time.monotonic())
+            now = time.monotonic()
+            timeout = next_flush - now
+            if self._retry_at > now:
+                timeout = min(timeout, self._retry_at - now)
             self._queue.wait(cfg.batch_size, timeout)
 
-    def _drain_queue(self, stopping: bool) -> None:
+    def _drain_queue(self) -> None:
+        """Journal what waits in memory (handed over before start, or a refused disk)."""
         while True:
             batch = self._queue.take(self._config.batch_size)
             if not batch:
                 return
-            self._accept(batch)
-            if not stopping and len(self._queue) < self._config.batch_size:
-                return
+            self._to_spool(batch)
 
     def _may_send(self) -> bool:
         now = time.monotonic()
         return now >= self._retry_at and now < self._deadline
-
-    def _accept(self, lines: list[str]) -> None:
-        spool = self._spool
-        if (spool is None or spool.points == 0) and self._may_send():
-            try:
-                self._send(("\n".join(lines) + "\n").encode("utf-8"), self._precision)
-            except PointsRejectedError as exc:
-                self._rejected(lines, exc)
-                return
-            except StorageError as exc:
-                self._failed(exc, len(lines))
-            else:
-                self._count("points_written", len(lines))
-                return
-        self._to_spool(lines)
 
     def _to_spool(self, lines: list[str]) -> None:
         spool = self._spool
@@ -314,8 +330,6 @@ class InfluxSink:
             log.error("InfluxDB: no spool; %d points lost", len(lines))
             return
         try:
-            if self._spool_full_holds():
-                raise SpoolFullError(f"spool {spool.directory} is still full")
             spool.append(lines, self._precision)
         except SpoolFullError as exc:
             self._count("points_refused_spool_full", len(lines))
@@ -325,33 +339,25 @@ class InfluxSink:
             self._count("points_lost_spool_error", len(lines))
             self._alarm("spool_error", True, "InfluxDB: %s; points are lost", exc)
             return
-        self._count("points_spooled", len(lines))
         self._alarm("spool_error", False, "")
 
-    def _spool_full_holds(self) -> bool:
-        """Whether a full spool still refuses points: until replay empties it below its mark.
+    def _mark_spooled(self) -> None:
+        """Count the journaled points that now wait for a retry as spooled."""
+        if self._spool is None:
+            return
+        points, last = self._spool.tail(self._spooled_upto)
+        if last:
+            self._count("points_spooled", points)
+            self._spooled_upto = last
 
-        Without this a small batch that still fits a nearly full spool would be taken after
-        bigger ones were refused, leaving holes in the history instead of one gap, and the
-        alarm would start and end over and over.
-        """
-        with self._lock:
-            return "spool_full" in self._alarms
-
-    def _replay(self, stopping: bool) -> None:
+    def _replay(self) -> None:
+        """Send the journaled batches oldest first, deleting each once the server took it."""
         spool = self._spool
         while spool is not None and spool.points and self._may_send():
-            try:
-                run = spool.peek_run(self._config.batch_size)
-            except StorageError as exc:
-                log.error("InfluxDB: %s; skipping it", exc)
-                self._count("points_lost_spool_error", spool.oldest_points())
-                spool.drop_oldest()
-                continue
+            run = spool.peek_run(self._config.batch_size)
             if not run:
                 return
             body = b"".join(batch.body for batch in run)
-            points = sum(batch.points for batch in run)
             try:
                 self._send(body, run[0].precision)
             except PointsRejectedError as exc:
@@ -360,17 +366,20 @@ class InfluxSink:
                 self._rejected(body.decode("utf-8").splitlines(), exc)
                 continue
             except StorageError as exc:
-                self._failed(exc, 0)
+                self._failed(exc, spool.points)
+                self._mark_spooled()
                 return
+            was_spooled = False
             for batch in run:
                 spool.pop(batch.seq)
-            self._count("points_replayed", points)
-            if spool.points == 0:
+                retried = batch.seq <= self._spooled_upto
+                was_spooled |= retried
+                self._count("points_replayed" if retried else "points_written", batch.points)
+            oldest = spool.peek()
+            if was_spooled and (oldest is None or oldest.seq > self._spooled_upto):
                 log.info("InfluxDB: spool replayed; writing directly again")
-            if spool.size_bytes <= spool.max_bytes * SPOOL_FULL_CLEARS_AT:
+            if not spool.full:
                 self._alarm("spool_full", False, "")
-            if not stopping and len(self._queue) >= self._config.batch_size:
-                return
 
     def _send(self, body: bytes, precision: Precision) -> None:
         try:
@@ -409,10 +418,10 @@ class InfluxSink:
         if previous != state:
             log.log(
                 level,
-                "%s; %d points and later ones spool to %s, retried with backoff",
+                "%s; %d points and later ones stay journaled in %s, retried with backoff",
                 exc,
                 points,
-                self._dir / "spool",
+                self._dir.parent / JOURNAL_FILE,
             )
 
     def _rejected(self, lines: Sequence[str], exc: StorageError) -> None:
@@ -420,6 +429,7 @@ class InfluxSink:
         path = self._dir / "rejected.lp"
         body = ("\n".join(lines) + "\n").encode("utf-8")
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             size = path.stat().st_size if path.exists() else 0
             if size + len(body) <= REJECTED_MAX_BYTES:
                 with path.open("ab") as out:

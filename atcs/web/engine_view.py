@@ -84,30 +84,32 @@ class EngineView(Protocol):
         ...
 
 
-def _int(value: object) -> int:
-    return int(value) if isinstance(value, int | float) else 0
-
-
 def normalise_health(sink: object, health: HealthMap) -> OutputHealth:
-    """Name and summarise a sink's :meth:`health` (MQTT bus, InfluxDB store, others)."""
+    """Name and summarise a sink's :meth:`health` (MQTT bus, InfluxDB store, others).
+
+    The bus and the store are read from their typed ``status()``; ``health`` is their map.
+    """
     from atcs.bus import MqttBus
     from atcs.storage import InfluxSink
 
-    error = str(health.get("last_error", ""))
     if isinstance(sink, MqttBus):
-        connected = bool(health.get("connected", False))
-        disk = _int(health.get("disk_queue"))
-        queued = disk + _int(health.get("memory_queue"))
-        state = "connected" if connected else "disconnected"
-        if health.get("network_thread_alive") is False:  # nothing is sent or received
+        bus = sink.status()
+        queued = bus.sender.disk_queue + bus.sender.memory_queue
+        state = "connected" if bus.connected else "disconnected"
+        if not bus.network_thread_alive:  # nothing is sent or received
             state = "network thread dead"
-        return OutputHealth("MQTT broker", "mqtt", connected, state, error, queued, disk, health)
+        return OutputHealth(
+            "MQTT broker", "mqtt", bus.connected, state, bus.last_error, queued,
+            bus.sender.disk_queue, health,
+        )  # fmt: skip
     if isinstance(sink, InfluxSink):
-        state = str(health.get("state", "unknown"))
-        spool = _int(health.get("spool_points"))
-        queued = spool + _int(health.get("queue_points"))
-        connected = bool(health.get("connected", False))
-        return OutputHealth("InfluxDB", "influxdb", connected, state, error, queued, spool, health)
+        store = sink.status()
+        queued = store.spool_points + store.queue_points
+        return OutputHealth(
+            "InfluxDB", "influxdb", store.connected, store.state, store.last_error, queued,
+            store.spool_points, health,
+        )  # fmt: skip
+    error = str(health.get("last_error", ""))
     kind = type(sink).__name__.lower()
     connected = bool(health.get("connected", True))
     state = str(health.get("state", "connected" if connected else "disconnected"))
@@ -164,8 +166,9 @@ class LiveEngineView:
             if id(sink) in self._skip:
                 continue
             try:
-                health = sink.health()
+                out.append(normalise_health(sink, sink.health()))
             except Exception as exc:  # a sink's health must not break the page
-                health = {"connected": False, "state": "error", "last_error": str(exc)}
-            out.append(normalise_health(sink, health))
+                name, error = type(sink).__name__, str(exc)
+                failed: HealthMap = {"connected": False, "state": "error", "last_error": error}
+                out.append(OutputHealth(name, name.lower(), False, "error", error, 0, 0, failed))
         return out

@@ -1,0 +1,146 @@
+"""The MQTT bus's health as typed records (the ``/api/health`` and ``/metrics`` source)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from atcs.bus.topics import TopicKind
+
+
+@dataclass(frozen=True, slots=True)
+class SenderCounters:
+    """The publishing worker's counters (counts of messages) and queue sizes."""
+
+    published: int = 0
+    """Messages the broker acknowledged."""
+    dropped_memory: int = 0
+    """Messages dropped from the memory queue (full while the disk refused writes)."""
+    rejected_by_broker: int = 0
+    """MQTT 5 PUBACKs with a failure reason code."""
+    bad_messages: int = 0
+    """Messages that could not be encoded or given a topic (never sent)."""
+    dropped: Mapping[TopicKind, int] = field(default_factory=dict)
+    """Messages the outbox's bound dropped, by kind (``dropped_<kind>`` in the map)."""
+    memory_queue: int = 0
+    """Messages waiting in memory (before start, or while the disk refuses the outbox)."""
+    disk_queue: int = 0
+    """Messages journaled in the outbox and not yet acknowledged."""
+    inflight: int = 0
+    """Messages handed to paho and not yet acknowledged."""
+    queue_error: str = ""
+    """The outbox's last write error ("" while writes succeed)."""
+
+    def as_map(self) -> dict[str, int | str]:
+        """Return the flat map (``dropped_<kind>`` for every kind the bound may drop)."""
+        out: dict[str, int | str] = {
+            "published": self.published,
+            "dropped_memory": self.dropped_memory,
+            "rejected_by_broker": self.rejected_by_broker,
+            "bad_messages": self.bad_messages,
+        }
+        out.update({f"dropped_{kind.value}": n for kind, n in self.dropped.items()})
+        out.update(
+            memory_queue=self.memory_queue,
+            disk_queue=self.disk_queue,
+            inflight=self.inflight,
+            queue_error=self.queue_error,
+        )
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class MqttHealth:
+    """The bus's connection, worker and control counters (counts unless a unit is given)."""
+
+    connects: int
+    """Successful connections to the broker."""
+    disconnects: int
+    """Connections lost or closed."""
+    connect_failures: int
+    """Connection attempts that failed."""
+    connected: bool
+    """Connected, and paho's network thread alive."""
+    network_thread_alive: bool
+    network_thread_deaths: int
+    network_thread_restarts: int
+    callback_errors: int
+    """Exceptions caught in paho callbacks."""
+    last_error: str
+    control_auth: str
+    """``required`` (signed control messages) or ``insecure``."""
+    refused_after_close: int
+    """Messages handed over after close (not queued)."""
+    sender: SenderCounters
+    control: Mapping[str, int]
+    """The control inbox's counters (``control_*``)."""
+    commands: Mapping[str, int]
+    """The phase command sender's counters."""
+
+    def as_map(self) -> dict[str, float | int | str | bool]:
+        """Return the flat map ``health()`` and the HTTP API show."""
+        out: dict[str, float | int | str | bool] = {
+            "connects": self.connects,
+            "disconnects": self.disconnects,
+            "connect_failures": self.connect_failures,
+            "connected": self.connected,
+            "network_thread_alive": self.network_thread_alive,
+            "network_thread_deaths": self.network_thread_deaths,
+            "network_thread_restarts": self.network_thread_restarts,
+            "callback_errors": self.callback_errors,
+            "last_error": self.last_error,
+            "control_auth": self.control_auth,
+            "refused_after_close": self.refused_after_close,
+        }
+        out.update(self.sender.as_map())
+        out.update(self.control)
+        out.update(self.commands)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class FeedHealth:
+    """A bus feed's (control or room subscriber's) connection and message counts."""
+
+    connected: bool
+    """Subscribed, and paho's network thread alive."""
+    network_thread_alive: bool
+    received: int
+    """Messages received."""
+    malformed: int
+    """Messages that could not be decoded (dropped)."""
+    duplicates: int
+    """Copies the de-duplication by ``stream`` and ``seq`` dropped."""
+    nodes: int
+    """Nodes of the city seen on the bus."""
+    last_error: str
+
+    def as_map(self) -> dict[str, float | int | str | bool]:
+        """Return the flat map ``health()`` and the HTTP API show."""
+        return {
+            "connected": self.connected,
+            "network_thread_alive": self.network_thread_alive,
+            "received": self.received,
+            "malformed": self.malformed,
+            "duplicates": self.duplicates,
+            "nodes": self.nodes,
+            "last_error": self.last_error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AnnouncerHealth:
+    """A node's status connection: up or not, and how often it announced itself."""
+
+    connected: bool
+    announced: int
+    """Retained ``online`` statuses published (one per connection, then every keepalive)."""
+    last_error: str
+
+    def as_map(self) -> dict[str, float | int | str | bool]:
+        """Return the flat map ``health()`` shows."""
+        return {
+            "connected": self.connected,
+            "announced": self.announced,
+            "last_error": self.last_error,
+        }

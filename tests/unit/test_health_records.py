@@ -1,0 +1,82 @@
+"""The bus's and the store's typed health records give the same flat map as before.
+
+``/api/health`` and ``/metrics`` show these maps: the keys, their order and their types
+are pinned here (docs/mqtt.md and docs/influxdb.md list them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from atcs.bus import MqttBus
+from atcs.bus.health import AnnouncerHealth, FeedHealth, MqttHealth, SenderCounters
+from atcs.bus.outbox import DROP_ORDER
+from atcs.bus.topics import TopicKind
+from atcs.config.bus import MqttConfig
+from atcs.config.storage import InfluxConfig
+from atcs.storage import InfluxSink
+from atcs.storage.health import InfluxCounters, InfluxHealth
+from atcs.types import SiteId
+
+INFLUX_KEYS = [
+    "points_accepted", "points_written", "points_spooled", "points_replayed",
+    "points_rejected", "points_invalid", "points_refused_queue_full",
+    "points_refused_spool_full", "points_lost_spool_error", "write_failures", "state",
+    "connected", "last_error", "since_last_write_s", "spool_full", "target", "queue_points",
+    "spool_points", "spool_bytes", "spool_batches", "spool_max_bytes",
+]  # fmt: skip
+
+
+def test_the_store_record_gives_the_documented_map(tmp_path: Path) -> None:
+    record = InfluxHealth(
+        InfluxCounters(points_accepted=5, points_written=3, write_failures=1),
+        state="unreachable", last_error="refused", since_last_write_s=-1.0, spool_full=False,
+        target="http://127.0.0.1:8086 db=atcs", queue_points=0, spool_points=2,
+        spool_bytes=900, spool_batches=1, spool_max_bytes=1024,
+    )  # fmt: skip
+    flat = record.as_map()
+    assert list(flat) == INFLUX_KEYS
+    assert (flat["points_accepted"], flat["write_failures"], flat["connected"]) == (5, 1, False)
+    sink = InfluxSink(InfluxConfig(url="http://127.0.0.1:9"), SiteId("s"), tmp_path)
+    assert list(sink.health()) == INFLUX_KEYS
+    assert sink.health() == sink.status().as_map()
+    assert sink.status().state == "starting"
+
+
+def test_the_bus_record_gives_the_documented_map(tmp_path: Path) -> None:
+    sender = SenderCounters(published=7, bad_messages=1, dropped={TopicKind.SEGMENT_METRICS: 2})
+    record = MqttHealth(
+        connects=1, disconnects=0, connect_failures=2, connected=True,
+        network_thread_alive=True, network_thread_deaths=0, network_thread_restarts=0,
+        callback_errors=0, last_error="", control_auth="required", refused_after_close=0,
+        sender=sender, control={"control_received": 4}, commands={"commands_sent": 1},
+    )  # fmt: skip
+    flat = record.as_map()
+    assert list(flat) == [
+        "connects", "disconnects", "connect_failures", "connected", "network_thread_alive",
+        "network_thread_deaths", "network_thread_restarts", "callback_errors", "last_error",
+        "control_auth", "refused_after_close", "published", "dropped_memory",
+        "rejected_by_broker", "bad_messages", "dropped_segment_metrics", "memory_queue",
+        "disk_queue", "inflight", "queue_error", "control_received", "commands_sent",
+    ]  # fmt: skip
+    assert (flat["published"], flat["dropped_segment_metrics"], flat["connected"]) == (7, 2, True)
+    bus = MqttBus(MqttConfig(), site_id=SiteId("s"), state_dir=tmp_path)
+    health = bus.health()
+    assert health == bus.status().as_map()
+    assert [k for k in health if k.startswith("dropped_") and k != "dropped_memory"] == [
+        f"dropped_{kind.value}" for kind in DROP_ORDER
+    ]
+    assert (health["connected"], health["disk_queue"], health["control_auth"]) == (
+        False, 0, "required",
+    )  # fmt: skip
+
+
+def test_the_feed_and_announcer_records_give_their_maps() -> None:
+    feed = FeedHealth(True, True, received=9, malformed=1, duplicates=2, nodes=3, last_error="")
+    assert feed.as_map() == {
+        "connected": True, "network_thread_alive": True, "received": 9, "malformed": 1,
+        "duplicates": 2, "nodes": 3, "last_error": "",
+    }  # fmt: skip
+    assert list(AnnouncerHealth(False, 4, "refused").as_map().items()) == [
+        ("connected", False), ("announced", 4), ("last_error", "refused"),
+    ]  # fmt: skip
