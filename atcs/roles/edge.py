@@ -8,7 +8,7 @@ from atcs.bus.nodes import NodeAnnouncer, NodeRole, node_status_of
 from atcs.config import AtcsConfig
 from atcs.roles.health import HealthServer, Route, node_health
 from atcs.roles.snapshots import PREFIX, edge_snapshot_route
-from atcs.web.snapshots import Snapshotter
+from atcs.snapshots import Snapshotter
 
 if TYPE_CHECKING:
     from atcs.service import Engine

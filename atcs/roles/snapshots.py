@@ -5,7 +5,7 @@ An edge node answers ``GET /snapshots/<camera>.jpg`` on its health server
 most one encoding per camera every ``node.snapshot_interval_s`` (in between, the same
 image) and at most ``node.snapshot_max_per_s`` answers a second in all (beyond: 429).
 
-The room (:class:`RoomSnapshots`, a :class:`~atcs.web.snapshots.SnapshotSource`) fetches
+The room (:class:`RoomSnapshots`, a :class:`~atcs.snapshots.SnapshotSource`) fetches
 the images of the cameras its pages ask for (asked in the last ``WANTED_S``), from the
 edge node that announced the camera on the bus, on a small pool of threads with a timeout:
 at most one fetch per camera every ``node.snapshot_interval_s`` and at most
@@ -31,8 +31,8 @@ from atcs.config import AtcsConfig
 from atcs.config.node import NodeConfig
 from atcs.ratelimit import RateLimiter
 from atcs.roles.health import HttpAnswer, Route
+from atcs.snapshots import WANTED_S, CameraCounters, Snapshot, Snapshotter
 from atcs.text import printable
-from atcs.web.snapshots import WANTED_S, CameraCounters, Snapshot, Snapshotter
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from atcs.alarms import AlarmManager
 from atcs.config import AtcsConfig
 from atcs.config.dashboard import DashboardConfig
+from atcs.snapshots import SnapshotSource
 from atcs.web.audit import AuditLog
 from atcs.web.auth import Authenticator
 from atcs.web.board import BoardStore
@@ -19,7 +20,6 @@ from atcs.web.history import QueryClient
 from atcs.web.models import CameraView, HealthView, IntersectionView, SegmentView
 from atcs.web.operator import OperatorDesk
 from atcs.web.room_models import NodeView, RoomOverview
-from atcs.web.snapshots import SnapshotSource
 from atcs.web.views import (
     camera_views,
     health_view,

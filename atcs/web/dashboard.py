@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from atcs.alarms import AlarmManager
 from atcs.config.dashboard import DashboardConfig
 from atcs.control import ControlLoop
+from atcs.snapshots import SnapshotSource, Snapshotter
 from atcs.storage import make_query_client
 from atcs.types import CameraStatus, SegmentMetrics, TimingPlan
 from atcs.web.app import create_app
@@ -30,7 +31,6 @@ from atcs.web.engine_view import EngineView, LiveEngineView
 from atcs.web.history import QueryClient
 from atcs.web.operator import LoopTarget, OperatorDesk, OverrideTarget
 from atcs.web.server import WebServer
-from atcs.web.snapshots import SnapshotSource, Snapshotter
 
 if TYPE_CHECKING:
     from atcs.service import Engine

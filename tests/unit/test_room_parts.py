@@ -27,9 +27,9 @@ from atcs.metrics import FrameAnalysis
 from atcs.roles.health import HealthServer, node_health
 from atcs.roles.overrides import BusOverrides
 from atcs.roles.snapshots import FetchError, RoomSnapshots, edge_snapshot_route, fetch_snapshot
+from atcs.snapshots import Snapshot, Snapshotter
 from atcs.types import CameraId, Detections, Frame, IntersectionId, PlanMode, SiteId
 from atcs.web.operator import ApiError
-from atcs.web.snapshots import Snapshot, Snapshotter
 from tests.support import samples as s
 from tests.support.net import HOST
 from tests.unit.test_nodes import city
