@@ -38,7 +38,7 @@ pytestmark = pytest.mark.integration
 TOPICS = Topics()
 IX = IntersectionId("ix-1")
 KEYS = make_keys()
-ROLES = ("atcs-engine", "tsc-ix-1", "atcs-console", "atcs-viewer")
+ROLES = ("atcs-engine", "tsc-ix-1", "atcs-console", "atcs-viewer", "atcs-room")
 
 
 def shipped_template(repo_dir: Path, tls: TlsFiles) -> str:
@@ -141,7 +141,8 @@ def test_each_role_gets_only_its_topics_over_tls(
     viewer = _client(server, tls_files, "atcs-viewer", passwords, "atcs/v1/#")
     console = _client(server, tls_files, "atcs-console", passwords, "atcs/v1/#")
     tsc = _client(server, tls_files, "tsc-ix-1", passwords, TOPICS.plan(IX))
-    collectors += [viewer, console, tsc]
+    room = _client(server, tls_files, "atcs-room", passwords, "atcs/v1/#")
+    collectors += [viewer, console, tsc, room]
     bus.on_metrics([s.metrics(0)])
     bus.on_plan(s.plan())
     assert viewer.wait_for(lambda ms: {m.topic for m in ms} >= {
@@ -159,20 +160,24 @@ def test_each_role_gets_only_its_topics_over_tls(
     publish(tsc, TOPICS.plan_ack(other.intersection_id), KEYS.ack(other))  # not its own
     publish(viewer, TOPICS.plan_ack(IX), KEYS.ack(PlanAck(IX, "p-9", AckResult.APPLIED)))
     publish(viewer, TOPICS.segment_metrics(s.metrics(0).segment_id), b"{}")
+    publish(room, TOPICS.plan_ack(IX), KEYS.ack(PlanAck(IX, "p-8", AckResult.APPLIED)))
     # what each role may do arrives
     ack = PlanAck(IX, "p-1", AckResult.APPLIED, "", "tsc-1")
     publish(tsc, TOPICS.plan_ack(IX), KEYS.ack(ack))
     publish(console, TOPICS.override(IX), KEYS.override(hold))
-    assert poll(lambda: len(overrides) == 1 and len(acks) == 1, 30), bus.health()
-    assert overrides == [hold]
+    from_room = Override(IX, OverrideAction.RELEASE, "Kompol Sari", "convoy passed")
+    publish(room, TOPICS.override(IX), KEYS.override(from_room))
+    assert poll(lambda: len(overrides) == 2 and len(acks) == 1, 30), bus.health()
+    assert overrides == [hold, from_room]
     assert acks == [ack]
-    assert bus.health()["control_received"] == 2  # the broker dropped the rest
+    assert bus.health()["control_received"] == 3  # the broker dropped the rest
     # a viewer does not read acks or overrides; a controller does not read others' plans
     viewed = {TOPICS.parse(m.topic).kind.value for m in viewer.snapshot()}
     assert viewed == {"segment_metrics", "timing_plan", "engine_status"}
     assert all(m.topic == TOPICS.plan(IX) for m in tsc.snapshot())
     assert any(m.topic == TOPICS.override(IX) for m in console.snapshot())
     assert all(m.payload != b"{}" for m in console.snapshot())  # the viewer's metrics
+    assert any(m.topic == TOPICS.plan_ack(IX) for m in room.snapshot())  # the room reads acks
 
 
 def test_anonymous_plain_and_wrong_password_connections_are_refused(

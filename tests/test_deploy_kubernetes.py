@@ -114,21 +114,38 @@ def test_city_config_loads_for_every_role_and_shares_the_cameras_once(
         cfg = role_config(load_config(tmp_path / file, container_env(docs[workload], 0)), role)
         assert cfg.node.id == role.value
     assert cfg.dashboard is not None  # the room's
+    assert cfg.mqtt is not None
+    assert cfg.mqtt.control_auth.room_signer is not None  # it signs its operators' actions
+    signer = cfg.mqtt.control_auth.room_signer.id
+    assert signer in {s.id for s in cfg.mqtt.control_auth.senders}  # and control checks them
+    service = docs["Service/atcs-edge"]["spec"]  # images from the edge pods' health port
+    assert service["clusterIP"] == "None"
+    port = next(p["port"] for p in service["ports"] if p["name"] == "health")
+    assert cfg.node.url_of("atcs-edge-1") == f"http://atcs-edge-1.atcs-edge:{port}"
 
 
 def test_probes_and_secrets_match_the_config(repo_dir: Path, tmp_path: Path) -> None:
     docs = city(repo_dir)
     data = docs["ConfigMap/atcs-city"]["data"]
-    named = set(re.findall(r"\$\{([A-Z_]+)[}:]", "".join(data.values())))
-    named |= set(
-        re.findall(r'(?:password_env|key_env|token_env) = "([A-Z_]+)"', "".join(data.values()))
-    )
+
+    def names(*files: str) -> set[str]:
+        text = "".join(data[f] for f in files)
+        found = set(re.findall(r"\$\{([A-Z_]+)[}:]", text))
+        return found | set(re.findall(r'(?:password_env|key_env|token_env) = "([A-Z_]+)"', text))
+
+    common = names("config.toml", "common.toml", "site.toml")
+    room = names("room.toml", "common.toml", "site.toml")
+    assert "ATCS_ROOM_SIGNING_KEY" in room - common  # the room alone holds its private key
     for name in data:
         (tmp_path / name).write_text(data[name])
     health_port = load_config(
         tmp_path / "config.toml", container_env(docs["Deployment/atcs-control"], 0)
     ).node.health_port
-    for key in ("StatefulSet/atcs-edge", "Deployment/atcs-control", "Deployment/atcs-room"):
+    for key, named in (
+        ("StatefulSet/atcs-edge", common),
+        ("Deployment/atcs-control", common),
+        ("Deployment/atcs-room", room),
+    ):
         spec = docs[key]["spec"]["template"]["spec"]
         container = spec["containers"][0]
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
@@ -138,6 +155,8 @@ def test_probes_and_secrets_match_the_config(repo_dir: Path, tmp_path: Path) -> 
         assert container["resources"]["requests"]["cpu"]
         assert container["resources"]["limits"]["memory"]
         env = {e["name"] for e in container["env"]}
+        if key != "Deployment/atcs-room":
+            assert "ATCS_ROOM_SIGNING_KEY" not in env
         optional = {
             "ATCS_NODE_ORDINAL",
             "ATCS_EDGE_NODES",

@@ -4,9 +4,14 @@ Two Mosquitto brokers bridged (``atcs/#`` both ways), one InfluxDB, and four ``a
 processes: edge ``edge-a`` (camera ``pontianak``, broker A), edge ``edge-b`` (camera
 ``motorway``, broker B), a control node on broker A for one intersection fed by a segment
 on each edge, and a room node on broker B. The room's API shows both cameras with their
-nodes and the plans, and its page (Chromium) both cameras; ``edge-b`` is killed (SIGKILL:
-no goodbye, only its last will): its camera goes offline in the room and the intersection
-falls back to its time-of-day plan at once; restarted, it comes back, and every window
+nodes and the plans, and its page (Chromium) both cameras with the images each edge node
+serves; an operator's hold made in the room reaches the control node signed with the
+room's key, comes back as a manual plan acked by a (test) signal controller, while an
+unsigned and a wrongly signed override from the bus are refused
+(``tests/support/room_checks.py``). ``edge-b`` is killed (SIGKILL: no goodbye, only its
+last will): its camera goes offline in the room, without an image and saying why, and
+the intersection falls back to its time-of-day plan at once (the room's alarm with it);
+restarted, it comes back, and every window
 reached the bus and InfluxDB once (in order per stream, no window twice after the
 subscriber's de-duplication, the same windows in both: the durable outbox journals a
 window for bus and store in one transaction).
@@ -39,6 +44,17 @@ from tests.support.influxdb import InfluxServer, new_db
 from tests.support.mosquitto import Collector, Mosquitto, MosquittoFactory, bridge_to
 from tests.support.net import free_port
 from tests.support.process import stop_process
+from tests.support.room_checks import (
+    CONTROL_AUTH,
+    ROOM_USERS,
+    CityKeys,
+    check_fallback_alarm,
+    check_forged_overrides_refused,
+    check_no_snapshot_of_offline_node,
+    check_room_hold_reaches_control,
+    check_snapshots_from_both_edges,
+    city_keys,
+)
 from tests.support.sites import two_clip_site_toml
 from tests.support.wait import wait_for
 from tests.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS
@@ -88,10 +104,12 @@ class Node:
     config: Path
     log: Path
     health_port: int = 0
+    env: dict[str, str] | None = None
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        env = {**os.environ, **(self.env or {})}
+        env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "atcs.cli", "run", "--config", str(self.config),
@@ -136,7 +154,7 @@ def node_config(
 host = "127.0.0.1"
 port = {dashboard_port}
 allow_anonymous_viewers = true
-"""
+{ROOM_USERS}"""
     )
     extra = f"""
 [node]
@@ -152,9 +170,7 @@ port = {broker.port}
 reconnect_min_s = 1
 reconnect_max_s = 2
 
-[mqtt.control_auth]
-insecure_allow_unsigned = true
-
+{CONTROL_AUTH}
 [influx]
 url = "{influxdb.url}"
 database = "{db}"
@@ -184,6 +200,8 @@ class City:
     bus: Collector
     room_url: str
     db: str
+    keys: CityKeys
+    control_state_dir: Path
 
 
 @pytest.fixture
@@ -200,23 +218,28 @@ def city(
     db = new_db("atcs_nodes")
     influxdb.query(f'CREATE DATABASE "{db}"')
     room_port = free_port()
+    health = {name: free_port() for name in ("control", "room", "edge-a", "edge-b")}
+    edges = ", ".join(f'{n} = "http://127.0.0.1:{health[n]}"' for n in ("edge-a", "edge-b"))
+    room_node = f"edge_urls = {{ {edges} }}\nsnapshot_interval_s = 1.0"
+    keys = city_keys()
     specs = {
         "control": ("control", broker_a, "", None),
-        "room": ("room", broker_b, "", room_port),
+        "room": ("room", broker_b, room_node, room_port),
         "edge-a": ("edge", broker_a, 'cameras = ["pontianak"]', None),
         "edge-b": ("edge", broker_b, 'cameras = ["motorway"]', None),
     }
     nodes = {}
     for name, (role, broker, share, port) in specs.items():
-        health = free_port()
         path = node_config(
             tmp_path, media_dir, model_path, name=name, broker=broker, influxdb=influxdb,
-            db=db, node=share, dashboard_port=port, health_port=health,
+            db=db, node=share, dashboard_port=port, health_port=health[name],
         )  # fmt: skip
-        nodes[name] = Node(name, role, path, tmp_path / f"{name}.log", health)
+        env = keys.room_env if role == "room" else keys.public_env
+        nodes[name] = Node(name, role, path, tmp_path / f"{name}.log", health[name], env)
         nodes[name].start()
+    room_url = f"http://127.0.0.1:{room_port}"
     try:
-        yield City(nodes, broker_a, broker_b, bus, f"http://127.0.0.1:{room_port}", db)
+        yield City(nodes, broker_a, broker_b, bus, room_url, db, keys, tmp_path / "control" / "var")
     finally:
         for node in nodes.values():
             if node.proc is not None:
@@ -286,6 +309,9 @@ def run_city(city: City, influxdb: InfluxServer, page: Page) -> None:
     page.goto(city.room_url + "/?lang=en")  # the room's page shows both nodes' cameras
     for camera in ("pontianak", "motorway"):
         page.wait_for_selector(camera_card(camera, "streaming"), timeout=30_000)
+    check_snapshots_from_both_edges(city.room_url, page, ("pontianak", "motorway"))
+    check_forged_overrides_refused(city.bus, city.keys, city.control_state_dir)
+    check_room_hold_reaches_control(city.room_url, city.bus, city.keys, city.control_state_dir)
     overview = get_json(f"{city.room_url}/api/overview")
     nodes = {n["node_id"]: n for n in overview["nodes"]}
     assert {k: (v["role"], v["state"]) for k, v in nodes.items()} == {
@@ -316,6 +342,7 @@ def run_city(city: City, influxdb: InfluxServer, page: Page) -> None:
     )  # fmt: skip
     offline_s = time.monotonic() - killed
     page.wait_for_selector(camera_card("motorway", "offline"), timeout=15_000)
+    check_no_snapshot_of_offline_node(city.room_url, "motorway", "edge-b")
     wait_for(
         lambda: any(p.mode is PlanMode.FALLBACK for p in plans(city.bus)[before:]),
         10, "a fallback plan after the node died", interval_s=0.2,
@@ -323,6 +350,7 @@ def run_city(city: City, influxdb: InfluxServer, page: Page) -> None:
     fallback_s = time.monotonic() - killed
     fallback = next(p for p in plans(city.bus)[before:] if p.mode is PlanMode.FALLBACK)
     assert "motorway" in fallback.reason
+    check_fallback_alarm(city.room_url)
     assert cameras(city)["pontianak"]["state"] == "streaming"
     print(f"camera offline in the room after {offline_s:.1f} s, fallback after {fallback_s:.1f} s")
 

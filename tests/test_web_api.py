@@ -28,6 +28,7 @@ from atcs.config import AtcsConfig, parse_config
 from atcs.control import ControlLoop, Source
 from atcs.errors import ConfigError
 from atcs.metrics import FrameAnalysis
+from atcs.snapshots import Snapshotter
 from atcs.types import (
     CameraId,
     CameraState,
@@ -319,6 +320,7 @@ def test_snapshot_is_the_annotated_latest_frame(api: Api) -> None:
     )
     analysis = FrameAnalysis(CameraId("cam-n"), 7, frame.captured_at, None, box, (), ())
     snaps = api.ctx.snapshots
+    assert isinstance(snaps, Snapshotter)  # role all: encoded from the engine's frames
     snaps.observe(frame, analysis)
     snaps.start()
     try:
@@ -525,7 +527,9 @@ def test_build_engine_attaches_the_dashboard_and_a_taken_port_stops_the_start(
         dashboards = [s for s in engine.sinks if isinstance(s, Dashboard)]
         assert len(dashboards) == 1
         assert engine.sinks[0] is dashboards[0], "started first, closed last"
-        assert dashboards[0].ctx.snapshots.observe in engine.frame_observers
+        snapshots = dashboards[0].ctx.snapshots
+        assert isinstance(snapshots, Snapshotter)
+        assert snapshots.observe in engine.frame_observers
         with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port}"):
             engine.start()
         assert engine.cameras is None, "nothing else started"

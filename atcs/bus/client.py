@@ -84,6 +84,24 @@ class BusClient:
         client, self._client = self._client, None
         return client
 
+    def publish_now(self, topic: str, payload: bytes, *, timeout_s: float = 2.0) -> bool:
+        """Publish at QoS 1, not retained, if connected; True once the broker has it.
+
+        Nothing is queued: False when not connected or not confirmed within ``timeout_s``
+        (for a message a person waits on, such as an operator's override).
+        """
+        client = self._client
+        if client is None or not self.connected.is_set():
+            return False
+        info = client.publish(topic, payload, qos=1, retain=False)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return False
+        try:
+            info.wait_for_publish(timeout=timeout_s)
+        except (RuntimeError, ValueError):  # disconnected meanwhile, or the queue is full
+            return False
+        return info.is_published()
+
     def close(self) -> None:
         """Disconnect and stop the network thread."""
         client = self.stop_client()

@@ -80,6 +80,35 @@ class CommandSignerConfig(StrictModel):
     )
 
 
+class RoomSignerConfig(StrictModel):
+    """The room node's own key, with which it signs the operator overrides it sends."""
+
+    id: str = Field(
+        default="atcs-room",
+        pattern=SENDER_ID_PATTERN,
+        description=(
+            "The room's sender id in its overrides' auth.sender; the control node lists it "
+            "in senders with role operator_console."
+        ),
+    )
+    algorithm: AlgorithmName = Field(
+        default="ed25519",
+        description="ed25519 (the control node holds only the public key) or hmac-sha256.",
+    )
+    key_env: KeyEnvName = Field(
+        description=(
+            "NAME of the environment variable holding the room's signing key, base64: the "
+            "Ed25519 private key (32-byte seed, or PEM) or the HMAC secret."
+        ),
+    )
+    valid_s: float = Field(
+        default=60.0,
+        ge=1.0,
+        le=300.0,
+        description="How long a signed override stays valid after it is sent, s.",
+    )
+
+
 class ControlAuthConfig(StrictModel):
     """How the engine checks the control messages it receives and signs those it sends."""
 
@@ -121,6 +150,14 @@ class ControlAuthConfig(StrictModel):
         description=(
             "The engine's signing key for phase-by-phase commands; without it the engine "
             "sends none (unless insecure_allow_unsigned)."
+        ),
+    )
+
+    room_signer: RoomSignerConfig | None = Field(
+        default=None,
+        description=(
+            "The room node's signing key for the overrides its operators make; without it "
+            "the room's operator actions are refused (unless insecure_allow_unsigned)."
         ),
     )
 

@@ -7,10 +7,15 @@ does no I/O.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, model_validator
 
 from atcs.config._base import StrictModel
 from atcs.config.core import Identifier
+
+EdgeUrl = Annotated[str, Field(max_length=500, pattern=r"^https?://[^\s/]+\S*$")]
+"""An edge node's health server, ``http(s)://host:port``."""
 
 
 class NodeConfig(StrictModel):
@@ -65,6 +70,46 @@ class NodeConfig(StrictModel):
         description="Address the health endpoints listen on.",
     )
 
+    edge_url: str = Field(
+        default="",
+        max_length=500,
+        pattern=r"^(https?://[^\s/]+\S*)?$",
+        description=(
+            "Where the room reaches an edge node's health server for camera snapshots, "
+            "{node} standing for the node id (Kubernetes: http://{node}.atcs-edge:8081); "
+            "empty: only the nodes in edge_urls."
+        ),
+    )
+    edge_urls: dict[Identifier, EdgeUrl] = Field(
+        default_factory=dict,
+        max_length=1000,
+        description="Base URL of each named edge node's health server (before edge_url).",
+    )
+    snapshot_interval_s: float = Field(
+        default=2.0,
+        ge=0.5,
+        le=3600.0,
+        description=(
+            "Per camera, at most one snapshot this often, s: an edge encodes at most one, "
+            "the room fetches at most one."
+        ),
+    )
+    snapshot_max_per_s: float = Field(
+        default=10.0,
+        gt=0.0,
+        le=1000.0,
+        description=(
+            "All cameras together, at most this many snapshots a second: an edge answers "
+            "no more (429), the room fetches no more."
+        ),
+    )
+    snapshot_timeout_s: float = Field(
+        default=2.0,
+        gt=0.0,
+        le=30.0,
+        description="How long the room waits for an edge's snapshot, s.",
+    )
+
     @model_validator(mode="after")
     def _share(self) -> NodeConfig:
         if self.shard_index >= self.shard_count:
@@ -83,3 +128,8 @@ class NodeConfig(StrictModel):
         return [
             c for i, c in enumerate(enabled_cameras) if i % self.shard_count == self.shard_index
         ]
+
+    def url_of(self, node: str) -> str:
+        """Return the base URL of edge ``node``'s health server (empty: not configured)."""
+        url = self.edge_urls.get(node) or self.edge_url.replace("{node}", node)
+        return url.rstrip("/")

@@ -3,9 +3,10 @@
 :class:`HealthServer` answers ``GET /healthz`` (200 while the node's main loop turns,
 503 when it stopped turning for ``stuck_after_s``) and ``GET /readyz`` (200 when the node
 does its job: its broker connections are up; 503 with the reasons otherwise), each with a
-JSON :class:`NodeHealth` body. It runs on its own thread (stdlib ``http.server``), answers
-nothing else (404) and is a :class:`~atcs.sinks.Sink`, so it starts and stops with the
-node's outputs. ``[node] health_port = 0`` turns it off.
+JSON :class:`NodeHealth` body, and the node's extra routes (an edge node's camera
+snapshots, :mod:`atcs.roles.snapshots`). It runs on its own thread (stdlib
+``http.server``), answers nothing else (404) and is a :class:`~atcs.sinks.Sink`, so it
+starts and stops with the node's outputs. ``[node] health_port = 0`` turns it off.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
 
@@ -38,6 +39,20 @@ class NodeHealth:
 Probe = Callable[[], NodeHealth]
 
 
+@dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    """An extra route's answer: status, content type, body and more headers."""
+
+    status: int
+    content_type: str
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+Route = Callable[[str], HttpAnswer]
+"""An extra GET route: takes the request path, returns the answer."""
+
+
 class Reporting(Protocol):
     """Anything with a health map (sinks, the bus feed)."""
 
@@ -49,8 +64,12 @@ class Reporting(Protocol):
 class HealthServer:
     """``/healthz`` and ``/readyz`` on ``host:port`` (0: any free port)."""
 
-    def __init__(self, probe: Probe, host: str, port: int) -> None:
+    def __init__(
+        self, probe: Probe, host: str, port: int, routes: Mapping[str, Route] | None = None
+    ) -> None:
         self._probe = probe
+        self._routes = dict(routes or {})
+        """Extra GET routes by path prefix."""
         self._host = host
         self._port = port
         self._server: ThreadingHTTPServer | None = None
@@ -70,6 +89,10 @@ class HealthServer:
             def do_GET(self) -> None:
                 owner.requests += 1
                 path = self.path.split("?", 1)[0]
+                route = next((r for p, r in owner._routes.items() if path.startswith(p)), None)
+                if route is not None:
+                    self._answer(route(path))
+                    return
                 if path not in ("/healthz", "/readyz"):
                     self.send_error(404)
                     return
@@ -84,6 +107,15 @@ class HealthServer:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def _answer(self, answer: HttpAnswer) -> None:
+                self.send_response(answer.status)
+                self.send_header("Content-Type", answer.content_type)
+                self.send_header("Content-Length", str(len(answer.body)))
+                for name, value in answer.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(answer.body)
 
             def log_message(self, format: str, *args: object) -> None:
                 log.debug("health: %s", format % args)

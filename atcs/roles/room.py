@@ -7,9 +7,11 @@ come from InfluxDB, where the edge and control nodes store. :class:`BusRoomView`
 :class:`~atcs.web.engine_view.EngineView` the web side reads (never an engine object).
 
 The room raises the city's alarms (camera down, stale data, congestion, node down, plans
-in fallback) and publishes them on its own MQTT bus and in InfluxDB; it stores no measure
-(the edge nodes did). Operator overrides are not taken here: they go to the control node
-over the bus, signed (``atcs sign-message``, docs/security.md).
+in fallback or rejected by their signal controller: it reads the signed acks on its own
+bus) and publishes them on its own MQTT bus and in InfluxDB; it stores no measure (the
+edge nodes did). Camera images come from the edge nodes over HTTP
+(:class:`~atcs.roles.snapshots.RoomSnapshots`); operator actions go to the control node
+as signed overrides on the bus (:class:`~atcs.roles.overrides.BusOverrides`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from atcs.alarms import AlarmOutput, AlarmService
+from atcs.bus import MqttBus
 from atcs.bus.feed import BusFeed
 from atcs.bus.nodes import NodeAnnouncer, NodeRole, NodeStatus, node_status_of
 from atcs.config import AtcsConfig
@@ -29,6 +32,8 @@ from atcs.errors import ConfigError
 from atcs.outputs import build_outputs
 from atcs.roles.config import role_config
 from atcs.roles.health import HealthServer, Reporting, node_health
+from atcs.roles.overrides import BusOverrides
+from atcs.roles.snapshots import RoomSnapshots
 from atcs.sinks import Sink
 from atcs.types import CameraStatus
 from atcs.web.dashboard import Dashboard, build_context
@@ -106,8 +111,21 @@ class RoomNode:
         self.view.outputs_of = list(self.outputs)
         alarm_outputs = [s for s in self.outputs if isinstance(s, AlarmOutput)]
         self.alarms = AlarmService(cfg, alarm_outputs, control=plans)
+        self.overrides: BusOverrides | None = None
+        if plans is not None:
+            if isinstance(outputs.bus, MqttBus):  # acks, checked as the control node does
+                outputs.bus.on_ack(plans.on_ack)
+            self.overrides = BusOverrides(cfg, self.feed, plans, environ=environ)
+        self.snapshots = RoomSnapshots(cfg, self.feed.nodes)
         self.dashboard = Dashboard(
-            build_context(cfg.dashboard, self.view, environ=environ, alarms=self.alarms.manager)
+            build_context(
+                cfg.dashboard,
+                self.view,
+                environ=environ,
+                alarms=self.alarms.manager,
+                overrides=self.overrides,
+                snapshots=self.snapshots,
+            )
         )
         self.feed.on_metrics(self.dashboard.on_metrics)
         self.feed.on_metrics(self.alarms.on_metrics)

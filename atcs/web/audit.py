@@ -46,7 +46,7 @@ RETRY_S = 5.0
 class AuditRecord:
     """One operator action: when (UTC), who, what, for which intersection, why, outcome.
 
-    ``outcome`` is ``accepted`` (handed to the control loop) or ``refused``; ``detail``
+    ``outcome`` is ``accepted`` (handed to signal control) or ``refused``; ``detail``
     says why it was refused or names the resulting override.
     """
 

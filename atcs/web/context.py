@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from atcs.alarms import AlarmManager
 from atcs.config import AtcsConfig
 from atcs.config.dashboard import DashboardConfig
+from atcs.snapshots import SnapshotSource
 from atcs.web.audit import AuditLog
 from atcs.web.auth import Authenticator
 from atcs.web.board import BoardStore
@@ -19,7 +20,6 @@ from atcs.web.history import QueryClient
 from atcs.web.models import CameraView, HealthView, IntersectionView, SegmentView
 from atcs.web.operator import OperatorDesk
 from atcs.web.room_models import NodeView, RoomOverview
-from atcs.web.snapshots import Snapshotter
 from atcs.web.views import (
     camera_views,
     health_view,
@@ -35,7 +35,7 @@ class DashboardContext:
     dash: DashboardConfig
     engine: EngineView
     board: BoardStore
-    snapshots: Snapshotter
+    snapshots: SnapshotSource
     auth: Authenticator
     audit: AuditLog
     desk: OperatorDesk
@@ -73,7 +73,15 @@ class DashboardContext:
             self.cfg, self.engine.camera_statuses(), self.snapshots.counters(), snaps
         )
         by_camera = {str(c): n.node_id for n in self.engine.nodes() for c in n.cameras}
-        return [v.model_copy(update={"node": by_camera.get(v.camera_id, "")}) for v in views]
+        return [
+            v.model_copy(
+                update={
+                    "node": by_camera.get(v.camera_id, ""),
+                    "snapshot_problem": self.snapshots.problem(v.camera_id),
+                }
+            )
+            for v in views
+        ]
 
     def intersections(self) -> list[IntersectionView]:
         """Every controlled intersection's state, with the node that controls it."""

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from atcs.alarms import AlarmManager
 from atcs.config.dashboard import DashboardConfig
 from atcs.control import ControlLoop
+from atcs.snapshots import SnapshotSource, Snapshotter
 from atcs.storage import make_query_client
 from atcs.types import CameraStatus, SegmentMetrics, TimingPlan
 from atcs.web.app import create_app
@@ -28,9 +29,8 @@ from atcs.web.clients import ClientResolver
 from atcs.web.context import DashboardContext
 from atcs.web.engine_view import EngineView, LiveEngineView
 from atcs.web.history import QueryClient
-from atcs.web.operator import OperatorDesk
+from atcs.web.operator import LoopTarget, OperatorDesk, OverrideTarget
 from atcs.web.server import WebServer
-from atcs.web.snapshots import Snapshotter
 
 if TYPE_CHECKING:
     from atcs.service import Engine
@@ -46,26 +46,32 @@ def build_context(
     audit: AuditLog | None = None,
     alarms: AlarmManager | None = None,
     history: QueryClient | None = None,
+    overrides: OverrideTarget | None = None,
+    snapshots: SnapshotSource | None = None,
 ) -> DashboardContext:
     """Make the dashboard's stores, logins, audit logs and operator desk for ``engine``.
 
     ``alarms`` is the engine's alarm list (None: no alarms); ``history`` reads InfluxDB
-    (default: a client built from ``[influx]``, none without it).
+    (default: a client built from ``[influx]``, none without it); ``overrides`` is where
+    operator actions go (default: the engine's control loop, if it has one); ``snapshots``
+    the camera images (default: encoded here from the engine's frames).
     """
     cfg = engine.cfg
     board = BoardStore([s.id for s in cfg.segments], dash.trend_windows)
     board.allow_cameras([c.id for c in cfg.cameras])
-    snapshots = Snapshotter(
-        cfg,
-        interval_s=dash.snapshot_interval_s,
-        width_px=dash.snapshot_width_px,
-        jpeg_quality=dash.snapshot_jpeg_quality,
-    )
+    if snapshots is None:
+        snapshots = Snapshotter(
+            cfg,
+            interval_s=dash.snapshot_interval_s,
+            width_px=dash.snapshot_width_px,
+            jpeg_quality=dash.snapshot_jpeg_quality,
+        )
     if audit is None:
         path = Path(cfg.service.state_dir) / dash.audit_file
         audit = AuditLog(path, cfg.influx, environ=environ)
-    control = engine.control if isinstance(engine.control, ControlLoop) else None
-    desk = OperatorDesk(cfg.site.id, control, audit)
+    if overrides is None and isinstance(engine.control, ControlLoop):
+        overrides = LoopTarget(engine.control)
+    desk = OperatorDesk(cfg.site.id, overrides, audit)
     if history is None and cfg.influx is not None:
         history = make_query_client(cfg.influx, environ)
     return DashboardContext(
@@ -183,5 +189,6 @@ def attach_dashboard(
     # first: it starts before the bus and the store (a taken port stops the engine before
     # anything else started) and closes after them (the page shows the shutdown)
     engine.sinks.insert(0, dashboard)
-    engine.frame_observers.append(dashboard.ctx.snapshots.observe)
+    if isinstance(dashboard.ctx.snapshots, Snapshotter):
+        engine.frame_observers.append(dashboard.ctx.snapshots.observe)
     return dashboard

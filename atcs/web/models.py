@@ -95,6 +95,10 @@ class CameraView(ApiModel):
     snapshot_seq: int | None = Field(description="Frame number of the latest image.")
     snapshot_at: datetime | None
     snapshot_url: str | None
+    snapshot_problem: str = Field(
+        default="",
+        description="Why there is no current image (room: 'no snapshot: node X offline').",
+    )
     segments: list[str]
     node: str = Field(default="", description="Node that reads the camera (multi-node city).")
 

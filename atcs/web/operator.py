@@ -1,9 +1,12 @@
 """Operator actions from the dashboard: check, hand to the control loop, audit.
 
 An action becomes an :class:`~atcs.bus.messages.Override` (``who`` is the logged-in user,
-``why`` the required reason) and takes the same path as an override from the MQTT bus:
-:meth:`atcs.control.ControlLoop.on_override`, applied at the engine's next tick. Before
-that, the request is checked with the control side's own rules
+``why`` the required reason) and is handed to an :class:`OverrideTarget`: in one process
+(:class:`LoopTarget`) the same path as an override from the MQTT bus,
+:meth:`atcs.control.ControlLoop.on_override`, applied at the engine's next tick; in the
+room node (:class:`atcs.roles.overrides.BusOverrides`) a signed override on the bus, which
+the control node checks, applies and audits like any other. Before that, the request is
+checked with the control side's own rules
 (:func:`atcs.control.overrides.accept_override`), so a request that cannot be honoured is
 answered at once with the reason instead of being dropped later in the loop. Every
 request by an operator, accepted or refused, is written to the audit log, every text in
@@ -16,8 +19,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Protocol
 
 from atcs.bus.messages import Override, OverrideAction
 from atcs.control import ControlLoop, IntersectionState
@@ -28,6 +32,7 @@ from atcs.types import IntersectionId, PhaseId
 from atcs.web.audit import AuditLog, AuditRecord
 from atcs.web.auth import Session
 from atcs.web.models import OverrideRequest
+from controllers.spec import IntersectionSpec
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,60 @@ class ApiError(Exception):
         self.retry_after_s = retry_after_s
 
 
+class OverrideTarget(Protocol):
+    """Where the desk's overrides go: the in-process control loop or the control node."""
+
+    @property
+    def intersections(self) -> tuple[IntersectionId, ...]:
+        """The intersections overrides may address."""
+        ...
+
+    def state(self, now: datetime | None = None) -> Mapping[IntersectionId, IntersectionState]:
+        """Return each intersection's control state now."""
+        ...
+
+    def spec(self, intersection: IntersectionId) -> IntersectionSpec:
+        """Return the intersection's envelope (known intersections only)."""
+        ...
+
+    def hand_over(self, override: Override) -> str:
+        """Send ``override`` on its way; return where it went; :class:`ApiError` if it cannot."""
+        ...
+
+    def in_force(self, state: IntersectionState, override: Override) -> bool:
+        """Tell whether ``state`` shows ``override`` in force (or released)."""
+        ...
+
+
+class LoopTarget:
+    """The in-process control loop as the desk's target (roles ``all``)."""
+
+    def __init__(self, loop: ControlLoop) -> None:
+        self._loop = loop
+
+    @property
+    def intersections(self) -> tuple[IntersectionId, ...]:
+        """The loop's intersections."""
+        return self._loop.intersections
+
+    def state(self, now: datetime | None = None) -> Mapping[IntersectionId, IntersectionState]:
+        """Return the loop's state."""
+        return self._loop.state(now)
+
+    def spec(self, intersection: IntersectionId) -> IntersectionSpec:
+        """Return the supervisor's envelope."""
+        return self._loop.supervisor(intersection).spec
+
+    def hand_over(self, override: Override) -> str:
+        """Queue the override for the loop's next tick."""
+        self._loop.on_override(override)
+        return "handed to the control loop"
+
+    def in_force(self, state: IntersectionState, override: Override) -> bool:
+        """Whether the loop's state shows the override."""
+        return _in_force(state, override)
+
+
 def _in_force(state: IntersectionState, override: Override) -> bool:
     if override.action is OverrideAction.RELEASE:
         return state.override is None
@@ -71,12 +130,12 @@ def _in_force(state: IntersectionState, override: Override) -> bool:
 
 
 class OperatorDesk:
-    """Takes operator requests for the intersections of one control loop."""
+    """Takes operator requests for the intersections of one control target."""
 
     def __init__(
         self,
         site_id: str,
-        control: ControlLoop | None,
+        control: OverrideTarget | None,
         audit: AuditLog,
         *,
         apply_wait_s: float = APPLY_WAIT_S,
@@ -114,8 +173,12 @@ class OperatorDesk:
         except ApiError as exc:
             self._record(session, override, "refused", f"{exc.code}: {exc.message}", remote)
             raise
-        self._record(session, override, "accepted", "handed to the control loop", remote)
-        control.on_override(override)
+        try:
+            where = control.hand_over(override)
+        except ApiError as exc:
+            self._record(session, override, "refused", f"{exc.code}: {exc.message}", remote)
+            raise
+        self._record(session, override, "accepted", where, remote)
         log.info(
             "dashboard: %s asked %s for intersection %s: %s",
             session.user, override.action.value, intersection, printable(override.why),
@@ -123,13 +186,13 @@ class OperatorDesk:
         deadline = time.monotonic() + self._wait_s
         while True:
             state = control.state().get(override.intersection_id)
-            if state is not None and _in_force(state, override):
+            if state is not None and control.in_force(state, override):
                 return override, state, True
             if time.monotonic() >= deadline:
                 return override, state, False
             time.sleep(0.05)
 
-    def _check(self, override: Override, now: datetime) -> ControlLoop:
+    def _check(self, override: Override, now: datetime) -> OverrideTarget:
         control = self._control
         ix = override.intersection_id
         known = control.intersections if control is not None else ()
@@ -144,10 +207,10 @@ class OperatorDesk:
             raise ApiError(
                 422, "reason_required", "every operator action needs a reason (not blank)"
             )
-        state = control.state(now)[ix]
-        running = state.running.plan if state.running is not None else None
+        state = control.state(now).get(ix)
+        running = state.running.plan if state is not None and state.running is not None else None
         try:
-            accept_override(control.supervisor(ix).spec, override, running, now)
+            accept_override(control.spec(ix), override, running, now)
         except ControlError as exc:
             raise ApiError(422, "override_refused", str(exc)) from None
         return control

@@ -149,6 +149,9 @@ def snapshot(camera_id: str, ctx: Ctx, _who: Viewer) -> Response:
         raise ApiError(404, "unknown_camera", f"unknown camera '{printable(camera_id, 100)}'")
     snap = ctx.snapshots.snapshot(camera_id)
     if snap is None:
+        problem = ctx.snapshots.problem(camera_id)
+        if problem:
+            raise ApiError(503, "no_snapshot", f"camera '{camera_id}': {problem}")
         raise ApiError(503, "no_image_yet", f"camera '{camera_id}' has no analysed frame yet")
     return Response(snap.jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
@@ -218,7 +221,7 @@ def override(
     ov, _state, applied = ctx.desk.submit(who, intersection_id, body, ctx.clients.address(request))
     view = _one_intersection(ctx, intersection_id)
     what = ov.action.value + (f" {ov.plan_name!r}" if ov.plan_name else "")
-    message = f"{what} is in force" if applied else f"{what} was handed to the control loop"
+    message = f"{what} is in force" if applied else f"{what} was handed to signal control"
     return OverrideResult(accepted=True, applied=applied, message=message, intersection=view)
 
 

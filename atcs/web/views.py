@@ -8,6 +8,7 @@ from datetime import datetime
 from atcs import __version__
 from atcs.config import AtcsConfig
 from atcs.control import IntersectionState, PlanStatus
+from atcs.snapshots import CameraCounters, Snapshot
 from atcs.types import CameraState, CameraStatus, IntersectionId, TimingPlan
 from atcs.web.board import SegmentBoard
 from atcs.web.engine_view import EngineCounters, OutputHealth
@@ -24,7 +25,6 @@ from atcs.web.models import (
     SinkHealth,
     TrendPointView,
 )
-from atcs.web.snapshots import CameraCounters, Snapshot
 
 LAG_WARN_S = 10.0
 """A camera whose latest frame was analysed this late (s) counts as a health problem."""

@@ -225,8 +225,12 @@ export function renderCameras(box, cameras, t, fmt, opts = {}) {
       img.src = cam.snapshot_url;
       img.hidden = false;
     }
+    if (!cam.snapshot_url) {
+      img.hidden = true;
+      delete img.dataset.seq;
+    }
     none.hidden = Boolean(cam.snapshot_url);
-    setText(none, t("wall.noimage"));
+    setText(none, cam.snapshot_problem || t("wall.noimage"));
     const detail = card.querySelector(".cam-detail");
     setText(detail, t(`cam.detail.${cam.state}`, { n: cam.frames_analysed }));
     detail.title = cam.detail;

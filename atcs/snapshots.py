@@ -6,7 +6,12 @@ memory is bounded by the camera count) and counts frames, detections and lag. Th
 snapshot thread encodes at most one image per camera every ``interval_s``: it scales the
 frame to ``width_px``, draws the segment polygons, counting lines and boxes
 (:func:`atcs.annotate.annotate`) and encodes a JPEG. Encoding never runs on the analysis
-thread.
+thread, except on demand (:meth:`Snapshotter.demand`: an edge node encodes only the
+images someone asks for, at most one per camera every ``interval_s``, in the asking
+thread, and keeps frames only of the cameras asked for in the last ``WANTED_S``).
+
+:class:`SnapshotSource` is what the dashboard reads: a :class:`Snapshotter` in one process,
+:class:`atcs.roles.snapshots.RoomSnapshots` (images fetched from the edges) in the room.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import cv2
@@ -53,6 +59,42 @@ class CameraCounters:
     last_at: datetime | None = None
 
 
+WANTED_S = 30.0
+"""On demand, a camera's frames are kept this long (s) after its image was last asked for."""
+
+
+class SnapshotSource(Protocol):
+    """The camera wall's images as the dashboard reads them."""
+
+    encoded_total: int
+    failures_total: int
+
+    @property
+    def camera_ids(self) -> Sequence[str]:
+        """The configured cameras, in configuration order."""
+        ...
+
+    def snapshot(self, camera_id: str) -> Snapshot | None:
+        """Return the latest image of ``camera_id`` (None when there is none)."""
+        ...
+
+    def problem(self, camera_id: str) -> str:
+        """Return why ``camera_id`` has no current image (empty: none to report)."""
+        ...
+
+    def counters(self) -> dict[str, CameraCounters]:
+        """Return per-camera frame counters (empty where they are not known)."""
+        ...
+
+    def start(self) -> None:
+        """Start any background work."""
+        ...
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop the background work."""
+        ...
+
+
 class Snapshotter:
     """Frame observer plus a thread that encodes annotated JPEGs (see the module docstring)."""
 
@@ -76,6 +118,9 @@ class Snapshotter:
         self._counters = {c: CameraCounters() for c in self._camera_ids}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._wanted: dict[str, float] | None = None
+        """On demand: when each camera's image was last asked for (monotonic s)."""
+        self._encoding = threading.Lock()
         self.encoded_total = 0
         self.failures_total = 0
 
@@ -88,7 +133,9 @@ class Snapshotter:
             return
         now = datetime.now(UTC)
         with self._lock:
-            self._latest[frame.camera_id] = (frame, analysis)
+            wanted = self._wanted
+            if wanted is None or time.monotonic() - wanted.get(frame.camera_id, -1e9) < WANTED_S:
+                self._latest[frame.camera_id] = (frame, analysis)
             counters.frames += 1
             counters.detections += len(analysis.detections)
             counters.lag_s = max(0.0, (now - frame.captured_at).total_seconds())
@@ -100,6 +147,45 @@ class Snapshotter:
         """Return the latest encoded image of ``camera_id`` (None before the first)."""
         with self._lock:
             return self._snapshots.get(camera_id)
+
+    def problem(self, camera_id: str) -> str:
+        """Nothing to report: the engine has the frames."""
+        return ""
+
+    def on_demand(self) -> None:
+        """Encode only when asked (:meth:`demand`), with no thread; call before frames come."""
+        with self._lock:
+            self._wanted = {}
+
+    def demand(self, camera_id: str) -> Snapshot | None:
+        """Return ``camera_id``'s image, encoding its newest frame when the last is old enough.
+
+        At most one encoding per camera every ``interval_s`` (in between, the cached image),
+        one at a time; None while no frame of the camera was kept (the first ask starts
+        keeping them).
+        """
+        now = time.monotonic()
+        with self._lock:
+            if self._wanted is not None:
+                self._wanted[camera_id] = now
+            cached = self._snapshots.get(camera_id)
+            if now - self._encoded_at.get(camera_id, -1e9) < self._interval_s:
+                return cached
+            item = self._latest.pop(camera_id, None)
+            if item is None:
+                return cached
+            self._encoded_at[camera_id] = now
+        with self._encoding:
+            try:
+                snap = self.encode(*item)
+            except Exception:  # one bad frame: log, keep the last image
+                self.failures_total += 1
+                log.exception("camera=%s: snapshot encoding failed", camera_id)
+                return cached
+        with self._lock:
+            self._snapshots[camera_id] = snap
+            self.encoded_total += 1
+        return snap
 
     def counters(self) -> dict[str, CameraCounters]:
         """Return a copy of the per-camera counters."""

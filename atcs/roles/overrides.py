@@ -1,0 +1,127 @@
+"""Operator actions in the room: signed overrides to the control node over the bus.
+
+:class:`BusOverrides` is the room's :class:`~atcs.web.operator.OverrideTarget`. The room's
+desk checks a request with the control side's rules (against the envelope in the city's
+configuration and the plan on the bus), then :meth:`BusOverrides.hand_over` signs it with
+the room's key (``[mqtt.control_auth.room_signer]``, valid ``valid_s``) and publishes it on
+``{p}/intersections/{ix}/override`` at QoS 1, not retained, while the room's bus
+connection is up (otherwise the operator is told at once, 503: nothing is queued, so a
+stale action never fires later). The control node checks the signature, applies, audits
+and expires it like any other override (``docs/security.md``); the room learns the result
+from the plans and acks it receives (:meth:`BusOverrides.in_force`: a manual plan naming
+the operator after the request, or a non-manual one after a release).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+
+from atcs.bus.client import BusClient
+from atcs.bus.keys import Algorithm, Signer, sign_payload
+from atcs.bus.messages import Override, OverrideAction
+from atcs.bus.payloads import encode_override
+from atcs.bus.topics import Topics
+from atcs.config import AtcsConfig
+from atcs.config.control import intersection_spec
+from atcs.control import IntersectionState, PlanBook
+from atcs.errors import ConfigError
+from atcs.types import IntersectionId, PlanMode
+from atcs.web.operator import ApiError
+from controllers.spec import IntersectionSpec
+
+log = logging.getLogger(__name__)
+
+
+def room_signer(cfg: AtcsConfig, environ: Mapping[str, str] | None = None) -> Signer | None:
+    """Return the room's signer from ``[mqtt.control_auth.room_signer]`` (None when unset).
+
+    Raises :class:`~atcs.errors.BusError` naming the variable when the key is missing or bad.
+    """
+    if cfg.mqtt is None or cfg.mqtt.control_auth.room_signer is None:
+        return None
+    spec = cfg.mqtt.control_auth.room_signer
+    return Signer.from_env(spec.id, Algorithm(spec.algorithm), spec.key_env, environ)
+
+
+class BusOverrides:
+    """Operator overrides from the room to the control node (module docstring)."""
+
+    def __init__(
+        self,
+        cfg: AtcsConfig,
+        bus: BusClient,
+        plans: PlanBook,
+        *,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        if cfg.mqtt is None:
+            raise ConfigError("room overrides need [mqtt]")
+        self._bus = bus
+        self._plans = plans
+        self._topics = Topics(cfg.mqtt.prefix)
+        auth = cfg.mqtt.control_auth
+        self._valid_s = auth.room_signer.valid_s if auth.room_signer is not None else 60.0
+        self._unsigned_ok = auth.insecure_allow_unsigned
+        self._signer = room_signer(cfg, environ)
+        if self._signer is None and not self._unsigned_ok:
+            log.warning("room: no mqtt.control_auth.room_signer: operator actions will be refused")
+        tz = cfg.site.timezone
+        self._specs = {IntersectionId(ix.id): intersection_spec(ix, tz) for ix in cfg.intersections}
+        self.sent = 0
+
+    @property
+    def intersections(self) -> tuple[IntersectionId, ...]:
+        """The city's intersections."""
+        return self._plans.intersections
+
+    def state(self, now: datetime | None = None) -> Mapping[IntersectionId, IntersectionState]:
+        """Return the plans and acks on the bus."""
+        return self._plans.state(now)
+
+    def spec(self, intersection: IntersectionId) -> IntersectionSpec:
+        """Return the intersection's envelope from the city's configuration."""
+        return self._specs[intersection]
+
+    def payload(self, override: Override) -> tuple[str, bytes]:
+        """Return the topic and the signed payload of ``override``.
+
+        Raises :class:`ApiError` 503 when the room has no key and unsigned overrides are
+        not allowed.
+        """
+        topic = self._topics.override(override.intersection_id)
+        raw = encode_override(override)
+        if self._signer is not None:
+            return topic, sign_payload(raw, topic, self._signer, valid_s=self._valid_s)
+        if self._unsigned_ok:
+            return topic, raw
+        raise ApiError(
+            503,
+            "no_signing_key",
+            "the room has no signing key (mqtt.control_auth.room_signer): the control node "
+            "would refuse the override",
+        )
+
+    def hand_over(self, override: Override) -> str:
+        """Sign and publish; :class:`ApiError` 503 when it cannot leave now."""
+        topic, payload = self.payload(override)
+        if not self._bus.publish_now(topic, payload):
+            raise ApiError(
+                503,
+                "bus_unavailable",
+                "the room is not connected to the broker: the override was not sent",
+                retry_after_s=5.0,
+            )
+        self.sent += 1
+        return f"sent to the control node on {topic}"
+
+    def in_force(self, state: IntersectionState, override: Override) -> bool:
+        """Whether a plan on the bus after the request shows it (module docstring)."""
+        running = state.running
+        if running is None or override.at is None or running.sent_at < override.at:
+            return False
+        manual = running.plan.mode is PlanMode.MANUAL
+        if override.action is OverrideAction.RELEASE:
+            return not manual
+        return manual and f"by {override.who}:" in running.plan.reason
