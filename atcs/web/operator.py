@@ -147,7 +147,10 @@ class OperatorDesk:
         state = control.state(now)[ix]
         running = state.running.plan if state.running is not None else None
         try:
-            accept_override(control.supervisor(ix).spec, override, running, now)
+            if ix in control.phase_intersections:
+                control.phase(ix).check_override(override)
+            else:
+                accept_override(control.supervisor(ix).spec, override, running, now)
         except ControlError as exc:
             raise ApiError(422, "override_refused", str(exc)) from None
         return control
