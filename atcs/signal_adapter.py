@@ -15,7 +15,8 @@ the bus contract; it is what a vendor wraps around a real controller (``docs/pha
 - **State out** (``{p}/intersections/{ix}/state``, ``atcs.signal_state/1``): the executor
   runs every ``tick_s`` (0.1 s); its state is published at every change of phase,
   interval or mode and at least every ``state_every_s`` (1 s), signed as
-  ``controller_id`` with the key in ``key_env``, QoS 0, retained.
+  ``controller_id`` with the key in ``key_env``, QoS 0, not retained (a signed state is good
+  once).
 - **Local plan**: when commands stop or a deadline passes, the executor returns to its
   time-of-day plan on its own; nothing here is needed for that.
 - **Detector faults**: the adapter reads the cameras' status
@@ -187,7 +188,7 @@ class SignalAdapter:
         payload = body
         if self._signer is not None:
             payload = sign_payload(body, topic, self._signer, valid_s=STATE_VALID_S)
-        info = self._client.publish(topic, payload, qos=0, retain=True)
+        info = self._client.publish(topic, payload, qos=0, retain=False)
         self.counts["states_published" if info.rc == mqtt.MQTT_ERR_SUCCESS else "states_lost"] += 1
 
     # Running -----------------------------------------------------------------------------

@@ -45,7 +45,7 @@ from tests.support.cameras import CameraServer, clip_jpegs
 from tests.support.mosquitto import Collector, Mosquitto
 from tests.support.net import free_port
 from tests.support.process import stop_process
-from tests.support.sites import CARRIAGEWAY_POLYGON, INBOUND_POLYGON
+from tests.support.sites import two_clip_site_toml
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -88,19 +88,11 @@ key_env = "ATCS_E2E_ENGINE_PUBLIC"
 def site_toml(
     tmp: Path, media_dir: Path, model: str, broker: Mosquitto, camera: int, web: int, auth: str
 ) -> str:
+    """The two-clip site, motorway from the HTTP camera, one phase-mode intersection."""
     phase = f"min_green_s = {MIN_GREEN_S}\nmax_green_s = {MAX_GREEN_S}\n" + (
         f"yellow_s = {YELLOW_S}\nall_red_s = {ALL_RED_S}"
     )
-    return f"""
-[site]
-id = "phase-e2e"
-[detector]
-model = "{model}"
-image_size_px = 640
-[analysis]
-window_s = 2.0
-[service]
-state_dir = "{tmp / "var"}"
+    extra = f"""
 [dashboard]
 host = "127.0.0.1"
 port = {web}
@@ -111,28 +103,6 @@ port = {broker.port}
 reconnect_min_s = 1
 reconnect_max_s = 2
 {auth}
-[[cameras]]
-id = "pontianak"
-source = "{media_dir / "pontianak_motorcycles.mp4"}"
-sample_fps = 2.0
-[[cameras]]
-id = "motorway"
-source = "http://127.0.0.1:{camera}/stream.mjpg"
-sample_fps = 2.0
-stall_timeout_s = 3.0
-reconnect_max_s = 2.0
-[[segments]]
-id = "inbound"
-camera = "pontianak"
-polygon = {INBOUND_POLYGON}
-length_m = 30.0
-lanes = 2
-[[segments]]
-id = "carriageway"
-camera = "motorway"
-polygon = {CARRIAGEWAY_POLYGON}
-length_m = 90.0
-lanes = 3
 [[intersections]]
 id = "{IX}"
 mode = "phase"
@@ -155,6 +125,11 @@ segments = ["carriageway"]
 starts_at = "00:00"
 greens_s = {{ north = 6.0, east = 6.0 }}
 """
+    return two_clip_site_toml(
+        media_dir, model, tmp / "var", site_id="phase-e2e", sample_fps=2.0, extra=extra,
+        motorway_source=f"http://127.0.0.1:{camera}/stream.mjpg",
+        motorway_extra="stall_timeout_s = 3.0\nreconnect_max_s = 2.0\n",
+    )  # fmt: skip
 
 
 @dataclass

@@ -50,11 +50,11 @@ from atcs.control.state import (
     ReasonParams,
     SignalView,
     Source,
+    control_event,
 )
 from atcs.control.zones import zone_from_window
 from atcs.errors import ControlError
 from atcs.logthrottle import ThrottledLog
-from atcs.text import printable
 from atcs.types import (
     CameraId,
     CameraStatus,
@@ -71,7 +71,6 @@ from controllers.phase.registry import get_phase_controller
 
 log = logging.getLogger(__name__)
 
-_TEXT_MAX = 2000
 COMMAND_EVERY_S = 1.0
 """Seconds between two decisions (one command a second at most)."""
 _MODES = {Source.ADAPTIVE: PlanMode.ADAPTIVE, Source.FALLBACK: PlanMode.FALLBACK}
@@ -326,11 +325,9 @@ class LivePhase:
         self, now: datetime, kind: EventKind, text: str, *, level: int = logging.INFO,
         code: tuple[str, ReasonParams] = ("", {}),
     ) -> None:  # fmt: skip
-        text = printable(text, _TEXT_MAX)
-        params = {k: printable(v, _TEXT_MAX) if isinstance(v, str) else v
-                  for k, v in code[1].items()}  # fmt: skip
-        self._history.append(ControlEvent(now, kind, text, None, code[0], params))
-        self._log.emit(level, kind.value, "intersection %s: %s", self.intersection_id, text)
+        event = control_event(now, kind, text, None, code)
+        self._history.append(event)
+        self._log.emit(level, kind.value, "intersection %s: %s", self.intersection_id, event.text)
 
     def source(self, now: datetime) -> Source:
         """Who drives the signal now: the operator, its own plan (stale), or the engine."""

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from atcs.bus.messages import OverrideAction
 from atcs.errors import ControlError
+from atcs.text import printable
 from atcs.types import IntersectionId, PhaseId, PlanMode, TimingPlan
 
 
@@ -102,6 +103,25 @@ class ControlEvent:
     plan_id: str | None = None
     code: str = ""
     params: ReasonParams = field(default_factory=dict)
+
+
+EVENT_TEXT_MAX_CHARS = 2000
+"""Longest control event text kept and logged (it quotes operator and signal texts)."""
+
+
+def control_event(
+    at: datetime,
+    kind: EventKind,
+    text: str,
+    plan_id: str | None = None,
+    code: tuple[str, ReasonParams] = ("", {}),
+) -> ControlEvent:
+    """Return an event with its texts made printable and cut to :data:`EVENT_TEXT_MAX_CHARS`."""
+    params = {
+        k: printable(v, EVENT_TEXT_MAX_CHARS) if isinstance(v, str) else v
+        for k, v in code[1].items()
+    }
+    return ControlEvent(at, kind, printable(text, EVENT_TEXT_MAX_CHARS), plan_id, code[0], params)
 
 
 @dataclass(frozen=True, slots=True)
