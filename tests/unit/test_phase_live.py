@@ -6,16 +6,21 @@ adapter as its own process, are in ``tests/test_phase_live_e2e.py``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from atcs.bus.feed import BusFeed
 from atcs.bus.messages import OverrideAction
+from atcs.bus.phase_payloads import encode_signal_state
+from atcs.bus.topics import Topics
+from atcs.config.bus import MqttConfig
 from atcs.config.control import IntersectionConfig, intersection_spec
 from atcs.config.phase_mode import signal_timing
-from atcs.control import ControlLoop, Source
+from atcs.control import ControlLoop, PlanBook, Source
 from atcs.control.phase_live import LivePhase
 from atcs.control.zones import zone_from_window
 from atcs.types import (
@@ -33,6 +38,7 @@ from controllers.phase.timing import Interval
 from tests.unit.test_control_supervisor import IX, ix_config, override, window
 
 T0 = datetime(2026, 5, 4, 8, 0, tzinfo=UTC)
+TOPICS = Topics()
 GEOMETRY = {SegmentId("n-in"): (60.0, 2), SegmentId("e-in"): (60.0, 1),
             SegmentId("n-out"): (60.0, 2)}  # fmt: skip
 CAMERAS = {SegmentId("n-in"): CameraId("cam-n"), SegmentId("e-in"): CameraId("cam-e"),
@@ -262,3 +268,31 @@ def test_plans_and_acks_for_a_phase_intersection_are_rejected() -> None:
     assert f.loop.counters()["signalstate_rejected"] == 1
     assert f.loop.intersections == (IX,)
     assert f.loop.phase_intersections == (IX,)
+
+
+# The room ---------------------------------------------------------------------------------
+
+
+def test_the_room_shows_a_phase_intersections_signal_state_from_the_bus() -> None:
+    feed = BusFeed(MqttConfig(), client_id="t")
+    book = PlanBook([IX, "ix-2"], {IX: ("actuated", 3.0)})
+    feed.on_signal_state(book.on_signal_state)
+    assert TOPICS.all_states() in feed._filters()
+    now = datetime.now(UTC)
+    signal = SignalExecutor(Field().live.supervisor.timing, now.timestamp() - 5.0)
+    state = signal.tick(now.timestamp())
+    feed.handle(TOPICS.state(IX), encode_signal_state(state))
+    feed.handle(TOPICS.state(IntersectionId("ix-2")), encode_signal_state(replace(
+        state, intersection_id=IntersectionId("ix-2"))))  # fmt: skip
+    feed.handle(TOPICS.state(IX), b'{"schema":"atcs.signal_state/1"}')  # counted, dropped
+    assert feed.malformed == 1
+    shown = book.state()[IX]
+    assert shown.signal is not None
+    assert (shown.signal.phase, shown.signal.controller_mode) == ("north", "local")
+    assert shown.controller == "actuated"
+    # on its own plan: shown in fallback (the alarm rule reads that), with the reason
+    assert shown.source is Source.FALLBACK
+    assert shown.stale[0].startswith("signal controller on its time-of-day plan")
+    assert book.counters()["states_ignored"] == 1  # ix-2 runs cycle plans
+    late = book.state(now + timedelta(seconds=10))[IX]
+    assert late.stale[0].startswith("signal controller: last state 10.")
