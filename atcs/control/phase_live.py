@@ -119,7 +119,7 @@ class LivePhase:
         )
         self._log = ThrottledLog(log)
         self._received_at: datetime | None = None
-        self._signal_stale = False
+        self._signal_stale = True
         self._recall: frozenset[PhaseId] = frozenset()
         self._override: ActiveOverride | None = None
         self._controller_mode: str | None = None
@@ -258,28 +258,21 @@ class LivePhase:
         )  # fmt: skip
 
     def _note_signal(self, now: datetime, age_s: float | None) -> bool:
+        """Log the signal going silent or reporting again; return whether it is silent."""
         stale = age_s is None or age_s > self.state_stale_s
-        if stale != self._signal_stale and (self._received_at is not None or not stale):
+        if stale != self._signal_stale and age_s is not None:
+            code: tuple[str, ReasonParams] = ("signal_fresh", {})
+            text = "signal controller reporting: commands start"
             if stale:
                 text = (
-                    f"no state from the signal controller for {age_s or 0:.1f} s (limit "
+                    f"no state from the signal controller for {age_s:.1f} s (limit "
                     f"{self.state_stale_s:g} s): commands stopped, the signal controller "
                     "returns to its time-of-day plan"
                 )
-                code: tuple[str, ReasonParams] = (
-                    "signal_stale", {"age_s": round(age_s or 0, 1), "limit_s": self.state_stale_s}
-                )  # fmt: skip
-            else:
-                text, code = (
-                    "signal controller reporting again: commands resume",
-                    (
-                        "signal_fresh",
-                        {},
-                    ),
-                )
+                code = ("signal_stale", {"age_s": round(age_s, 1), "limit_s": self.state_stale_s})
             self._last_reason, self._last_code = text, code
-            self._event(now, EventKind.INPUTS, text, level=logging.WARNING if stale else
-                        logging.INFO, code=code)  # fmt: skip
+            level = logging.WARNING if stale else logging.INFO
+            self._event(now, EventKind.INPUTS, text, level=level, code=code)
         self._signal_stale = stale
         return stale
 
