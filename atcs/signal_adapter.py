@@ -81,6 +81,11 @@ class SignalAdapter:
             known = ", ".join(ix.id for ix in cfg.intersections) or "none"
             raise ConfigError(f"no intersection {intersection!r} in the config; known: {known}")
         config = found[0]
+        if config.mode != "phase":
+            raise ConfigError(
+                f"intersection {intersection!r} runs cycle plans: the phase-by-phase signal "
+                "controller needs mode = 'phase' and its [intersections.phase_mode] table"
+            )
         self.intersection_id = IntersectionId(config.id)
         self.executor = SignalExecutor(signal_timing(config, cfg.site.timezone), time.time())
         cameras = {s.id: CameraId(s.camera) for s in cfg.segments}

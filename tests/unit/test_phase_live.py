@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,12 +18,15 @@ from atcs.bus.feed import BusFeed
 from atcs.bus.messages import OverrideAction
 from atcs.bus.phase_payloads import encode_signal_state
 from atcs.bus.topics import Topics
+from atcs.config import load_config
 from atcs.config.bus import MqttConfig
 from atcs.config.control import IntersectionConfig, intersection_spec
 from atcs.config.phase_mode import signal_timing
 from atcs.control import ControlLoop, PlanBook, Source
 from atcs.control.phase_live import LivePhase
 from atcs.control.zones import zone_from_window
+from atcs.errors import ConfigError
+from atcs.signal_adapter import adapter_from_config
 from atcs.types import (
     CameraId,
     CameraState,
@@ -296,3 +300,11 @@ def test_the_room_shows_a_phase_intersections_signal_state_from_the_bus() -> Non
     assert book.counters()["states_ignored"] == 1  # ix-2 runs cycle plans
     late = book.state(now + timedelta(seconds=10))[IX]
     assert late.stale[0].startswith("signal controller: last state 10.")
+
+
+def test_the_adapter_names_what_is_missing(repo_dir: Path) -> None:
+    cfg = load_config(repo_dir / "config.toml")
+    with pytest.raises(ConfigError, match="no intersection 'nope' in the config; known: simp"):
+        adapter_from_config(cfg, "nope", controller_id="tsc-1", key_env=None)
+    with pytest.raises(ConfigError, match=r"runs cycle plans: .* needs mode = 'phase'"):
+        adapter_from_config(cfg, "simpang-demo", controller_id="tsc-1", key_env=None)
