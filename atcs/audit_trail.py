@@ -21,9 +21,12 @@ from atcs.web.audit import AuditLog, AuditRecord
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import datetime
 
     from atcs.bus import MqttBus
+    from atcs.control import ControlLoop
     from atcs.service import Engine
+    from atcs.types import IntersectionId
 
 DEFAULT_AUDIT_FILE: str = DashboardConfig.model_fields["audit_file"].default
 
@@ -102,3 +105,24 @@ def attach_bus_audit(
         engine.sinks.insert(0, AuditTrail(audit))
     record_verdicts(bus, audit, cfg.site.id)
     return audit
+
+
+def record_command_refusals(control: ControlLoop, audit: AuditLog, site_id: str) -> None:
+    """Write every phase command the engine's envelope refuses to ``audit``."""
+
+    def record(intersection: IntersectionId, why: str, at: datetime) -> None:
+        audit.record(
+            AuditRecord(
+                at=at,
+                site_id=site_id,
+                user="engine",
+                role="engine envelope",
+                intersection_id=intersection,
+                action="phase_command",
+                reason=why[:500],
+                outcome="refused",
+                detail=f"envelope: {why}"[:500],
+            )
+        )
+
+    control.on_command_refused(record)

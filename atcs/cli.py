@@ -141,6 +141,22 @@ def _add_signing(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     k.add_argument("--algorithm", required=True, choices=["hmac-sha256", "ed25519"])
 
 
+def _add_signal_controller(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "signal-controller",
+        help="reference phase-by-phase signal controller on MQTT (docs/phase-control.md)",
+    )
+    p.add_argument("--config", type=Path, required=True, help="configuration file (TOML)")
+    p.add_argument("--intersection", required=True, help="intersection id (mode = 'phase')")
+    p.add_argument("--controller-id", required=True, help="sender id it signs its states as")
+    p.add_argument("--key-env", help="environment variable holding its signing key")
+    p.add_argument(
+        "--algorithm", choices=["hmac-sha256", "ed25519"], default="ed25519",
+        help="signing algorithm (default ed25519)",
+    )  # fmt: skip
+    p.add_argument("--duration", type=float, default=None, help="stop after SECONDS")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``atcs`` command."""
     parser = argparse.ArgumentParser(prog="atcs", description=__doc__.splitlines()[0])
@@ -154,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_watch(sub)
     _add_simulate(sub)
     _add_signing(sub)
+    _add_signal_controller(sub)
     return parser
 
 
@@ -189,6 +206,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from atcs.commands import watch
 
         return watch(args)
+    if command == "signal-controller":
+        from atcs.commands import signal_controller
+
+        return signal_controller(args)
     if command in ("sign-message", "new-signing-key"):
         from atcs.commands import new_signing_key, sign_message
 

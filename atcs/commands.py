@@ -135,6 +135,26 @@ def run(
     return run_service(cfg, duration_s=duration_s, role=NodeRole(role))
 
 
+def signal_controller(args: argparse.Namespace) -> int:
+    """Run the reference phase-by-phase signal controller (``atcs signal-controller``)."""
+    import signal as signals
+
+    from atcs.signal_adapter import adapter_from_config
+
+    cfg = load_config(args.config)
+    adapter = adapter_from_config(
+        cfg,
+        args.intersection,
+        controller_id=args.controller_id,
+        key_env=args.key_env,
+        algorithm=args.algorithm,
+    )
+    for signum in (signals.SIGINT, signals.SIGTERM):
+        signals.signal(signum, lambda *_: adapter.stop())
+    adapter.run(args.duration)
+    return 0
+
+
 def watch(args: argparse.Namespace) -> int:
     """Show the live segment table from the MQTT bus (``atcs watch``)."""
     from atcs.watch import run_watch

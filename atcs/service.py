@@ -48,6 +48,7 @@ from atcs.types import (
 from detectors.base import Detector
 
 if TYPE_CHECKING:
+    from atcs.bus import MqttBus
     from atcs.roles.control import ControlNode
     from atcs.roles.room import RoomNode
 
@@ -390,6 +391,15 @@ def _install_signal_handlers(engine: Stoppable) -> None:
     signal.signal(signal.SIGTERM, _handler)
 
 
+def wire_bus_control(control: ControlLoop, bus: MqttBus) -> None:
+    """Hand ``control`` the bus's acks, overrides and signal states; commands leave on it."""
+    bus.on_ack(control.on_ack)
+    bus.on_override(control.on_override)
+    if control.phase_intersections:
+        bus.on_signal_state(control.on_signal_state)
+        control.set_command_sender(bus.send_phase_command)
+
+
 def build_engine(cfg: AtcsConfig, role: NodeRole = NodeRole.ALL) -> Engine:
     """Build the engine of ``cfg``: sinks, alarms, signal control and dashboard as configured.
 
@@ -412,8 +422,7 @@ def build_engine(cfg: AtcsConfig, role: NodeRole = NodeRole.ALL) -> Engine:
 
     control = ControlLoop.from_config(cfg, publish_plan) if cfg.intersections else None
     if control is not None and isinstance(outputs.bus, MqttBus):
-        outputs.bus.on_ack(control.on_ack)
-        outputs.bus.on_override(control.on_override)
+        wire_bus_control(control, outputs.bus)
     listeners = [control.on_metrics] if control is not None else []
     alarms = None
     incident_listeners = list(outputs.incident_listeners)
@@ -436,9 +445,10 @@ def build_engine(cfg: AtcsConfig, role: NodeRole = NodeRole.ALL) -> Engine:
 
         audit = attach_dashboard(engine, cfg.dashboard).ctx.audit
     if control is not None and isinstance(outputs.bus, MqttBus):
-        from atcs.audit_trail import attach_bus_audit
+        from atcs.audit_trail import attach_bus_audit, record_command_refusals
 
-        attach_bus_audit(engine, outputs.bus, cfg, audit)
+        audit = attach_bus_audit(engine, outputs.bus, cfg, audit)
+        record_command_refusals(control, audit, cfg.site.id)
     if role is NodeRole.EDGE or cfg.node.health_port:
         from atcs.roles.edge import attach_node_parts
 

@@ -2,10 +2,10 @@
 
 :class:`BusFeed` subscribes (clean session: retained messages give the current state on
 every connect) to every segment's metrics, every camera's and node's status and, when
-asked, every plan, and hands each decoded record to the registered handlers on paho's
-network thread (handlers must return at once). Copies of numbered messages (a resend, the
-retained copy replayed on reconnect) are dropped (:class:`~atcs.bus.dedup.Deduplicator`),
-so a window reaches the handlers once.
+asked, every plan and phase-by-phase signal state, and hands each decoded record to the
+registered handlers on paho's network thread (handlers must return at once). Copies of
+numbered messages (a resend, the retained copy replayed on reconnect) are dropped
+(:class:`~atcs.bus.dedup.Deduplicator`), so a window reaches the handlers once.
 
 Node health: each node's status (:mod:`atcs.bus.nodes`) names its cameras. When a node goes
 offline (its last will, or a clean stop), every camera it read is handed on as
@@ -29,12 +29,21 @@ from atcs.bus.dedup import Deduplicator
 from atcs.bus.health import FeedHealth
 from atcs.bus.nodes import NodeStatus, decode_node_status
 from atcs.bus.payloads import decode_camera_status, decode_segment_metrics, decode_timing_plan
+from atcs.bus.phase_payloads import decode_signal_state
 from atcs.bus.topics import TopicKind, Topics
 from atcs.config.bus import MqttConfig
 from atcs.errors import PayloadError
 from atcs.logthrottle import ThrottledLog
 from atcs.text import printable
-from atcs.types import CameraId, CameraState, CameraStatus, SegmentMetrics, TimingPlan
+from atcs.types import (
+    CameraId,
+    CameraState,
+    CameraStatus,
+    IntersectionId,
+    SegmentMetrics,
+    TimingPlan,
+)
+from controllers.phase.commands import SignalState
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +56,7 @@ MetricsHandler = Callable[[Sequence[SegmentMetrics]], None]
 CameraHandler = Callable[[CameraStatus], None]
 NodeHandler = Callable[[NodeStatus], None]
 PlanHandler = Callable[[TimingPlan], None]
+StateHandler = Callable[[SignalState], None]
 
 
 class NodeBook:
@@ -123,6 +133,7 @@ class BusFeed(BusClient):
         self._cameras: list[CameraHandler] = []
         self._node_handlers: list[NodeHandler] = []
         self._plans: list[PlanHandler] = []
+        self._states: list[StateHandler] = []
         self._dedup = Deduplicator()
         self._last_camera: dict[CameraId, CameraStatus] = {}
         self._lock = threading.Lock()
@@ -147,6 +158,14 @@ class BusFeed(BusClient):
     def on_plan(self, handler: PlanHandler) -> None:
         """Call ``handler`` with every new timing plan (needs ``plans=True``)."""
         self._plans.append(handler)
+
+    def on_signal_state(self, handler: StateHandler) -> None:
+        """Call ``handler`` with every phase-by-phase signal state (display only).
+
+        The feed does not check the controller's signature: the control node does, and
+        nothing here acts on a state.
+        """
+        self._states.append(handler)
 
     def camera_statuses(self) -> list[CameraStatus]:
         """Return the latest status of every camera seen, offline where its node is offline."""
@@ -185,7 +204,8 @@ class BusFeed(BusClient):
     def _filters(self) -> list[str]:
         t = self.topics
         out = [t.all_node_status(), t.all_camera_status(), t.all_segment_metrics()]
-        return [*out, t.all_plans()] if self._want_plans else out
+        out += [t.all_plans()] if self._want_plans else []
+        return [*out, t.all_states()] if self._states else out
 
     def on_up(self, client: mqtt.Client) -> None:
         """Subscribe to node and camera status, metrics and (when asked) plans."""
@@ -219,6 +239,9 @@ class BusFeed(BusClient):
                 plan = decode_timing_plan(payload, parsed.ident)
                 if self._dedup.accept(topic, plan.meta):
                     self._call(self._plans, plan.record)
+            elif parsed.kind is TopicKind.SIGNAL_STATE and parsed.ident is not None:
+                state = decode_signal_state(payload, IntersectionId(parsed.ident))
+                self._call(self._states, state)
         except PayloadError as exc:
             self.malformed += 1
             self._log.warning_for(

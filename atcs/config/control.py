@@ -11,15 +11,22 @@ limits, ...) is rejected with the field path of each problem;
 from __future__ import annotations
 
 from datetime import time
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from atcs.config._base import Name, StrictModel, TimeZoneName
 from atcs.config.core import Identifier
+from atcs.config.phase_mode import (
+    PhaseModeConfig,
+    effective_all_red_s,
+    effective_yellow_s,
+    signal_timing,
+)
 from atcs.config.room import LatLon
 from atcs.types import IntersectionId, PhaseId, SegmentId
 from controllers.limits import MIN_ALL_RED_S, MIN_YELLOW_S, spec_problems
+from controllers.phase.timing import timing_problems
 from controllers.registry import controller_names
 from controllers.spec import FallbackPlan, IntersectionSpec, PhaseSpec
 
@@ -91,6 +98,39 @@ class PhaseConfig(StrictModel):
         le=3.0,
         description="Walking speed used for the pedestrian clearance, m/s.",
     )
+    walk_s: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=60.0,
+        description=(
+            "Walk interval at the start of the green, s (phase mode, with a crossing); "
+            "none: 7 s (use 4 where pedestrians are few)."
+        ),
+    )
+    approach_speed_kmh: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=130.0,
+        description=(
+            "Approach speed (85th percentile or limit), km/h: yellow and all-red become at "
+            "least the ITE values; none: yellow_s and all_red_s as given."
+        ),
+    )
+    approach_grade: float = Field(
+        default=0.0,
+        ge=-0.15,
+        le=0.15,
+        description="Approach grade for the ITE yellow, decimal (+ uphill), e.g. -0.02.",
+    )
+    clearance_width_m: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=200.0,
+        description=(
+            "Distance from the stop line to the far side of the last conflicting lane, m "
+            "(ITE all-red, with approach_speed_kmh); none: all_red_s as given."
+        ),
+    )
 
 
 class FallbackPlanConfig(StrictModel):
@@ -155,6 +195,16 @@ class IntersectionConfig(StrictModel):
         default=None,
         description="Centre of the junction, [latitude, longitude] in degrees (city map).",
     )
+    mode: Literal["cycle", "phase"] = Field(
+        default="cycle",
+        description=(
+            "'cycle': timing plans for the controller (default); 'phase': phase-by-phase "
+            "commands to a signal controller that takes them (needs [intersections.phase_mode])."
+        ),
+    )
+    phase_mode: PhaseModeConfig | None = Field(
+        default=None, description="Phase-by-phase settings; only with mode = 'phase'."
+    )
 
     @field_validator("controller")
     @classmethod
@@ -168,6 +218,18 @@ class IntersectionConfig(StrictModel):
     @model_validator(mode="after")
     def _satisfiable(self) -> IntersectionConfig:
         problems = [_config_path(p) for p in spec_problems(intersection_spec(self, "UTC"))]
+        if self.mode == "phase" and self.phase_mode is None:
+            problems.append(
+                "phase_mode: mode = 'phase' needs a [intersections.phase_mode] table naming "
+                "its controller"
+            )
+        elif self.mode == "cycle" and self.phase_mode is not None:
+            problems.append(
+                "phase_mode: only used with mode = 'phase' (set it or remove the table)"
+            )
+        elif self.mode == "phase" and not problems:
+            timing = signal_timing(self, "UTC")
+            problems += [f"phase mode: {_config_path(p)}" for p in timing_problems(timing)]
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -196,8 +258,8 @@ def intersection_spec(config: IntersectionConfig, default_timezone: str) -> Inte
             segments=tuple(SegmentId(s) for s in p.segments),
             min_green_s=p.min_green_s,
             max_green_s=p.max_green_s,
-            yellow_s=p.yellow_s,
-            all_red_s=p.all_red_s,
+            yellow_s=effective_yellow_s(p),
+            all_red_s=effective_all_red_s(p),
             saturation_flow_pcu_h=p.saturation_flow_pcu_h,
             pedestrian_crossing_m=p.pedestrian_crossing_m,
             walking_speed_m_s=p.walking_speed_m_s,

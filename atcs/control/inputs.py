@@ -259,6 +259,15 @@ class MeasureBoard:
         self._down[status.camera_id] = f"{status.state.value}{detail}"
         return not was_down
 
+    def fresh_window(self, segment: SegmentId, now: datetime) -> SegmentMetrics | None:
+        """Return the newest window of ``segment`` if usable at ``now`` (camera up, fresh)."""
+        camera = self.camera_of(segment)
+        history = self._history.get(segment)
+        if not history or (camera is not None and camera in self._down):
+            return None
+        latest = history[-1]
+        return latest if _age_s(latest, now) <= self._spec.stale_after_s else None
+
     def stale_reasons(self, now: datetime) -> list[str]:
         """Why the inputs cannot drive an adaptive plan at ``now`` (empty: they can)."""
         out: list[str] = []

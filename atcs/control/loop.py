@@ -17,6 +17,14 @@ network thread): those calls only put the message in one of three bounded queues
 - signal controllers' acks have theirs; when full the oldest ack is dropped (counted).
 
 Within a queue, messages are applied in arrival order.
+
+Intersections configured with ``mode = "phase"`` run a :class:`~atcs.control.phase_live.
+LivePhase` instead of a cycle :class:`Supervisor`: signal controllers' state reports
+(:meth:`ControlLoop.on_signal_state`, queued with the field traffic, stamped on arrival)
+feed it, and at most one command a second per intersection leaves through the
+``send_command`` callback (the bus signs it and sends it now or never); a command the
+engine's envelope refuses is logged and handed to the ``on_command_refused`` callbacks
+(the service audits it).
 A message that cannot be honoured (unknown intersection, unknown plan id, an override
 without who/why ...) is logged with its reason and counted; it never stops the loop.
 """
@@ -25,25 +33,43 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from atcs.bus.messages import Override, PlanAck
 from atcs.config import AtcsConfig
 from atcs.config.control import intersection_spec
+from atcs.control.phase_live import LivePhase
 from atcs.control.state import ControlSettings, IntersectionState
 from atcs.control.supervisor import Supervisor
 from atcs.errors import ControlError
 from atcs.logthrottle import ThrottledLog
 from atcs.text import printable
 from atcs.types import CameraId, CameraStatus, IntersectionId, SegmentId, SegmentMetrics, TimingPlan
+from controllers.phase.commands import PhaseCommand, SignalState
 
 log = logging.getLogger(__name__)
 
 PlanPublisher = Callable[[TimingPlan], None]
+CommandSender = Callable[[PhaseCommand], bool]
+"""Sends a phase command now; False when it did not leave."""
+RefusalSink = Callable[[IntersectionId, str, datetime], None]
+"""Takes a command the envelope refused: intersection, reasons, when."""
 Clock = Callable[[], datetime]
-_Message = PlanAck | Override | TimingPlan | CameraStatus
+
+
+@dataclass(frozen=True, slots=True)
+class _StateReport:
+    """A signal controller's state and when it arrived (engine clock, UTC)."""
+
+    state: SignalState
+    at: datetime
+
+
+_Message = PlanAck | Override | TimingPlan | CameraStatus | _StateReport
 
 INBOX_MAX = 1000
 """Messages of one queue waiting for the next tick (see the module docstring)."""
@@ -62,15 +88,25 @@ class ControlLoop:
         supervisors: Sequence[Supervisor],
         publish_plan: PlanPublisher,
         *,
+        phases: Sequence[LivePhase] = (),
+        send_command: CommandSender | None = None,
         clock: Clock = utc_now,
         inbox_max: int = INBOX_MAX,
     ) -> None:
         self._supervisors: dict[IntersectionId, Supervisor] = {}
+        self._phases: dict[IntersectionId, LivePhase] = {}
         for sup in supervisors:
             if sup.spec.intersection_id in self._supervisors:
                 raise ControlError(f"intersection {sup.spec.intersection_id!r} given twice")
             self._supervisors[sup.spec.intersection_id] = sup
+        for phase in phases:
+            ix = phase.intersection_id
+            if ix in self._supervisors or ix in self._phases:
+                raise ControlError(f"intersection {ix!r} given twice")
+            self._phases[ix] = phase
         self._publish = publish_plan
+        self._send_command = send_command
+        self._refusal_sinks: list[RefusalSink] = []
         self._clock = clock
         self._lock = threading.Lock()
         self._operator: deque[Override] = deque()
@@ -88,8 +124,13 @@ class ControlLoop:
         *,
         settings: ControlSettings | None = None,
         clock: Clock = utc_now,
+        send_command: CommandSender | None = None,
     ) -> ControlLoop:
-        """One supervisor per ``cfg.intersections`` entry, with the config's PCU factors."""
+        """One supervisor per ``cfg.intersections`` entry, with the config's PCU factors.
+
+        Intersections in phase mode get a :class:`LivePhase` whose commands leave through
+        ``send_command`` (without one they are counted as not sent).
+        """
         movements = {SegmentId(s.id): s.movement for s in cfg.segments}
         cameras = {SegmentId(s.id): CameraId(s.camera) for s in cfg.segments}
         supervisors = [
@@ -101,13 +142,40 @@ class ControlLoop:
                 segment_cameras=cameras,
             )
             for ix in cfg.intersections
+            if ix.mode == "cycle"
         ]
-        return cls(supervisors, publish_plan, clock=clock)
+        seq_start = int(time.time() * 1000)
+        phases = [
+            LivePhase.from_config(ix, cfg, settings, seq_start)
+            for ix in cfg.intersections
+            if ix.mode == "phase"
+        ]
+        return cls(supervisors, publish_plan, phases=phases, send_command=send_command, clock=clock)
 
     @property
     def intersections(self) -> tuple[IntersectionId, ...]:
         """The intersections this loop controls."""
-        return tuple(self._supervisors)
+        return (*self._supervisors, *self._phases)
+
+    @property
+    def phase_intersections(self) -> tuple[IntersectionId, ...]:
+        """The intersections run phase by phase."""
+        return tuple(self._phases)
+
+    def phase(self, intersection: IntersectionId) -> LivePhase:
+        """Return the phase-mode control of ``intersection`` (:class:`ControlError` if none)."""
+        live = self._phases.get(intersection)
+        if live is None:
+            raise ControlError(f"no phase-mode intersection {intersection!r} in this control loop")
+        return live
+
+    def set_command_sender(self, send_command: CommandSender) -> None:
+        """Send phase commands through ``send_command`` from now on."""
+        self._send_command = send_command
+
+    def on_command_refused(self, sink: RefusalSink) -> None:
+        """Call ``sink`` (on the tick's thread) for every command the envelope refuses."""
+        self._refusal_sinks.append(sink)
 
     def supervisor(self, intersection: IntersectionId) -> Supervisor:
         """Return the supervisor of ``intersection`` (:class:`ControlError` when unknown)."""
@@ -123,10 +191,16 @@ class ControlLoop:
         with self._lock:
             for sup in self._supervisors.values():
                 sup.on_metrics(metrics)
+            for live in self._phases.values():
+                live.on_metrics(metrics)
 
     def on_ack(self, ack: PlanAck) -> None:
         """Take a signal controller's ack (applied at the next tick)."""
         self._put(self._field, ack)
+
+    def on_signal_state(self, state: SignalState) -> None:
+        """Take a signal controller's state report (stamped now, applied at the next tick)."""
+        self._put(self._field, _StateReport(state, self._clock()))
 
     def on_override(self, override: Override) -> None:
         """Take an operator override (applied at the next tick, before anything else).
@@ -188,6 +262,8 @@ class ControlLoop:
                 except Exception:  # one intersection's failure must not stop the others
                     self._counts["tick_failures"] += 1
                     log.exception("control tick failed for intersection %s", ix)
+            commands = self._phase_commands(at)
+        self._send(commands, at)
         for plan in out:
             try:
                 self._publish(plan)
@@ -197,9 +273,49 @@ class ControlLoop:
                 log.exception("publishing plan %s failed", plan.plan_id)
         return out
 
+    def _phase_commands(self, at: datetime) -> list[tuple[LivePhase, PhaseCommand]]:
+        out: list[tuple[LivePhase, PhaseCommand]] = []
+        for ix, live in self._phases.items():
+            try:
+                command = live.tick(at)
+            except Exception:  # one intersection's failure must not stop the others
+                self._counts["tick_failures"] += 1
+                log.exception("phase control tick failed for intersection %s", ix)
+                continue
+            if command is not None:
+                out.append((live, command))
+        return out
+
+    def _send(self, commands: list[tuple[LivePhase, PhaseCommand]], at: datetime) -> None:
+        for live, command in commands:
+            ok = False
+            try:
+                ok = self._send_command is not None and self._send_command(command)
+            except Exception:  # a bus failure must not stop control
+                log.exception("sending the phase command for %s failed", live.intersection_id)
+            self._counts["phase_commands_sent" if ok else "phase_commands_not_sent"] += 1
+            with self._lock:
+                live.sent(command, ok)
+        refused: list[tuple[IntersectionId, str]] = []
+        with self._lock:
+            for ix, live in self._phases.items():
+                while live.refusals:
+                    refused.append((ix, live.refusals.popleft()))
+        for ix, why in refused:
+            self._counts["phase_commands_refused"] += 1
+            for sink in self._refusal_sinks:
+                try:
+                    sink(ix, why, at)
+                except Exception:  # the audit failing must not stop control
+                    log.exception("recording a refused command of %s failed", ix)
+
     def _target(self, ix: IntersectionId, what: str) -> Supervisor:
         sup = self._supervisors.get(ix)
         if sup is None:
+            if ix in self._phases:
+                text = f"{what} for {printable(ix, 100)} rejected: it runs phase by phase"
+                self._log.warning_for(f"phase intersection {what}", "%s", text)
+                raise ControlError(text)
             known = ", ".join(self._supervisors) or "none"
             text = (
                 f"{what} for unknown intersection '{printable(ix, 100)}' rejected; known: {known}"
@@ -209,18 +325,35 @@ class ControlLoop:
         return sup
 
     def _apply(self, message: _Message, now: datetime) -> None:
-        kind = type(message).__name__
+        kind = "SignalState" if isinstance(message, _StateReport) else type(message).__name__
         try:
             if isinstance(message, CameraStatus):
                 for sup in self._supervisors.values():
                     sup.on_camera_status(message, now)
+                for live in self._phases.values():
+                    live.on_camera_status(message, now)
+                return
+            if isinstance(message, _StateReport):
+                self._counts["signal_states"] += 1
+                ix = message.state.intersection_id
+                if ix not in self._phases:
+                    self._log.warning_for(
+                        "state unknown ix", "signal state for %s ignored: not a phase-mode "
+                        "intersection of this loop", printable(ix, 100),
+                    )  # fmt: skip
+                    raise ControlError(f"state for {ix!r}: no phase-mode intersection")
+                self._phases[ix].on_state(message.state, message.at)
                 return
             if isinstance(message, PlanAck):
                 self._counts["acks"] += 1
                 self._target(message.intersection_id, "ack").on_ack(message, now)
             elif isinstance(message, Override):
                 self._counts["overrides"] += 1
-                self._target(message.intersection_id, "override").apply_override(message, now)
+                target = self._phases.get(message.intersection_id)
+                if target is not None:
+                    target.apply_override(message, now)
+                else:
+                    self._target(message.intersection_id, "override").apply_override(message, now)
             else:
                 self._counts["plans_offered"] += 1
                 self._target(message.intersection_id, "plan").adopt(message, now)
@@ -234,7 +367,9 @@ class ControlLoop:
         """Return a snapshot per intersection (running plan, mode, reason, acks, history)."""
         at = self._clock() if now is None else now
         with self._lock:
-            return {ix: sup.state(at) for ix, sup in self._supervisors.items()}
+            out = {ix: sup.state(at) for ix, sup in self._supervisors.items()}
+            out.update({ix: live.state(at) for ix, live in self._phases.items()})
+            return out
 
     def counters(self) -> dict[str, int]:
         """Messages taken and rejected, plans published, failures (for health)."""

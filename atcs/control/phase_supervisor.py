@@ -17,7 +17,7 @@ from collections import Counter
 from atcs.types import PhaseId, SegmentId
 from controllers.phase.base import PhaseController, exit_blocked
 from controllers.phase.commands import PhaseCommand, SignalState
-from controllers.phase.envelope import CommandOutcome, check_command, command_for
+from controllers.phase.envelope import CommandCheck, CommandOutcome, check_command, command_for
 from controllers.phase.observe import IntersectionLayout, ZoneView
 from controllers.phase.timing import SignalTiming, validate_timing
 
@@ -37,7 +37,9 @@ class PhaseSupervisor:
     """Decides and checks the phase commands of one intersection.
 
     ``max_wait_s`` bounds how long a phase with demand waits (default: the timing's
-    ``recall_wait_s``, the longest cycle the engineers allow).
+    ``recall_wait_s``, the longest cycle the engineers allow); ``state_stale_s`` how old
+    (controller seconds) the last state report may be for a command to leave; the first
+    command carries ``seq_start + 1`` (a restarted engine starts above its last run's).
     """
 
     def __init__(
@@ -48,16 +50,20 @@ class PhaseSupervisor:
         *,
         ttl_s: float = COMMAND_TTL_S,
         max_wait_s: float | None = None,
+        state_stale_s: float = STATE_STALE_S,
+        seq_start: int = 0,
     ) -> None:
         validate_timing(timing)
         self.timing = timing
         self.layout = layout
         self.controller = controller
         self.ttl_s = ttl_s
+        self.state_stale_s = state_stale_s
         self.max_wait_s = timing.recall_wait_s if max_wait_s is None else max_wait_s
         self.outcomes: Counter[str] = Counter()
         self._state: SignalState | None = None
-        self._seq = 0
+        self._seq = seq_start
+        self.last_check: CommandCheck | None = None
         self._served: dict[SegmentId, float] = {}
         self._serving: dict[PhaseId, tuple[SegmentId, ...]] = {
             p.phase_id: tuple(m.segment_id for m in p.movements) for p in layout.phases
@@ -116,7 +122,7 @@ class PhaseSupervisor:
     def decide(self, now_s: float, view: ZoneView) -> PhaseCommand | None:
         """Return the command to send now (None: nothing to send)."""
         state = self._state
-        if state is None or now_s - state.at_s > STATE_STALE_S:
+        if state is None or now_s - state.at_s > self.state_stale_s:
             self.outcomes["no_state"] += 1
             return None
         decision = self.controller.decide(self.layout, self.timing, state, view)
@@ -127,6 +133,7 @@ class PhaseSupervisor:
             self.timing, state, command, now_s, waited_s=waited, max_wait_s=self.max_wait_s
         )
         self.outcomes[check.outcome.value] += 1
+        self.last_check = check
         if check.outcome is CommandOutcome.REPAIRED:
             log.debug("%s: command repaired: %s", self.timing.intersection_id, check.reasons)
         if check.command is None:

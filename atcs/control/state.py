@@ -13,6 +13,7 @@ from datetime import datetime
 
 from atcs.bus.messages import OverrideAction
 from atcs.errors import ControlError
+from atcs.text import printable
 from atcs.types import IntersectionId, PhaseId, PlanMode, TimingPlan
 
 
@@ -104,6 +105,25 @@ class ControlEvent:
     params: ReasonParams = field(default_factory=dict)
 
 
+EVENT_TEXT_MAX_CHARS = 2000
+"""Longest control event text kept and logged (it quotes operator and signal texts)."""
+
+
+def control_event(
+    at: datetime,
+    kind: EventKind,
+    text: str,
+    plan_id: str | None = None,
+    code: tuple[str, ReasonParams] = ("", {}),
+) -> ControlEvent:
+    """Return an event with its texts made printable and cut to :data:`EVENT_TEXT_MAX_CHARS`."""
+    params = {
+        k: printable(v, EVENT_TEXT_MAX_CHARS) if isinstance(v, str) else v
+        for k, v in code[1].items()
+    }
+    return ControlEvent(at, kind, printable(text, EVENT_TEXT_MAX_CHARS), plan_id, code[0], params)
+
+
 @dataclass(frozen=True, slots=True)
 class PlanStatus:
     """A plan the engine sent (or adopted) and its acknowledgement state.
@@ -139,6 +159,32 @@ class ActiveOverride:
 
 
 @dataclass(frozen=True, slots=True)
+class SignalView:
+    """A phase-by-phase intersection as the engine last heard it (SPaT-like).
+
+    ``phase``, ``interval``, ``time_in_interval_s``, ``next_phase``, ``controller_mode``
+    (``command`` or ``local``), ``controller_reason`` and ``controller_recall`` are the
+    signal controller's last state report, ``state_age_s`` how long ago it arrived (None:
+    never); ``recall`` the phases the engine serves on recall because a camera of theirs
+    is down or stale; ``commands_sent`` and ``verdicts`` (accepted / repaired / refused /
+    no_state) count the engine's commands; ``last_command`` describes the newest one.
+    """
+
+    phase: PhaseId | None
+    interval: str | None
+    time_in_interval_s: float | None
+    next_phase: PhaseId | None
+    controller_mode: str | None
+    controller_reason: str
+    controller_recall: tuple[PhaseId, ...]
+    recall: tuple[PhaseId, ...]
+    state_age_s: float | None
+    commands_sent: int
+    verdicts: Mapping[str, int]
+    last_command: str
+
+
+@dataclass(frozen=True, slots=True)
 class IntersectionState:
     """Snapshot of one intersection's control for dashboards and health checks.
 
@@ -148,7 +194,8 @@ class IntersectionState:
     of the latest decision; ``next_decision_at`` when the next regular decision is due;
     ``plans`` the recently sent plans (oldest first) and ``history`` the recent events;
     ``last_reason_code``/``last_reason_params`` and ``stale_codes`` say the same as
-    ``last_reason`` and ``stale`` as codes with parameters (for translation).
+    ``last_reason`` and ``stale`` as codes with parameters (for translation); ``signal``
+    the phase-by-phase state (None for an intersection run by cycle plans).
     """
 
     intersection_id: IntersectionId
@@ -166,3 +213,4 @@ class IntersectionState:
     last_reason_code: str = ""
     last_reason_params: ReasonParams = field(default_factory=dict)
     stale_codes: tuple[tuple[str, ReasonParams], ...] = ()
+    signal: SignalView | None = None

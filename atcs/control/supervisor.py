@@ -44,11 +44,11 @@ from atcs.control.state import (
     PlanState,
     ReasonParams,
     Source,
+    control_event,
 )
 from atcs.control.tracker import PlanTracker
 from atcs.errors import ControlError
 from atcs.logthrottle import ThrottledLog
-from atcs.text import printable
 from atcs.types import CameraId, CameraStatus, SegmentId, SegmentMetrics, TimingPlan
 from controllers import (
     ControlInput,
@@ -70,8 +70,6 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_S = 10.0
 """After a decision failed (bad input the config did not catch), try again this much later."""
 
-EVENT_TEXT_MAX_CHARS = 2000
-"""Longest control event text kept and logged (it quotes operator and signal texts)."""
 
 _SAME_S = 1e-6
 
@@ -455,13 +453,11 @@ class Supervisor:
         *,
         code: tuple[str, ReasonParams] = ("", {}),
     ) -> None:
-        text = printable(text, EVENT_TEXT_MAX_CHARS)  # holds who, why, reasons from the bus
-        params = {
-            k: printable(v, EVENT_TEXT_MAX_CHARS) if isinstance(v, str) else v
-            for k, v in code[1].items()
-        }
-        self._history.append(ControlEvent(now, kind, text, plan_id, code[0], params))
-        self._log.emit(level, kind.value, "intersection %s: %s", self.spec.intersection_id, text)
+        event = control_event(now, kind, text, plan_id, code)  # who, why, texts from the bus
+        self._history.append(event)
+        self._log.emit(
+            level, kind.value, "intersection %s: %s", self.spec.intersection_id, event.text
+        )
 
     def state(self, now: datetime) -> IntersectionState:
         """Return a snapshot for dashboards and health checks."""

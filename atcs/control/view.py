@@ -4,7 +4,10 @@
 control, roles ``all`` and ``control``). :class:`PlanBook` is the same view built from the
 plans on the bus, for the room role: per configured intersection, the latest plan the
 control node published (running from its ``valid_from``), its mode, and the signal
-controllers' acks of the recent plans; the decision history stays with the control node.
+controllers' acks of the recent plans; the decision history stays with the control node. A
+phase-by-phase intersection has no plan: the room shows the signal controller's latest
+state instead, in ``fallback`` when that state is older than the intersection's
+``state_stale_s`` or the controller runs its own time-of-day plan.
 """
 
 from __future__ import annotations
@@ -17,8 +20,16 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from atcs.bus.messages import AckResult, PlanAck
-from atcs.control.state import ControlSettings, IntersectionState, PlanState, PlanStatus, Source
+from atcs.control.state import (
+    ControlSettings,
+    IntersectionState,
+    PlanState,
+    PlanStatus,
+    SignalView,
+    Source,
+)
 from atcs.types import IntersectionId, PlanMode, TimingPlan
+from controllers.phase.commands import ControlMode, SignalState
 
 _SOURCE = {
     PlanMode.ADAPTIVE: Source.ADAPTIVE,
@@ -61,13 +72,17 @@ class PlanBook:
         ack_timeout_cycles: float = ControlSettings().ack_timeout_cycles,
         tracked: int = ControlSettings().tracked_plans_max,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        phase_mode: Mapping[str, tuple[str, float]] | None = None,
     ) -> None:
+        """``phase_mode`` gives the phase-mode intersections' (controller, state_stale_s)."""
         self._ids = tuple(IntersectionId(i) for i in intersections)
         self._ack_timeout_cycles = ack_timeout_cycles
         self._tracked = max(tracked, 2)
         self._clock = clock
         self._lock = threading.Lock()
         self._plans: dict[IntersectionId, TimingPlan] = {}
+        self._phase_mode = {IntersectionId(k): v for k, v in (phase_mode or {}).items()}
+        self._states: dict[IntersectionId, tuple[SignalState, datetime]] = {}
         self._statuses: dict[IntersectionId, OrderedDict[str, PlanStatus]] = {
             ix: OrderedDict() for ix in self._ids
         }
@@ -126,13 +141,49 @@ class PlanBook:
             return replace(status, state=PlanState.UNACKNOWLEDGED)
         return status
 
+    def on_signal_state(self, state: SignalState) -> None:
+        """Take a phase-mode intersection's signal state (others are counted and ignored)."""
+        with self._lock:
+            if state.intersection_id not in self._phase_mode:
+                self._counts["states_ignored"] = self._counts.get("states_ignored", 0) + 1
+                return
+            old = self._states.get(state.intersection_id)
+            if old is None or state.at_s >= old[0].at_s:
+                self._states[state.intersection_id] = (state, self._clock())
+
+    def _phase_state(
+        self, ix: IntersectionId, state: SignalState, arrived: datetime, now: datetime
+    ) -> IntersectionState:
+        controller, stale_s = self._phase_mode[ix]
+        age_s = max(0.0, (now - arrived).total_seconds())
+        stale: tuple[str, ...] = ()
+        if age_s > stale_s:
+            stale = (f"signal controller: last state {age_s:.1f} s ago (limit {stale_s:g} s)",)
+        elif state.mode is ControlMode.LOCAL:
+            stale = (f"signal controller on its time-of-day plan: {state.reason}",)
+        view = SignalView(
+            phase=state.phase, interval=state.interval.value,
+            time_in_interval_s=round(state.time_in_interval_s, 1), next_phase=state.next_phase,
+            controller_mode=state.mode.value, controller_reason=state.reason,
+            controller_recall=tuple(sorted(state.recall)), recall=tuple(sorted(state.recall)),
+            state_age_s=round(age_s, 1), commands_sent=0, verdicts={}, last_command="",
+        )  # fmt: skip
+        source = Source.FALLBACK if stale else Source.ADAPTIVE
+        return IntersectionState(
+            intersection_id=ix, controller=controller, source=source,
+            mode=PlanMode.FALLBACK if stale else PlanMode.ADAPTIVE, running=None, pending=None,
+            override=None, stale=stale, last_reason=state.reason, next_decision_at=None,
+            plans=(), history=(), signal=view,
+        )  # fmt: skip
+
     def state(self, now: datetime | None = None) -> Mapping[IntersectionId, IntersectionState]:
-        """Return each intersection's latest plan as its running plan, with recent acks."""
+        """Return each intersection's latest plan as its running plan (or signal state)."""
         at = now or self._clock()
         with self._lock:
             plans = dict(self._plans)
             recent = {ix: list(s.values()) for ix, s in self._statuses.items()}
-        out = {}
+            states = dict(self._states)
+        out = {ix: self._phase_state(ix, s, arrived, at) for ix, (s, arrived) in states.items()}
         for ix, plan in plans.items():
             statuses = tuple(self._timed_out(s, at) for s in recent[ix])
             running = next(s for s in statuses if s.plan.plan_id == plan.plan_id)

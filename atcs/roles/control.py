@@ -18,7 +18,12 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from atcs.audit_trail import DEFAULT_AUDIT_FILE, AuditTrail, record_verdicts
+from atcs.audit_trail import (
+    DEFAULT_AUDIT_FILE,
+    AuditTrail,
+    record_command_refusals,
+    record_verdicts,
+)
 from atcs.bus import MqttBus
 from atcs.bus.feed import BusFeed
 from atcs.bus.nodes import NodeAnnouncer, NodeRole, node_status_of
@@ -28,6 +33,7 @@ from atcs.errors import ConfigError
 from atcs.outputs import build_outputs
 from atcs.roles.config import role_config
 from atcs.roles.health import HealthServer, Reporting, node_health
+from atcs.service import wire_bus_control
 from atcs.sinks import Sink
 from atcs.types import TimingPlan
 from atcs.web.audit import AuditLog
@@ -58,10 +64,10 @@ class ControlNode:
         self.bus = bus
         self.sinks: list[Sink] = list(outputs.sinks)
         self.control = ControlLoop.from_config(cfg, self._publish)
-        bus.on_ack(self.control.on_ack)
-        bus.on_override(self.control.on_override)
+        wire_bus_control(self.control, bus)
         audit = AuditLog(Path(cfg.service.state_dir) / DEFAULT_AUDIT_FILE, cfg.influx)
         record_verdicts(bus, audit, cfg.site.id)
+        record_command_refusals(self.control, audit, cfg.site.id)
         self.sinks.insert(0, AuditTrail(audit))
         assert cfg.mqtt is not None
         self.feed = BusFeed(cfg.mqtt, client_id=f"{bus.client_id}-feed", environ=environ)

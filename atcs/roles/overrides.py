@@ -26,10 +26,11 @@ from atcs.bus.topics import Topics
 from atcs.config import AtcsConfig
 from atcs.config.control import intersection_spec
 from atcs.control import IntersectionState, PlanBook
+from atcs.control.overrides import accept_override
+from atcs.control.phase_live import check_phase_override
 from atcs.errors import ConfigError
-from atcs.types import IntersectionId, PlanMode
+from atcs.types import IntersectionId, PlanMode, TimingPlan
 from atcs.web.operator import ApiError
-from controllers.spec import IntersectionSpec
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class BusOverrides:
             log.warning("room: no mqtt.control_auth.room_signer: operator actions will be refused")
         tz = cfg.site.timezone
         self._specs = {IntersectionId(ix.id): intersection_spec(ix, tz) for ix in cfg.intersections}
+        self._phase_mode = {IntersectionId(i.id) for i in cfg.intersections if i.phase_mode}
         self.sent = 0
 
     @property
@@ -80,9 +82,13 @@ class BusOverrides:
         """Return the plans and acks on the bus."""
         return self._plans.state(now)
 
-    def spec(self, intersection: IntersectionId) -> IntersectionSpec:
-        """Return the intersection's envelope from the city's configuration."""
-        return self._specs[intersection]
+    def check(self, override: Override, running: TimingPlan | None, now: datetime) -> None:
+        """Check with the control node's rules, from the city's configuration."""
+        ix = override.intersection_id
+        if ix in self._phase_mode:
+            check_phase_override(ix, override)
+        else:
+            accept_override(self._specs[ix], override, running, now)
 
     def payload(self, override: Override) -> tuple[str, bytes]:
         """Return the topic and the signed payload of ``override``.

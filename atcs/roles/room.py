@@ -106,7 +106,13 @@ class RoomNode:
         self.feed = BusFeed(
             cfg.mqtt, client_id=f"{cfg.mqtt.client_id}-feed", environ=environ, plans=True
         )
-        plans = PlanBook([ix.id for ix in cfg.intersections]) if cfg.intersections else None
+        phase_mode = {
+            ix.id: (ix.phase_mode.controller, ix.phase_mode.state_stale_s)
+            for ix in cfg.intersections
+            if ix.phase_mode is not None
+        }
+        ids = [ix.id for ix in cfg.intersections]
+        plans = PlanBook(ids, phase_mode=phase_mode) if cfg.intersections else None
         self.view = BusRoomView(cfg, self.feed, plans)
         self.view.outputs_of = list(self.outputs)
         alarm_outputs = [s for s in self.outputs if isinstance(s, AlarmOutput)]
@@ -133,6 +139,8 @@ class RoomNode:
         self.feed.on_camera_status(self.alarms.on_camera_status)
         if plans is not None:
             self.feed.on_plan(plans.on_plan)
+            if phase_mode:
+                self.feed.on_signal_state(plans.on_signal_state)
         self.feed.on_node(lambda n: self.alarms.on_node(n.node_id, n.online, n.at))
         status = node_status_of(cfg.node.id, NodeRole.ROOM, cfg.site.id)
         self.announcer = NodeAnnouncer(

@@ -153,6 +153,23 @@ class EventView(ApiModel):
     params: dict[str, str | float | int] = Field(default_factory=dict)
 
 
+class SignalStateView(ApiModel):
+    """A phase-by-phase intersection's signal as the engine last heard it (SPaT-like)."""
+
+    phase: str | None = Field(description="Phase in green, or being cleared.")
+    interval: str | None = Field(description="walk, ped_clear, green, yellow, all_red.")
+    time_in_interval_s: float | None
+    next_phase: str | None
+    controller_mode: str | None = Field(description="command (engine) or local (its own plan).")
+    controller_reason: str
+    controller_recall: list[str] = Field(description="Phases the signal controller has on recall.")
+    recall: list[str] = Field(description="Phases the engine serves on recall (camera down).")
+    state_age_s: float | None = Field(description="Seconds since the last state report.")
+    commands_sent: int
+    verdicts: dict[str, int] = Field(description="Engine envelope verdicts on the commands.")
+    last_command: str
+
+
 class IntersectionView(ApiModel):
     """An intersection's control: running and pending plan, mode, override, history."""
 
@@ -175,6 +192,9 @@ class IntersectionView(ApiModel):
     history: list[EventView]
     phases: list[str]
     fixed_plans: list[str] = Field(description="Names of the time-of-day plans 'fixed' can run.")
+    signal: SignalStateView | None = Field(
+        default=None, description="Phase-by-phase mode: the signal's state (None: cycle plans)."
+    )
 
 
 class ProblemView(ApiModel):

@@ -28,11 +28,10 @@ from atcs.control import ControlLoop, IntersectionState
 from atcs.control.overrides import accept_override
 from atcs.errors import ControlError
 from atcs.text import printable
-from atcs.types import IntersectionId, PhaseId
+from atcs.types import IntersectionId, PhaseId, TimingPlan
 from atcs.web.audit import AuditLog, AuditRecord
 from atcs.web.auth import Session
 from atcs.web.models import OverrideRequest
-from controllers.spec import IntersectionSpec
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +74,8 @@ class OverrideTarget(Protocol):
         """Return each intersection's control state now."""
         ...
 
-    def spec(self, intersection: IntersectionId) -> IntersectionSpec:
-        """Return the intersection's envelope (known intersections only)."""
+    def check(self, override: Override, running: TimingPlan | None, now: datetime) -> None:
+        """Raise :class:`ControlError` for an override the control side would refuse."""
         ...
 
     def hand_over(self, override: Override) -> str:
@@ -103,9 +102,13 @@ class LoopTarget:
         """Return the loop's state."""
         return self._loop.state(now)
 
-    def spec(self, intersection: IntersectionId) -> IntersectionSpec:
-        """Return the supervisor's envelope."""
-        return self._loop.supervisor(intersection).spec
+    def check(self, override: Override, running: TimingPlan | None, now: datetime) -> None:
+        """Check with the phase-mode or the cycle rules of the override's intersection."""
+        ix = override.intersection_id
+        if ix in self._loop.phase_intersections:
+            self._loop.phase(ix).check_override(override)
+        else:
+            accept_override(self._loop.supervisor(ix).spec, override, running, now)
 
     def hand_over(self, override: Override) -> str:
         """Queue the override for the loop's next tick."""
@@ -210,7 +213,7 @@ class OperatorDesk:
         state = control.state(now).get(ix)
         running = state.running.plan if state is not None and state.running is not None else None
         try:
-            accept_override(control.spec(ix), override, running, now)
+            control.check(override, running, now)
         except ControlError as exc:
             raise ApiError(422, "override_refused", str(exc)) from None
         return control

@@ -8,6 +8,7 @@ from datetime import datetime
 from atcs import __version__
 from atcs.config import AtcsConfig
 from atcs.control import IntersectionState, PlanStatus
+from atcs.control.state import SignalView
 from atcs.snapshots import CameraCounters, Snapshot
 from atcs.types import CameraState, CameraStatus, IntersectionId, TimingPlan
 from atcs.web.board import SegmentBoard
@@ -22,6 +23,7 @@ from atcs.web.models import (
     PlanView,
     ProblemView,
     SegmentView,
+    SignalStateView,
     SinkHealth,
     TrendPointView,
 )
@@ -176,6 +178,25 @@ def intersection_view(
         history=history,
         phases=[p.id for p in ix_cfg.phases],
         fixed_plans=[p.name or p.starts_at.strftime("%H:%M") for p in ix_cfg.fallback_plans],
+        signal=signal_view(state.signal) if state.signal is not None else None,
+    )
+
+
+def signal_view(signal: SignalView) -> SignalStateView:
+    """Return the API view of a phase-by-phase intersection's signal state."""
+    return SignalStateView(
+        phase=signal.phase,
+        interval=signal.interval,
+        time_in_interval_s=signal.time_in_interval_s,
+        next_phase=signal.next_phase,
+        controller_mode=signal.controller_mode,
+        controller_reason=signal.controller_reason,
+        controller_recall=list(signal.controller_recall),
+        recall=list(signal.recall),
+        state_age_s=signal.state_age_s,
+        commands_sent=signal.commands_sent,
+        verdicts=dict(signal.verdicts),
+        last_command=signal.last_command,
     )
 
 

@@ -19,10 +19,14 @@ def two_clip_site_toml(
     sample_fps: float = 3.0,
     stop_line: bool = False,
     extra: str = "",
+    motorway_source: str | None = None,
+    motorway_extra: str = "",
 ) -> str:
     """Site TOML: cameras ``pontianak`` and ``motorway`` with segments ``inbound`` and
     ``carriageway`` (the latter with a stop line when asked), 2 s windows, ``sample_fps``
-    frames/s each; ``extra`` (more tables) is appended as it is.
+    frames/s each; ``extra`` (more tables) is appended as it is. ``motorway_source``
+    replaces the motorway clip (e.g. an HTTP stream) and ``motorway_extra`` adds keys to
+    that camera's table.
     """
     carriageway_stop_line = "stop_line = [[0.05, 1.00], [0.97, 1.00]]\n" if stop_line else ""
     return f"""
@@ -46,9 +50,9 @@ sample_fps = {sample_fps}
 
 [[cameras]]
 id = "motorway"
-source = "{media_dir / "motorway_overpass.mp4"}"
+source = "{motorway_source or media_dir / "motorway_overpass.mp4"}"
 sample_fps = {sample_fps}
-
+{motorway_extra}
 [[segments]]
 id = "inbound"
 camera = "pontianak"

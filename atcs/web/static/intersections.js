@@ -61,6 +61,18 @@ function buildForm(ix, onSubmit) {
   return form;
 }
 
+// Phase-by-phase mode: the signal's state in place of the running plan.
+function signalBlock(s, t, fmt) {
+  const phase = s.phase === null ? t("ix.noplan") : t("ix.signal.now", {
+    phase: s.phase, interval: t(`interval.${s.interval}`), secs: fmt.num(s.time_in_interval_s ?? 0, 0),
+  });
+  const lines = [el("p", { class: "ix-signal-now", text: `${t("ix.signal")}: ${phase}` })];
+  if (s.controller_mode) lines.push(el("p", { class: "muted", text: t(`signal.${s.controller_mode}`) }));
+  if (s.recall.length) lines.push(el("p", { class: "ix-recall", text: t("ix.signal.recall", { phases: s.recall.join(", ") }) }));
+  if (s.state_age_s !== null) lines.push(el("p", { class: "muted", text: t("ix.signal.age", { secs: fmt.num(s.state_age_s, 1), n: s.commands_sent }) }));
+  return el("div", { class: "ix-signal" }, ...lines);
+}
+
 export function renderIntersections(list, intersections, t, fmt, who, onSubmit) {
   for (const ix of intersections) {
     let card = list.querySelector(`article[data-ix="${CSS.escape(ix.intersection_id)}"]`);
@@ -103,6 +115,7 @@ export function renderIntersections(list, intersections, t, fmt, who, onSubmit) 
     }
     const running = card.querySelector(".ix-running");
     running.replaceChildren(ix.running ? planBlock(ix.running, t("ix.running"), t, fmt) : el("p", { class: "muted", text: `${t("ix.running")}: ${t("ix.noplan")}` }));
+    if (ix.signal) running.replaceChildren(signalBlock(ix.signal, t, fmt));
     const pending = card.querySelector(".ix-pending");
     pending.replaceChildren(...(ix.pending ? [planBlock(ix.pending, t("ix.pending", { time: fmt.time(ix.pending.valid_from) }), t, fmt)] : []));
     const stale = card.querySelector(".ix-stale");

@@ -1,0 +1,310 @@
+"""Phase-by-phase mode in the service: its config, the zones from windows, the loop's glue.
+
+Pure code with an injected clock; the same paths on a real broker, with the reference
+adapter as its own process, are in ``tests/test_phase_live_e2e.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from atcs.bus.feed import BusFeed
+from atcs.bus.messages import OverrideAction
+from atcs.bus.phase_payloads import encode_signal_state
+from atcs.bus.topics import Topics
+from atcs.config import load_config
+from atcs.config.bus import MqttConfig
+from atcs.config.control import IntersectionConfig, intersection_spec
+from atcs.config.phase_mode import signal_timing
+from atcs.control import ControlLoop, PlanBook, Source
+from atcs.control.phase_live import LivePhase
+from atcs.control.zones import zone_from_window
+from atcs.errors import ConfigError
+from atcs.signal_adapter import adapter_from_config
+from atcs.types import (
+    CameraId,
+    CameraState,
+    CameraStatus,
+    IntersectionId,
+    PhaseId,
+    SegmentId,
+)
+from controllers.phase.base import PhaseDecision
+from controllers.phase.commands import CommandKind, ControlMode, PhaseCommand, SignalState
+from controllers.phase.executor import SignalExecutor
+from controllers.phase.timing import Interval
+from tests.unit.test_control_supervisor import IX, ix_config, override, window
+
+T0 = datetime(2026, 5, 4, 8, 0, tzinfo=UTC)
+TOPICS = Topics()
+GEOMETRY = {SegmentId("n-in"): (60.0, 2), SegmentId("e-in"): (60.0, 1),
+            SegmentId("n-out"): (60.0, 2)}  # fmt: skip
+CAMERAS = {SegmentId("n-in"): CameraId("cam-n"), SegmentId("e-in"): CameraId("cam-e"),
+           SegmentId("n-out"): CameraId("cam-n")}  # fmt: skip
+
+
+def phase_config(**overrides: Any) -> IntersectionConfig:
+    """The supervisor tests' intersection in phase mode (actuated, 3 s stale)."""
+    settings = {"controller": "actuated", "state_stale_s": 3.0}
+    return ix_config(mode="phase", phase_mode=settings, **overrides)
+
+
+def errors(**overrides: Any) -> str:
+    with pytest.raises(ValidationError) as caught:
+        ix_config(**overrides)
+    return str(caught.value)
+
+
+# Config ------------------------------------------------------------------------------------
+
+
+def test_cycle_mode_stays_the_default_and_phase_mode_needs_its_table() -> None:
+    assert ix_config().mode == "cycle"
+    assert "mode = 'phase' needs a [intersections.phase_mode] table" in errors(mode="phase")
+    assert "only used with mode = 'phase'" in errors(phase_mode={"controller": "actuated"})
+    text = errors(mode="phase", phase_mode={"controller": "cycle-webster"})
+    assert "unknown phase controller 'cycle-webster'" in text
+    for name in ("max-pressure", "greedy", "actuated", "delay-balance"):
+        assert name in text  # the message lists what the registry offers
+    assert phase_config().phase_mode is not None
+
+
+def test_walk_and_pedestrian_clearance_must_fit_the_max_green_in_phase_mode() -> None:
+    phases = ix_config().model_dump()["phases"]
+    phases[1].update(pedestrian_crossing_m=12.0, walking_speed_m_s=1.0, walk_s=7.0,
+                     max_green_s=25.0, min_green_s=5.0)  # fmt: skip
+    plans = [{"starts_at": "00:00", "greens_s": {"north": 20.0, "east": 20.0}}]
+    ok = phase_config(phases=phases, fallback_plans=plans)
+    east = signal_timing(ok, "UTC").phases[1]
+    assert (east.walk_s, east.ped_clear_s, east.green_floor_s) == (7.0, 12.0, 19.0)
+    assert ix_config(phases=phases, fallback_plans=plans).mode == "cycle"
+    # 19 s of walk + clearance does not fit an 18 s max green: the path says where
+    phases[1]["max_green_s"] = 18.0
+    plans = [{"starts_at": "00:00", "greens_s": {"north": 20.0, "east": 18.0}}]
+    text = errors(mode="phase", phase_mode={"controller": "actuated"}, phases=phases,
+                  fallback_plans=plans)  # fmt: skip
+    assert "phase mode: phases[1] (east): min green / walk + clearance 19 s exceeds max" in text
+
+
+def test_ite_inputs_raise_yellow_and_all_red_in_both_modes() -> None:
+    phases = ix_config().model_dump()["phases"]
+    phases[0].update(approach_speed_kmh=60.0, approach_grade=-0.02, clearance_width_m=24.0)
+    cfg = phase_config(phases=phases)
+    change = signal_timing(cfg, "UTC").changes[(PhaseId("north"), PhaseId("east"))]
+    v = 60.0 / 3.6
+    assert change.yellow_s == pytest.approx(1.0 + v / (2 * 3.05 - 2 * 0.02 * 9.81), abs=0.1)
+    assert change.yellow_s >= 1.0 + v / (2 * 3.05 - 2 * 0.02 * 9.81)  # rounded up
+    assert change.all_red_s >= (24.0 + 6.0) / v
+    spec = intersection_spec(cfg, "UTC")
+    assert spec.phases[0].yellow_s == change.yellow_s  # cycle plans use the same clearances
+    assert signal_timing(cfg, "UTC").changes[(PhaseId("east"), PhaseId("north"))].yellow_s == 3.0
+
+
+# Zones from windows -----------------------------------------------------------------------
+
+
+def test_a_window_is_spread_into_queued_and_moving_vehicles() -> None:
+    w = window("n-in", T0, vehicles=5.0, pcu=2.5, queue_m=14.0)
+    zone = zone_from_window(w, 60.0, 2)
+    halted = [v for v in zone.vehicles if v.halted]
+    assert len(zone.vehicles) == 5
+    assert len(halted) == 4
+    assert max(v.distance_m for v in halted) <= 14.0
+    assert zone.pcu == pytest.approx(2.5)
+    no_queue = zone_from_window(window("n-in", T0, vehicles=3.0), 60.0, 1)
+    assert all(v.halted for v in no_queue.vehicles)  # seen at a signal: waiting
+    assert zone_from_window(window("n-in", T0, vehicles=0.0, pcu=0.0), 60.0, 1).vehicles == ()
+
+
+# The loop's glue --------------------------------------------------------------------------
+
+
+class Field:
+    """The loop with one phase-mode intersection and a reference executor as the signal."""
+
+    def __init__(self, **overrides: Any) -> None:
+        self.now = T0
+        self.live = LivePhase(phase_config(**overrides), "UTC", GEOMETRY,
+                              segment_cameras=CAMERAS, seq_start=1000)  # fmt: skip
+        self.sent: list[PhaseCommand] = []
+        self.refused: list[tuple[IntersectionId, str]] = []
+        self.loop = ControlLoop([], lambda plan: None, phases=[self.live],
+                                send_command=self._send, clock=lambda: self.now)  # fmt: skip
+        self.loop.on_command_refused(lambda ix, why, at: self.refused.append((ix, why)))
+        self.signal = SignalExecutor(self.live.supervisor.timing, T0.timestamp())
+
+    def _send(self, command: PhaseCommand) -> bool:
+        self.sent.append(command)
+        self.signal.receive(command, self.now.timestamp())
+        return True
+
+    def feed(self, camera_e_up: bool = True) -> None:
+        windows = [window("n-in", self.now, vehicles=6.0, queue_m=20.0, camera="cam-n")]
+        if camera_e_up:
+            windows.append(window("e-in", self.now, vehicles=4.0, queue_m=10.0, camera="cam-e"))
+        self.loop.on_metrics(windows)
+
+    def run(self, seconds: float, *, report: bool = True, step_s: float = 0.25) -> None:
+        end = self.now + timedelta(seconds=seconds)
+        while self.now < end:
+            self.now += timedelta(seconds=step_s)
+            if report:
+                self.loop.on_signal_state(self.signal.tick(self.now.timestamp()))
+            self.loop.tick()
+
+    def state(self) -> Any:
+        return self.loop.state()[IX]
+
+
+def test_commands_follow_state_reports_once_a_second_within_the_envelope() -> None:
+    f = Field()
+    f.feed()
+    f.run(2.0, report=False)
+    assert f.sent == []  # nothing before the signal controller reports
+    assert f.state().source is Source.FALLBACK
+    assert f.state().stale == ("signal controller: no state report yet",)
+    f.feed()
+    f.run(10.0)
+    assert 9 <= len(f.sent) <= 11  # one a second
+    assert [c.seq for c in f.sent] == list(range(1001, 1001 + len(f.sent)))
+    for c in f.sent:
+        assert c.intersection_id == IX
+        assert c.phase in ("north", "east")
+        assert c.deadline_s - c.issued_s == pytest.approx(5.0)
+        assert c.kind is CommandKind.SERVE_NEXT or c.until_s is not None
+    state = f.state()
+    assert state.source is Source.ADAPTIVE
+    assert state.stale == ()
+    assert state.signal is not None
+    assert state.signal.controller_mode == "command"
+    assert state.signal.commands_sent == len(f.sent)
+    assert f.loop.counters()["phase_commands_sent"] == len(f.sent)
+
+
+def test_without_state_reports_commands_stop_and_the_intersection_falls_back() -> None:
+    f = Field()
+    f.feed()
+    f.run(5.0)
+    sent = len(f.sent)
+    f.run(3.5, report=False)  # the signal controller went silent
+    state = f.state()
+    assert state.source is Source.FALLBACK
+    assert state.stale[0].startswith("signal controller: last state 3.")
+    assert state.history[-1].code == "signal_stale"
+    assert len(f.sent) <= sent + 3  # within the 3 s it may still have been heard
+    f.run(5.0, report=False)
+    assert len(f.sent) <= sent + 3
+    assert f.signal.tick(f.now.timestamp()).mode is ControlMode.LOCAL  # its deadline passed
+    f.run(3.0)
+    assert f.state().source is Source.ADAPTIVE
+    assert len(f.sent) > sent + 3
+
+
+def test_a_down_camera_puts_only_its_phases_on_recall() -> None:
+    f = Field()
+    f.feed()
+    f.run(3.0)
+    f.loop.on_camera_status(CameraStatus(CameraId("cam-e"), CameraState.OFFLINE, 0.0, None))
+    f.feed(camera_e_up=False)
+    f.run(2.0)
+    state = f.state()
+    assert state.source is Source.ADAPTIVE  # not the whole intersection to fallback
+    assert state.signal is not None
+    assert state.signal.recall == (PhaseId("east"),)
+    assert any(e.code == "phase_recall" for e in state.history)
+    # the actuated controller keeps calling the blind phase: east is served
+    f.run(60.0)
+    assert {c.phase for c in f.sent[-40:]} >= {PhaseId("east")}
+
+
+def test_hold_stops_the_commands_until_release_and_fixed_is_refused() -> None:
+    f = Field()
+    f.feed()
+    f.run(3.0)
+    f.loop.on_override(override(OverrideAction.FIXED, plan_name="day"))
+    f.run(1.0)
+    assert f.loop.counters()["override_rejected"] == 1
+    f.loop.on_override(override(OverrideAction.HOLD))
+    f.run(1.0)
+    sent = len(f.sent)
+    f.run(5.0)
+    assert len(f.sent) == sent
+    assert f.state().source is Source.HOLD
+    f.loop.on_override(override(OverrideAction.RELEASE))
+    f.run(3.0)
+    assert len(f.sent) > sent
+    assert f.state().source is Source.ADAPTIVE
+
+
+class Rogue:
+    """A controller that names a phase the intersection does not have."""
+
+    name = "rogue"
+
+    def decide(self, *args: Any) -> PhaseDecision:
+        return PhaseDecision(PhaseId("south"), "no such phase")
+
+
+def test_a_refused_command_never_leaves_and_is_handed_to_the_audit() -> None:
+    f = Field()
+    f.live.supervisor.controller = Rogue()
+    f.feed()
+    f.run(3.0)
+    assert f.sent == []
+    assert f.refused
+    assert f.refused[0] == (IX, "wrong intersection or phase")
+    assert f.state().last_reason_code == "command_refused"
+
+
+def test_plans_and_acks_for_a_phase_intersection_are_rejected() -> None:
+    f = Field()
+    state = SignalState(IntersectionId("elsewhere"), T0.timestamp(), PhaseId("north"),
+                        Interval.GREEN, T0.timestamp(), T0.timestamp(), None,
+                        ControlMode.LOCAL, "")  # fmt: skip
+    f.loop.on_signal_state(state)
+    f.run(0.25, report=False)
+    assert f.loop.counters()["signalstate_rejected"] == 1
+    assert f.loop.intersections == (IX,)
+    assert f.loop.phase_intersections == (IX,)
+
+
+# The room ---------------------------------------------------------------------------------
+
+
+def test_the_room_shows_a_phase_intersections_signal_state_from_the_bus() -> None:
+    feed = BusFeed(MqttConfig(), client_id="t")
+    book = PlanBook([IX, "ix-2"], phase_mode={IX: ("actuated", 3.0)})
+    feed.on_signal_state(book.on_signal_state)
+    assert TOPICS.all_states() in feed._filters()
+    now = datetime.now(UTC)
+    signal = SignalExecutor(Field().live.supervisor.timing, now.timestamp() - 5.0)
+    state = signal.tick(now.timestamp())
+    feed.handle(TOPICS.state(IX), encode_signal_state(state))
+    feed.handle(TOPICS.state(IntersectionId("ix-2")), encode_signal_state(replace(
+        state, intersection_id=IntersectionId("ix-2"))))  # fmt: skip
+    feed.handle(TOPICS.state(IX), b'{"schema":"atcs.signal_state/1"}')  # counted, dropped
+    assert feed.malformed == 1
+    shown = book.state()[IX]
+    assert shown.signal is not None
+    assert (shown.signal.phase, shown.signal.controller_mode) == ("north", "local")
+    assert shown.controller == "actuated"
+    # on its own plan: shown in fallback (the alarm rule reads that), with the reason
+    assert shown.source is Source.FALLBACK
+    assert shown.stale[0].startswith("signal controller on its time-of-day plan")
+    assert book.counters()["states_ignored"] == 1  # ix-2 runs cycle plans
+    late = book.state(now + timedelta(seconds=10))[IX]
+    assert late.stale[0].startswith("signal controller: last state 10.")
+
+
+def test_the_adapter_names_what_is_missing(repo_dir: Path) -> None:
+    cfg = load_config(repo_dir / "config.toml")
+    with pytest.raises(ConfigError, match="no intersection 'nope' in the config; known: simp"):
+        adapter_from_config(cfg, "nope", controller_id="tsc-1", key_env=None)
+    with pytest.raises(ConfigError, match=r"runs cycle plans: .* needs mode = 'phase'"):
+        adapter_from_config(cfg, "simpang-demo", controller_id="tsc-1", key_env=None)
