@@ -16,6 +16,7 @@ from atcs.config._base import (
     StrictModel,
     TimeZoneName,
 )
+from atcs.config.detection import CameraDetectionConfig
 from atcs.config.room import LatLon
 from atcs.types import LevelOfService, VehicleClass
 
@@ -303,6 +304,10 @@ class CameraConfig(StrictModel):
     location: LatLon | None = Field(
         default=None,
         description="Where the camera stands, [latitude, longitude] in degrees (city map).",
+    )
+    detection: CameraDetectionConfig = Field(
+        default_factory=CameraDetectionConfig,
+        description="How frames are put to the model: cropped, whole or tiled (docs/detection.md).",
     )
 
     @model_validator(mode="before")
