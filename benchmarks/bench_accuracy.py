@@ -1,6 +1,11 @@
 """Detection accuracy and CPU cost per configuration on the labelled frames, in one run.
 
-    python -m benchmarks.bench_accuracy [--rounds 3] [--config survey.toml]
+    python -m benchmarks.bench_accuracy [--rounds 3] [--config survey.toml] [--model M]
+
+``--model`` takes any model the engine takes (default: ``ATCS_MODEL``, else the shared
+YOLO11n INT8 OpenVINO export): a ``.pt`` file or name (ultralytics engine: the crop and tile
+rows, which place their own inputs on the OpenVINO runner, are left out) or an OpenVINO
+export folder (every row).
 
 Every configuration detects the 40 labelled frames of the shared clips
 (``tests/data/groundtruth/boxes.coco.json``) and is scored against the labels, per class:
@@ -46,7 +51,7 @@ from benchmarks.labelled_frames import LabelledFrame, load_labels, read_labelled
 from detectors.classes import MODEL_NAMES
 from detectors.crop import PixelBox, plan_window
 from detectors.letterbox import Placement
-from detectors.settings import YoloSettings
+from detectors.settings import Engine, YoloSettings
 from detectors.tiled import TiledDetector
 from detectors.tiles import TileSettings, scaled_frame
 from detectors.ultralytics_yolo import import_ultralytics
@@ -306,11 +311,13 @@ def main(argv: list[str] | None = None) -> int:
         "whole-640": whole_run(det[640]),
         "whole-960": whole_run(det[960]),
         "whole-1280": whole_run(det[1280]),
-        "crop-native": crop_run(native, cameras),
-        "tiles-1.0": tiled_run(det[640], cameras, 1.0),
-        "tiles-2.0": tiled_run(det[640], cameras, 2.0),
-        "tiles-3.0": tiled_run(det[640], cameras, 3.0),
     }
+    if det[640].engine is Engine.OPENVINO:  # crops and tiles place their own model inputs
+        configs["crop-native"] = crop_run(native, cameras)
+        for scale in (1.0, 2.0, 3.0):
+            configs[f"tiles-{scale:.1f}"] = tiled_run(det[640], cameras, scale)
+    else:
+        print(f"{det[640].name}: crop and tile rows need an OpenVINO export; left out")
     clips = sorted(cameras)
     per_clip = {c: [fi for fi in frames if fi[0].clip == c] for c in clips}
     for run in configs.values():  # warm-up: compile every input shape once

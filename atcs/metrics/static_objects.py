@@ -41,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from atcs.metrics.geometry import BoolArray
+from atcs.metrics.tracking import iou_matrix
 from atcs.types import Detections, Image
 
 SAME_PLACE_IOU = 0.5
@@ -90,8 +91,19 @@ class StaticFilter:
         grey = self._learn(t_s, image)
         self._places = [p for p in self._places if t_s - p.last_s <= self.after_s / 2]
         boxes = dets.xyxy.astype(np.float64)
+        known = list(self._places)
+        ious = np.zeros((len(dets), len(known)))
+        if known and len(dets):
+            ious = iou_matrix(boxes, np.stack([p.box for p in known]))
+            same = dets.class_id[:, None] == np.asarray([p.class_id for p in known])[None, :]
+            ious = np.where(same, ious, 0.0)
         for k in range(len(dets)):
-            place = self._match(boxes[k], int(dets.class_id[k]), t_s)
+            best = int(np.argmax(ious[k])) if known else -1
+            if best >= 0 and ious[k, best] >= SAME_PLACE_IOU:
+                place = known[best]
+                place.last_s = t_s
+            else:
+                place = self._new_place(boxes[k], int(dets.class_id[k]), t_s)
             if place.static is None and t_s - place.first_s >= self.after_s:
                 place.static = not self._changed(place, grey)
             flags[k] = bool(place.static)
@@ -117,21 +129,12 @@ class StaticFilter:
             self._snapshots.append((t_s, self._background.copy()))
         return grey
 
-    def _match(self, box: npt.NDArray[np.float64], class_id: int, t_s: float) -> _Place:
-        best, best_iou = None, SAME_PLACE_IOU
-        for place in self._places:
-            if place.class_id != class_id:
-                continue
-            iou = _iou(box, place.box)
-            if iou >= best_iou:
-                best, best_iou = place, iou
-        if best is None:
-            if len(self._places) >= MAX_PLACES:
-                self._places.remove(min(self._places, key=lambda p: p.last_s))
-            best = _Place(box.copy(), class_id, t_s, t_s)
-            self._places.append(best)
-        best.last_s = t_s
-        return best
+    def _new_place(self, box: npt.NDArray[np.float64], class_id: int, t_s: float) -> _Place:
+        if len(self._places) >= MAX_PLACES:
+            self._places.remove(min(self._places, key=lambda p: p.last_s))
+        place = _Place(box.copy(), class_id, t_s, t_s)
+        self._places.append(place)
+        return place
 
     def _changed(self, place: _Place, grey: F32) -> bool:
         """Tell whether the place looked different before it was first seen."""
@@ -144,10 +147,3 @@ class StaticFilter:
         diff = np.abs(grey[r0:r1, c0:c1] - reference[r0:r1, c0:c1])
         return float(diff.mean()) > self.change
 
-
-def _iou(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(0.0, w) * max(0.0, h)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
