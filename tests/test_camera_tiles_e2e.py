@@ -125,7 +125,7 @@ def test_other_cameras_keep_the_plain_detector(
 def test_the_proposal_tiles_only_where_vehicles_are_small(
     cfg: AtcsConfig, detector: Detector, camera: str, mode: str
 ) -> None:
-    proposal = propose_detection(cfg, camera, detector, frames=3, step=60, target=0.75)
+    proposal = propose_detection(cfg, camera, detector, frames=4, step=50, target=0.75)
     heights = sorted(v.height_px for v in proposal.seen)
     assert len(heights) >= 10
     whole = proposal.candidates[0]
