@@ -146,4 +146,3 @@ class StaticFilter:
         c1, r1 = max(c0 + 1, min(w, math.ceil(x1))), max(r0 + 1, min(h, math.ceil(y1)))
         diff = np.abs(grey[r0:r1, c0:c1] - reference[r0:r1, c0:c1])
         return float(diff.mean()) > self.change
-
