@@ -9,6 +9,7 @@ must be the plain detector's.
 
 from __future__ import annotations
 
+import csv
 import queue
 import threading
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from atcs.detection import build_detector
 from atcs.detector_worker import DetectorWorker
 from atcs.propose_detection import propose_detection
 from atcs.sources import CameraGroup
+from atcs.survey import run_survey
 from atcs.types import Detections, Frame
 from detectors.base import Detector
 
@@ -141,3 +143,21 @@ def test_the_proposal_tiles_only_where_vehicles_are_small(
         assert heights[len(heights) // 2] > 64
         assert proposal.pick is whole
     assert "in the camera's [[cameras]] table: detection = " in "\n".join(proposal.lines())
+
+
+def test_a_survey_of_a_tiled_camera_uses_its_tiles(
+    cfg: AtcsConfig, detector: Detector, tmp_path: Path
+) -> None:
+    def vehicles(config: AtcsConfig, out: Path) -> int:
+        run_survey(config, out, camera_ids=["pontianak"], max_frames=6, progress=False,
+                   detector=detector)  # fmt: skip
+        with (out / "frames.csv").open(newline="") as handle:
+            return sum(int(row["vehicles"]) for row in csv.DictReader(handle))
+
+    crop = [
+        c.model_copy(update={"detection": CameraDetectionConfig()}) if c.id == "pontianak" else c
+        for c in cfg.cameras
+    ]
+    tiled = vehicles(cfg, tmp_path / "tiles")
+    plain = vehicles(cfg.model_copy(update={"cameras": crop}), tmp_path / "crop")
+    assert tiled > plain  # the far field's small riders, found only by the tiles
