@@ -31,6 +31,7 @@ AXIS_COLOUR = (255, 255, 0)
 CLICKED_COLOUR = (0, 200, 0)
 FITTED_COLOUR = (0, 0, 255)
 SEGMENT_COLOUR = (255, 0, 255)
+TILE_COLOUR = (255, 255, 255)
 _GRID_LINES = 12  # about this many lines each way
 
 
@@ -153,6 +154,30 @@ def segment_length_m(h: GroundHomography, seg: SegmentConfig, width: int, height
     return float(along.max() - along.min())
 
 
+def draw_tiles(picture: Image, cfg: AtcsConfig, camera_id: str, width: int, height: int) -> int:
+    """Draw the camera's detection tiles (image pixels) on ``picture``; return how many.
+
+    ``picture`` may be the frame scaled (the grid picture): boxes are scaled to its size.
+    """
+    from atcs.camera_tiles import far_field_of, tile_settings
+    from detectors.tiles import plan_tiles, scaled_frame
+
+    camera = cfg.camera(camera_id)
+    if camera.detection.mode != "tiles":
+        return 0
+    settings = tile_settings(camera)
+    frame = scaled_frame(height, width, settings.scale, settings.stride)
+    tiles = plan_tiles(frame, far_field_of(cfg, camera_id).pixels(width, height), settings)
+    fx, fy = picture.shape[1] / width, picture.shape[0] / height
+    for tile in tiles:
+        box = tile.source_box()
+        if box is not None:
+            top_left = (round(box.x0 * fx), round(box.y0 * fy))
+            bottom_right = (round(box.x1 * fx) - 1, round(box.y1 * fy) - 1)
+            cv2.rectangle(picture, top_left, bottom_right, TILE_COLOUR, 1)
+    return len(tiles)
+
+
 def calibrate(
     cfg: AtcsConfig,
     camera_id: str,
@@ -210,6 +235,9 @@ def calibrate(
         for seg in cfg.segments_of(camera_id):
             poly = np.round(to_pixels(seg.polygon, width, height)).astype(np.int32)
             cv2.polylines(picture, [poly], True, SEGMENT_COLOUR, 1)
+        tiles = draw_tiles(picture, cfg, camera_id, width, height)
+        if tiles:
+            lines.append(f"detection: {tiles} tiles of the far field drawn (white)")
         if not cv2.imwrite(str(path), picture):
             raise SourceError(f"cannot write {path}")
         lines.append(f"wrote {path}: grid every {sx:g} m across (x), {sy:g} m along (y)")

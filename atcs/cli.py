@@ -64,6 +64,20 @@ def _add_calibrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("--frame", type=int, default=0, help="frame number to draw on (default 0)")
 
 
+def _add_propose(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "propose-detection",
+        help="observe a camera's vehicles and propose its cheapest detection geometry",
+    )
+    p.add_argument("--config", type=Path, required=True, help="configuration file (TOML)")
+    p.add_argument("--camera", required=True, help="id of the camera")
+    p.add_argument("--frames", type=int, default=12, help="frames to observe (default 12)")
+    p.add_argument("--step", type=int, default=25, help="frames between them (default 25)")
+    p.add_argument(
+        "--recall", type=float, default=0.9, help="recall target inside the segments (0.9)"
+    )
+
+
 def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run the long-lived engine")
     p.add_argument("--config", type=Path, required=True, help="configuration file (TOML)")
@@ -166,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_validate(sub)
     _add_analyze(sub)
     _add_calibrate(sub)
+    _add_propose(sub)
     _add_run(sub)
     _add_watch(sub)
     _add_simulate(sub)
@@ -198,6 +213,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from atcs.commands import calibrate
 
         return calibrate(args)
+    if command == "propose-detection":
+        from atcs.commands import propose_detection
+
+        return propose_detection(args)
     if command == "run":
         from atcs.commands import run
 

@@ -18,6 +18,23 @@ def _redact(url: str) -> str:
     return redact_url(url)
 
 
+def describe_detection(cfg: AtcsConfig, camera_id: str) -> str:
+    """One line saying how a camera's frames are put to the model (and which tiles)."""
+    from atcs.camera_tiles import far_field_of
+
+    d = cfg.camera(camera_id).detection
+    if d.mode == "whole":
+        return f"whole frame at {cfg.detector.image_size_px} px"
+    if d.mode == "crop":
+        how = "cropped to its segments and lines once its crop check agrees"
+        return how if cfg.detector.crop else "whole frame ([detector] crop is off)"
+    f = far_field_of(cfg, camera_id)
+    return (
+        f"whole frame plus {d.tile_px} px tiles at scale {d.tile_scale:g} over "
+        f"[{f.x0:.3f}, {f.y0:.3f}, {f.x1:.3f}, {f.y1:.3f}] (the tiles are drawn by atcs calibrate)"
+    )
+
+
 def summarise(cfg: AtcsConfig) -> list[str]:
     """One screen describing a valid configuration: cameras, segments, lines, intersections."""
     lines = [
@@ -32,6 +49,7 @@ def summarise(cfg: AtcsConfig) -> list[str]:
         lines.append(
             f"  {cam.id:<24} {cam.kind:<8} {cam.sample_fps:g} fps  {_redact(cam.source)}{state}"
         )
+        lines.append(f"  {'':<24} detection: {describe_detection(cfg, cam.id)}")
     lines.append(f"segments: {len(cfg.segments)}")
     for seg in cfg.segments:
         stop = ", stop line" if seg.stop_line else ""
@@ -115,6 +133,25 @@ def calibrate(args: argparse.Namespace) -> int:
     out = args.out if args.out is not None else Path(f"{args.camera}-calibration.png")
     report = run_calibration(cfg, args.camera, out=out, source=args.source, frame=args.frame)
     for line in report.lines:
+        print(line)
+    return 0
+
+
+def propose_detection(args: argparse.Namespace) -> int:
+    """Observe a camera and propose its detection geometry (``atcs propose-detection``)."""
+    from atcs.detection import build_detector
+    from atcs.propose_detection import propose_detection as propose
+
+    cfg = load_config(args.config)
+    cfg.camera(args.camera)  # an unknown camera is a clear ConfigError before the model loads
+    detector = build_detector(cfg.detector)
+    try:
+        proposal = propose(
+            cfg, args.camera, detector, frames=args.frames, step=args.step, target=args.recall
+        )
+    finally:
+        detector.close()
+    for line in proposal.lines():
         print(line)
     return 0
 

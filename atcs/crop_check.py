@@ -125,16 +125,22 @@ class CropCheck:
 class CameraCrops:
     """Which frames are cropped: each camera's region, its check and its verdict.
 
-    Built from ``[detector] crop`` and the cameras' segments and lines; a camera without a
-    region, or whose crop would not cut anything (its segments span the image), is never
-    cropped and needs no check. Bounded: one entry per configured camera.
+    Built from ``[detector] crop`` and the cameras' segments and lines; a camera whose
+    ``[cameras.detection] mode`` is not ``crop``, a camera without a region, or whose crop
+    would not cut anything (its segments span the image), is never cropped and needs no
+    check. Bounded: one entry per configured camera.
     """
 
     def __init__(self, cfg: AtcsConfig, detector: Detector, *, frames: int = CHECK_FRAMES) -> None:
         self._cfg = cfg
         self._detector = detector if isinstance(detector, CroppingDetector) else None
         enabled = cfg.detector.crop and self._detector is not None
-        self._regions: dict[str, MeasuredRegion] = camera_regions(cfg) if enabled else {}
+        regions = camera_regions(cfg) if enabled else {}
+        self._regions: dict[str, MeasuredRegion] = {
+            camera: region
+            for camera, region in regions.items()
+            if cfg.camera(camera).detection.mode == "crop"
+        }
         self._frames = frames
         self._checks: dict[str, CropCheck] = {}
         self.verdicts: dict[str, CropVerdict] = {}

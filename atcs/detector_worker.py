@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from atcs.camera_tiles import CameraTiles
 from atcs.crop_check import CameraCrops
 from atcs.sources import CameraGroup
 from atcs.types import Detections, Frame, Image
@@ -38,9 +39,11 @@ class DetectorWorker(threading.Thread):
         stop: threading.Event,
         *,
         crops: CameraCrops | None = None,
+        tiles: CameraTiles | None = None,
     ) -> None:
         super().__init__(name="atcs-detector", daemon=True)
         self._crops = crops
+        self._tiles = tiles
         self._cameras = cameras
         self._detector = detector
         self._batch = batch_max_frames
@@ -90,6 +93,9 @@ class DetectorWorker(threading.Thread):
         while frames:
             self._taken(frames)
             for frame in sorted(frames, key=self._input_shape):
+                if self._tiles is not None and frame.camera_id in self._tiles:
+                    self._deliver(frame, self._tiles.detect(frame))
+                    continue
                 crops = self._crops
                 yield _Item(frame, None if crops is None else crops.region(frame), False)
                 box = None if crops is None else crops.to_check(frame)
@@ -124,16 +130,19 @@ class DetectorWorker(threading.Thread):
             if self._crops is not None and whole:
                 self._crops.check(item.frame, whole[0], found)
             return
+        self._deliver(item.frame, found)
+        whole[:] = [found]
+
+    def _deliver(self, frame: Frame, found: Detections) -> None:
         self.frames += 1
         self._count_busy()
-        self._put((item.frame, found))
+        self._put((frame, found))
         with self._lock:
-            times = self._in_flight.get(item.frame.camera_id)
+            times = self._in_flight.get(frame.camera_id)
             if times:
                 times.popleft()
                 if not times:
-                    del self._in_flight[item.frame.camera_id]
-        whole[:] = [found]
+                    del self._in_flight[frame.camera_id]
 
     def run(self) -> None:
         """Detect until the stop event is set; failures are logged and retried.

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 from atcs.alarms import AlarmOutput, AlarmService
 from atcs.budget import BudgetMonitor
 from atcs.bus.nodes import NodeRole
+from atcs.camera_tiles import CameraTiles
 from atcs.config import AtcsConfig, geometry_warnings
 from atcs.control import ControlLoop
 from atcs.crop_check import CameraCrops
@@ -125,6 +126,7 @@ class Engine:
         self.analyzers: dict[str, CameraAnalyzer] = {}
         self.cameras: CameraGroup | None = None
         self.crops: CameraCrops | None = None
+        self.tiles: CameraTiles | None = None
         self._results: queue.Queue[tuple[Frame, Detections]] = queue.Queue(maxsize=256)
         self._worker: DetectorWorker | None = None
         self._last_status: dict[str, tuple[str, float]] = {}
@@ -176,9 +178,10 @@ class Engine:
         )  # fmt: skip
         self.cameras.start()
         self.crops = CameraCrops(self.cfg, detector)
+        self.tiles = CameraTiles(self.cfg, detector)
         self._worker = DetectorWorker(
             self.cameras, detector, self.cfg.detector.batch_max_frames, self._results,
-            self.stop_event, crops=self.crops,
+            self.stop_event, crops=self.crops, tiles=self.tiles,
         )  # fmt: skip
         self._worker.start()
         log.info(

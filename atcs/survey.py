@@ -32,6 +32,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Literal
 
+from atcs.camera_tiles import CameraTiles
 from atcs.config import AtcsConfig
 from atcs.crop_check import CameraCrops, CropVerdict
 from atcs.detection import build_detector
@@ -274,6 +275,16 @@ def _next_checked(
     return item
 
 
+def _detected(
+    cfg: AtcsConfig, camera_id: str, detector: Detector, frames: Iterator[Frame], crops: CameraCrops
+) -> Iterator[tuple[Frame, Detections]]:
+    """Detect ``frames`` as the live engine does: tiled, or streamed (cropped when accepted)."""
+    tiles = CameraTiles(cfg, detector)
+    if camera_id in tiles:  # each frame whole plus its far-field tiles, merged
+        return ((f, tiles.detect(f)) for f in frames)
+    return detector.detect_stream(frames, _image_of, crops.region)
+
+
 def _survey_camera(
     cfg: AtcsConfig,
     camera_id: str,
@@ -299,7 +310,7 @@ def _survey_camera(
     frames = islice(_sampled(replayed, opts.sample_fps), opts.max_frames)
     decode = _Waits()
     crops = CameraCrops(cfg, detector)
-    stream = detector.detect_stream(_timed(frames, decode), _image_of, crops.region)
+    stream = _detected(cfg, camera_id, detector, _timed(frames, decode), crops)
     last_at = origin
     wall, cpu = time.perf_counter, time.thread_time
     waited = _Waits()

@@ -16,6 +16,7 @@ from atcs.config._base import (
     StrictModel,
     TimeZoneName,
 )
+from atcs.config.detection import CameraDetectionConfig
 from atcs.config.room import LatLon
 from atcs.types import LevelOfService, VehicleClass
 
@@ -210,6 +211,31 @@ class AnalysisConfig(StrictModel):
         le=200.0,
         description="Largest bumper-to-bumper gap (m) between queued vehicles in one queue.",
     )
+    static_after_s: float = Field(
+        default=120.0,
+        ge=0.0,
+        le=86400.0,
+        description=(
+            "A detected 'vehicle' that has not moved for this long (s) where the background "
+            "shows that nothing arrived is scenery (a static false positive) and is kept out "
+            "of the segment measures; 0 turns the check off (docs/measures.md)."
+        ),
+    )
+    static_history_s: float = Field(
+        default=600.0,
+        gt=0.0,
+        le=86400.0,
+        description="How far back the background is remembered for that check, s.",
+    )
+    static_change: float = Field(
+        default=12.0,
+        gt=0.0,
+        le=255.0,
+        description=(
+            "Mean grey-level difference (0-255) inside the box, between the background before "
+            "the object was first seen and now, above which it arrived (a real vehicle)."
+        ),
+    )
     los_density_pcu_km_lane: tuple[float, float, float, float, float] = Field(
         default=(7.0, 11.0, 16.0, 22.0, 28.0),
         description="Upper density bounds (pcu/km/lane) of LOS A, B, C, D and E; above is F.",
@@ -303,6 +329,10 @@ class CameraConfig(StrictModel):
     location: LatLon | None = Field(
         default=None,
         description="Where the camera stands, [latitude, longitude] in degrees (city map).",
+    )
+    detection: CameraDetectionConfig = Field(
+        default_factory=CameraDetectionConfig,
+        description="How frames are put to the model: cropped, whole or tiled (docs/detection.md).",
     )
 
     @model_validator(mode="before")

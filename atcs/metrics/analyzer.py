@@ -52,6 +52,7 @@ from atcs.metrics.layout import SegmentGeometry, build_line, build_segment
 from atcs.metrics.lines import CrossingEvent, LineCounter, LineGeometry
 from atcs.metrics.measures import queue_members
 from atcs.metrics.speed import TrackSpeeds
+from atcs.metrics.static_objects import StaticFilter
 from atcs.metrics.tracking import FrameTracker, Tracker
 from atcs.metrics.vehicles import VehicleMeasures
 from atcs.metrics.windows import (
@@ -117,6 +118,8 @@ class FrameAnalysis:
     segments: tuple[SegmentFrame, ...]
     crossings: tuple[LineCrossing, ...]
     counted: bool = True
+    static: BoolArray | None = None
+    """Per detection, True for a static false positive kept out of the measures (None: off)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +176,11 @@ class CameraAnalyzer:
         self._analysis = analysis
         self._origin = origin
         self._nested_fraction = nested_fraction
+        self._static = (
+            StaticFilter(analysis.static_after_s, analysis.static_history_s, analysis.static_change)
+            if analysis.static_after_s > 0
+            else None
+        )
         built = [
             build_segment(s, pcu, width_px, height_px, occupancy_max_side_px) for s in segments
         ]
@@ -290,6 +298,7 @@ class CameraAnalyzer:
         dets = tracked.detections
         track_ids = dets.tracker_id if dets.tracker_id is not None else np.zeros(0, np.int64)
         anchors = dets.anchors()
+        static = None if self._static is None else self._static.update(t_s, image, dets)
         stamp = _FrameStamp(frame_seq, at, offset_s)
         self._counter.forget(tracked.merged)
         events = self._counter.end(tracked.removed)
@@ -300,7 +309,9 @@ class CameraAnalyzer:
         values: list[FrameValues] = []
         vehicles: list[SegmentVehicles] = []
         for geom in self.segments:
-            frame, value, veh = self._measure(geom, dets, anchors, tracked.speeds_px_s, speeds)
+            frame, value, veh = self._measure(
+                geom, dets, anchors, tracked.speeds_px_s, speeds, static=static
+            )
             frames.append(frame)
             values.append(value)
             vehicles.append(veh)
@@ -318,6 +329,7 @@ class CameraAnalyzer:
             segments=tuple(frames),
             crossings=crossings,
             counted=counted,
+            static=static,
         )
 
     def _clean(self, frame_seq: int, detections: Detections) -> Detections:
@@ -392,8 +404,12 @@ class CameraAnalyzer:
         anchors: npt.NDArray[np.float32],
         speeds_px_s: npt.NDArray[np.float32],
         ground: TrackSpeeds | None,
+        *,
+        static: BoolArray | None = None,
     ) -> tuple[SegmentFrame, FrameValues, SegmentVehicles]:
         members = geom.prepared.contains(anchors)
+        if static is not None:
+            members &= ~static  # scenery: not a vehicle of the segment
         by_class = np.bincount(dets.class_id[members], minlength=len(_CLASSES)).astype(np.int64)
         pcu = float(by_class @ geom.pcu_factors)
         occupancy = geom.grid.covered_fraction(dets.xyxy[members])
