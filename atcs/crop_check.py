@@ -10,6 +10,12 @@ the 640x640 whole-frame input this machine uses). So before a camera is cropped,
 inside its segments compared: the crop is used only when the two agree within
 ``max(share x whole, per_frame)``. Until then, and when they do not agree, the camera is
 detected on whole frames.
+
+Where the whole frame is letterboxed into a square input (INT8 models on CPUs with AMX),
+even a window holding the whole image is smaller than the input: it drops the padding. So a
+camera whose segments span the image is checked with that window, and a camera whose crop
+was refused gets a second check with it (the T-junction truck clip: refused at 512x288,
+equal at 640x512, against 640x640 whole).
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ CHECK_SHARE = 0.05
 """Largest difference in mean vehicles per frame inside the segments, share of the whole."""
 CHECK_PER_FRAME = 0.2
 """... or this many vehicles per frame, whichever is larger."""
+WHOLE_IMAGE = MeasuredRegion(0.0, 0.0, 1.0, 1.0)
+"""The region of the second check after a refused crop: the whole image."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +134,8 @@ class CameraCrops:
     """Which frames are cropped: each camera's region, its check and its verdict.
 
     Built from ``[detector] crop`` and the cameras' segments and lines; a camera whose
-    ``[cameras.detection] mode`` is not ``crop``, a camera without a region, or whose crop
-    would not cut anything (its segments span the image), is never cropped and needs no
+    ``[cameras.detection] mode`` is not ``crop``, a camera without a region, or whose window
+    would not be clearly smaller than the whole-frame input, is never cropped and needs no
     check. Bounded: one entry per configured camera.
     """
 
@@ -174,11 +182,28 @@ class CameraCrops:
         return box
 
     def check(self, frame: Frame, whole: Detections, crop: Detections) -> None:
-        """Add a frame detected whole and cropped to its camera's check."""
+        """Add a frame detected whole and cropped to its camera's check.
+
+        A refused crop is followed by a check of the whole image's window when that is a
+        different, still smaller input (see the module docstring).
+        """
         check = self._checks.get(frame.camera_id)
         if check is None:
             return
         verdict = check.add(whole, crop, frame.width_px, frame.height_px)
-        if verdict is not None:
-            self.verdicts[frame.camera_id] = verdict
-            del self._checks[frame.camera_id]
+        if verdict is None:
+            return
+        del self._checks[frame.camera_id]
+        if not verdict.use_crop and self._whole_image_next(frame, verdict):
+            log.info("camera=%s next: the whole image, without padding", frame.camera_id)
+            self._regions[frame.camera_id] = WHOLE_IMAGE
+            return
+        self.verdicts[frame.camera_id] = verdict
+
+    def _whole_image_next(self, frame: Frame, refused: CropVerdict) -> bool:
+        """Tell whether the whole image's window is a new candidate after ``refused``."""
+        if self._detector is None or self._regions.get(frame.camera_id) == WHOLE_IMAGE:
+            return False
+        box = WHOLE_IMAGE.of_frame(frame)
+        placement = self._detector.placement(frame.height_px, frame.width_px, box)
+        return isinstance(placement, CropWindow) and placement.input_shape != refused.input_shape

@@ -24,15 +24,23 @@ def detector_settings(cfg: DetectorConfig) -> YoloSettings:
     )
 
 
-def build_detector(cfg: DetectorConfig, *, inflight_requests: int | None = None) -> Detector:
+def build_detector(
+    cfg: DetectorConfig,
+    *,
+    inflight_requests: int | None = None,
+    images_per_request: int | None = None,
+) -> Detector:
     """Load the model named in ``cfg``; raise :class:`atcs.errors.DetectorError` clearly.
 
     ``inflight_requests`` overrides how many inferences the detector keeps in flight
-    (None: the detector's own choice, suited to live latency).
+    (None: the detector's own choice, suited to live latency); ``images_per_request``
+    how many images of one input size share a request (None: the detector's rule).
     """
     from detectors.yolo import YoloDetector  # imports the inference engines: only when needed
 
     settings = detector_settings(cfg)
     if inflight_requests is not None:
         settings = replace(settings, inflight_requests=inflight_requests)
+    if images_per_request is not None:
+        settings = replace(settings, images_per_request=images_per_request)
     return YoloDetector(settings)

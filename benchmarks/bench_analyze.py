@@ -404,7 +404,7 @@ def _report(clip: Path, rounds: list[tuple[Round, Round, Round]], cores: int) ->
         f"{_counts_text(whole.counts)}"
     )
     print(
-        f"{'':30} crop: {crop.crop or 'not cropped (segments span the image, or too few frames)'}"
+        f"{'':30} crop: {crop.crop or 'not cropped (no smaller window, or too few frames)'}"
         f"; crossings {'equal' if same else 'DIFFERENT'} "
         f"({sum(crop.crossings.values())} vs {sum(whole.crossings.values())}); vehicles in "
         f"the segments over all frames {crop.vehicle_frames:.0f} vs {whole.vehicle_frames:.0f} "

@@ -155,6 +155,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     add("--decode-only", action="store_true", help="camera threads only, no detector")
     add("--soak-minutes", type=float, help="hold the first step this long, printing RSS")
     add("--every-s", type=float, default=30.0, help="soak: seconds between samples")
+    add("--per-request", type=int, help="images of one size per inference request")
     return parser.parse_args(argv)
 
 
@@ -187,7 +188,9 @@ def main(argv: list[str] | None = None) -> None:
         bench.broker = Mosquitto(Path(tmp) / "mosquitto")
         bench.broker.start()
         probe = bench.config(1, Path(tmp) / "probe")
-        bench.detector = TimedDetector(build_detector(probe.detector))
+        bench.detector = TimedDetector(
+            build_detector(probe.detector, images_per_request=args.per_request)
+        )
         try:
             if args.soak_minutes:
                 soak(bench, steps[0], args.soak_minutes, args.every_s)

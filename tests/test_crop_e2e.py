@@ -20,14 +20,15 @@ import numpy as np
 import pytest
 
 from atcs.config import AtcsConfig, load_config
-from atcs.crop_check import CHECK_FRAMES, CHECK_PER_FRAME, CHECK_SHARE, CropVerdict
+from atcs.crop_check import CHECK_FRAMES, CHECK_PER_FRAME, CHECK_SHARE, CameraCrops, CropVerdict
 from atcs.measured_region import MeasuredRegion
 from atcs.metrics.geometry import PreparedPolygon, to_pixels
+from atcs.sources.status import utc_now
 from atcs.survey import run_survey
-from atcs.types import Detections
+from atcs.types import CameraId, Detections, Frame, VehicleClass
 from benchmarks.common import read_frames
 from detectors.base import Detector
-from detectors.crop import CropWindow
+from detectors.crop import CropWindow, PixelBox
 from detectors.yolo import YoloDetector
 from tests.test_survey_e2e import detector, read_csv
 
@@ -80,12 +81,18 @@ def _crossings(folder: Path, camera: str) -> Counter[tuple[str, str, str]]:
 CAMERAS = ["pontianak", "beijing", "motorway", "tjunction-cyclist", "tjunction-truck", "analog"]
 
 
-def test_every_shared_clip_is_covered(survey_config: AtcsConfig, surveys: Surveys) -> None:
+def test_every_shared_clip_is_covered(
+    survey_config: AtcsConfig, surveys: Surveys, detector: Detector
+) -> None:
     assert sorted(c.id for c in survey_config.cameras) == sorted(CAMERAS)
-    # pontianak's segments span its image: nothing to cut, so no check; the 3-s T-junction
-    # clips give 15 frames at 5 frames/s, too few to finish the check: whole frames
-    for camera in ("pontianak", "tjunction-cyclist", "tjunction-truck"):
+    # the 3-s T-junction clips give 15 frames at 5 frames/s, too few to finish the check
+    for camera in ("tjunction-cyclist", "tjunction-truck"):
         assert surveys.verdicts[camera] is None
+    # pontianak's segments span its image: checked only where the whole frame is
+    # letterboxed into a square input, whose padding its window drops
+    assert isinstance(detector, YoloDetector)
+    window = detector.placement(720, 1280, PixelBox(0, 0, 1280, 720))
+    assert (surveys.verdicts["pontianak"] is None) != isinstance(window, CropWindow)
     checked = [surveys.verdicts[c] for c in ("beijing", "motorway", "analog")]
     assert all(v is not None and v.frames == CHECK_FRAMES for v in checked)
     assert any(v is not None and v.use_crop for v in checked), "some camera must be cropped"
@@ -148,8 +155,10 @@ def test_crop_and_whole_frame_give_the_same_boxes_inside_the_segments(
     height, width = frames[0].shape[:2]
     assert isinstance(detector, YoloDetector)
     placement = detector.placement(height, width, region.pixels(width, height))
-    if camera == "pontianak":  # its segments span the whole image: nothing to cut
-        assert not isinstance(placement, CropWindow)
+    if camera == "pontianak":  # its segments span the whole image: only padding to drop
+        assert not isinstance(placement, CropWindow) or placement.holds_whole_image
+        if not isinstance(placement, CropWindow):
+            return
     else:
         assert isinstance(placement, CropWindow)
         assert placement.area_share < 0.8
@@ -177,3 +186,48 @@ def test_crop_and_whole_frame_give_the_same_boxes_inside_the_segments(
     assert confident > 20
     assert matched >= 0.99 * confident, f"{confident - matched} of {confident} unmatched"
     assert float(np.mean(ious)) > 0.95
+
+
+def _vehicles_at(point: tuple[float, float], n: int) -> Detections:
+    """``n`` cars standing on ``point`` (image px), as a detector would report them."""
+    x, y = point
+    xyxy = np.array([[x - 10, y - 20, x + 10, y]] * n, dtype=np.float32).reshape(-1, 4)
+    return Detections(xyxy, np.full(n, 0.9, np.float32), np.full(n, VehicleClass.CAR, np.int64))
+
+
+def test_a_refused_crop_is_checked_again_on_the_whole_image(
+    survey_config: AtcsConfig, detector: Detector
+) -> None:
+    """A camera whose crop is refused gets a second check with the whole image's window
+    where that is still smaller than the whole-frame input (a square input); elsewhere the
+    refusal stands and the camera is detected whole."""
+    assert isinstance(detector, YoloDetector)
+    camera = "tjunction-truck"
+    frame = Frame(CameraId(camera), 0, utc_now(), np.zeros((600, 800, 3), np.uint8), 0.0)
+    polygon = to_pixels(survey_config.segments_of(camera)[0].polygon, 800, 600)
+    centre = (sum(p[0] for p in polygon) / len(polygon), sum(p[1] for p in polygon) / len(polygon))
+    crops = CameraCrops(survey_config, detector, frames=2)
+    box = crops.to_check(frame)
+    assert box is not None
+    assert crops.checking
+    for _ in range(2):  # the crop loses every vehicle: refused
+        crops.check(frame, _vehicles_at(centre, 3), _vehicles_at(centre, 0))
+    whole_image = detector.placement(600, 800, PixelBox(0, 0, 800, 600))
+    if not isinstance(whole_image, CropWindow):
+        verdict = crops.verdicts[camera]
+        assert not verdict.use_crop
+        assert crops.region(frame) is None
+        assert crops.to_check(frame) is None
+        return
+    assert camera not in crops.verdicts
+    assert crops.region(frame) is None
+    second = crops.to_check(frame)
+    assert second is not None
+    assert (second.width_px, second.height_px) == (800, 600)
+    for _ in range(2):  # equal on the whole image's window: accepted
+        crops.check(frame, _vehicles_at(centre, 3), _vehicles_at(centre, 3))
+    verdict = crops.verdicts[camera]
+    assert verdict.use_crop
+    assert verdict.input_shape == whole_image.input_shape
+    assert crops.region(frame) == second
+    assert crops.to_check(frame) is None
