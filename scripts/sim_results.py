@@ -15,7 +15,9 @@ does not redo, so the table can be rebuilt piece by piece on a shared machine;
 ``--jobs`` runs that many scenarios at once. ``--name`` writes
 ``simulation-results-<name>.*`` instead (for instance the 3 s / 1 s clearances run);
 ``--collect`` builds the tables from runs saved under ``--out`` (and each ``--also``)
-by earlier invocations, for a table assembled from several batches.
+by earlier invocations, for a table assembled from several batches; ``--first-seed``
+splits one controller's seeds over batches (``--seeds 5``, then ``--first-seed 6
+--seeds 5``; a seed collected twice counts once).
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def _run_one(job: Job) -> Runs:
         controllers,
         seconds,
         first,
-        out / scenario / f"{controllers[0]}-{seeds}",
+        out / scenario / (f"{controllers[0]}-{seeds}" + (f"-from{first}" if first > 1 else "")),
         progress=False,
         settings=RunSettings(
             seeds=seeds, clearances=clearances, outage_share=outages, green_wave_m_s=wave
@@ -103,8 +105,8 @@ def _jobs(args: argparse.Namespace) -> list[Job]:
         for group, seeds in ((focus, args.seeds), (others, args.other_seeds)):
             if group and seeds > 0:
                 out.append(
-                    (scenario, group, 1, seeds, args.clearances, args.out, args.seconds,
-                     args.camera_outages, args.green_wave)
+                    (scenario, group, args.first_seed, seeds, args.clearances, args.out,
+                     args.seconds, args.camera_outages, args.green_wave)
                 )  # fmt: skip
     return out
 
@@ -269,6 +271,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--focus", action="append", help="controllers run with --seeds")
     parser.add_argument("--seeds", type=int, default=10, help="seeds of the focus controllers")
     parser.add_argument("--other-seeds", type=int, default=3, help="seeds of the others")
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=1,
+        help="first SUMO seed (seeds 6..10 of a batch split in two: --first-seed 6 --seeds 5)",
+    )
     parser.add_argument("--clearances", choices=("ite", "minimum"), default="ite")
     parser.add_argument("--seconds", type=int, default=None, help="simulated seconds")
     parser.add_argument(

@@ -34,3 +34,20 @@ def test_collect_builds_one_table_from_two_batches(tmp_path: Path) -> None:
     assert "| cologne1 | fixed | engine | 1 |" in page
     assert "--also" in page  # the command that made it
     assert (docs / "img" / "simulation-t.png").stat().st_size > 10_000
+
+
+def test_first_seed_runs_the_later_seeds_of_a_split_batch(tmp_path: Path) -> None:
+    # The second half of a batch split in two: its own folder, SUMO's seed 3, not seed 1.
+    out, docs = tmp_path / "out", tmp_path / "docs"
+    args = ["--scenario", "cologne1", "--controller", "fixed", "--focus", "fixed"]
+    args += ["--seeds", "1", "--first-seed", "3", "--other-seeds", "0", "--seconds", "60"]
+    subprocess.run(
+        [sys.executable, "scripts/sim_results.py", *args, "--out", str(out), "--docs", str(docs),
+         "--name", "t"],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, check=True,
+        capture_output=True, timeout=300,
+    )  # fmt: skip
+    summary = json.loads((out / "cologne1" / "fixed-1-from3" / "summary.json").read_text())
+    assert [r["seed"] for r in summary["controllers"]["fixed"]["runs"]] == [3]
+    table = json.loads((docs / "simulation-results-t.json").read_text())["table"]["cologne1"]
+    assert table["fixed"]["seeds"] == [3]
