@@ -103,6 +103,7 @@ def test_boxes_map_back_as_whole_frame_boxes_do(
     frame = _frame(height, width, square=square)
     x0, x1 = sorted((corners[0] * width, corners[2] * width))
     y0, y1 = sorted((corners[1] * height, corners[3] * height))
+    x0, y0 = min(x0, width - 1.0), min(y0, height - 1.0)  # at least 1 px inside the image
     window = plan_window(
         frame, PixelBox(x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)), margin_px=margin, step_px=32
     )
@@ -123,6 +124,12 @@ def test_boxes_map_back_as_whole_frame_boxes_do(
     window.boxes_to_image(in_window)
     frame.boxes_to_image(in_whole)
     np.testing.assert_allclose(in_window, in_whole, atol=1e-3)
+
+
+def test_a_box_wholly_outside_the_image_has_no_window() -> None:
+    frame = _frame(60, 60, square=False)
+    assert plan_window(frame, PixelBox(60.0, 0.0, 61.0, 1.0), margin_px=0, step_px=32) is None
+    assert plan_window(frame, PixelBox(59.0, 0.0, 61.0, 1.0), margin_px=0, step_px=32)
 
 
 def test_fit_window_grows_around_the_centre_and_stays_inside() -> None:
