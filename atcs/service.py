@@ -395,9 +395,13 @@ def _install_signal_handlers(engine: Stoppable) -> None:
 
 
 def wire_bus_control(control: ControlLoop, bus: MqttBus) -> None:
-    """Hand ``control`` the bus's acks, overrides and signal states; commands leave on it."""
+    """Hand ``control`` the bus's acks, overrides and signal states.
+
+    Phase commands and override states leave on the bus.
+    """
     bus.on_ack(control.on_ack)
     bus.on_override(control.on_override)
+    control.on_override_state(bus.on_override_state)
     if control.phase_intersections:
         bus.on_signal_state(control.on_signal_state)
         control.set_command_sender(bus.send_phase_command)

@@ -13,6 +13,7 @@ import secrets
 import ssl
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -20,6 +21,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from atcs.bus import AckResult, MqttBus, Override, OverrideAction, PlanAck, Topics
+from atcs.bus.override_state import OverrideState
 from atcs.config.bus import MqttConfig
 from atcs.types import IntersectionId, SiteId
 from tests.support import samples as s
@@ -145,8 +147,10 @@ def test_each_role_gets_only_its_topics_over_tls(
     collectors += [viewer, console, tsc, room]
     bus.on_metrics([s.metrics(0)])
     bus.on_plan(s.plan())
+    bus.on_override_state(OverrideState(IX, datetime.now(UTC)))
     assert viewer.wait_for(lambda ms: {m.topic for m in ms} >= {
-        TOPICS.segment_metrics(s.metrics(0).segment_id), TOPICS.plan(IX)}, 10)  # fmt: skip
+        TOPICS.segment_metrics(s.metrics(0).segment_id), TOPICS.plan(IX),
+        TOPICS.override_state(IX)}, 10)  # fmt: skip
     assert tsc.wait_for(lambda ms: any(m.topic == TOPICS.plan(IX) for m in ms), 10)
 
     def publish(who: Collector, topic: str, payload: bytes) -> None:
@@ -161,6 +165,8 @@ def test_each_role_gets_only_its_topics_over_tls(
     publish(viewer, TOPICS.plan_ack(IX), KEYS.ack(PlanAck(IX, "p-9", AckResult.APPLIED)))
     publish(viewer, TOPICS.segment_metrics(s.metrics(0).segment_id), b"{}")
     publish(room, TOPICS.plan_ack(IX), KEYS.ack(PlanAck(IX, "p-8", AckResult.APPLIED)))
+    for who in (room, console, viewer):  # only the engine says whether an override holds
+        publish(who, TOPICS.override_state(IX), b"forged")
     # what each role may do arrives
     ack = PlanAck(IX, "p-1", AckResult.APPLIED, "", "tsc-1")
     publish(tsc, TOPICS.plan_ack(IX), KEYS.ack(ack))
@@ -173,7 +179,8 @@ def test_each_role_gets_only_its_topics_over_tls(
     assert bus.health()["control_received"] == 3  # the broker dropped the rest
     # a viewer does not read acks or overrides; a controller does not read others' plans
     viewed = {TOPICS.parse(m.topic).kind.value for m in viewer.snapshot()}
-    assert viewed == {"segment_metrics", "timing_plan", "engine_status"}
+    assert viewed == {"segment_metrics", "timing_plan", "engine_status", "override_state"}
+    assert all(m.payload != b"forged" for m in room.snapshot())
     assert all(m.topic == TOPICS.plan(IX) for m in tsc.snapshot())
     assert any(m.topic == TOPICS.override(IX) for m in console.snapshot())
     assert all(m.payload != b"{}" for m in console.snapshot())  # the viewer's metrics

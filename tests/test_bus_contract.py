@@ -27,6 +27,7 @@ ENGINE_SENDS = {
     TopicKind.TRAFFIC_FLOW_OBSERVED,
     TopicKind.ALARM,
     TopicKind.NODE_STATUS,
+    TopicKind.OVERRIDE_STATE,
 }
 
 BINDINGS = {
@@ -64,6 +65,7 @@ def _address(kind: TopicKind) -> str:
         TopicKind.TIMING_PLAN: t.plan(IntersectionId("{intersection}")),
         TopicKind.PLAN_ACK: t.plan_ack(IntersectionId("{intersection}")),
         TopicKind.OVERRIDE: t.override(IntersectionId("{intersection}")),
+        TopicKind.OVERRIDE_STATE: t.override_state(IntersectionId("{intersection}")),
         TopicKind.PHASE_COMMAND: t.command(IntersectionId("{intersection}")),
         TopicKind.SIGNAL_STATE: t.state(IntersectionId("{intersection}")),
         TopicKind.MOVEMENT_COUNTS: t.movements(IntersectionId("{intersection}")),

@@ -21,7 +21,7 @@ from jsonschema import Draft7Validator
 
 from atcs.alarms.model import Alarm, AlarmChange, AlarmEvent, AlarmKind, Severity, SubjectType
 from atcs.bus.alarms import encode_alarm
-from atcs.bus.catalog import MESSAGES, main, render, stale_files, write_all
+from atcs.bus.catalog import MESSAGES, main, render, render_asyncapi, stale_files, write_all
 from atcs.bus.fiware import traffic_flow_observed
 from atcs.bus.jsontext import parse_object
 from atcs.bus.measure_payloads import (
@@ -41,6 +41,7 @@ from atcs.bus.messages import (
 )
 from atcs.bus.model import Field, Message, Rule, Struct
 from atcs.bus.nodes import NodeRole, encode_node_status, node_status_of
+from atcs.bus.override_state import OverrideState, encode_override_state
 from atcs.bus.payloads import (
     encode_camera_status,
     encode_engine_status,
@@ -91,6 +92,10 @@ def _valid() -> dict[TopicKind, bytes]:
         TopicKind.OVERRIDE: encode_override(
             Override(IX, OverrideAction.FIXED, "op", "parade", T0, None, {PhaseId("ns"): 40.0})
         ),
+        TopicKind.OVERRIDE_STATE: encode_override_state(
+            OverrideState(IX, T0, OverrideAction.FIXED, "op", "parade", T0, "parade", {"ns": 40.0}),
+            META,
+        ),
         TopicKind.PHASE_COMMAND: encode_phase_command(command),
         TopicKind.SIGNAL_STATE: encode_signal_state(state, controller_id="cabinet-7"),
         TopicKind.MOVEMENT_COUNTS: encode_movement_counts(s.movements(), META),
@@ -125,9 +130,10 @@ def test_committed_schema_files_are_generated_from_the_declarations() -> None:
 
 def test_the_generator_writes_what_the_check_expects(tmp_path: Path) -> None:
     (tmp_path / "plan_ack.schema.json").write_text("{}", encoding="utf-8")
-    assert len(stale_files(tmp_path)) == len(TopicKind)
-    assert len(write_all(tmp_path)) == len(TopicKind)
+    assert len(stale_files(tmp_path)) == len(TopicKind) + 1  # and asyncapi.yaml
+    assert len(write_all(tmp_path)) == len(TopicKind) + 1
     assert stale_files(tmp_path) == []
+    assert (tmp_path / "asyncapi.yaml").read_text(encoding="utf-8") == render_asyncapi()
     written = json.loads((tmp_path / "plan_ack.schema.json").read_text(encoding="utf-8"))
     assert written == load_schema(TopicKind.PLAN_ACK)
     assert render(TopicKind.PLAN_ACK).endswith("}\n")

@@ -5,7 +5,11 @@ intersection fed only by what an edge node would publish (segment windows and ca
 status, sent here by a real :class:`~atcs.bus.MqttBus`); the reference adapter
 (:class:`~atcs.signal_adapter.SignalAdapter`) runs beside it on the same Mosquitto, with
 the keys of ``tests/test_phase_live_e2e.py``. The process-level run with the real model is
-that file's test; this one covers the control role's wiring in about 20 s.
+that file's test; this one covers the control role's wiring in about 20 s. A room node
+(:class:`~atcs.roles.room.RoomNode`) beside them shows the intersection from the signal
+controller's signed states only (unsigned and forged ones are refused by its own bus, as
+the control node refuses them) and raises ``intersection_manual`` from the control node's
+override state while an operator holds the intersection.
 """
 
 from __future__ import annotations
@@ -17,14 +21,24 @@ from pathlib import Path
 
 import pytest
 
+from atcs.alarms.model import Alarm, AlarmKind
+from atcs.bus import MqttBus
+from atcs.bus.keys import Algorithm, Signer, new_key, sign_payload
+from atcs.bus.messages import Override, OverrideAction
+from atcs.bus.phase_payloads import encode_signal_state
 from atcs.config import load_config
+from atcs.control.state import SignalView
 from atcs.roles.control import ControlNode
+from atcs.roles.room import RoomNode
 from atcs.signal_adapter import adapter_from_config
 from atcs.types import CameraId, CameraState, CameraStatus, PhaseId
+from controllers.phase.commands import ControlMode, SignalState
+from controllers.phase.timing import Interval
 from tests.support.buses import BusFactory
 from tests.support.mosquitto import Collector, Mosquitto
 from tests.support.net import free_port
 from tests.support.wait import wait_for
+from tests.test_bus_hostile import Publisher
 from tests.test_phase_live_e2e import ADAPTER_AUTH, ENGINE_AUTH, ENV, IX, TOPICS, site_toml
 from tests.unit.test_control_supervisor import window
 
@@ -42,11 +56,13 @@ def test_control_role_commands_the_adapter_from_measures_on_the_bus(
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
     paths = {}
-    for name, auth in (("engine", ENGINE_AUTH), ("adapter", ADAPTER_AUTH)):
+    for name, auth in (("engine", ENGINE_AUTH), ("adapter", ADAPTER_AUTH), ("room", ENGINE_AUTH)):
         paths[name] = tmp_path / f"{name}.toml"
-        text = site_toml(tmp_path, media_dir, model_path, mosquitto, free_port(), 0, auth)
+        (tmp_path / name).mkdir()
+        text = site_toml(tmp_path / name, media_dir, model_path, mosquitto, free_port(), 0, auth)
         paths[name].write_text(text.replace("port = 0\n", f"port = {free_port()}\n"))
     node = ControlNode(load_config(paths["engine"]), tick_s=0.1)
+    room = RoomNode(load_config(paths["room"]))
     adapter = adapter_from_config(
         load_config(paths["adapter"]), IX, controller_id="tsc-1", key_env="ATCS_E2E_TSC_KEY"
     )
@@ -73,6 +89,7 @@ def test_control_role_commands_the_adapter_from_measures_on_the_bus(
         threading.Thread(target=node.run, daemon=True),
         threading.Thread(target=adapter.run, daemon=True),
         threading.Thread(target=publish_measures, daemon=True),
+        threading.Thread(target=room.run, daemon=True),
     ]
     for t in threads:
         t.start()
@@ -91,6 +108,7 @@ def test_control_role_commands_the_adapter_from_measures_on_the_bus(
         assert node.control.state()[IX].source.value == "adaptive"
         assert adapter.counts["commands_accepted"] >= 3
         assert int(node.bus.health()["control_states"]) >= 3
+        check_room(room, mosquitto, node)
 
         down.add("motorway")  # its edge node reports the camera offline
         wait_for(lambda: recall() == ("east",), 15, "east on recall in the control node")
@@ -107,6 +125,56 @@ def test_control_role_commands_the_adapter_from_measures_on_the_bus(
         stop.set()
         adapter.stop()
         node.stop()
+        room.stop()
         for t in threads:
             t.join(20)
         commands.close()
+
+
+def check_room(room: RoomNode, broker: Mosquitto, node: ControlNode) -> None:
+    """The room sees signed states only, and the control node's override as an alarm."""
+    assert room.view.control is not None
+    plans = room.view.control
+
+    def shown() -> SignalView | None:
+        state = plans.state().get(IX)
+        return None if state is None else state.signal
+
+    wait_for(lambda: (v := shown()) is not None and v.controller_mode == "command", 30,
+             "the adapter's signed states in the room")  # fmt: skip
+    now = float(int(time.time()))
+    fake = SignalState(IX, now, PhaseId("east"), Interval.GREEN, now, now, None,
+                       ControlMode.LOCAL, "forged", frozenset(), 99)  # fmt: skip
+    body = encode_signal_state(fake, controller_id="tsc-1")
+    forger = Signer.from_key("tsc-1", Algorithm.ED25519, new_key(Algorithm.ED25519)[0])
+    device = Publisher(broker)
+    try:
+        for _ in range(3):
+            device.send(TOPICS.state(IX), body)  # unsigned
+            device.send(TOPICS.state(IX), sign_payload(body, TOPICS.state(IX), forger))
+    finally:
+        device.close()
+    health = next(s for s in room.outputs if isinstance(s, MqttBus)).health
+    wait_for(lambda: int(health()["control_refused_unsigned"]) >= 3
+             and int(health()["control_refused_bad_signature"]) >= 3, 15,
+             "the room's bus refusing unsigned and forged states")  # fmt: skip
+    view = shown()
+    assert view is not None
+    assert view.controller_reason != "forged"
+    assert int(health()["control_states"]) >= 1
+
+    def manual() -> list[Alarm]:
+        current = room.alarms.manager.current()
+        return [a for a in current if a.active and a.kind is AlarmKind.INTERSECTION_MANUAL]
+
+    assert manual() == []
+    node.control.on_override(Override(IX, OverrideAction.HOLD, "budi", "parade", datetime.now(UTC)))
+    wait_for(lambda: len(manual()) == 1, 15, "intersection_manual in the room")
+    assert manual()[0].params["who"] == "budi"
+    held = plans.state()[IX]
+    assert held.override is not None
+    assert held.source.value == "hold"
+    node.control.on_override(
+        Override(IX, OverrideAction.RELEASE, "budi", "over", datetime.now(UTC))
+    )
+    wait_for(lambda: manual() == [], 15, "intersection_manual ended in the room")

@@ -1,8 +1,9 @@
-"""Every message of the contract, and the JSON Schema files generated from them.
+"""Every message of the contract, and the contract files generated from them.
 
 ``python -m atcs.bus.catalog`` rewrites ``atcs/contract/*.schema.json`` from the message
-declarations (``--check`` only says which files differ, exit status 1); a test fails when
-a committed file drifts from its declaration.
+declarations and ``atcs/contract/asyncapi.yaml`` from them, the topics and the channel
+table of :mod:`atcs.bus.asyncapi` (``--check`` only says which files differ, exit status
+1); a test fails when a committed file drifts from its declaration.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from atcs.bus import asyncapi
 from atcs.bus.alarms import ALARM
 from atcs.bus.control_payloads import OVERRIDE, PLAN_ACK
 from atcs.bus.measure_payloads import (
@@ -22,6 +24,7 @@ from atcs.bus.measure_payloads import (
 )
 from atcs.bus.model import Message
 from atcs.bus.nodes import NODE_STATUS
+from atcs.bus.override_state import OVERRIDE_STATE
 from atcs.bus.payloads import CAMERA_STATUS, ENGINE_STATUS, SEGMENT_METRICS, TIMING_PLAN
 from atcs.bus.phase_payloads import PHASE_COMMAND, SIGNAL_STATE
 from atcs.bus.schemas import schema_file_name
@@ -36,6 +39,7 @@ MESSAGES: dict[TopicKind, Message[Any]] = {
         TIMING_PLAN,
         PLAN_ACK,
         OVERRIDE,
+        OVERRIDE_STATE,
         PHASE_COMMAND,
         SIGNAL_STATE,
         MOVEMENT_COUNTS,
@@ -56,22 +60,35 @@ def render(kind: TopicKind) -> str:
     return json.dumps(MESSAGES[kind].schema(), indent=2, ensure_ascii=False) + "\n"
 
 
+def render_asyncapi() -> str:
+    """Return the text of ``asyncapi.yaml``."""
+    return asyncapi.render({kind: m.description for kind, m in MESSAGES.items()})
+
+
+def _files() -> dict[str, str]:
+    out = {schema_file_name(kind): render(kind) for kind in TopicKind}
+    out[asyncapi.FILE_NAME] = render_asyncapi()
+    return out
+
+
 def stale_files(directory: Path = CONTRACT_DIR) -> list[str]:
-    """Names of the schema files in ``directory`` that differ from their declaration."""
+    """Names of the contract files in ``directory`` that differ from what is generated."""
     stale = []
-    for kind in TopicKind:
-        path = directory / schema_file_name(kind)
-        if not path.is_file() or path.read_text(encoding="utf-8") != render(kind):
-            stale.append(path.name)
+    for name, text in _files().items():
+        path = directory / name
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            stale.append(name)
     return stale
 
 
 def write_all(directory: Path = CONTRACT_DIR) -> list[str]:
-    """Rewrite the stale schema files of ``directory``; return their names."""
-    stale = stale_files(directory)
-    for kind in TopicKind:
-        if schema_file_name(kind) in stale:
-            (directory / schema_file_name(kind)).write_text(render(kind), encoding="utf-8")
+    """Rewrite the stale contract files of ``directory``; return their names."""
+    stale = []
+    for name, text in _files().items():
+        path = directory / name
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+            stale.append(name)
     return stale
 
 

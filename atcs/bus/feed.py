@@ -2,7 +2,7 @@
 
 :class:`BusFeed` subscribes (clean session: retained messages give the current state on
 every connect) to every segment's metrics, every camera's and node's status and, when
-asked, every plan and phase-by-phase signal state, and hands each decoded record to the
+asked, every plan and override state, and hands each decoded record to the
 registered handlers on paho's network thread (handlers must return at once). Copies of
 numbered messages (a resend, the retained copy replayed on reconnect) are dropped
 (:class:`~atcs.bus.dedup.Deduplicator`), so a window reaches the handlers once.
@@ -28,8 +28,8 @@ from atcs.bus.client import BusClient
 from atcs.bus.dedup import Deduplicator
 from atcs.bus.health import FeedHealth
 from atcs.bus.nodes import NodeStatus, decode_node_status
+from atcs.bus.override_state import OverrideState, decode_override_state
 from atcs.bus.payloads import decode_camera_status, decode_segment_metrics, decode_timing_plan
-from atcs.bus.phase_payloads import decode_signal_state
 from atcs.bus.topics import TopicKind, Topics
 from atcs.config.bus import MqttConfig
 from atcs.errors import PayloadError
@@ -39,11 +39,9 @@ from atcs.types import (
     CameraId,
     CameraState,
     CameraStatus,
-    IntersectionId,
     SegmentMetrics,
     TimingPlan,
 )
-from controllers.phase.commands import SignalState
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +54,7 @@ MetricsHandler = Callable[[Sequence[SegmentMetrics]], None]
 CameraHandler = Callable[[CameraStatus], None]
 NodeHandler = Callable[[NodeStatus], None]
 PlanHandler = Callable[[TimingPlan], None]
-StateHandler = Callable[[SignalState], None]
+OverrideStateHandler = Callable[[OverrideState], None]
 
 
 class NodeBook:
@@ -133,7 +131,7 @@ class BusFeed(BusClient):
         self._cameras: list[CameraHandler] = []
         self._node_handlers: list[NodeHandler] = []
         self._plans: list[PlanHandler] = []
-        self._states: list[StateHandler] = []
+        self._override_states: list[OverrideStateHandler] = []
         self._dedup = Deduplicator()
         self._last_camera: dict[CameraId, CameraStatus] = {}
         self._lock = threading.Lock()
@@ -159,13 +157,9 @@ class BusFeed(BusClient):
         """Call ``handler`` with every new timing plan (needs ``plans=True``)."""
         self._plans.append(handler)
 
-    def on_signal_state(self, handler: StateHandler) -> None:
-        """Call ``handler`` with every phase-by-phase signal state (display only).
-
-        The feed does not check the controller's signature: the control node does, and
-        nothing here acts on a state.
-        """
-        self._states.append(handler)
+    def on_override_state(self, handler: OverrideStateHandler) -> None:
+        """Call ``handler`` with every new override state (needs ``plans=True``)."""
+        self._override_states.append(handler)
 
     def camera_statuses(self) -> list[CameraStatus]:
         """Return the latest status of every camera seen, offline where its node is offline."""
@@ -204,11 +198,10 @@ class BusFeed(BusClient):
     def _filters(self) -> list[str]:
         t = self.topics
         out = [t.all_node_status(), t.all_camera_status(), t.all_segment_metrics()]
-        out += [t.all_plans()] if self._want_plans else []
-        return [*out, t.all_states()] if self._states else out
+        return [*out, t.all_plans(), t.all_override_states()] if self._want_plans else out
 
     def on_up(self, client: mqtt.Client) -> None:
-        """Subscribe to node and camera status, metrics and (when asked) plans."""
+        """Subscribe to node and camera status, metrics and (when asked) plans, overrides."""
         client.subscribe([(f, 1) for f in self._filters()])
         log.info("bus feed connected to %s:%d", self.config.host, self.config.port)
 
@@ -239,9 +232,10 @@ class BusFeed(BusClient):
                 plan = decode_timing_plan(payload, parsed.ident)
                 if self._dedup.accept(topic, plan.meta):
                     self._call(self._plans, plan.record)
-            elif parsed.kind is TopicKind.SIGNAL_STATE and parsed.ident is not None:
-                state = decode_signal_state(payload, IntersectionId(parsed.ident))
-                self._call(self._states, state)
+            elif parsed.kind is TopicKind.OVERRIDE_STATE:
+                override = decode_override_state(payload, parsed.ident)
+                if self._dedup.accept(topic, override.meta):
+                    self._call(self._override_states, override.record)
         except PayloadError as exc:
             self.malformed += 1
             self._log.warning_for(

@@ -37,6 +37,7 @@ DROP_ORDER = (
     TopicKind.INCIDENT_STATE,
     TopicKind.INCIDENT_EVENT,
     TopicKind.TIMING_PLAN,
+    TopicKind.OVERRIDE_STATE,
     TopicKind.ALARM,
 )
 """Which kinds of message are dropped first when the bound is reached (the FIWARE copy of

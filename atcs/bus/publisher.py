@@ -51,6 +51,7 @@ from atcs.bus.measure_payloads import (
 )
 from atcs.bus.messages import EngineState, EngineStatus, Override, PlanAck
 from atcs.bus.outbox import DROP_ORDER, NewMessage, Outbox, import_legacy_queue
+from atcs.bus.override_state import OverrideState, encode_override_state
 from atcs.bus.payloads import (
     encode_camera_status,
     encode_engine_status,
@@ -268,6 +269,13 @@ class MqttBus:
         if topic is not None:
             enc = functools.partial(encode_timing_plan, self.site_id, plan)
             self._enqueue([NewMessage(TopicKind.TIMING_PLAN, topic, enc)])
+
+    def on_override_state(self, state: OverrideState) -> None:
+        """Queue the override state on ``{p}/intersections/{ix}/override/state`` (retained)."""
+        topic = self._topic(self.topics.override_state, state.intersection_id)
+        if topic is not None:
+            enc = functools.partial(encode_override_state, state)
+            self._enqueue([NewMessage(TopicKind.OVERRIDE_STATE, topic, enc)])
 
     def on_alarm(self, event: AlarmEvent) -> None:
         """Queue the alarm's state on ``{p}/alarms/{kind}.{subject}/state`` (retained)."""

@@ -9,6 +9,7 @@ topic                                     direction              kind
 ``{p}/intersections/{ix}/plan``           engine → controllers   timing plan
 ``{p}/intersections/{ix}/plan/ack``       controller → engine    plan ack
 ``{p}/intersections/{ix}/override``       operator → engine      override
+``{p}/intersections/{ix}/override/state`` engine → all           override state
 ``{p}/intersections/{ix}/command``        engine → controllers   phase command
 ``{p}/intersections/{ix}/state``          controller → engine    signal state
 ``{p}/movements/{ix}``                    engine → all           movement counts
@@ -46,6 +47,7 @@ class TopicKind(enum.Enum):
     TIMING_PLAN = "timing_plan"
     PLAN_ACK = "plan_ack"
     OVERRIDE = "override"
+    OVERRIDE_STATE = "override_state"
     PHASE_COMMAND = "phase_command"
     SIGNAL_STATE = "signal_state"
     MOVEMENT_COUNTS = "movement_counts"
@@ -106,6 +108,10 @@ class Topics:
         """``{p}/intersections/{ix}/override``."""
         return f"{self.prefix}/intersections/{_level(intersection, 'intersection id')}/override"
 
+    def override_state(self, intersection: IntersectionId) -> str:
+        """``{p}/intersections/{ix}/override/state``: the override in force (retained)."""
+        return f"{self.override(intersection)}/state"
+
     def command(self, intersection: IntersectionId) -> str:
         """``{p}/intersections/{ix}/command``: phase-by-phase commands."""
         return f"{self.prefix}/intersections/{_level(intersection, 'intersection id')}/command"
@@ -160,6 +166,10 @@ class Topics:
         """Filter matching every operator override topic."""
         return f"{self.prefix}/intersections/+/override"
 
+    def all_override_states(self) -> str:
+        """Filter matching every override state topic."""
+        return f"{self.prefix}/intersections/+/override/state"
+
     def all_states(self) -> str:
         """Filter matching every phase-by-phase signal-controller state topic."""
         return f"{self.prefix}/intersections/+/state"
@@ -188,6 +198,7 @@ _SHAPES: dict[tuple[str, ...], TopicKind] = {
     ("intersections", "*", "plan"): TopicKind.TIMING_PLAN,
     ("intersections", "*", "plan", "ack"): TopicKind.PLAN_ACK,
     ("intersections", "*", "override"): TopicKind.OVERRIDE,
+    ("intersections", "*", "override", "state"): TopicKind.OVERRIDE_STATE,
     ("intersections", "*", "command"): TopicKind.PHASE_COMMAND,
     ("intersections", "*", "state"): TopicKind.SIGNAL_STATE,
     ("movements", "*"): TopicKind.MOVEMENT_COUNTS,

@@ -25,6 +25,9 @@ feed it, and at most one command a second per intersection leaves through the
 ``send_command`` callback (the bus signs it and sends it now or never); a command the
 engine's envelope refuses is logged and handed to the ``on_command_refused`` callbacks
 (the service audits it).
+Whether an operator override is in force at each intersection goes to the
+``on_override_state`` callbacks after the tick that changed it (and for every intersection
+after the first tick): the bus publishes it retained for the room (``docs/nodes.md``).
 A message that cannot be honoured (unknown intersection, unknown plan id, an override
 without who/why ...) is logged with its reason and counted; it never stops the loop.
 """
@@ -40,10 +43,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from atcs.bus.messages import Override, PlanAck
+from atcs.bus.override_state import OverrideState
 from atcs.config import AtcsConfig
 from atcs.config.control import intersection_spec
+from atcs.control.overrides import override_state_of
 from atcs.control.phase_live import LivePhase
-from atcs.control.state import ControlSettings, IntersectionState
+from atcs.control.state import ActiveOverride, ControlSettings, IntersectionState
 from atcs.control.supervisor import Supervisor
 from atcs.errors import ControlError
 from atcs.logthrottle import ThrottledLog
@@ -58,6 +63,8 @@ CommandSender = Callable[[PhaseCommand], bool]
 """Sends a phase command now; False when it did not leave."""
 RefusalSink = Callable[[IntersectionId, str, datetime], None]
 """Takes a command the envelope refused: intersection, reasons, when."""
+OverrideSink = Callable[[OverrideState], None]
+"""Takes an intersection's override state after it changed."""
 Clock = Callable[[], datetime]
 
 
@@ -107,6 +114,8 @@ class ControlLoop:
         self._publish = publish_plan
         self._send_command = send_command
         self._refusal_sinks: list[RefusalSink] = []
+        self._override_sinks: list[OverrideSink] = []
+        self._overrides_out: dict[IntersectionId, ActiveOverride | None] = {}
         self._clock = clock
         self._lock = threading.Lock()
         self._operator: deque[Override] = deque()
@@ -176,6 +185,10 @@ class ControlLoop:
     def on_command_refused(self, sink: RefusalSink) -> None:
         """Call ``sink`` (on the tick's thread) for every command the envelope refuses."""
         self._refusal_sinks.append(sink)
+
+    def on_override_state(self, sink: OverrideSink) -> None:
+        """Call ``sink`` (on the tick's thread) with each override state that changed."""
+        self._override_sinks.append(sink)
 
     def supervisor(self, intersection: IntersectionId) -> Supervisor:
         """Return the supervisor of ``intersection`` (:class:`ControlError` when unknown)."""
@@ -263,6 +276,7 @@ class ControlLoop:
                     self._counts["tick_failures"] += 1
                     log.exception("control tick failed for intersection %s", ix)
             commands = self._phase_commands(at)
+            overrides = self._override_changes(at) if self._override_sinks else []
         self._send(commands, at)
         for plan in out:
             try:
@@ -271,6 +285,23 @@ class ControlLoop:
             except Exception:  # a sink's failure must not stop control
                 self._counts["publish_failures"] += 1
                 log.exception("publishing plan %s failed", plan.plan_id)
+        for state, sink in [(s, k) for s in overrides for k in self._override_sinks]:
+            try:
+                sink(state)
+            except Exception:  # a sink's failure must not stop control
+                log.exception("publishing the override state of %s failed", state.intersection_id)
+        return out
+
+    def _override_changes(self, at: datetime) -> list[OverrideState]:
+        out = []
+        held: list[tuple[IntersectionId, ActiveOverride | None]] = [
+            *((ix, sup.override) for ix, sup in self._supervisors.items()),
+            *((ix, live.override) for ix, live in self._phases.items()),
+        ]
+        for ix, active in held:
+            if ix not in self._overrides_out or self._overrides_out[ix] != active:
+                self._overrides_out[ix] = active
+                out.append(override_state_of(ix, active, at))
         return out
 
     def _phase_commands(self, at: datetime) -> list[tuple[LivePhase, PhaseCommand]]:

@@ -16,9 +16,10 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from atcs.bus.messages import Override, OverrideAction
+from atcs.bus.override_state import OverrideState
 from atcs.control.state import ActiveOverride
 from atcs.errors import ControlError
-from atcs.types import PhaseId, PhaseTiming, PlanMode, TimingPlan
+from atcs.types import IntersectionId, PhaseId, PhaseTiming, PlanMode, TimingPlan
 from controllers import MANUAL, ControlInput, IntersectionSpec, check, next_cycle_boundary
 from controllers.plans import build_plan, make_plan_id, wrap_offset_s
 from controllers.spec import FallbackPlan
@@ -139,6 +140,26 @@ def accept_override(
             + "; ".join(problems)
         )
     return target
+
+
+def override_state_of(
+    ix: IntersectionId, active: ActiveOverride | None, at: datetime
+) -> OverrideState:
+    """Return the bus record of ``active`` (None: none in force) at ``ix``, published ``at``."""
+    if active is None:
+        return OverrideState(ix, at)
+    greens = {str(k): v for k, v in active.greens_s.items()}
+    return OverrideState(
+        ix, at, active.action, active.who, active.why, active.since, active.plan_name, greens
+    )
+
+
+def active_override_of(state: OverrideState) -> ActiveOverride | None:
+    """Return the :class:`ActiveOverride` an override state on the bus describes (or None)."""
+    if state.action is None or state.since is None:
+        return None
+    greens = {PhaseId(k): v for k, v in state.greens_s.items()}
+    return ActiveOverride(state.action, state.who, state.why, state.since, state.plan_name, greens)
 
 
 def describe(active: ActiveOverride) -> str:

@@ -197,6 +197,11 @@ class LivePhase:
         self.supervisor.on_state(state)
         self._received_at = now
 
+    @property
+    def override(self) -> ActiveOverride | None:
+        """The operator's hold in force, if any."""
+        return self._override
+
     def check_override(self, override: Override) -> None:
         """Raise :class:`ControlError` for an override this intersection cannot honour."""
         check_phase_override(self.intersection_id, override)

@@ -163,6 +163,11 @@ class Supervisor:
         """The plan in force (the last one sent that has started and was not rejected)."""
         return self._tracker.running
 
+    @property
+    def override(self) -> ActiveOverride | None:
+        """The operator override in force, if any."""
+        return self._override
+
     # Inputs ------------------------------------------------------------------------------
 
     def on_metrics(self, metrics: Iterable[SegmentMetrics]) -> None:

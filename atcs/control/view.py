@@ -7,7 +7,10 @@ control node published (running from its ``valid_from``), its mode, and the sign
 controllers' acks of the recent plans; the decision history stays with the control node. A
 phase-by-phase intersection has no plan: the room shows the signal controller's latest
 state instead, in ``fallback`` when that state is older than the intersection's
-``state_stale_s`` or the controller runs its own time-of-day plan.
+``state_stale_s`` or the controller runs its own time-of-day plan. The control node's
+override state (``{p}/intersections/{ix}/override/state``) says whether an operator
+override is in force: the room then shows it, as the single process does, and raises the
+``intersection_manual`` alarm.
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from atcs.bus.messages import AckResult, PlanAck
+from atcs.bus.messages import AckResult, OverrideAction, PlanAck
+from atcs.bus.override_state import OverrideState
+from atcs.control.overrides import active_override_of
 from atcs.control.state import (
+    ActiveOverride,
     ControlSettings,
     IntersectionState,
     PlanState,
@@ -36,6 +42,8 @@ _SOURCE = {
     PlanMode.FALLBACK: Source.FALLBACK,
     PlanMode.MANUAL: Source.FIXED,
 }
+
+_OVERRIDE_SOURCE = {OverrideAction.HOLD: Source.HOLD, OverrideAction.FIXED: Source.FIXED}
 
 
 class ControlView(Protocol):
@@ -83,11 +91,13 @@ class PlanBook:
         self._plans: dict[IntersectionId, TimingPlan] = {}
         self._phase_mode = {IntersectionId(k): v for k, v in (phase_mode or {}).items()}
         self._states: dict[IntersectionId, tuple[SignalState, datetime]] = {}
+        self._overrides: dict[IntersectionId, OverrideState] = {}
         self._statuses: dict[IntersectionId, OrderedDict[str, PlanStatus]] = {
             ix: OrderedDict() for ix in self._ids
         }
         self._counts: dict[str, int] = {
             "plans_received": 0, "plans_ignored": 0, "acks": 0, "acks_ignored": 0,
+            "override_states": 0, "override_states_ignored": 0,
         }  # fmt: skip
 
     @property
@@ -132,6 +142,17 @@ class PlanBook:
                 detail=ack.reason,
             )
 
+    def on_override_state(self, state: OverrideState) -> None:
+        """Take a control node's override state (an unconfigured intersection's is ignored)."""
+        with self._lock:
+            if state.intersection_id not in self._statuses:
+                self._counts["override_states_ignored"] += 1
+                return
+            self._counts["override_states"] += 1
+            old = self._overrides.get(state.intersection_id)
+            if old is None or state.at >= old.at:
+                self._overrides[state.intersection_id] = state
+
     def _timed_out(self, status: PlanStatus, now: datetime) -> PlanStatus:
         if status.state is not PlanState.SENT:
             return status
@@ -152,7 +173,12 @@ class PlanBook:
                 self._states[state.intersection_id] = (state, self._clock())
 
     def _phase_state(
-        self, ix: IntersectionId, state: SignalState, arrived: datetime, now: datetime
+        self,
+        ix: IntersectionId,
+        state: SignalState,
+        arrived: datetime,
+        now: datetime,
+        override: ActiveOverride | None,
     ) -> IntersectionState:
         controller, stale_s = self._phase_mode[ix]
         age_s = max(0.0, (now - arrived).total_seconds())
@@ -169,10 +195,12 @@ class PlanBook:
             state_age_s=round(age_s, 1), commands_sent=0, verdicts={}, last_command="",
         )  # fmt: skip
         source = Source.FALLBACK if stale else Source.ADAPTIVE
+        if override is not None:
+            source = _OVERRIDE_SOURCE[override.action]
         return IntersectionState(
             intersection_id=ix, controller=controller, source=source,
             mode=PlanMode.FALLBACK if stale else PlanMode.ADAPTIVE, running=None, pending=None,
-            override=None, stale=stale, last_reason=state.reason, next_decision_at=None,
+            override=override, stale=stale, last_reason=state.reason, next_decision_at=None,
             plans=(), history=(), signal=view,
         )  # fmt: skip
 
@@ -183,18 +211,24 @@ class PlanBook:
             plans = dict(self._plans)
             recent = {ix: list(s.values()) for ix, s in self._statuses.items()}
             states = dict(self._states)
-        out = {ix: self._phase_state(ix, s, arrived, at) for ix, (s, arrived) in states.items()}
+            held = {ix: active_override_of(s) for ix, s in self._overrides.items()}
+        out = {
+            ix: self._phase_state(ix, s, arrived, at, held.get(ix))
+            for ix, (s, arrived) in states.items()
+        }
         for ix, plan in plans.items():
             statuses = tuple(self._timed_out(s, at) for s in recent[ix])
             running = next(s for s in statuses if s.plan.plan_id == plan.plan_id)
+            override = held.get(ix)
+            source = _SOURCE.get(plan.mode, Source.ADAPTIVE)
             out[ix] = IntersectionState(
                 intersection_id=ix,
                 controller=plan.controller,
-                source=_SOURCE.get(plan.mode, Source.ADAPTIVE),
+                source=source if override is None else _OVERRIDE_SOURCE[override.action],
                 mode=plan.mode,
                 running=running,
                 pending=None,
-                override=None,
+                override=override,
                 stale=(),
                 last_reason=plan.reason,
                 next_decision_at=None,

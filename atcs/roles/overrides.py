@@ -8,15 +8,16 @@ the room's key (``[mqtt.control_auth.room_signer]``, valid ``valid_s``) and publ
 connection is up (otherwise the operator is told at once, 503: nothing is queued, so a
 stale action never fires later). The control node checks the signature, applies, audits
 and expires it like any other override (``docs/security.md``); the room learns the result
-from the plans and acks it receives (:meth:`BusOverrides.in_force`: a manual plan naming
-the operator after the request, or a non-manual one after a release).
+from what it receives (:meth:`BusOverrides.in_force`: the control node's override state
+naming the operator, or a manual plan naming the operator after the request; after a
+release, a non-manual plan, or for a phase-by-phase intersection no override in force).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from atcs.bus.client import BusClient
 from atcs.bus.keys import Algorithm, Signer, sign_payload
@@ -33,6 +34,9 @@ from atcs.types import IntersectionId, PlanMode, TimingPlan
 from atcs.web.operator import ApiError
 
 log = logging.getLogger(__name__)
+
+CLOCK_SKEW = timedelta(seconds=2)
+"""How far the control node's clock may lag the room's when matching an override's start."""
 
 
 def room_signer(cfg: AtcsConfig, environ: Mapping[str, str] | None = None) -> Signer | None:
@@ -123,11 +127,19 @@ class BusOverrides:
         return f"sent to the control node on {topic}"
 
     def in_force(self, state: IntersectionState, override: Override) -> bool:
-        """Whether a plan on the bus after the request shows it (module docstring)."""
+        """Whether the bus shows it (module docstring)."""
+        held, asked = state.override, override.at
+        if asked is None:
+            return False
+        releasing = override.action is OverrideAction.RELEASE
+        if held is not None:  # the control node's override state
+            return not releasing and held.who == override.who and held.since >= asked - CLOCK_SKEW
         running = state.running
-        if running is None or override.at is None or running.sent_at < override.at:
+        if running is None:  # phase by phase: only the override state tells
+            return releasing
+        if running.sent_at < asked:
             return False
         manual = running.plan.mode is PlanMode.MANUAL
-        if override.action is OverrideAction.RELEASE:
+        if releasing:
             return not manual
         return manual and f"by {override.who}:" in running.plan.reason

@@ -7,11 +7,13 @@ come from InfluxDB, where the edge and control nodes store. :class:`BusRoomView`
 :class:`~atcs.web.engine_view.EngineView` the web side reads (never an engine object).
 
 The room raises the city's alarms (camera down, stale data, congestion, node down, plans
-in fallback or rejected by their signal controller: it reads the signed acks on its own
-bus) and publishes them on its own MQTT bus and in InfluxDB; it stores no measure (the
-edge nodes did). Camera images come from the edge nodes over HTTP
-(:class:`~atcs.roles.snapshots.RoomSnapshots`); operator actions go to the control node
-as signed overrides on the bus (:class:`~atcs.roles.overrides.BusOverrides`).
+in fallback or rejected by their signal controller, operator overrides in force: it reads
+the signed acks and phase-by-phase signal states on its own bus, checked as the control
+node checks them, and the control node's override states) and publishes them on its own
+MQTT bus and in InfluxDB; it stores no measure (the edge nodes did). Camera images come
+from the edge nodes over HTTP (:class:`~atcs.roles.snapshots.RoomSnapshots`); operator
+actions go to the control node as signed overrides on the bus
+(:class:`~atcs.roles.overrides.BusOverrides`).
 """
 
 from __future__ import annotations
@@ -119,8 +121,10 @@ class RoomNode:
         self.alarms = AlarmService(cfg, alarm_outputs, control=plans)
         self.overrides: BusOverrides | None = None
         if plans is not None:
-            if isinstance(outputs.bus, MqttBus):  # acks, checked as the control node does
+            if isinstance(outputs.bus, MqttBus):  # checked as the control node checks them
                 outputs.bus.on_ack(plans.on_ack)
+                if phase_mode:
+                    outputs.bus.on_signal_state(plans.on_signal_state)
             self.overrides = BusOverrides(cfg, self.feed, plans, environ=environ)
         self.snapshots = RoomSnapshots(cfg, self.feed.nodes)
         self.dashboard = Dashboard(
@@ -139,8 +143,7 @@ class RoomNode:
         self.feed.on_camera_status(self.alarms.on_camera_status)
         if plans is not None:
             self.feed.on_plan(plans.on_plan)
-            if phase_mode:
-                self.feed.on_signal_state(plans.on_signal_state)
+            self.feed.on_override_state(plans.on_override_state)
         self.feed.on_node(lambda n: self.alarms.on_node(n.node_id, n.online, n.at))
         status = node_status_of(cfg.node.id, NodeRole.ROOM, cfg.site.id)
         self.announcer = NodeAnnouncer(

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from atcs.bus.messages import AckResult, OverrideAction, PlanAck
+from atcs.bus.override_state import OverrideState
 from atcs.config import AtcsConfig, parse_config
 from atcs.control import ControlLoop, ControlSettings, PlanState, Source
 from atcs.errors import ControlError
@@ -122,6 +123,29 @@ def test_acks_and_overrides_from_another_thread_wait_for_the_tick(tmp_path: Path
     assert published == [held]
     assert loop.counters()["acks"] == 1
     assert loop.counters()["overrides"] == 1
+
+
+def test_override_states_leave_at_start_and_on_each_change(tmp_path: Path) -> None:
+    loop, clock = make_loop(tmp_path, [])
+    states: list[OverrideState] = []
+    loop.on_override_state(states.append)
+    feed(loop, T0)
+    loop.tick()
+    assert [(o.intersection_id, o.in_force) for o in states] == [(IX, False), (IX2, False)]
+    states.clear()
+    loop.tick(clock.advance(1.0))
+    assert states == []  # nothing changed
+    loop.on_override(override(OverrideAction.HOLD))
+    at = clock.advance(1.0)
+    loop.tick()
+    assert [(o.intersection_id, o.action, o.who, o.since, o.at) for o in states] == [
+        (IX, OverrideAction.HOLD, "operator-7", at, at)
+    ]
+    assert states[0].greens_s  # the held plan's greens
+    states.clear()
+    loop.on_override(override(OverrideAction.RELEASE, why="cleared"))
+    loop.tick(clock.advance(1.0))
+    assert [(o.intersection_id, o.in_force) for o in states] == [(IX, False)]
 
 
 def test_messages_for_unknown_intersections_or_plans_are_logged_and_counted(

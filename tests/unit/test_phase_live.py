@@ -15,8 +15,8 @@ import pytest
 from pydantic import ValidationError
 
 from atcs.bus.feed import BusFeed
-from atcs.bus.messages import OverrideAction
-from atcs.bus.phase_payloads import encode_signal_state
+from atcs.bus.messages import MessageMeta, OverrideAction
+from atcs.bus.override_state import OverrideState, encode_override_state
 from atcs.bus.topics import Topics
 from atcs.config import load_config
 from atcs.config.bus import MqttConfig
@@ -277,19 +277,13 @@ def test_plans_and_acks_for_a_phase_intersection_are_rejected() -> None:
 # The room ---------------------------------------------------------------------------------
 
 
-def test_the_room_shows_a_phase_intersections_signal_state_from_the_bus() -> None:
-    feed = BusFeed(MqttConfig(), client_id="t")
+def test_the_room_shows_a_phase_intersections_signal_state_and_override() -> None:
     book = PlanBook([IX, "ix-2"], phase_mode={IX: ("actuated", 3.0)})
-    feed.on_signal_state(book.on_signal_state)
-    assert TOPICS.all_states() in feed._filters()
     now = datetime.now(UTC)
     signal = SignalExecutor(Field().live.supervisor.timing, now.timestamp() - 5.0)
     state = signal.tick(now.timestamp())
-    feed.handle(TOPICS.state(IX), encode_signal_state(state))
-    feed.handle(TOPICS.state(IntersectionId("ix-2")), encode_signal_state(replace(
-        state, intersection_id=IntersectionId("ix-2"))))  # fmt: skip
-    feed.handle(TOPICS.state(IX), b'{"schema":"atcs.signal_state/1"}')  # counted, dropped
-    assert feed.malformed == 1
+    book.on_signal_state(state)  # the room's bus checked its signature
+    book.on_signal_state(replace(state, intersection_id=IntersectionId("ix-2")))
     shown = book.state()[IX]
     assert shown.signal is not None
     assert (shown.signal.phase, shown.signal.controller_mode) == ("north", "local")
@@ -300,6 +294,22 @@ def test_the_room_shows_a_phase_intersections_signal_state_from_the_bus() -> Non
     assert book.counters()["states_ignored"] == 1  # ix-2 runs cycle plans
     late = book.state(now + timedelta(seconds=10))[IX]
     assert late.stale[0].startswith("signal controller: last state 10.")
+    # the control node's override state arrives through the room's feed
+    feed = BusFeed(MqttConfig(), client_id="t", plans=True)
+    feed.on_override_state(book.on_override_state)
+    assert TOPICS.all_override_states() in feed._filters()
+    assert TOPICS.all_states() not in feed._filters()  # states come signed, on the bus
+    hold = OverrideState(IX, now, OverrideAction.HOLD, "budi", "parade", now - timedelta(0, 9))
+    feed.handle(TOPICS.override_state(IX), encode_override_state(hold, MessageMeta("c", 1)))
+    held = book.state()[IX]
+    assert held.override is not None
+    assert held.source is Source.HOLD
+    assert (held.override.who, held.override.why) == ("budi", "parade")
+    assert held.stale  # still shown: the controller runs its own plan
+    released = OverrideState(IX, now + timedelta(seconds=1))
+    feed.handle(TOPICS.override_state(IX), encode_override_state(released, MessageMeta("c", 2)))
+    assert book.state()[IX].override is None
+    assert book.counters()["override_states"] == 2
 
 
 def test_the_adapter_names_what_is_missing(repo_dir: Path) -> None:

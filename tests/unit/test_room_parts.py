@@ -18,10 +18,11 @@ from atcs.bus.feed import NodeBook
 from atcs.bus.keys import Algorithm, new_key
 from atcs.bus.messages import AckResult, EngineState, Override, OverrideAction, PlanAck
 from atcs.bus.nodes import NodeRole, NodeStatus
+from atcs.bus.override_state import OverrideState
 from atcs.bus.topics import TopicKind, Topics
 from atcs.config import AtcsConfig
 from atcs.config.room import AlarmsConfig
-from atcs.control import PlanBook, PlanState
+from atcs.control import PlanBook, PlanState, Source
 from atcs.errors import ConfigError
 from atcs.metrics import FrameAnalysis
 from atcs.roles.health import HealthServer, node_health
@@ -207,7 +208,37 @@ def test_plan_book_tracks_acks_and_unacknowledged_plans() -> None:
     assert AlarmKind.PLAN_REJECTED in kinds
     assert book.counters() == {
         "plans_received": 3, "plans_ignored": 0, "acks": 2, "acks_ignored": 1,
+        "override_states": 0, "override_states_ignored": 0,
     }  # fmt: skip
+
+
+def test_room_raises_intersection_manual_from_the_control_nodes_override_state() -> None:
+    now = s.T0 + timedelta(seconds=1)
+    book = PlanBook([IX], clock=lambda: now)
+    book.on_plan(s.plan("p-1"))
+    rules = AlarmRules(AlarmsConfig(), segment_cameras={}, cameras=[], started_at=now)
+    rules.on_control(book.state(now))
+    assert not [c for c in rules.conditions(now) if c.kind is AlarmKind.INTERSECTION_MANUAL]
+    since = now - timedelta(seconds=30)
+    held = OverrideState(IX, now, OverrideAction.FIXED, "budi", "parade", since, "night")
+    book.on_override_state(held)
+    book.on_override_state(replace(held, intersection_id=IntersectionId("elsewhere")))
+    state = book.state(now)[IX]
+    assert state.source is Source.FIXED
+    assert state.override is not None
+    assert (state.override.who, state.override.plan_name) == ("budi", "night")
+    rules.on_control(book.state(now))
+    (manual,) = [c for c in rules.conditions(now) if c.kind is AlarmKind.INTERSECTION_MANUAL]
+    assert manual.subject == IX
+    assert manual.since == since
+    assert manual.params == {"action": "fixed", "who": "budi", "why": "parade", "plan": "night"}
+    book.on_override_state(replace(held, at=now - timedelta(seconds=5), who="old"))  # older
+    assert book.state(now)[IX].override.who == "budi"  # type: ignore[union-attr]
+    book.on_override_state(OverrideState(IX, now + timedelta(seconds=1)))  # released
+    rules.on_control(book.state(now))
+    assert not [c for c in rules.conditions(now) if c.kind is AlarmKind.INTERSECTION_MANUAL]
+    assert book.counters()["override_states"] == 3
+    assert book.counters()["override_states_ignored"] == 1
 
 
 class Bus:
@@ -271,6 +302,13 @@ def test_room_sees_an_override_in_force_from_the_plans_after_it() -> None:
     assert overrides.in_force(book.state()[IX], hold)
     release = Override(IX, OverrideAction.RELEASE, "operator", "over", datetime.now(UTC))
     assert not overrides.in_force(book.state()[IX], release)
+    # the control node's override state says so too (the only sign for phase-mode ones)
+    other = Override(IX, OverrideAction.HOLD, "siti", "crash", datetime.now(UTC))
+    assert not overrides.in_force(book.state()[IX], other)
+    book.on_override_state(OverrideState(IX, datetime.now(UTC), OverrideAction.HOLD, "siti",
+                                         "crash", datetime.now(UTC)))  # fmt: skip
+    assert overrides.in_force(book.state()[IX], other)
+    assert not overrides.in_force(book.state()[IX], replace(other, who="budi"))
 
 
 def test_snapshot_bounds_are_validated() -> None:
