@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from atcs.bus.verdicts import ControlVerdict
 from atcs.config import AtcsConfig, DashboardConfig
+from atcs.health_records import AuditTrailHealth
 from atcs.types import CameraStatus, SegmentMetrics, TimingPlan
 from atcs.web.audit import AuditLog, AuditRecord
 
@@ -75,12 +76,13 @@ class AuditTrail:
     def on_plan(self, plan: TimingPlan) -> None:
         """Ignore plans."""
 
+    def status(self) -> AuditTrailHealth:
+        """Return the audit log's counters and what waits for InfluxDB."""
+        return AuditTrailHealth(self.audit.counters(), self.audit.pending())
+
     def health(self) -> Mapping[str, float | int | str | bool]:
-        """Audit counters."""
-        out: dict[str, float | int | str | bool] = {"connected": True, "state": "writing"}
-        out.update(self.audit.counts)
-        out["pending"] = self.audit.pending()
-        return out
+        """:meth:`status` as a flat map."""
+        return self.status().as_map()
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Send what waits for InfluxDB and stop."""

@@ -6,7 +6,8 @@ processes: edge ``edge-a`` (camera ``pontianak``, broker A), edge ``edge-b`` (ca
 on each edge, and a room node on broker B. The room's API shows both cameras with their
 nodes and the plans, and its page (Chromium) both cameras with the images each edge node
 serves; an operator's hold made in the room reaches the control node signed with the
-room's key, comes back as a manual plan acked by a (test) signal controller, while an
+room's key, comes back as a manual plan acked by a (test) signal controller and as the control
+node's override state (the room's ``intersection_manual`` alarm, ended on release), while an
 unsigned and a wrongly signed override from the bus are refused
 (``tests/support/room_checks.py``). ``edge-b`` is killed (SIGKILL: no goodbye, only its
 last will): its camera goes offline in the room, without an image and saying why, and

@@ -28,6 +28,7 @@ from atcs.alarms.model import (
     alarm_id,
 )
 from atcs.errors import AlarmError
+from atcs.health_records import AlarmCounters
 from atcs.text import printable
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,11 @@ class AlarmManager:
                 except Exception:  # an output failing must not stop the others
                     self.counts["output_failures"] += 1
                     log.exception("alarm output failed")
+
+    def counters(self) -> AlarmCounters:
+        """Return the changes counted since start."""
+        with self._lock:
+            return AlarmCounters(**self.counts)
 
     def current(self) -> list[Alarm]:
         """Active or unacknowledged alarms: unacknowledged first, then by severity, newest first."""

@@ -22,6 +22,7 @@ from atcs.alarms.model import AlarmOutput, IncidentReport
 from atcs.alarms.rules import AlarmRules
 from atcs.config import AtcsConfig
 from atcs.control import ControlView
+from atcs.health_records import AlarmHealth
 from atcs.incidents import IncidentEvent
 from atcs.types import CameraStatus, SegmentMetrics, TimingPlan
 
@@ -105,12 +106,13 @@ class AlarmService:
         with self._lock:
             self.rules.on_node(node_id, online, at or self._clock())
 
-    def health(self) -> Mapping[str, float | int | str | bool]:
+    def status(self) -> AlarmHealth:
         """Return the counts of raised, ended, acknowledged and current alarms."""
-        out: dict[str, float | int | str | bool] = dict(self.manager.counts)
-        out["current"] = len(self.manager.current())
-        out["connected"] = True
-        return out
+        return AlarmHealth(self.manager.counters(), len(self.manager.current()))
+
+    def health(self) -> Mapping[str, float | int | str | bool]:
+        """:meth:`status` as a flat map."""
+        return self.status().as_map()
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Stop the checking thread."""

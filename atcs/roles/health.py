@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
 
+from atcs.health_records import ProbeServerHealth
+
 log = logging.getLogger(__name__)
 
 
@@ -137,9 +139,13 @@ class HealthServer:
     def on_plan(self, plan: object) -> None:
         """Health takes no plans."""
 
-    def health(self) -> Mapping[str, float | int | str | bool]:
+    def status(self) -> ProbeServerHealth:
         """Return whether it serves and the requests answered."""
-        return {"connected": self._server is not None, "requests": self.requests}
+        return ProbeServerHealth(self._server is not None, self.requests)
+
+    def health(self) -> Mapping[str, float | int | str | bool]:
+        """:meth:`status` as a flat map."""
+        return self.status().as_map()
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Stop serving."""

@@ -33,6 +33,7 @@ from typing import Protocol
 
 from atcs.config.storage import InfluxConfig
 from atcs.errors import StorageError
+from atcs.health_records import AuditCounters
 from atcs.storage import InfluxWriter, Point, PointsRejectedError, encode, make_writer
 
 log = logging.getLogger(__name__)
@@ -157,6 +158,11 @@ class AuditLog:
                 self.counts["points_dropped"] += 1
             self._queue.append(encoded)
         self._wake.set()
+
+    def counters(self) -> AuditCounters:
+        """Return the log's counters."""
+        with self._lock:
+            return AuditCounters(**self.counts)
 
     def pending(self) -> int:
         """Points waiting for InfluxDB."""

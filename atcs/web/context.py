@@ -110,7 +110,7 @@ class DashboardContext:
     def health(self, cameras: list[CameraView] | None = None) -> HealthView:
         """Engine health with the problems an operator should see."""
         control = self.engine.control
-        audit = dict(self.audit.counts)
+        audit = self.audit.counters().as_map()
         audit["pending"] = self.audit.pending()
         audit.update({f"actions_{k}": v for k, v in self.desk.counts.items()})
         return health_view(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from atcs.alarms import AlarmManager
 from atcs.config.dashboard import DashboardConfig
 from atcs.control import ControlLoop
+from atcs.health_records import DashboardHealth
 from atcs.snapshots import SnapshotSource, Snapshotter
 from atcs.storage import make_query_client
 from atcs.types import CameraStatus, SegmentMetrics, TimingPlan
@@ -143,18 +144,21 @@ class Dashboard:
     def on_plan(self, plan: TimingPlan) -> None:
         """Nothing to keep: the plans shown come from the control loop's state."""
 
-    def health(self) -> Mapping[str, float | int | str | bool]:
+    def status(self) -> DashboardHealth:
         """Live logins, windows received, snapshots encoded and audit counters."""
-        out: dict[str, float | int | str | bool] = {
-            "connected": self._started,
-            "sessions": len(self.ctx.auth.sessions),
-            "windows": self.ctx.board.windows_total,
-            "snapshots": self.ctx.snapshots.encoded_total,
-            "snapshot_failures": self.ctx.snapshots.failures_total,
-            "audit_pending": self.ctx.audit.pending(),
-        }
-        out.update({f"audit_{k}": v for k, v in self.ctx.audit.counts.items()})
-        return out
+        return DashboardHealth(
+            connected=self._started,
+            sessions=len(self.ctx.auth.sessions),
+            windows=self.ctx.board.windows_total,
+            snapshots=self.ctx.snapshots.encoded_total,
+            snapshot_failures=self.ctx.snapshots.failures_total,
+            audit_pending=self.ctx.audit.pending(),
+            audit=self.ctx.audit.counters(),
+        )
+
+    def health(self) -> Mapping[str, float | int | str | bool]:
+        """:meth:`status` as a flat map."""
+        return self.status().as_map()
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Stop the web server, the snapshot thread and the audit writer."""

@@ -225,6 +225,8 @@ def check_room_hold_reaches_control(
         )
 
     wait_for(room_shows_applied, 15, "the room showing the manual plan applied", interval_s=0.3)
+    # the control node's override state reaches the room: the same alarm as in role all
+    wait_for(lambda: manual_alarm(room_url) == [OPERATOR[0]], 15, "intersection_manual alarm")
     status, body = http(
         f"{room_url}/api/intersections/{IX}/override",
         {"action": "release", "reason": "convoy passed"},
@@ -235,6 +237,17 @@ def check_room_hold_reaches_control(
         lambda: any(p.mode is not PlanMode.MANUAL for p in plans(bus)[len(plans(bus)) - 1 :]),
         15, "control releasing the hold",
     )  # fmt: skip
+    wait_for(lambda: manual_alarm(room_url) == [], 15, "intersection_manual alarm ended")
+
+
+def manual_alarm(room_url: str) -> list[str]:
+    """Who holds the intersection, by the room's active ``intersection_manual`` alarms."""
+    _, body = http(f"{room_url}/api/alarms")
+    return [
+        str(a["params"]["who"])
+        for a in json.loads(body)["current"]
+        if a["kind"] == "intersection_manual" and a["subject"] == IX and a["active"]
+    ]
 
 
 def check_fallback_alarm(room_url: str) -> None:

@@ -1,4 +1,4 @@
-"""The bus's and the store's typed health records give the same flat map as before.
+"""The typed health records (bus, store, alarms, audit, dashboard, probes) give the same maps.
 
 ``/api/health`` and ``/metrics`` show these maps: the keys, their order and their types
 are pinned here (docs/mqtt.md and docs/influxdb.md list them).
@@ -6,17 +6,30 @@ are pinned here (docs/mqtt.md and docs/influxdb.md list them).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
+from atcs.alarms import AlarmService
+from atcs.audit_trail import AuditTrail
 from atcs.bus import MqttBus
 from atcs.bus.health import AnnouncerHealth, FeedHealth, MqttHealth, SenderCounters
 from atcs.bus.outbox import DROP_ORDER
 from atcs.bus.topics import TopicKind
 from atcs.config.bus import MqttConfig
 from atcs.config.storage import InfluxConfig
+from atcs.health_records import (
+    AlarmCounters,
+    AlarmHealth,
+    AuditCounters,
+    DashboardHealth,
+    ProbeServerHealth,
+)
+from atcs.roles.health import HealthServer, node_health
 from atcs.storage import InfluxSink
 from atcs.storage.health import InfluxCounters, InfluxHealth
 from atcs.types import SiteId
+from atcs.web.audit import AuditLog, AuditRecord
+from tests.unit.test_nodes import city
 
 INFLUX_KEYS = [
     "points_accepted", "points_written", "points_spooled", "points_replayed",
@@ -80,3 +93,33 @@ def test_the_feed_and_announcer_records_give_their_maps() -> None:
     assert list(AnnouncerHealth(False, 4, "refused").as_map().items()) == [
         ("connected", False), ("announced", 4), ("last_error", "refused"),
     ]  # fmt: skip
+
+
+def test_alarm_audit_dashboard_and_probe_records_give_the_same_maps(tmp_path: Path) -> None:
+    alarms = AlarmService(city(), [])
+    assert list(alarms.health().items()) == [
+        ("raised", 0), ("ended", 0), ("acknowledged", 0), ("expired", 0),
+        ("output_failures", 0), ("current", 0), ("connected", True),
+    ]  # fmt: skip
+    assert alarms.status() == AlarmHealth(AlarmCounters(), 0)
+    audit = AuditLog(tmp_path / "audit.jsonl", None)
+    audit.start()
+    try:
+        audit.record(AuditRecord(datetime.now(UTC), "s", "op", "mqtt operator_console", "ix-1",
+                                 "hold", "parade", "accepted"))  # fmt: skip
+        trail = AuditTrail(audit)
+        assert list(trail.health().items()) == [
+            ("connected", True), ("state", "writing"), ("records", 1), ("points_written", 0),
+            ("points_dropped", 0), ("write_failures", 0), ("pending", 0),
+        ]  # fmt: skip
+    finally:
+        audit.close()
+    dashboard = DashboardHealth(True, 2, 40, 5, 1, 0, AuditCounters(records=3))
+    assert list(dashboard.as_map()) == [
+        "connected", "sessions", "windows", "snapshots", "snapshot_failures", "audit_pending",
+        "audit_records", "audit_points_written", "audit_points_dropped", "audit_write_failures",
+    ]  # fmt: skip
+    assert dashboard.as_map()["audit_records"] == 3
+    probe = HealthServer(lambda: node_health("n", "room", None, []), "127.0.0.1", 0)
+    assert probe.health() == {"connected": False, "requests": 0}
+    assert probe.status() == ProbeServerHealth(False, 0)
