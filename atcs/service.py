@@ -448,7 +448,7 @@ def build_engine(cfg: AtcsConfig, role: NodeRole = NodeRole.ALL) -> Engine:
     engine.alarms = alarms
     audit = None
     if cfg.dashboard is not None:  # dashboard (atcs.web): a sink + frame observer, see docs
-        from atcs.web import attach_dashboard
+        from atcs.live_view import attach_dashboard
 
         audit = attach_dashboard(engine, cfg.dashboard).ctx.audit
     if control is not None and isinstance(outputs.bus, MqttBus):

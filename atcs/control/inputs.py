@@ -121,7 +121,7 @@ def _recent(
 ) -> list[SegmentMetrics]:
     """Windows ending within ``span_s`` seconds before ``now`` (at least the newest one)."""
     recent = [w for w in windows if (now - w.window_end).total_seconds() < span_s - 1e-6]
-    return recent or list(windows[-1:])
+    return recent or ([windows[-1]] if windows else [])  # a deque cannot be sliced
 
 
 def _mean_pcu(windows: Sequence[SegmentMetrics]) -> float:

@@ -1,10 +1,10 @@
 """The live web dashboard and HTTP API of ``atcs run`` (``[dashboard]`` in the config).
 
-:func:`attach_dashboard` adds it to a built engine; see ``docs/dashboard.md``.
+:func:`atcs.live_view.attach_dashboard` adds it to a built engine; see ``docs/dashboard.md``.
 """
 
 from __future__ import annotations
 
-from atcs.web.dashboard import Dashboard, attach_dashboard, build_context
+from atcs.web.dashboard import Dashboard, build_context
 
-__all__ = ["Dashboard", "attach_dashboard", "build_context"]
+__all__ = ["Dashboard", "build_context"]

@@ -1,10 +1,11 @@
 """The dashboard as a part of the engine: a :class:`~atcs.sinks.Sink` that serves the web UI.
 
-:func:`attach_dashboard` adds one :class:`Dashboard` to a built engine: as a sink it
-receives every closed window, camera status and plan (and its :meth:`Dashboard.start` and
-:meth:`Dashboard.close` start and stop the web server, the snapshot thread and the audit
-writer with the engine's other sinks), and as a frame observer it keeps the latest frame
-of each camera for the camera wall. Nothing here blocks the engine's tick.
+:func:`atcs.live_view.attach_dashboard` adds one :class:`Dashboard` to a built engine: as a
+sink it receives every closed window, camera status and plan (and its
+:meth:`Dashboard.start` and :meth:`Dashboard.close` start and stop the web server, the
+snapshot thread and the audit writer with the engine's other sinks), and as a frame
+observer it keeps the latest frame of each camera for the camera wall. Nothing here
+blocks the engine's tick.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import ipaddress
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from atcs.alarms import AlarmManager
 from atcs.config.dashboard import DashboardConfig
@@ -28,13 +28,10 @@ from atcs.web.auth import Authenticator
 from atcs.web.board import BoardStore
 from atcs.web.clients import ClientResolver
 from atcs.web.context import DashboardContext
-from atcs.web.engine_view import EngineView, LiveEngineView
+from atcs.web.engine_view import EngineView
 from atcs.web.history import QueryClient
 from atcs.web.operator import LoopTarget, OperatorDesk, OverrideTarget
 from atcs.web.server import WebServer
-
-if TYPE_CHECKING:
-    from atcs.service import Engine
 
 log = logging.getLogger(__name__)
 
@@ -178,21 +175,3 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
-
-
-def attach_dashboard(
-    engine: Engine, dash: DashboardConfig, environ: Mapping[str, str] | None = None
-) -> Dashboard:
-    """Add a dashboard to ``engine``: a sink (started and closed with it) and a frame observer."""
-    view = LiveEngineView(engine)
-    manager = engine.alarms.manager if engine.alarms is not None else None
-    dashboard = Dashboard(build_context(dash, view, environ=environ, alarms=manager))
-    view.skip(dashboard)
-    if engine.alarms is not None:
-        view.skip(engine.alarms)
-    # first: it starts before the bus and the store (a taken port stops the engine before
-    # anything else started) and closes after them (the page shows the shutdown)
-    engine.sinks.insert(0, dashboard)
-    if isinstance(dashboard.ctx.snapshots, Snapshotter):
-        engine.frame_observers.append(dashboard.ctx.snapshots.observe)
-    return dashboard

@@ -3,9 +3,9 @@
 :class:`EngineView` is all the web side needs: the config, signal control (a
 :class:`~atcs.control.ControlView`: the in-process loop, or the plans on the bus), live
 camera statuses, the nodes of the city, counters and the health of the outputs.
-:class:`LiveEngineView` reads a running :class:`atcs.service.Engine` (role ``all`` or
-``edge``); :class:`atcs.roles.room.BusRoomView` reads the bus (role ``room``); tests may
-give a fake. The web side never holds the engine object itself.
+:class:`atcs.live_view.LiveEngineView` reads a running engine (role ``all`` or ``edge``);
+:class:`atcs.roles.room.BusRoomView` reads the bus (role ``room``); tests may give a fake.
+The web side never holds the engine object, nor imports the service module.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from atcs.control import ControlView
 from atcs.types import CameraStatus
 
 if TYPE_CHECKING:
-    from atcs.service import Engine
-    from atcs.sinks import Sink
+    pass
 
 HealthMap = Mapping[str, float | int | str | bool]
 
@@ -114,61 +113,3 @@ def normalise_health(sink: object, health: HealthMap) -> OutputHealth:
     connected = bool(health.get("connected", True))
     state = str(health.get("state", "connected" if connected else "disconnected"))
     return OutputHealth(type(sink).__name__, kind, connected, state, error, 0, 0, health)
-
-
-class LiveEngineView:
-    """Reads a running :class:`atcs.service.Engine` (safe from the web server's threads)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._skip: set[int] = set()
-
-    def skip(self, sink: Sink) -> None:
-        """Leave ``sink`` (the dashboard itself) out of :meth:`outputs`."""
-        self._skip.add(id(sink))
-
-    @property
-    def cfg(self) -> AtcsConfig:
-        """The engine's configuration."""
-        return self._engine.cfg
-
-    @property
-    def control(self) -> ControlView | None:
-        """The engine's control loop."""
-        return self._engine.control
-
-    def nodes(self) -> Sequence[NodeStatus]:
-        """One process: no node list."""
-        return ()
-
-    def camera_statuses(self) -> Sequence[CameraStatus]:
-        """Live statuses from the camera readers (empty before start)."""
-        cameras = self._engine.cameras
-        return [] if cameras is None else cameras.statuses()
-
-    def counters(self) -> EngineCounters:
-        """Detector worker and analysis counters."""
-        stats = self._engine.stats()
-        return EngineCounters(
-            started_at=stats.started_at,
-            frames_detected=stats.frames_detected,
-            frames_dropped=stats.frames_dropped,
-            detector_failures=stats.detector_failures,
-            analysis_failures=stats.analysis_failures,
-            result_queue=stats.result_queue,
-            windows_published=stats.windows_published,
-        )
-
-    def outputs(self) -> Sequence[OutputHealth]:
-        """Health of the engine's sinks, the dashboard's own left out."""
-        out = []
-        for sink in list(self._engine.sinks):
-            if id(sink) in self._skip:
-                continue
-            try:
-                out.append(normalise_health(sink, sink.health()))
-            except Exception as exc:  # a sink's health must not break the page
-                name, error = type(sink).__name__, str(exc)
-                failed: HealthMap = {"connected": False, "state": "error", "last_error": error}
-                out.append(OutputHealth(name, name.lower(), False, "error", error, 0, 0, failed))
-        return out

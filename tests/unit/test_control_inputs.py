@@ -218,6 +218,14 @@ def test_queues_average_over_the_queue_span_and_history_is_bounded() -> None:
     assert all(len(h) <= HISTORY_WINDOWS for h in b._history.values())
 
 
+def test_without_a_window_in_the_span_the_newest_one_counts() -> None:
+    b = board()
+    b.queue_span_s = 20.0
+    b.add([window("n-in", T0, pcu=6.0), window("n-in2", T0, pcu=0.0), window("e-in", T0)])
+    later = T0 + timedelta(seconds=25)  # past the queue span, not yet stale
+    assert b.measures(later)[PhaseId("north")].queue_pcu == pytest.approx(6.0)
+
+
 def test_only_the_approach_direction_feeds_the_phase_flow() -> None:
     toward = flow(VehicleClass.CAR, 720.0)
     away = FlowCount(LineId("l1"), VehicleClass.CAR, Direction.BACKWARD, 1, 360.0, False)
