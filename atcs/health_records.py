@@ -9,9 +9,13 @@ pins them). The bus's and the store's records are in :mod:`atcs.bus.health` and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 HealthMap = dict[str, float | int | str | bool]
+
+LOGIN_REFUSALS = ("login_wrong_password", "login_delayed", "login_busy")
+"""Dashboard counts of refused logins, by the refusal's code (0 from the start)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +93,44 @@ class AlarmHealth:
         out: HealthMap = dict(self.counters.as_map())
         out["current"] = self.current
         out["connected"] = True
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardCounters:
+    """The dashboard's logins and refused requests since start."""
+
+    login_ok: int = 0
+    actions_unauthenticated: int = 0
+    """Operator actions asked for without a login (401)."""
+    actions_forbidden: int = 0
+    """Operator actions asked for by a viewer (403)."""
+    metrics_refused: int = 0
+    """``/metrics`` requests without a login or the metrics token."""
+    by_name: Mapping[str, int] = field(default_factory=lambda: dict.fromkeys(LOGIN_REFUSALS, 0))
+    """Other named counts: refused logins by code (``login_<code>``)."""
+
+    @classmethod
+    def of(cls, counts: Mapping[str, int]) -> DashboardCounters:
+        """Build the record from the dashboard's tallies by name."""
+        fixed = ("login_ok", "actions_unauthenticated", "actions_forbidden", "metrics_refused")
+        by_name = dict.fromkeys(LOGIN_REFUSALS, 0)
+        by_name.update({k: n for k, n in counts.items() if k not in fixed})
+        c = counts.get
+        return cls(
+            c("login_ok", 0), c("actions_unauthenticated", 0), c("actions_forbidden", 0),
+            c("metrics_refused", 0), by_name,
+        )  # fmt: skip
+
+    def as_map(self) -> dict[str, int]:
+        """Return the counters (the named ones last)."""
+        out = {
+            "login_ok": self.login_ok,
+            "actions_unauthenticated": self.actions_unauthenticated,
+            "actions_forbidden": self.actions_forbidden,
+            "metrics_refused": self.metrics_refused,
+        }
+        out.update(self.by_name)
         return out
 
 

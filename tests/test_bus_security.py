@@ -181,7 +181,7 @@ def test_acks_must_be_signed_by_a_signal_controller(running: Running, mosquitto:
     device.send(topic, sign_payload(encode_plan_ack(forged), topic, KEYS.console))  # wrong role
     applied = PlanAck(IX, plan_id, AckResult.APPLIED, "", "tsc-1")
     device.send(topic, KEYS.ack(applied))
-    assert poll(lambda: control.counters().get("acks", 0) == 1, 30), bus.health()
+    assert poll(lambda: control.counters().acks == 1, 30), bus.health()
     device.close()
     running_status = control.state()[IX].running
     assert running_status is not None

@@ -202,7 +202,7 @@ def _control_subscribed(svc: Service, tsc: SignalController) -> None:
 
     def probe() -> bool:
         tsc.ack("probe-plan")
-        return _wait(lambda: svc.loop.counters().get("acks", 0) > 0, 0.5)
+        return _wait(lambda: svc.loop.counters().acks > 0, 0.5)
 
     assert _wait(probe, 10), "the engine never received an ack"
 
@@ -218,7 +218,7 @@ def test_plans_go_out_retained_and_acks_are_tracked(
     caplog.set_level(logging.INFO, logger="atcs.control")
     service.feeding.set()
     service.start()
-    assert _wait(lambda: service.loop.counters().get("plans_published", 0) >= 1, 10)
+    assert _wait(lambda: service.loop.counters().plans_published >= 1, 10)
     health = service.bus.health
     assert _wait(lambda: health()["published"] == 1 and health()["disk_queue"] == 0, 10)
     tsc = signal()  # subscribes after the plan went out: the broker kept it
@@ -238,9 +238,9 @@ def test_plans_go_out_retained_and_acks_are_tracked(
     assert running is not None
     assert running.acked_by == "tsc-1"
     # an ack for a plan the engine never sent is rejected with a clear log line
-    rejected_before = service.loop.counters().get("planack_rejected", 0)
+    rejected_before = service.loop.counters().rejected["planack"]
     tsc.ack("ix-1-20000101T000000Z-00000000", AckResult.REJECTED, "no such plan here")
-    assert _wait(lambda: service.loop.counters().get("planack_rejected", 0) > rejected_before, 5)
+    assert _wait(lambda: service.loop.counters().rejected["planack"] > rejected_before, 5)
     assert "unknown plan id 'ix-1-20000101T000000Z-00000000'" in caplog.text
     assert _running_state(service) is PlanState.APPLIED
     # demand changes: the next plan comes before its cycle boundary; the signal rejects it
@@ -308,7 +308,7 @@ def test_an_override_holds_until_released(
     # a request the engine cannot honour is rejected and logged; nothing changes
     bad = Override(IX, OverrideAction.FIXED, "op-1", "try", plan_name="rush-hour")
     tsc.send(TOPICS.override(IX), KEYS.override(bad))
-    assert _wait(lambda: service.loop.counters().get("override_rejected", 0) == 1, 5)
+    assert _wait(lambda: service.loop.counters().rejected["override"] == 1, 5)
     assert "unknown plan 'rush-hour'; known: 'all-day', 'quiet'" in caplog.text
     seen = len(tsc.plans())
     hold = Override(IX, OverrideAction.HOLD, "Kompol Sari", "state visit convoy")

@@ -397,7 +397,7 @@ def test_wrong_passwords_delay_the_next_attempt_but_never_lock_the_name_out(
         assert r.json()["code"] == "login_delayed", "unknown names get the same answer"
         threading.Event().wait(0.35)
         assert api.login(OPERATOR)["role"] == "operator", "after the wait the password works"
-        assert api.ctx.counters()["login_delayed"] == 2
+        assert api.ctx.counters().by_name["login_delayed"] == 2
 
 
 def test_login_sets_a_strict_http_only_cookie_and_logout_ends_it(api: Api) -> None:

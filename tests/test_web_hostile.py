@@ -120,7 +120,7 @@ def test_a_flood_from_one_address_never_stops_the_right_password(tmp_path: Path)
             time.sleep(0.1)
         assert own.status == 200
         assert time.monotonic() - t0 <= 0.8 + 0.5
-        assert site.ctx.counters()["login_delayed"] >= 10
+        assert site.ctx.counters().by_name["login_delayed"] >= 10
 
 
 def test_spraying_names_and_addresses_keeps_tables_bounded_and_forgets_no_victim(

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 import paho.mqtt.client as mqtt
 
 from atcs.bus.codec import dump
+from atcs.bus.health import PhaseCommandCounters
 from atcs.bus.keys import Algorithm, Signer, sign_document
 from atcs.bus.phase_payloads import POSIX, Clock, encode_phase_command
 from atcs.bus.topics import Topics
@@ -99,12 +100,14 @@ class PhaseCommandSender:
         self._counts["phase_commands_sent"] += 1
         return True
 
-    def counters(self) -> dict[str, int]:
+    def counters(self) -> PhaseCommandCounters:
         """Commands sent, dropped while offline, refused for want of a key."""
-        out = dict(self._counts)
-        for key in ("sent", "dropped_offline", "unsigned_refused"):
-            out.setdefault(f"phase_commands_{key}", 0)
-        return out
+        c = self._counts
+        return PhaseCommandCounters(
+            c["phase_commands_sent"],
+            c["phase_commands_dropped_offline"],
+            c["phase_commands_unsigned_refused"],
+        )
 
     def housekeeping(self) -> None:
         """Write the due log summary (about once a second)."""

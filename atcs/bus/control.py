@@ -31,6 +31,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from atcs.bus.auth import ControlAuthenticator, Verified, claimed_sender
+from atcs.bus.health import ControlInboxCounters
 from atcs.bus.messages import AckResult, Override, PlanAck
 from atcs.bus.payloads import load_override, load_plan_ack, override_from_doc, plan_ack_from_doc
 from atcs.bus.phase_payloads import POSIX, Clock, load_signal_state, signal_state_from_doc
@@ -156,18 +157,27 @@ class ControlInbox:
                 out.append(self._topics.all_states())
         return out
 
-    def counters(self) -> dict[str, int]:
+    def counters(self) -> ControlInboxCounters:
         """Messages received, accepted, malformed, refused (by reason), rate-limited ..."""
         with self._lock:
-            out = {f"control_{k}": v for k, v in self._counts.items()}
-        for key in ("received", "accepted", "malformed", "refused", "rate_limited"):
-            out.setdefault(f"control_{key}", 0)
-        out.setdefault("control_handler_errors", 0)
-        out["control_log_suppressed"] = self.log.suppressed_total
-        out["control_audit_recorded"] = self.gate.counts["recorded"]
-        out["control_audit_suppressed"] = self.gate.counts["suppressed"]
-        out["control_replay_entries"] = self._auth.replay_entries()
-        return out
+            c = Counter(self._counts)
+        return ControlInboxCounters(
+            received=c["received"],
+            accepted=c["accepted"],
+            malformed=c["malformed"],
+            refused=c["refused"],
+            refused_by_reason={
+                k.removeprefix("refused_"): n for k, n in c.items() if k.startswith("refused_")
+            },
+            rate_limited=c["rate_limited"],
+            retained_ignored=c["retained_ignored"],
+            states=c["states"],
+            handler_errors=c["handler_errors"],
+            log_suppressed=self.log.suppressed_total,
+            audit_recorded=self.gate.counts["recorded"],
+            audit_suppressed=self.gate.counts["suppressed"],
+            replay_entries=self._auth.replay_entries(),
+        )
 
     def housekeeping(self) -> None:
         """Write due log and audit summaries (call about once a second)."""

@@ -50,6 +50,71 @@ class SenderCounters:
 
 
 @dataclass(frozen=True, slots=True)
+class ControlInboxCounters:
+    """The control inbox's messages (``control_*`` in the map), all present from the start."""
+
+    received: int = 0
+    accepted: int = 0
+    malformed: int = 0
+    refused: int = 0
+    """Messages refused by the signature check (any reason)."""
+    refused_by_reason: Mapping[str, int] = field(default_factory=dict)
+    """Refusals by reason (``control_refused_<reason>``); only reasons seen so far."""
+    rate_limited: int = 0
+    retained_ignored: int = 0
+    """Retained control messages ignored (a command is never replayed from the broker)."""
+    states: int = 0
+    """Signal states accepted."""
+    handler_errors: int = 0
+    log_suppressed: int = 0
+    """Log lines the throttle held back."""
+    audit_recorded: int = 0
+    audit_suppressed: int = 0
+    replay_entries: int = 0
+    """Entries in the replay guard (a size, not a count since start)."""
+
+    def as_map(self) -> dict[str, int]:
+        """Return the counters, each key after ``control_``."""
+        out = {
+            "control_received": self.received,
+            "control_accepted": self.accepted,
+            "control_malformed": self.malformed,
+            "control_refused": self.refused,
+        }
+        out.update({f"control_refused_{why}": n for why, n in self.refused_by_reason.items()})
+        out.update(
+            control_rate_limited=self.rate_limited,
+            control_retained_ignored=self.retained_ignored,
+            control_states=self.states,
+            control_handler_errors=self.handler_errors,
+            control_log_suppressed=self.log_suppressed,
+            control_audit_recorded=self.audit_recorded,
+            control_audit_suppressed=self.audit_suppressed,
+            control_replay_entries=self.replay_entries,
+        )
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseCommandCounters:
+    """Phase commands to signal controllers (``phase_commands_*`` in the map)."""
+
+    sent: int = 0
+    dropped_offline: int = 0
+    """Commands not sent because the bus was not connected."""
+    unsigned_refused: int = 0
+    """Commands not sent for want of a signing key."""
+
+    def as_map(self) -> dict[str, int]:
+        """Return the counters, each key after ``phase_commands_``."""
+        return {
+            "phase_commands_sent": self.sent,
+            "phase_commands_dropped_offline": self.dropped_offline,
+            "phase_commands_unsigned_refused": self.unsigned_refused,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class MqttHealth:
     """The bus's connection, worker and control counters (counts unless a unit is given)."""
 
@@ -72,10 +137,10 @@ class MqttHealth:
     refused_after_close: int
     """Messages handed over after close (not queued)."""
     sender: SenderCounters
-    control: Mapping[str, int]
+    control: ControlInboxCounters
     """The control inbox's counters (``control_*``)."""
-    commands: Mapping[str, int]
-    """The phase command sender's counters."""
+    commands: PhaseCommandCounters
+    """The phase command sender's counters (``phase_commands_*``)."""
 
     def as_map(self) -> dict[str, float | int | str | bool]:
         """Return the flat map ``health()`` and the HTTP API show."""
@@ -93,8 +158,8 @@ class MqttHealth:
             "refused_after_close": self.refused_after_close,
         }
         out.update(self.sender.as_map())
-        out.update(self.control)
-        out.update(self.commands)
+        out.update(self.control.as_map())
+        out.update(self.commands.as_map())
         return out
 
 

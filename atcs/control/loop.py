@@ -46,6 +46,7 @@ from atcs.bus.messages import Override, PlanAck
 from atcs.bus.override_state import OverrideState
 from atcs.config import AtcsConfig
 from atcs.config.control import intersection_spec
+from atcs.control.counters import ControlLoopCounters
 from atcs.control.overrides import override_state_of
 from atcs.control.phase_live import LivePhase
 from atcs.control.state import ActiveOverride, ControlSettings, IntersectionState
@@ -402,7 +403,7 @@ class ControlLoop:
             out.update({ix: live.state(at) for ix, live in self._phases.items()})
             return out
 
-    def counters(self) -> dict[str, int]:
+    def counters(self) -> ControlLoopCounters:
         """Messages taken and rejected, plans published, failures (for health)."""
         with self._lock:
-            return dict(self._counts)
+            return ControlLoopCounters.of(self._counts)

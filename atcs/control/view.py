@@ -24,6 +24,7 @@ from typing import Protocol
 
 from atcs.bus.messages import AckResult, OverrideAction, PlanAck
 from atcs.bus.override_state import OverrideState
+from atcs.control.counters import CounterRecord, PlanBookCounters
 from atcs.control.overrides import active_override_of
 from atcs.control.state import (
     ActiveOverride,
@@ -58,8 +59,8 @@ class ControlView(Protocol):
         """Return a snapshot per intersection."""
         ...
 
-    def counters(self) -> dict[str, int]:
-        """Return message and plan counters."""
+    def counters(self) -> CounterRecord:
+        """Return message and plan counters (a typed record; ``as_map()`` for health)."""
         ...
 
 
@@ -97,7 +98,7 @@ class PlanBook:
         }
         self._counts: dict[str, int] = {
             "plans_received": 0, "plans_ignored": 0, "acks": 0, "acks_ignored": 0,
-            "override_states": 0, "override_states_ignored": 0,
+            "override_states": 0, "override_states_ignored": 0, "states_ignored": 0,
         }  # fmt: skip
 
     @property
@@ -166,7 +167,7 @@ class PlanBook:
         """Take a phase-mode intersection's signal state (others are counted and ignored)."""
         with self._lock:
             if state.intersection_id not in self._phase_mode:
-                self._counts["states_ignored"] = self._counts.get("states_ignored", 0) + 1
+                self._counts["states_ignored"] += 1
                 return
             old = self._states.get(state.intersection_id)
             if old is None or state.at_s >= old[0].at_s:
@@ -237,7 +238,7 @@ class PlanBook:
             )
         return out
 
-    def counters(self) -> dict[str, int]:
-        """Plans and acks received and ignored."""
+    def counters(self) -> PlanBookCounters:
+        """Plans, acks and states received and ignored."""
         with self._lock:
-            return dict(self._counts)
+            return PlanBookCounters(**self._counts)

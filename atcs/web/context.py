@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from atcs.alarms import AlarmManager
 from atcs.config import AtcsConfig
 from atcs.config.dashboard import DashboardConfig
+from atcs.health_records import DashboardCounters
 from atcs.snapshots import SnapshotSource
 from atcs.web.audit import AuditLog
 from atcs.web.auth import Authenticator
@@ -56,10 +57,10 @@ class DashboardContext:
         with self._lock:
             self.counts[name] = self.counts.get(name, 0) + n
 
-    def counters(self) -> dict[str, int]:
-        """Return a copy of the dashboard counters."""
+    def counters(self) -> DashboardCounters:
+        """Return the dashboard counters (every one, 0 where nothing was counted)."""
         with self._lock:
-            return dict(self.counts)
+            return DashboardCounters.of(self.counts)
 
     def segments(self, now: datetime | None = None) -> list[SegmentView]:
         """Every segment's latest window and trend."""
@@ -118,7 +119,7 @@ class DashboardContext:
             counters=self.engine.counters(),
             outputs=self.engine.outputs(),
             cameras=self.cameras() if cameras is None else cameras,
-            control=control.counters() if control is not None else {},
+            control=control.counters().as_map() if control is not None else {},
             audit=audit,
             now=datetime.now(UTC),
         )

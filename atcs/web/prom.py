@@ -133,7 +133,7 @@ class EngineCollector:
             "atcs_intersection_cycle_seconds", "Cycle of the running plan, s.", ["intersection"]
         )
         if control is not None:
-            for key, value in sorted(control.counters().items()):
+            for key, value in sorted(control.counters().as_map().items()):
                 events.add_metric([key], value)
             for ix, state in control.state().items():
                 if state.running is not None:
@@ -145,7 +145,7 @@ class EngineCollector:
         for outcome, value in sorted(self._ctx.desk.counts.items()):
             actions.add_metric([outcome], value)
         events = _counter("atcs_dashboard_events", "Logins, refusals, requests.", ["event"])
-        for key, value in sorted(self._ctx.counters().items()):
+        for key, value in sorted(self._ctx.counters().as_map().items()):
             events.add_metric([key], value)
         sessions = _gauge("atcs_dashboard_sessions", "Live logins.")
         sessions.add_metric([], len(self._ctx.auth.sessions))

@@ -90,7 +90,7 @@ def test_from_config_builds_a_supervisor_per_intersection_with_the_config_inputs
     assert sorted(p.intersection_id for p in plans) == [IX, IX2]
     assert all(p.valid_from == T0 for p in plans)
     assert published == plans
-    assert loop.counters()["plans_published"] == 2
+    assert loop.counters().plans_published == 2
 
 
 def test_acks_and_overrides_from_another_thread_wait_for_the_tick(tmp_path: Path) -> None:
@@ -121,8 +121,8 @@ def test_acks_and_overrides_from_another_thread_wait_for_the_tick(tmp_path: Path
     assert held.mode is PlanMode.MANUAL
     assert held.phases == first.phases
     assert published == [held]
-    assert loop.counters()["acks"] == 1
-    assert loop.counters()["overrides"] == 1
+    assert loop.counters().acks == 1
+    assert loop.counters().overrides == 1
 
 
 def test_override_states_leave_at_start_and_on_each_change(tmp_path: Path) -> None:
@@ -166,8 +166,8 @@ def test_messages_for_unknown_intersections_or_plans_are_logged_and_counted(
     assert "unknown plan id 'p-unknown'" in caplog.text
     assert "unknown plan 'nope'" in caplog.text
     counts = loop.counters()
-    assert counts["planack_rejected"] == 2
-    assert counts["override_rejected"] == 2
+    assert counts.rejected["planack"] == 2
+    assert counts.rejected["override"] == 2
 
 
 def test_texts_from_the_bus_reach_logs_and_events_bounded_and_on_one_line(
@@ -205,7 +205,7 @@ def test_a_plan_from_an_unknown_controller_is_rejected(
     with caplog.at_level(logging.WARNING):
         loop.tick()
     assert "comes from unknown controller 'scats'" in caplog.text
-    assert loop.counters()["timingplan_rejected"] == 1
+    assert loop.counters().rejected["timingplan"] == 1
     assert loop.state()[sample.intersection_id].running.plan is sample  # type: ignore[union-attr]
 
 
@@ -219,10 +219,10 @@ def test_the_inbox_is_bounded_and_drops_the_oldest(
     with caplog.at_level(logging.WARNING):
         for i in range(5):
             small.on_ack(PlanAck(IX, f"p-{i}", AckResult.APPLIED))
-    assert small.counters()["inbox_dropped"] == 2
+    assert small.counters().inbox_dropped == 2
     assert "control inbox full" in caplog.text
     small.tick()
-    assert small.counters()["acks"] == 3
+    assert small.counters().acks == 3
 
 
 def test_operator_commands_are_never_dropped_behind_acks(tmp_path: Path) -> None:
@@ -239,14 +239,14 @@ def test_operator_commands_are_never_dropped_behind_acks(tmp_path: Path) -> None
     assert state.override is not None
     assert state.override.who == "Kompol Sari"
     counts = small.counters()
-    assert counts["overrides"] == 1
-    assert counts["inbox_dropped"] == 497
+    assert counts.overrides == 1
+    assert counts.inbox_dropped == 497
     # a full operator queue refuses the newest command, and keeps the waiting ones
     for i in range(4):
         small.on_override(override(OverrideAction.RELEASE, why=f"r{i}"))
-    assert small.counters()["operator_refused_full"] == 1
+    assert small.counters().operator_refused_full == 1
     small.tick()
-    assert small.counters()["overrides"] == 4
+    assert small.counters().overrides == 4
 
 
 def test_a_failing_publisher_does_not_stop_control(
@@ -265,8 +265,8 @@ def test_a_failing_publisher_does_not_stop_control(
         plans = loop.tick()
     assert len(plans) == 2
     assert len(seen) == 2
-    assert loop.counters()["publish_failures"] == 1
-    assert loop.counters()["plans_published"] == 1
+    assert loop.counters().publish_failures == 1
+    assert loop.counters().plans_published == 1
     assert "publishing plan" in caplog.text
 
 
@@ -321,6 +321,6 @@ def test_inputs_from_many_threads_while_ticking(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert errors == []
-    assert loop.counters().get("tick_failures", 0) == 0
-    assert loop.counters()["overrides"] > 0
+    assert loop.counters().tick_failures == 0
+    assert loop.counters().overrides > 0
     assert any(p.mode is PlanMode.MANUAL for p in published)

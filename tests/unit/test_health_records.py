@@ -12,15 +12,29 @@ from pathlib import Path
 from atcs.alarms import AlarmService
 from atcs.audit_trail import AuditTrail
 from atcs.bus import MqttBus
-from atcs.bus.health import AnnouncerHealth, FeedHealth, MqttHealth, SenderCounters
+from atcs.bus.command_out import PhaseCommandSender
+from atcs.bus.control import ControlInbox
+from atcs.bus.health import (
+    AnnouncerHealth,
+    ControlInboxCounters,
+    FeedHealth,
+    MqttHealth,
+    PhaseCommandCounters,
+    SenderCounters,
+)
 from atcs.bus.outbox import DROP_ORDER
-from atcs.bus.topics import TopicKind
+from atcs.bus.topics import TopicKind, Topics
 from atcs.config.bus import MqttConfig
+from atcs.config.control_auth import ControlAuthConfig
 from atcs.config.storage import InfluxConfig
+from atcs.control.counters import ControlLoopCounters, PlanBookCounters
+from atcs.control.loop import ControlLoop
+from atcs.control.view import PlanBook
 from atcs.health_records import (
     AlarmCounters,
     AlarmHealth,
     AuditCounters,
+    DashboardCounters,
     DashboardHealth,
     ProbeServerHealth,
 )
@@ -30,6 +44,16 @@ from atcs.storage.health import InfluxCounters, InfluxHealth
 from atcs.types import SiteId
 from atcs.web.audit import AuditLog, AuditRecord
 from tests.unit.test_nodes import city
+
+CONTROL_KEYS = [
+    "control_received", "control_accepted", "control_malformed", "control_refused",
+    "control_rate_limited", "control_retained_ignored", "control_states",
+    "control_handler_errors", "control_log_suppressed", "control_audit_recorded",
+    "control_audit_suppressed", "control_replay_entries",
+]  # fmt: skip
+COMMAND_KEYS = [
+    "phase_commands_sent", "phase_commands_dropped_offline", "phase_commands_unsigned_refused",
+]  # fmt: skip
 
 INFLUX_KEYS = [
     "points_accepted", "points_written", "points_spooled", "points_replayed",
@@ -62,7 +86,8 @@ def test_the_bus_record_gives_the_documented_map(tmp_path: Path) -> None:
         connects=1, disconnects=0, connect_failures=2, connected=True,
         network_thread_alive=True, network_thread_deaths=0, network_thread_restarts=0,
         callback_errors=0, last_error="", control_auth="required", refused_after_close=0,
-        sender=sender, control={"control_received": 4}, commands={"commands_sent": 1},
+        sender=sender, control=ControlInboxCounters(received=4, refused_by_reason={"expired": 1}),
+        commands=PhaseCommandCounters(sent=1),
     )  # fmt: skip
     flat = record.as_map()
     assert list(flat) == [
@@ -70,8 +95,10 @@ def test_the_bus_record_gives_the_documented_map(tmp_path: Path) -> None:
         "network_thread_deaths", "network_thread_restarts", "callback_errors", "last_error",
         "control_auth", "refused_after_close", "published", "dropped_memory",
         "rejected_by_broker", "bad_messages", "dropped_segment_metrics", "memory_queue",
-        "disk_queue", "inflight", "queue_error", "control_received", "commands_sent",
+        "disk_queue", "inflight", "queue_error", *CONTROL_KEYS[:4], "control_refused_expired",
+        *CONTROL_KEYS[4:], *COMMAND_KEYS,
     ]  # fmt: skip
+    assert (flat["control_received"], flat["phase_commands_sent"]) == (4, 1)
     assert (flat["published"], flat["dropped_segment_metrics"], flat["connected"]) == (7, 2, True)
     bus = MqttBus(MqttConfig(), site_id=SiteId("s"), state_dir=tmp_path)
     health = bus.health()
@@ -123,3 +150,39 @@ def test_alarm_audit_dashboard_and_probe_records_give_the_same_maps(tmp_path: Pa
     probe = HealthServer(lambda: node_health("n", "room", None, []), "127.0.0.1", 0)
     assert probe.health() == {"connected": False, "requests": 0}
     assert probe.status() == ProbeServerHealth(False, 0)
+
+
+def test_every_counter_is_there_at_zero_from_the_start() -> None:
+    """Prometheus sees each counter from the start; open keys (by reason) keep their names."""
+    loop = ControlLoop([], lambda plan: None).counters()
+    assert loop == ControlLoopCounters()
+    assert list(loop.as_map()) == [
+        "plans_offered", "plans_published", "publish_failures", "acks", "overrides",
+        "operator_refused_full", "signal_states", "inbox_dropped", "tick_failures",
+        "phase_commands_sent", "phase_commands_not_sent", "phase_commands_refused",
+        "timingplan_rejected", "planack_rejected", "override_rejected", "signalstate_rejected",
+    ]  # fmt: skip
+    assert set(loop.as_map().values()) == {0}
+    rejected = ControlLoopCounters.of({"acks": 2, "planack_rejected": 1}).as_map()
+    assert (rejected["acks"], rejected["planack_rejected"], rejected["override_rejected"]) == (
+        2, 1, 0,
+    )  # fmt: skip
+    book = PlanBook(["ix-1"]).counters()
+    assert book == PlanBookCounters()
+    assert book.as_map() == dict.fromkeys(
+        ["plans_received", "plans_ignored", "acks", "acks_ignored", "override_states",
+         "override_states_ignored", "states_ignored"], 0,
+    )  # fmt: skip
+    inbox = ControlInbox(Topics()).counters()
+    assert list(inbox.as_map()) == CONTROL_KEYS
+    assert set(inbox.as_map().values()) == {0}
+    commands = PhaseCommandSender(Topics(), ControlAuthConfig(), None).counters()
+    assert commands.as_map() == dict.fromkeys(COMMAND_KEYS, 0)
+    dash = DashboardCounters.of({})
+    assert dash.as_map() == {
+        "login_ok": 0, "actions_unauthenticated": 0, "actions_forbidden": 0,
+        "metrics_refused": 0, "login_wrong_password": 0, "login_delayed": 0, "login_busy": 0,
+    }  # fmt: skip
+    named = DashboardCounters.of({"login_ok": 3, "login_delayed": 2, "login_new_code": 1})
+    assert (named.login_ok, named.by_name["login_delayed"]) == (3, 2)
+    assert named.as_map()["login_new_code"] == 1

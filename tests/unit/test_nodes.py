@@ -257,8 +257,8 @@ def test_plan_book_shows_the_latest_plan_per_configured_intersection() -> None:
     assert state.running.plan.plan_id == "p-2"
     assert state.source is Source.FALLBACK
     assert state.mode is PlanMode.FALLBACK
-    assert book.counters()["plans_received"] == 2
-    assert book.counters()["plans_ignored"] == 1
+    assert book.counters().plans_received == 2
+    assert book.counters().plans_ignored == 1
     assert list(book.state()) == [IntersectionId("ix-1")]
 
 

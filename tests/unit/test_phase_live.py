@@ -184,7 +184,7 @@ def test_commands_follow_state_reports_once_a_second_within_the_envelope() -> No
     assert state.signal is not None
     assert state.signal.controller_mode == "command"
     assert state.signal.commands_sent == len(f.sent)
-    assert f.loop.counters()["phase_commands_sent"] == len(f.sent)
+    assert f.loop.counters().phase_commands_sent == len(f.sent)
 
 
 def test_without_state_reports_commands_stop_and_the_intersection_falls_back() -> None:
@@ -229,7 +229,7 @@ def test_hold_stops_the_commands_until_release_and_fixed_is_refused() -> None:
     f.run(3.0)
     f.loop.on_override(override(OverrideAction.FIXED, plan_name="day"))
     f.run(1.0)
-    assert f.loop.counters()["override_rejected"] == 1
+    assert f.loop.counters().rejected["override"] == 1
     f.loop.on_override(override(OverrideAction.HOLD))
     f.run(1.0)
     sent = len(f.sent)
@@ -269,7 +269,7 @@ def test_plans_and_acks_for_a_phase_intersection_are_rejected() -> None:
                         ControlMode.LOCAL, "")  # fmt: skip
     f.loop.on_signal_state(state)
     f.run(0.25, report=False)
-    assert f.loop.counters()["signalstate_rejected"] == 1
+    assert f.loop.counters().rejected["signalstate"] == 1
     assert f.loop.intersections == (IX,)
     assert f.loop.phase_intersections == (IX,)
 
@@ -291,7 +291,7 @@ def test_the_room_shows_a_phase_intersections_signal_state_and_override() -> Non
     # on its own plan: shown in fallback (the alarm rule reads that), with the reason
     assert shown.source is Source.FALLBACK
     assert shown.stale[0].startswith("signal controller on its time-of-day plan")
-    assert book.counters()["states_ignored"] == 1  # ix-2 runs cycle plans
+    assert book.counters().states_ignored == 1  # ix-2 runs cycle plans
     late = book.state(now + timedelta(seconds=10))[IX]
     assert late.stale[0].startswith("signal controller: last state 10.")
     # the control node's override state arrives through the room's feed
@@ -309,7 +309,7 @@ def test_the_room_shows_a_phase_intersections_signal_state_and_override() -> Non
     released = OverrideState(IX, now + timedelta(seconds=1))
     feed.handle(TOPICS.override_state(IX), encode_override_state(released, MessageMeta("c", 2)))
     assert book.state()[IX].override is None
-    assert book.counters()["override_states"] == 2
+    assert book.counters().override_states == 2
 
 
 def test_the_adapter_names_what_is_missing(repo_dir: Path) -> None:

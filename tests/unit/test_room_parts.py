@@ -23,6 +23,7 @@ from atcs.bus.topics import TopicKind, Topics
 from atcs.config import AtcsConfig
 from atcs.config.room import AlarmsConfig
 from atcs.control import PlanBook, PlanState, Source
+from atcs.control.counters import PlanBookCounters
 from atcs.errors import ConfigError
 from atcs.metrics import FrameAnalysis
 from atcs.roles.health import HealthServer, node_health
@@ -206,10 +207,7 @@ def test_plan_book_tracks_acks_and_unacknowledged_plans() -> None:
     rules.on_control(book.state(now))
     kinds = {c.kind for c in rules.conditions(now)}
     assert AlarmKind.PLAN_REJECTED in kinds
-    assert book.counters() == {
-        "plans_received": 3, "plans_ignored": 0, "acks": 2, "acks_ignored": 1,
-        "override_states": 0, "override_states_ignored": 0,
-    }  # fmt: skip
+    assert book.counters() == PlanBookCounters(plans_received=3, acks=2, acks_ignored=1)
 
 
 def test_room_raises_intersection_manual_from_the_control_nodes_override_state() -> None:
@@ -237,8 +235,8 @@ def test_room_raises_intersection_manual_from_the_control_nodes_override_state()
     book.on_override_state(OverrideState(IX, now + timedelta(seconds=1)))  # released
     rules.on_control(book.state(now))
     assert not [c for c in rules.conditions(now) if c.kind is AlarmKind.INTERSECTION_MANUAL]
-    assert book.counters()["override_states"] == 3
-    assert book.counters()["override_states_ignored"] == 1
+    assert book.counters().override_states == 3
+    assert book.counters().override_states_ignored == 1
 
 
 class Bus:
