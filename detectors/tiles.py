@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -183,10 +184,7 @@ def merge_detections(
         rest = np.flatnonzero(alive & (cls == cls[i]))
         if not rest.size:
             continue
-        w = np.minimum(xyxy[i, 2], xyxy[rest, 2]) - np.maximum(xyxy[i, 0], xyxy[rest, 0])
-        h = np.minimum(xyxy[i, 3], xyxy[rest, 3]) - np.maximum(xyxy[i, 1], xyxy[rest, 1])
-        inter = np.maximum(w, 0) * np.maximum(h, 0)
-        union = areas[i] + areas[rest] - inter
+        inter, union = _overlaps(xyxy, areas, int(i), rest)
         with np.errstate(divide="ignore", invalid="ignore"):
             iou = np.where(union > 0, inter / union, 0.0)
             rest_inside = np.where(areas[rest] > 0, inter / areas[rest], 0.0)
@@ -202,6 +200,19 @@ def merge_detections(
         alive[rest[same | nested]] = False
     index = np.asarray(keep, dtype=np.int64)
     return Detections(xyxy=xyxy[index], confidence=conf[index], class_id=cls[index])
+
+
+def _overlaps(
+    xyxy: npt.NDArray[np.floating[Any]],
+    areas: npt.NDArray[np.floating[Any]],
+    i: int,
+    rest: npt.NDArray[np.intp],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Intersection and union areas (px²) of box ``i`` with each box of ``rest``."""
+    w = np.minimum(xyxy[i, 2], xyxy[rest, 2]) - np.maximum(xyxy[i, 0], xyxy[rest, 0])
+    h = np.minimum(xyxy[i, 3], xyxy[rest, 3]) - np.maximum(xyxy[i, 1], xyxy[rest, 1])
+    inter = (np.maximum(w, 0) * np.maximum(h, 0)).astype(np.float64)
+    return inter, (areas[i] + areas[rest] - inter).astype(np.float64)
 
 
 def _touches_inner_edge(
@@ -252,10 +263,7 @@ def drop_class_duplicates(found: Detections, *, iou_threshold: float = 0.7) -> D
         rest = np.flatnonzero(alive & (group == group[i]) & (found.class_id != found.class_id[i]))
         if not rest.size:
             continue
-        w = np.minimum(xyxy[i, 2], xyxy[rest, 2]) - np.maximum(xyxy[i, 0], xyxy[rest, 0])
-        h = np.minimum(xyxy[i, 3], xyxy[rest, 3]) - np.maximum(xyxy[i, 1], xyxy[rest, 1])
-        inter = np.maximum(w, 0) * np.maximum(h, 0)
-        union = areas[i] + areas[rest] - inter
+        inter, union = _overlaps(xyxy, areas, int(i), rest)
         iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
         alive[rest[iou > iou_threshold]] = False
     return Detections(
