@@ -3,14 +3,30 @@
 Every ``step_s`` seconds of green (after the minimum green) the phase with the most PCU
 detected in its approach zones (queued and approaching alike, each movement by its
 weight) gets the green: RESCO's Greedy/MaxWave rule, decided on what the cameras see.
+
+With turn clearance (on by default, :mod:`controllers.phase.turns`), a green that served a
+turn permissively and leaves turners standing at the stop line goes first to the phase
+that serves that turn protected. The greedy score alone never picks that phase: it serves
+a subset of the permissive green's movements, so it never scores higher.
 """
 
 from __future__ import annotations
 
-from controllers.phase.base import SlottedArgmax, phase_pcu
+from controllers.phase.base import (
+    PhaseDecision,
+    SlottedArgmax,
+    green_elapsed_s,
+    phase_pcu,
+    target_phase,
+)
+from controllers.phase.commands import SignalState
 from controllers.phase.observe import IntersectionLayout, PhaseLayout, ZoneView
+from controllers.phase.timing import SignalTiming
+from controllers.phase.turns import TurnMemory
 
 PHASE_GREEDY = "phase-greedy"
+TURNS_AFTER_S = 4.0
+"""Seconds of green after which a turner still standing at the line found no gap."""
 
 
 class PhaseGreedy(SlottedArgmax):
@@ -19,9 +35,31 @@ class PhaseGreedy(SlottedArgmax):
     name = PHASE_GREEDY
     what = "most vehicles, pcu"
 
-    def __init__(self, step_s: float = 5.0) -> None:
+    def __init__(self, step_s: float = 5.0, clear_turns: bool = True) -> None:
         super().__init__(step_s)
+        self.clear_turns = clear_turns
+        self._turners = TurnMemory()
 
     def score(self, layout: IntersectionLayout, phase: PhaseLayout, view: ZoneView) -> float:
         """Return the PCU in ``phase``'s zones."""
         return phase_pcu(phase, view)
+
+    def decide(
+        self,
+        layout: IntersectionLayout,
+        timing: SignalTiming,
+        state: SignalState,
+        view: ZoneView,
+    ) -> PhaseDecision:
+        """Serve the most-loaded phase; a permissive green's standing turners clear first."""
+        current = target_phase(state)
+        if self.clear_turns and state.in_green and green_elapsed_s(state) > TURNS_AFTER_S:
+            self._turners.note(layout.phase(current), view, state.at_s)
+        decision = super().decide(layout, timing, state, view)
+        if not self.clear_turns or decision.phase == current:
+            return decision
+        clearing = self._turners.clearing_phase(layout, current, decision.phase, state.at_s)
+        if clearing is None:
+            return decision
+        why = f"{decision.reason}; permissive turns of {current} clear first"
+        return PhaseDecision(clearing, why)
