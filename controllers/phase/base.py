@@ -22,9 +22,11 @@ from controllers.phase.timing import SignalTiming
 
 SPILLBACK_M = 15.0
 """A queued vehicle this close (m) to the junction in an exit zone blocks the exit."""
-SHORT_EXIT_M = 30.0
-"""An exit zone this short (m) is a whole link to the next junction: one queued vehicle
-in it may leave the next vehicle standing in the box."""
+SHORT_LINK_M = 30.0
+"""A camera zone this short (m) spans a whole link between two junctions a few metres
+apart: it holds a vehicle or two per lane, so one queued vehicle in it as an exit may
+leave the next one standing in the box, and one turner stuck in the box ahead of it as
+an approach fills it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +75,10 @@ def exit_blocked(layout: IntersectionLayout, view: ZoneView, movement: Movement)
 
 
 def short_exit_jammed(view: ZoneView, exit_id: SegmentId) -> bool:
-    """Tell whether ``exit_id`` is a short link (:data:`SHORT_EXIT_M`) with a queued vehicle."""
+    """Tell whether ``exit_id`` is a short link (:data:`SHORT_LINK_M`) with a queued vehicle."""
     zone = view.zones.get(exit_id)
     return (
-        zone is not None and zone.length_m <= SHORT_EXIT_M and any(v.halted for v in zone.vehicles)
+        zone is not None and zone.length_m <= SHORT_LINK_M and any(v.halted for v in zone.vehicles)
     )
 
 

@@ -47,9 +47,14 @@ def turn_clearance(
 
 
 class TurnMemory:
-    """When each permissive movement last had a turner standing at its stop line in green."""
+    """When each permissive movement last had a turner standing at its stop line in green.
 
-    def __init__(self) -> None:
+    With ``zone_max_m``, only movements whose approach zone is at most that long (m) are
+    watched (a short link between two close lights, where a stuck turner locks both).
+    """
+
+    def __init__(self, zone_max_m: float | None = None) -> None:
+        self.zone_max_m = zone_max_m
         self._seen: dict[SegmentId, float] = {}
 
     def note(self, green: PhaseLayout, view: ZoneView, now: float) -> None:
@@ -59,6 +64,7 @@ class TurnMemory:
             if (
                 m.permissive
                 and zone is not None
+                and (self.zone_max_m is None or zone.length_m <= self.zone_max_m)
                 and any(v.halted and v.distance_m <= HEAD_M for v in zone.vehicles)
             ):
                 if m.segment_id not in self._seen and len(self._seen) >= TURN_MEMORY_MAX:

@@ -151,7 +151,7 @@ def test_permissive_turners_left_standing_get_their_protected_phase_first(name: 
     def decide(turners: tuple[ZoneVehicle, ...]) -> PhaseId:
         zones = {
             SA: ZoneSnapshot(SA, (), 50.0, 1),
-            turn: ZoneSnapshot(turn, turners, 50.0, 1),
+            turn: ZoneSnapshot(turn, turners, 12.0, 1),  # a short link from a close light
             SB: ZoneSnapshot(SB, queue(8), 50.0, 1),
         }
         controller = get_phase_controller(name)
@@ -178,12 +178,17 @@ def test_greedy_alone_never_picks_a_protected_turn_its_permissive_green_covers()
     t3 = SignalTiming(IX, tuple(ExecPhase(p, 5.0, 40.0) for p in ids), changes, (plan,))
     zones = {
         SA: ZoneSnapshot(SA, (), 50.0, 1),
-        turn: ZoneSnapshot(turn, queue(2), 50.0, 1),
+        turn: ZoneSnapshot(turn, queue(2), 12.0, 1),
         SB: ZoneSnapshot(SB, queue(8), 50.0, 1),
     }
     plain, clearing = PhaseGreedy(clear_turns=False), PhaseGreedy()
     at = state(A, 20.0)
     assert plain.decide(layout, t3, at, ZoneView(20.0, zones)).phase == B
+    # By default only a turn from a short link clears; on a long approach, only when asked.
+    long_zones = {**zones, turn: ZoneSnapshot(turn, queue(2), 50.0, 1)}
+    assert PhaseGreedy().decide(layout, t3, at, ZoneView(20.0, long_zones)).phase == B
+    every_turn = PhaseGreedy(turn_zone_max_m=None)
+    assert every_turn.decide(layout, t3, at, ZoneView(20.0, long_zones)).phase == c
     decision = clearing.decide(layout, t3, at, ZoneView(20.0, zones))
     assert decision.phase == c
     assert "clear first" in decision.reason
