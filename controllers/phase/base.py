@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from atcs.types import PhaseId, SegmentId
+from atcs.types import PhaseId
 from controllers.phase.commands import SignalState
 from controllers.phase.observe import IntersectionLayout, Movement, PhaseLayout, ZoneView
 from controllers.phase.timing import SignalTiming
@@ -24,9 +24,8 @@ SPILLBACK_M = 15.0
 """A queued vehicle this close (m) to the junction in an exit zone blocks the exit."""
 SHORT_LINK_M = 30.0
 """A camera zone this short (m) spans a whole link between two junctions a few metres
-apart: it holds a vehicle or two per lane, so one queued vehicle in it as an exit may
-leave the next one standing in the box, and one turner stuck in the box ahead of it as
-an approach fills it."""
+apart: it holds a vehicle or two per lane, so one turner stuck in the box ahead of it
+fills it and the light upstream locks too."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,45 +71,6 @@ def exit_blocked(layout: IntersectionLayout, view: ZoneView, movement: Movement)
         if near >= lanes:
             blocked += 1
     return blocked / len(movement.exits)
-
-
-def short_exit_jammed(view: ZoneView, exit_id: SegmentId) -> bool:
-    """Tell whether ``exit_id`` is a short link (:data:`SHORT_LINK_M`) with a queued vehicle."""
-    zone = view.zones.get(exit_id)
-    return (
-        zone is not None and zone.length_m <= SHORT_LINK_M and any(v.halted for v in zone.vehicles)
-    )
-
-
-def without_jammed_short_exits(
-    layout: IntersectionLayout, view: ZoneView, phase_id: PhaseId
-) -> PhaseId:
-    """Return ``phase_id``, or the phase that serves its movements but those into a jam.
-
-    Between two lights a few metres apart, a vehicle let into the junction toward a short
-    link already holding a queue stops in the box and blocks the crossing movements (the
-    lock of ingolstadt21). When another phase serves only ``phase_id``'s other movements
-    (the protected-turn phase beside a permissive one, typically), and has vehicles, it
-    is served instead; otherwise ``phase_id`` stays.
-    """
-    phase = layout.phase(phase_id)
-    jammed = {
-        m.segment_id
-        for m in phase.movements
-        if any(short_exit_jammed(view, exit_id) for exit_id in m.exits)
-    }
-    if not jammed:
-        return phase_id
-    keep = {m.segment_id for m in phase.movements} - jammed
-    best, best_pcu = phase_id, 0.0
-    for p in layout.phases:
-        segments = {m.segment_id for m in p.movements}
-        if p.phase_id == phase_id or not segments or not segments <= keep:
-            continue
-        pcu = phase_pcu(p, view)
-        if pcu > best_pcu:
-            best, best_pcu = p.phase_id, pcu
-    return best
 
 
 def movement_pcu(

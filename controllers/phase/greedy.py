@@ -24,7 +24,6 @@ from controllers.phase.base import (
     green_elapsed_s,
     phase_pcu,
     target_phase,
-    without_jammed_short_exits,
 )
 from controllers.phase.commands import SignalState
 from controllers.phase.observe import IntersectionLayout, PhaseLayout, ZoneView
@@ -47,11 +46,9 @@ class PhaseGreedy(SlottedArgmax):
         step_s: float = 5.0,
         clear_turns: bool = True,
         turn_zone_max_m: float | None = SHORT_LINK_M,
-        guard_short_exits: bool = False,
     ) -> None:
         super().__init__(step_s)
         self.clear_turns = clear_turns
-        self.guard_short_exits = guard_short_exits
         self._turners = TurnMemory(turn_zone_max_m)
 
     def score(self, layout: IntersectionLayout, phase: PhaseLayout, view: ZoneView) -> float:
@@ -70,11 +67,6 @@ class PhaseGreedy(SlottedArgmax):
         if self.clear_turns and state.in_green and green_elapsed_s(state) > TURNS_AFTER_S:
             self._turners.note(layout.phase(current), view, state.at_s)
         decision = super().decide(layout, timing, state, view)
-        floor_s = timing.phase(current).green_floor_s
-        if self.guard_short_exits and state.in_green and green_elapsed_s(state) >= floor_s:
-            guarded = without_jammed_short_exits(layout, view, decision.phase)
-            if guarded != decision.phase:
-                decision = PhaseDecision(guarded, f"{decision.reason}; a short exit is jammed")
         if not self.clear_turns or decision.phase == current:
             return decision
         clearing = self._turners.clearing_phase(layout, current, decision.phase, state.at_s)

@@ -274,36 +274,3 @@ def test_supervisor_sends_nothing_without_a_fresh_state_and_bounds_waits() -> No
     assert command.kind is CommandKind.SERVE_NEXT
     assert command.phase == B
     assert sup.outcomes["repaired"] >= 1
-
-
-def test_greedy_guard_leaves_out_a_movement_into_a_jammed_short_link() -> None:
-    turn, c = SegmentId("turn"), PhaseId("C")
-    layout = IntersectionLayout(
-        IX,
-        (
-            PhaseLayout(A, (Movement(SA, 1.0, 1, (XA,)), Movement(turn, 1.0, 1, permissive=True))),
-            PhaseLayout(c, (Movement(turn, 1.0, 1),)),
-            PhaseLayout(B, (Movement(SB, 1.0, 1),)),
-        ),
-        {XA: 1},
-    )
-    ids = [A, c, B]
-    changes = {(a, b): Change(4.0, 2.0) for a in ids for b in ids if a != b}
-    plan = FallbackPlan(time(0, 0), dict.fromkeys(ids, 20.0))
-    t3 = SignalTiming(IX, tuple(ExecPhase(p, 5.0, 40.0) for p in ids), changes, (plan,))
-
-    def decide(exit_length_m: float, exit_queue: int) -> PhaseDecision:
-        zones = {
-            SA: ZoneSnapshot(SA, queue(6), 50.0, 1),
-            turn: ZoneSnapshot(turn, flowing(2), 50.0, 1),
-            SB: ZoneSnapshot(SB, queue(1), 50.0, 1),
-            XA: ZoneSnapshot(XA, queue(exit_queue), exit_length_m, 1),
-        }
-        guarded = PhaseGreedy(guard_short_exits=True)
-        return guarded.decide(layout, t3, state(A, 20.0), ZoneView(20.0, zones))
-
-    assert decide(12.0, 0).phase == A  # the short link is free: the busiest phase holds
-    assert decide(50.0, 1).phase == A  # a long exit with one queued vehicle still takes more
-    jammed = decide(12.0, 1)  # one queued vehicle fills the 12-m link: serve the rest only
-    assert jammed.phase == c
-    assert "short exit" in jammed.reason
