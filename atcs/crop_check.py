@@ -16,11 +16,18 @@ even a window holding the whole image is smaller than the input: it drops the pa
 camera whose segments span the image is checked with that window, and a camera whose crop
 was refused gets a second check with it (the T-junction truck clip: refused at 512x288,
 equal at 640x512, against 640x640 whole).
+
+A survey knows how many frames each recording gives. There a check is started only when
+the frames after it can repay it (:data:`CHECK_PAYBACK`): a 60-frame clip checked 20
+frames both ways at a 640x512 input costs more than the crop saves on the other 40, and a
+second check after a refused crop is held to the same rule. A live camera runs on
+indefinitely and is always checked.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +35,7 @@ import numpy as np
 from atcs.config import AtcsConfig
 from atcs.measured_region import MeasuredRegion, camera_regions
 from atcs.metrics.geometry import PreparedPolygon, to_pixels
-from atcs.types import Detections, Frame
+from atcs.types import Detections, Frame, Image
 from detectors.base import CroppingDetector, Detector
 from detectors.crop import CropWindow, PixelBox
 
@@ -40,6 +47,9 @@ CHECK_SHARE = 0.05
 """Largest difference in mean vehicles per frame inside the segments, share of the whole."""
 CHECK_PER_FRAME = 0.2
 """... or this many vehicles per frame, whichever is larger."""
+CHECK_PAYBACK = 2.0
+"""A check is started only where the crop would save this many times its cost on the frames
+after it (a refused check saves nothing); both counted in model-input pixels."""
 WHOLE_IMAGE = MeasuredRegion(0.0, 0.0, 1.0, 1.0)
 """The region of the second check after a refused crop: the whole image."""
 
@@ -136,10 +146,19 @@ class CameraCrops:
     Built from ``[detector] crop`` and the cameras' segments and lines; a camera whose
     ``[cameras.detection] mode`` is not ``crop``, a camera without a region, or whose window
     would not be clearly smaller than the whole-frame input, is never cropped and needs no
-    check. Bounded: one entry per configured camera.
+    check. ``frames_expected``: how many frames each camera will be detected in all (a
+    survey of a recording), so that a check that cannot repay itself is not started; None
+    (live, or not known) checks every camera. Bounded: one entry per configured camera.
     """
 
-    def __init__(self, cfg: AtcsConfig, detector: Detector, *, frames: int = CHECK_FRAMES) -> None:
+    def __init__(
+        self,
+        cfg: AtcsConfig,
+        detector: Detector,
+        *,
+        frames: int = CHECK_FRAMES,
+        frames_expected: int | None = None,
+    ) -> None:
         self._cfg = cfg
         self._detector = detector if isinstance(detector, CroppingDetector) else None
         enabled = cfg.detector.crop and self._detector is not None
@@ -150,6 +169,8 @@ class CameraCrops:
             if cfg.camera(camera).detection.mode == "crop"
         }
         self._frames = frames
+        self._expected = frames_expected
+        self._seen: dict[str, int] = {}
         self._checks: dict[str, CropCheck] = {}
         self.verdicts: dict[str, CropVerdict] = {}
 
@@ -170,16 +191,32 @@ class CameraCrops:
         region = self._regions.get(frame.camera_id)
         if region is None or frame.camera_id in self.verdicts or self._detector is None:
             return None
+        self._seen[frame.camera_id] = self._seen.get(frame.camera_id, 0) + 1
         box = region.of_frame(frame)
         placement = self._detector.placement(frame.height_px, frame.width_px, box)
-        if not isinstance(placement, CropWindow):
-            del self._regions[frame.camera_id]  # nothing to cut: whole frames, no check
+        if not isinstance(placement, CropWindow) or not (
+            frame.camera_id in self._checks or self._repays(frame.camera_id, placement)
+        ):
+            del self._regions[frame.camera_id]  # nothing to cut, or too few frames: no check
             return None
         if frame.camera_id not in self._checks:
             self._checks[frame.camera_id] = CropCheck(
                 self._cfg, frame.camera_id, placement.input_shape, frames=self._frames
             )
         return box
+
+    def jobs(self, frame: Frame) -> Iterator[CropJob]:
+        """Yield the detections to run for ``frame``.
+
+        The frame itself (in its accepted crop, or whole), then, while its camera's check
+        runs, the frame again in the crop. Streamed through the detector with the other
+        frames (see :func:`checked`), the check's second detection keeps the requests in
+        flight instead of stopping the stream for a separate call.
+        """
+        yield CropJob(frame, self.region(frame), False)
+        box = self.to_check(frame)
+        if box is not None:
+            yield CropJob(frame, box, True)
 
     def check(self, frame: Frame, whole: Detections, crop: Detections) -> None:
         """Add a frame detected whole and cropped to its camera's check.
@@ -206,4 +243,69 @@ class CameraCrops:
             return False
         box = WHOLE_IMAGE.of_frame(frame)
         placement = self._detector.placement(frame.height_px, frame.width_px, box)
-        return isinstance(placement, CropWindow) and placement.input_shape != refused.input_shape
+        return (
+            isinstance(placement, CropWindow)
+            and placement.input_shape != refused.input_shape
+            and self._repays(frame.camera_id, placement, after=1)
+        )
+
+    def _repays(self, camera_id: str, window: CropWindow, *, after: int = 0) -> bool:
+        """Tell whether a check of ``window`` can repay itself (:data:`CHECK_PAYBACK`).
+
+        The check detects ``frames`` frames again in the window (its cost, in whole-frame
+        inputs: frames x the window's area share); the frames after it save 1 - share each
+        if the crop is accepted. ``after``: frames already seen before the check would
+        start (1 when it starts with the next frame).
+        """
+        if self._expected is None:
+            return True
+        left = self._expected - self._seen.get(camera_id, 0) + 1 - after
+        saving = (left - self._frames) * (1.0 - window.area_share)
+        cost = self._frames * window.area_share
+        repays = saving >= CHECK_PAYBACK * cost
+        if not repays:
+            log.info(
+                "camera=%s whole frames: %d frames left cannot repay a %d-frame check at %dx%d",
+                camera_id, left, self._frames, window.width_px, window.height_px,
+            )  # fmt: skip
+        return repays
+
+
+@dataclass(frozen=True, slots=True)
+class CropJob:
+    """One detection to run.
+
+    A frame, the region it is detected in (None: whole), and whether it is the cropped
+    second detection of its camera's crop check.
+    """
+
+    frame: Frame
+    region: PixelBox | None
+    check: bool
+
+
+def job_image(job: CropJob) -> Image:
+    """Return the image of ``job`` (for ``Detector.detect_stream``)."""
+    return job.frame.image
+
+
+def job_region(job: CropJob) -> PixelBox | None:
+    """Return the region of ``job`` (for ``Detector.detect_stream``)."""
+    return job.region
+
+
+def checked(
+    results: Iterable[tuple[CropJob, Detections]], crops: CameraCrops
+) -> Iterator[tuple[Frame, Detections]]:
+    """Yield each frame's own detections from streamed :meth:`CameraCrops.jobs`.
+
+    Each check's second detection goes to ``crops`` with the frame's own, just before it.
+    """
+    whole: Detections | None = None
+    for job, found in results:
+        if job.check:
+            if whole is not None:
+                crops.check(job.frame, whole, found)
+            continue
+        whole = found
+        yield job.frame, found

@@ -4,7 +4,7 @@
 detects them with the most sensitive setting (the whole frame plus its measured region
 tiled at scale 2) and keeps the vehicles whose anchor lies in its segments: their heights
 in image pixels and where they stand. For every candidate setting (the whole frame or crop
-at ``[detector] image_size_px``; tiles at scale 1 or 2 over the far band or the whole
+at ``[detector] image_size_px``; tiles at scale 1, 1.5 or 2 over the far band or the whole
 measured region) it predicts recall as the mean, over those vehicles, of the recall the
 labelled set measured at their height with that setting (:data:`RECALL_BY_HEIGHT`, from
 ``python -m benchmarks.bench_accuracy``), and its cost as model pixels per frame relative
@@ -28,9 +28,10 @@ from detectors.tiles import TileSettings, plan_tiles, scaled_frame
 HEIGHT_EDGES_PX = (16.0, 24.0, 32.0, 48.0, 64.0)
 """Upper edges of the height bins of :data:`RECALL_BY_HEIGHT` (the last bin is open)."""
 RECALL_BY_HEIGHT: dict[str, tuple[float, ...]] = {
-    "whole": (0.00, 0.43, 0.54, 0.74, 0.97, 0.84),
-    "tiles-1.0": (0.00, 0.51, 0.57, 0.79, 1.00, 0.86),
-    "tiles-2.0": (0.00, 0.74, 0.71, 0.83, 0.97, 0.92),
+    "whole": (0.00, 0.43, 0.55, 0.72, 0.97, 0.92),
+    "tiles-1.0": (0.00, 0.62, 0.66, 0.81, 1.00, 0.87),
+    "tiles-1.5": (0.00, 0.77, 0.81, 0.89, 0.97, 0.87),
+    "tiles-2.0": (0.00, 0.77, 0.78, 0.88, 0.94, 0.93),
 }
 """Recall inside the segments by labelled box height (0-16, 16-24, 24-32, 32-48, 48-64,
 >= 64 px), all classes, YOLO11n INT8, whole frame at 640 px with and without tiles of the
@@ -117,7 +118,7 @@ def candidates(
     band = far_band(region, seen, far_below_px)
     fields = [("far band", band)] if band is not None and band != region else []
     fields.append(("measured region", region))
-    for scale in (1.0, 2.0):
+    for scale in (1.0, 1.5, 2.0):
         settings = TileSettings(scale, tile.tile_px, tile.overlap_px, tile.stride)
         frame = scaled_frame(height, width, scale, tile.stride)
         for label, field in fields:

@@ -8,15 +8,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 
 from atcs.camera_tiles import CameraTiles
-from atcs.crop_check import CameraCrops
+from atcs.crop_check import CameraCrops, CropJob, job_image, job_region
 from atcs.sources import CameraGroup
-from atcs.types import Detections, Frame, Image
+from atcs.types import Detections, Frame
 from detectors.base import CroppingDetector, Detector
-from detectors.crop import PixelBox
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +79,7 @@ class DetectorWorker(threading.Thread):
             for f in frames:
                 self._in_flight.setdefault(f.camera_id, deque()).append(f.captured_at)
 
-    def _items(self, first: list[Frame]) -> Iterator[_Item]:
+    def _items(self, first: list[Frame]) -> Iterator[CropJob]:
         """Yield the frames to detect while the cameras keep giving them without a pause.
 
         Each frame is one item (in its camera's accepted crop, or whole); a frame of a
@@ -96,11 +94,10 @@ class DetectorWorker(threading.Thread):
                 if self._tiles is not None and frame.camera_id in self._tiles:
                     self._deliver(frame, self._tiles.detect(frame))
                     continue
-                crops = self._crops
-                yield _Item(frame, None if crops is None else crops.region(frame), False)
-                box = None if crops is None else crops.to_check(frame)
-                if box is not None:
-                    yield _Item(frame, box, True)
+                if self._crops is None:
+                    yield CropJob(frame, None, False)
+                else:
+                    yield from self._crops.jobs(frame)
             if self._stop_event.is_set():
                 return
             waited = time.perf_counter()
@@ -125,7 +122,7 @@ class DetectorWorker(threading.Thread):
         self._mark, self._waited_s = now, 0.0
         self.cpu_s = time.thread_time()
 
-    def _done(self, item: _Item, found: Detections, whole: list[Detections]) -> None:
+    def _done(self, item: CropJob, found: Detections, whole: list[Detections]) -> None:
         if item.check:
             if self._crops is not None and whole:
                 self._crops.check(item.frame, whole[0], found)
@@ -159,7 +156,7 @@ class DetectorWorker(threading.Thread):
             self._waited_s = 0.0
             whole: list[Detections] = []  # the last frame's own detections, for its check
             try:
-                stream = self._detector.detect_stream(self._items(first), _image_of, _region_of)
+                stream = self._detector.detect_stream(self._items(first), job_image, job_region)
                 for item, found in stream:
                     self._done(item, found, whole)
             except Exception as exc:  # the thread's loop boundary: log, pause, go on
@@ -169,24 +166,3 @@ class DetectorWorker(threading.Thread):
             self._count_busy()
             with self._lock:
                 self._in_flight.clear()
-
-
-@dataclass(frozen=True, slots=True)
-class _Item:
-    """One detection to run.
-
-    A frame, the region it is detected in (None: whole), and whether it is the cropped
-    second detection of a crop check.
-    """
-
-    frame: Frame
-    region: PixelBox | None
-    check: bool
-
-
-def _image_of(item: _Item) -> Image:
-    return item.frame.image
-
-
-def _region_of(item: _Item) -> PixelBox | None:
-    return item.region

@@ -34,7 +34,7 @@ from typing import Literal
 
 from atcs.camera_tiles import CameraTiles
 from atcs.config import AtcsConfig
-from atcs.crop_check import CameraCrops, CropVerdict
+from atcs.crop_check import CameraCrops, CropVerdict, checked, job_image, job_region
 from atcs.detection import build_detector
 from atcs.errors import ConfigError, SourceError
 from atcs.metrics import CameraAnalyzer
@@ -48,7 +48,7 @@ from atcs.survey_rows import (
     CameraRun,
     Writers,
 )
-from atcs.types import Detections, Frame, Image
+from atcs.types import Detections, Frame
 from detectors.base import Detector
 
 log = logging.getLogger(__name__)
@@ -218,10 +218,6 @@ def _sampled(frames: Iterator[Frame], sample_fps: float | None) -> Iterator[Fram
             yield frame
 
 
-def _image_of(frame: Frame) -> Image:
-    return frame.image
-
-
 def survey_detector(cfg: AtcsConfig) -> Detector:
     """Build the configured detector with more inference requests in flight than the service.
 
@@ -265,24 +261,19 @@ def _expected_frames(frame_count: int, fps: float, opts: _Options) -> int:
     return total
 
 
-def _next_checked(
-    stream: Iterator[tuple[Frame, Detections]], crops: CameraCrops, detector: Detector
-) -> tuple[Frame, Detections] | None:
-    """Return the stream's next result; a frame in the camera's crop check is cropped too."""
-    item = next(stream, None)
-    if item is not None and (box := crops.to_check(item[0])) is not None:
-        crops.check(item[0], item[1], detector.detect([item[0].image], [box])[0])
-    return item
-
-
 def _detected(
     cfg: AtcsConfig, camera_id: str, detector: Detector, frames: Iterator[Frame], crops: CameraCrops
 ) -> Iterator[tuple[Frame, Detections]]:
-    """Detect ``frames`` as the live engine does: tiled, or streamed (cropped when accepted)."""
+    """Detect ``frames`` as the live engine does: tiled, or streamed.
+
+    Streamed frames are cropped once accepted; a crop check's second detections go in the
+    same stream.
+    """
     tiles = CameraTiles(cfg, detector)
     if camera_id in tiles:  # each frame whole plus its far-field tiles, merged
         return ((f, tiles.detect(f)) for f in frames)
-    return detector.detect_stream(frames, _image_of, crops.region)
+    jobs = (job for frame in frames for job in crops.jobs(frame))
+    return checked(detector.detect_stream(jobs, job_image, job_region), crops)
 
 
 def _survey_camera(
@@ -309,14 +300,16 @@ def _survey_camera(
     replayed = _replayed(camera_id, path, opts.repeat, info.fps, opts.folder_fps)
     frames = islice(_sampled(replayed, opts.sample_fps), opts.max_frames)
     decode = _Waits()
-    crops = CameraCrops(cfg, detector)
+    crops = CameraCrops(
+        cfg, detector, frames_expected=_expected_frames(info.frame_count, info.fps, opts) or None
+    )
     stream = _detected(cfg, camera_id, detector, _timed(frames, decode), crops)
     last_at = origin
     wall, cpu = time.perf_counter, time.thread_time
     waited = _Waits()
     while True:
         t0, c0 = wall(), cpu()
-        item = _next_checked(stream, crops, detector)
+        item = next(stream, None)
         t1 = wall()
         waited.wall_s += t1 - t0
         waited.cpu_s += cpu() - c0

@@ -3,8 +3,9 @@
 Each image is detected whole at the runner's own input size (the near field, where
 vehicles are big) and on tiles of its far field at a larger scale (see
 :mod:`detectors.tiles`); all inputs of one frame run in flight together and the boxes are
-merged by cross-tile NMS. The far field is given per image as a box in image pixels (for a
-camera: the part of its segments where vehicles are small).
+merged by cross-tile NMS; a vehicle reported as two classes of one group (a van as car and
+as truck) keeps its more confident class. The far field is given per image as a box in image
+pixels (for a camera: the part of its segments where vehicles are small).
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from atcs.types import Detections, Image
 from .crop import CropWindow, PixelBox
 from .letterbox import Placement
 from .openvino_yolo import OpenVinoYolo
-from .tiles import TileSettings, merge_detections, plan_tiles, scaled_frame
+from .tiles import (
+    TileSettings,
+    drop_class_duplicates,
+    merge_detections,
+    plan_tiles,
+    scaled_frame,
+)
 
 MAX_PLANS = 256
 """Tile plans remembered (one per image size and far field)."""
@@ -60,6 +67,15 @@ class TiledDetector:
             owner.extend([index] * len(placements))
         found = self.runner.detect_placed(jobs)
         parts: list[list[Detections]] = [[] for _ in images]
-        for index, detections in zip(owner, found, strict=True):
+        windows: list[list[PixelBox | None]] = [[] for _ in images]
+        for index, (_, placement), detections in zip(owner, jobs, found, strict=True):
             parts[index].append(detections)
-        return [merge_detections(p) for p in parts]
+            windows[index].append(
+                placement.source_box() if isinstance(placement, CropWindow) else None
+            )
+        return [
+            drop_class_duplicates(
+                merge_detections(p, windows=w, image_size=(int(i.shape[1]), int(i.shape[0])))
+            )
+            for p, w, i in zip(parts, windows, images, strict=True)
+        ]

@@ -24,11 +24,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from atcs.errors import DetectorError
-from atcs.types import Detections
+from atcs.types import Detections, VehicleClass
 
 from .crop import CropWindow, PixelBox
 from .letterbox import LetterboxGeometry, letterbox_geometry, stride_multiple
@@ -121,30 +123,55 @@ def plan_tiles(
     return tuple(CropWindow(g, top, left, tile_h, tile_w) for top in rows for left in cols)
 
 
+TWO_WHEELERS = frozenset({int(VehicleClass.MOTORCYCLE), int(VehicleClass.BICYCLE)})
+"""Classes whose boxes differ by scale in what they hold: the bike alone or bike and rider."""
+
+
 def merge_detections(
-    parts: Sequence[Detections], *, iou_threshold: float = 0.5, inside_threshold: float = 0.8
+    parts: Sequence[Detections],
+    *,
+    windows: Sequence[PixelBox | None] | None = None,
+    image_size: tuple[int, int] = (0, 0),
+    iou_threshold: float = 0.5,
+    inside_threshold: float = 0.8,
+    edge_px: float = 2.0,
 ) -> Detections:
     """Join detections of overlapping tiles (image pixels) into one set: cross-tile NMS.
 
     Greedy, best confidence first, per class. A box is dropped when its IoU with a kept box
-    of its class is above ``iou_threshold`` (one vehicle seen by two tiles). Between boxes
-    of *different* parts it is also dropped when at least ``inside_threshold`` of the
-    smaller box's area lies inside the other (a tile's edge cut the vehicle, its
-    neighbour saw it whole); the kept box then grows to hold both, so the whole vehicle's
-    box survives even when the cut part was the more confident. Boxes of one part (which
-    the model's own NMS already separated, such as a car half hidden behind another) are
-    only compared by IoU. Kept boxes come out best first.
+    of its class is above ``iou_threshold`` (one vehicle seen by two tiles). A box that a
+    tile's edge cut is dropped too when at least ``inside_threshold`` of its area lies
+    inside a box of another part (its neighbour, or the whole frame, saw the vehicle
+    whole); when the cut box was the more confident, it is kept and grows to hold the whole
+    vehicle. ``windows`` gives the part of the image each part saw (None: the whole image);
+    a box is *cut* when it comes within ``edge_px`` of an edge of its window that is not the
+    image's edge. Without ``windows`` every box of another part counts as possibly cut (the
+    older, looser rule). Two boxes that neither edge cut are only compared by IoU, so two
+    neighbouring vehicles, or a car half hidden behind another, are never merged into one
+    box. Kept boxes come out best first.
     """
     if not 0.0 < iou_threshold <= 1.0 or not 0.0 < inside_threshold <= 1.0:
         raise DetectorError(
             f"merge thresholds must be in (0, 1], got {iou_threshold}, {inside_threshold}"
         )
+    if windows is not None and len(windows) != len(parts):
+        raise DetectorError(f"{len(windows)} windows for {len(parts)} parts")
     if not parts:
         return Detections.empty()
     xyxy = np.concatenate([p.xyxy for p in parts]).astype(np.float32)
     conf = np.concatenate([p.confidence for p in parts]).astype(np.float32)
     cls = np.concatenate([p.class_id for p in parts]).astype(np.int64)
     part = np.repeat(np.arange(len(parts)), [len(p) for p in parts])
+    cut_by_edge = (
+        np.ones(len(conf), dtype=bool)
+        if windows is None
+        else np.concatenate(
+            [
+                _touches_inner_edge(p.xyxy, w, image_size, edge_px)
+                for p, w in zip(parts, windows, strict=True)
+            ]
+        )
+    )
     order = np.argsort(-conf, kind="stable")
     areas = np.maximum(xyxy[:, 2] - xyxy[:, 0], 0) * np.maximum(xyxy[:, 3] - xyxy[:, 1], 0)
     alive = np.ones(len(conf), dtype=bool)
@@ -157,19 +184,88 @@ def merge_detections(
         rest = np.flatnonzero(alive & (cls == cls[i]))
         if not rest.size:
             continue
-        w = np.minimum(xyxy[i, 2], xyxy[rest, 2]) - np.maximum(xyxy[i, 0], xyxy[rest, 0])
-        h = np.minimum(xyxy[i, 3], xyxy[rest, 3]) - np.maximum(xyxy[i, 1], xyxy[rest, 1])
-        inter = np.maximum(w, 0) * np.maximum(h, 0)
-        union = areas[i] + areas[rest] - inter
-        smaller = np.minimum(areas[i], areas[rest])
+        inter, union = _overlaps(xyxy, areas, int(i), rest)
         with np.errstate(divide="ignore", invalid="ignore"):
             iou = np.where(union > 0, inter / union, 0.0)
-            inside = np.where(smaller > 0, inter / smaller, 0.0)
-        cut = (inside >= inside_threshold) & (part[rest] != part[i])
+            rest_inside = np.where(areas[rest] > 0, inter / areas[rest], 0.0)
+            kept_inside = np.where(areas[i] > 0, inter / areas[i], 0.0)
+        other = part[rest] != part[i]
+        nested = other & ((rest_inside >= inside_threshold) | (kept_inside >= inside_threshold))
+        grows = bool(cut_by_edge[i]) or int(cls[i]) in TWO_WHEELERS
+        kept_part = other & grows & (kept_inside >= inside_threshold)
         same = iou > iou_threshold
-        for j in rest[cut & ~same]:  # a cut part: grow the kept box to the whole vehicle
+        for j in rest[kept_part & ~same]:  # the kept box is part of the vehicle: grow it
             xyxy[i, :2] = np.minimum(xyxy[i, :2], xyxy[j, :2])
             xyxy[i, 2:] = np.maximum(xyxy[i, 2:], xyxy[j, 2:])
-        alive[rest[same | cut]] = False
+        alive[rest[same | nested]] = False
     index = np.asarray(keep, dtype=np.int64)
     return Detections(xyxy=xyxy[index], confidence=conf[index], class_id=cls[index])
+
+
+def _overlaps(
+    xyxy: npt.NDArray[np.floating[Any]],
+    areas: npt.NDArray[np.floating[Any]],
+    i: int,
+    rest: npt.NDArray[np.intp],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Intersection and union areas (px²) of box ``i`` with each box of ``rest``."""
+    w = np.minimum(xyxy[i, 2], xyxy[rest, 2]) - np.maximum(xyxy[i, 0], xyxy[rest, 0])
+    h = np.minimum(xyxy[i, 3], xyxy[rest, 3]) - np.maximum(xyxy[i, 1], xyxy[rest, 1])
+    inter = (np.maximum(w, 0) * np.maximum(h, 0)).astype(np.float64)
+    return inter, (areas[i] + areas[rest] - inter).astype(np.float64)
+
+
+def _touches_inner_edge(
+    xyxy: npt.NDArray[np.float32],
+    window: PixelBox | None,
+    image_size: tuple[int, int],
+    edge_px: float,
+) -> npt.NDArray[np.bool_]:
+    """Tell which boxes come within ``edge_px`` of an edge of ``window`` inside the image."""
+    if window is None:
+        return np.zeros(len(xyxy), dtype=bool)
+    near = np.zeros(len(xyxy), dtype=bool)
+    image_w, image_h = image_size
+    for side, edge, image_edge in (
+        (0, window.x0, 0.0), (1, window.y0, 0.0), (2, window.x1, image_w), (3, window.y1, image_h),
+    ):  # fmt: skip
+        if abs(edge - image_edge) > edge_px:
+            near |= np.abs(xyxy[:, side] - edge) <= edge_px
+    return near
+
+
+CLASS_GROUPS: tuple[frozenset[int], ...] = (
+    frozenset({int(VehicleClass.CAR), int(VehicleClass.BUS), int(VehicleClass.TRUCK)}),
+    frozenset(TWO_WHEELERS),
+)
+"""Classes the model confuses on one object (a van as car and truck, a bike as both)."""
+
+
+def drop_class_duplicates(found: Detections, *, iou_threshold: float = 0.7) -> Detections:
+    """Keep one box per object seen as two classes of one :data:`CLASS_GROUPS` group.
+
+    The model's own NMS works per class, so a van can come out as a car and as a truck
+    with nearly the same box. Of two boxes of different classes of one group whose IoU is
+    above ``iou_threshold``, the less confident is dropped. Boxes of different groups (a
+    motorcycle in front of a car) are never compared. Order is kept.
+    """
+    if not 0.0 < iou_threshold <= 1.0:
+        raise DetectorError(f"class duplicate IoU must be in (0, 1], got {iou_threshold}")
+    group = np.full(len(found), -1, dtype=np.int64)
+    for g, members in enumerate(CLASS_GROUPS):
+        group[np.isin(found.class_id, list(members))] = g
+    xyxy = found.xyxy.astype(np.float64)
+    areas = np.maximum(xyxy[:, 2] - xyxy[:, 0], 0) * np.maximum(xyxy[:, 3] - xyxy[:, 1], 0)
+    alive = np.ones(len(found), dtype=bool)
+    for i in np.argsort(-found.confidence, kind="stable"):
+        if not alive[i] or group[i] < 0:
+            continue
+        rest = np.flatnonzero(alive & (group == group[i]) & (found.class_id != found.class_id[i]))
+        if not rest.size:
+            continue
+        inter, union = _overlaps(xyxy, areas, int(i), rest)
+        iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+        alive[rest[iou > iou_threshold]] = False
+    return Detections(
+        xyxy=found.xyxy[alive], confidence=found.confidence[alive], class_id=found.class_id[alive]
+    )

@@ -22,6 +22,10 @@ from controllers.phase.timing import SignalTiming
 
 SPILLBACK_M = 15.0
 """A queued vehicle this close (m) to the junction in an exit zone blocks the exit."""
+SHORT_LINK_M = 30.0
+"""A camera zone this short (m) spans a whole link between two junctions a few metres
+apart: it holds a vehicle or two per lane, so one turner stuck in the box ahead of it
+fills it and the light upstream locks too."""
 
 
 @dataclass(frozen=True, slots=True)

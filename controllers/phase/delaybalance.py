@@ -42,14 +42,11 @@ from controllers.phase.base import PhaseDecision, exit_blocked, green_elapsed_s,
 from controllers.phase.commands import SignalState
 from controllers.phase.observe import IntersectionLayout, PhaseLayout, ZoneView
 from controllers.phase.timing import SignalTiming, local_greens_s
+from controllers.phase.turns import HEAD_M, TurnMemory
 
 DELAY_BALANCE = "delay-balance"
 STARTUP_S = 2.0
 """Start-up lost time of a queue at the beginning of green (s)."""
-HEAD_M = 10.0
-"""Distance (m) from the stop line within which a queued vehicle heads its queue."""
-TURN_MEMORY_S = 10.0
-"""A permissive turner seen standing at the stop line this recently (s) calls its clearance."""
 STALL_AFTER_S = 4.0
 """Seconds of green after which a queue head still standing means the movement stalls."""
 MIN_SPEED_M_S = 2.0
@@ -113,29 +110,6 @@ def _stalled(phase: PhaseLayout, view: ZoneView) -> frozenset[SegmentId]:
     return frozenset(out)
 
 
-def turn_clearance(
-    layout: IntersectionLayout, current: PhaseId, target: PhaseId, waiting: frozenset[SegmentId]
-) -> PhaseId | None:
-    """Return the phase to serve before ``target`` so that ``current``'s permissive turns clear.
-
-    ``waiting`` are the permissive movements of ``current`` whose turners lately stood at
-    the stop line (they found no gap; more may wait inside the junction): the phase that
-    serves one of them protected, and only movements ``current`` already serves, goes
-    first (None: no such phase, or ``target`` is it).
-    """
-    green = layout.phase(current)
-    if not waiting:
-        return None
-    served_now = {m.segment_id for m in green.movements}
-    for p in layout.phases:
-        if p.phase_id == current:
-            continue
-        protected = {m.segment_id for m in p.movements if not m.permissive}
-        if waiting & protected and {m.segment_id for m in p.movements} <= served_now:
-            return None if p.phase_id == target else p.phase_id
-    return None
-
-
 class DelayBalance:
     """Keep the green while it saves more delay than it costs (see the module docstring)."""
 
@@ -145,7 +119,7 @@ class DelayBalance:
         self.gap_s = gap_s
         self.fair_s = fair_s
         self._served: dict[SegmentId, float] = {}
-        self._turners: dict[SegmentId, float] = {}
+        self._turners = TurnMemory()
         self._segments: frozenset[SegmentId] | None = None
 
     def _approaches(self, layout: IntersectionLayout) -> frozenset[SegmentId]:
@@ -172,7 +146,7 @@ class DelayBalance:
         stalled = frozenset[SegmentId]()
         if elapsed > STALL_AFTER_S:
             stalled = _stalled(green, view)
-            self._note_turners(green, view, now)
+            self._turners.note(green, view, now)
         serving = {m.segment_id for m in green.movements} - stalled
         for segment in serving:
             self._served[segment] = now
@@ -235,17 +209,6 @@ class DelayBalance:
             layout, current, best, view, f"{waiting:.1f} pcu waiting outweigh {n:.1f} in green"
         )
 
-    def _note_turners(self, green: PhaseLayout, view: ZoneView, now: float) -> None:
-        """Remember when a permissive movement of the green had a turner at its line."""
-        for m in green.movements:
-            zone = view.zones.get(m.segment_id)
-            if (
-                m.permissive
-                and zone is not None
-                and any(v.halted and v.distance_m <= HEAD_M for v in zone.vehicles)
-            ):
-                self._turners[m.segment_id] = now
-
     def _leave(
         self,
         layout: IntersectionLayout,
@@ -255,13 +218,7 @@ class DelayBalance:
         why: str,
     ) -> PhaseDecision:
         """Change to ``target``, through the protected phase of waiting permissive turns."""
-        now = view.at_s
-        waiting = frozenset(
-            m.segment_id
-            for m in layout.phase(current).movements
-            if m.permissive and now - self._turners.get(m.segment_id, -1e18) <= TURN_MEMORY_S
-        )
-        clearing = turn_clearance(layout, current, target, waiting)
+        clearing = self._turners.clearing_phase(layout, current, target, view.at_s)
         if clearing is not None:
             return PhaseDecision(clearing, f"{why}; permissive turns of {current} clear first")
         return PhaseDecision(target, why)

@@ -107,10 +107,13 @@ def test_far_field_is_the_upper_half_of_the_measured_region() -> None:
     assert (whole.y0, whole.y1) == (0.0, 360.0)
 
 
-def test_targets_need_every_labelled_class() -> None:
+def test_targets_need_every_labelled_class_and_no_false_unlabelled_one() -> None:
     good_moto = ClassScore(MOTO, labelled=10, found=9, false=1, ap50=0.9)
     poor_car = ClassScore(CAR, labelled=20, found=18, false=0, ap50=0.9)  # recall 0.90 < 0.95
+    absent_car = ClassScore(CAR, labelled=0, found=0, false=0, ap50=float("nan"))
+    assert meets_targets([good_moto, absent_car])
+    # no car labelled, but three reported: false alarms in the density, precision 0
     unlabelled_car = ClassScore(CAR, labelled=0, found=0, false=3, ap50=float("nan"))
-    assert meets_targets([good_moto, unlabelled_car])
+    assert not meets_targets([good_moto, unlabelled_car])
     assert not meets_targets([good_moto, poor_car])
     assert not meets_targets([ClassScore(MOTO, labelled=10, found=9, false=2, ap50=0.9)])

@@ -12,9 +12,16 @@ from hypothesis import strategies as st
 from atcs.errors import DetectorError
 from atcs.types import Detections, VehicleClass
 from detectors.crop import PixelBox
-from detectors.tiles import TileSettings, merge_detections, plan_tiles, scaled_frame
+from detectors.tiles import (
+    TileSettings,
+    drop_class_duplicates,
+    merge_detections,
+    plan_tiles,
+    scaled_frame,
+)
 
 CAR, MOTORCYCLE = int(VehicleClass.CAR), int(VehicleClass.MOTORCYCLE)
+TRUCK, BICYCLE = int(VehicleClass.TRUCK), int(VehicleClass.BICYCLE)
 
 
 def _dets(rows: list[tuple[float, float, float, float, float, int]]) -> Detections:
@@ -169,3 +176,66 @@ def test_merge_keeps_neighbours_and_other_classes() -> None:
     assert len(merge_detections([])) == 0
     with pytest.raises(DetectorError):
         merge_detections(parts, iou_threshold=0.0)
+
+
+IMAGE = (960, 540)
+"""(width, height) px of the image the window tests place their tiles in."""
+TILE = PixelBox(0.0, 0.0, 320.0, 320.0)
+"""A tile whose right and bottom edges lie inside the image (its top and left are the image's)."""
+
+
+def test_merge_never_joins_two_neighbouring_cars_into_one_box() -> None:
+    # the whole-frame pass saw two queued cars as one box; the tile saw each car
+    whole = _dets([(100, 100, 200, 140, 0.6, CAR)])
+    tile = _dets([(100, 100, 148, 140, 0.9, CAR), (152, 100, 200, 140, 0.8, CAR)])
+    merged = merge_detections([whole, tile], windows=[None, TILE], image_size=IMAGE)
+    np.testing.assert_array_equal(merged.xyxy, [[100, 100, 148, 140], [152, 100, 200, 140]])
+    np.testing.assert_allclose(merged.confidence, [0.9, 0.8])
+
+
+def test_merge_grows_only_a_box_cut_by_an_inner_tile_edge() -> None:
+    whole = _dets([(300, 100, 360, 140, 0.5, CAR)])
+    cut = _dets([(300, 100, 319, 140, 0.9, CAR)])  # ends at the tile's right edge (x = 320)
+    merged = merge_detections([whole, cut], windows=[None, TILE], image_size=IMAGE)
+    np.testing.assert_array_equal(merged.xyxy, [[300, 100, 360, 140]])
+    np.testing.assert_allclose(merged.confidence, [0.9])
+    # the same box away from every inner edge is a car of its own size: no growth
+    inner = _dets([(300, 100, 319, 140, 0.9, CAR)])
+    wide = PixelBox(0.0, 0.0, 640.0, 320.0)
+    merged = merge_detections([whole, inner], windows=[None, wide], image_size=IMAGE)
+    np.testing.assert_array_equal(merged.xyxy, [[300, 100, 319, 140]])
+    # a tile edge that is the image's own edge cuts nothing
+    edge = PixelBox(640.0, 0.0, 960.0, 320.0)
+    at_edge = _dets([(900, 100, 960, 140, 0.9, CAR)])
+    bigger = _dets([(890, 90, 960, 140, 0.5, CAR)])
+    merged = merge_detections([bigger, at_edge], windows=[None, edge], image_size=IMAGE)
+    np.testing.assert_array_equal(merged.xyxy, [[900, 100, 960, 140]])
+
+
+def test_merge_gives_a_rider_seen_at_two_scales_the_box_with_its_rider() -> None:
+    # the tile found the scooter alone, the whole frame the scooter and its rider
+    whole = _dets([(200, 80, 220, 130, 0.4, MOTORCYCLE)])
+    tile = _dets([(201, 105, 219, 130, 0.8, MOTORCYCLE)])  # IoU 0.45, all inside
+    merged = merge_detections([whole, tile], windows=[None, TILE], image_size=IMAGE)
+    np.testing.assert_array_equal(merged.xyxy, [[200, 80, 220, 130]])
+    np.testing.assert_allclose(merged.confidence, [0.8])
+    with pytest.raises(DetectorError):
+        merge_detections([whole, tile], windows=[None], image_size=IMAGE)
+
+
+def test_class_duplicates_keep_the_more_confident_class_of_one_group() -> None:
+    found = _dets([
+        (10, 10, 60, 40, 0.6, TRUCK),  # a van seen as truck ...
+        (11, 10, 60, 41, 0.8, CAR),  # ... and as car
+        (100, 10, 150, 40, 0.7, TRUCK),  # a truck next to a car: IoU 0.14
+        (130, 10, 180, 40, 0.5, CAR),
+        (12, 12, 58, 38, 0.9, MOTORCYCLE),  # another group: never compared with cars
+        (300, 10, 320, 40, 0.5, BICYCLE),
+        (300, 10, 320, 41, 0.6, MOTORCYCLE),
+    ])  # fmt: skip
+    kept = drop_class_duplicates(found)
+    np.testing.assert_array_equal(kept.class_id, [CAR, TRUCK, CAR, MOTORCYCLE, MOTORCYCLE])
+    np.testing.assert_allclose(kept.confidence, [0.8, 0.7, 0.5, 0.9, 0.6])
+    assert len(drop_class_duplicates(Detections.empty())) == 0
+    with pytest.raises(DetectorError):
+        drop_class_duplicates(found, iou_threshold=0.0)

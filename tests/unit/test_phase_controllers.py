@@ -19,6 +19,7 @@ from controllers.phase.clearance import (
 )
 from controllers.phase.commands import CommandKind, ControlMode, PhaseCommand, SignalState
 from controllers.phase.envelope import CommandOutcome, check_command, command_for
+from controllers.phase.greedy import PhaseGreedy
 from controllers.phase.observe import (
     IntersectionLayout,
     Movement,
@@ -129,34 +130,65 @@ def test_spillback_guard_leaves_a_blocked_green() -> None:
     assert stalled.phase == B
 
 
-def test_permissive_turners_left_standing_get_their_protected_phase_first() -> None:
-    turn, c = SegmentId("turn"), PhaseId("C")
+TURN, C = SegmentId("turn"), PhaseId("C")
+
+
+def permissive_turn_site() -> tuple[IntersectionLayout, SignalTiming]:
+    """A: through SA + permissive turn; C: the turn protected; B: the crossing street SB."""
     layout = IntersectionLayout(
         IX,
         (
-            PhaseLayout(A, (Movement(SA, 1.0, 1), Movement(turn, 1.0, 1, permissive=True))),
-            PhaseLayout(c, (Movement(turn, 1.0, 1),)),
+            PhaseLayout(A, (Movement(SA, 1.0, 1), Movement(TURN, 1.0, 1, permissive=True))),
+            PhaseLayout(C, (Movement(TURN, 1.0, 1),)),
             PhaseLayout(B, (Movement(SB, 1.0, 1),)),
         ),
         {},
     )
-    ids = [A, c, B]
+    ids = [A, C, B]
     changes = {(a, b): Change(4.0, 2.0) for a in ids for b in ids if a != b}
     plan = FallbackPlan(time(0, 0), dict.fromkeys(ids, 20.0))
     phases = tuple(ExecPhase(p, 5.0, 40.0) for p in ids)
-    t3 = SignalTiming(IX, phases, changes, (plan,))
+    return layout, SignalTiming(IX, phases, changes, (plan,))
+
+
+@pytest.mark.parametrize("name", ["delay-balance", "phase-greedy"])
+def test_permissive_turners_left_standing_get_their_protected_phase_first(name: str) -> None:
+    layout, t3 = permissive_turn_site()
 
     def decide(turners: tuple[ZoneVehicle, ...]) -> PhaseId:
         zones = {
             SA: ZoneSnapshot(SA, (), 50.0, 1),
-            turn: ZoneSnapshot(turn, turners, 50.0, 1),
+            TURN: ZoneSnapshot(TURN, turners, 12.0, 1),  # a short link from a close light
             SB: ZoneSnapshot(SB, queue(8), 50.0, 1),
         }
-        controller = get_phase_controller("delay-balance")
+        controller = get_phase_controller(name)
         return controller.decide(layout, t3, state(A, 20.0), ZoneView(20.0, zones)).phase
 
     assert decide(()) == B  # nobody left to turn: straight to the crossing street
-    assert decide(queue(1)) == c  # a turner stands at the line: protected turn first
+    assert decide(queue(1)) == C  # a turner stands at the line: protected turn first
+
+
+def test_greedy_alone_never_picks_a_protected_turn_its_permissive_green_covers() -> None:
+    layout, t3 = permissive_turn_site()
+    zones = {
+        SA: ZoneSnapshot(SA, (), 50.0, 1),
+        TURN: ZoneSnapshot(TURN, queue(2), 12.0, 1),
+        SB: ZoneSnapshot(SB, queue(8), 50.0, 1),
+    }
+    plain, clearing = PhaseGreedy(clear_turns=False), PhaseGreedy()
+    at = state(A, 20.0)
+    assert plain.decide(layout, t3, at, ZoneView(20.0, zones)).phase == B
+    # By default only a turn from a short link clears; on a long approach, only when asked.
+    long_zones = {**zones, TURN: ZoneSnapshot(TURN, queue(2), 50.0, 1)}
+    assert PhaseGreedy().decide(layout, t3, at, ZoneView(20.0, long_zones)).phase == B
+    every_turn = PhaseGreedy(turn_zone_max_m=None)
+    assert every_turn.decide(layout, t3, at, ZoneView(20.0, long_zones)).phase == C
+    decision = clearing.decide(layout, t3, at, ZoneView(20.0, zones))
+    assert decision.phase == C
+    assert "clear first" in decision.reason
+    # In the protected phase the turn is no longer permissive: the crossing street is next.
+    after = clearing.decide(layout, t3, state(C, 40.0, 30.0), ZoneView(40.0, zones))
+    assert after.phase == B
 
 
 def test_max_pressure_counts_the_downstream_queue() -> None:
