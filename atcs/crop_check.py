@@ -218,14 +218,16 @@ class CameraCrops:
         if box is not None:
             yield CropJob(frame, box, True)
 
-    def check(self, frame: Frame, whole: Detections, crop: Detections) -> None:
-        """Add a frame detected whole and cropped to its camera's check.
+    def check(self, frame: Frame, whole: Detections, crop: Detections, region: PixelBox) -> None:
+        """Add a frame detected whole and cropped (in ``region``) to its camera's check.
 
         A refused crop is followed by a check of the whole image's window when that is a
-        different, still smaller input (see the module docstring).
+        different, still smaller input (see the module docstring). A late result detected
+        in a window the camera no longer checks (the one before that switch) is ignored.
         """
         check = self._checks.get(frame.camera_id)
-        if check is None:
+        region_now = self._regions.get(frame.camera_id)
+        if check is None or region_now is None or region_now.of_frame(frame) != region:
             return
         verdict = check.add(whole, crop, frame.width_px, frame.height_px)
         if verdict is None:
@@ -304,8 +306,8 @@ def checked(
     whole: Detections | None = None
     for job, found in results:
         if job.check:
-            if whole is not None:
-                crops.check(job.frame, whole, found)
+            if whole is not None and job.region is not None:
+                crops.check(job.frame, whole, found, job.region)
             continue
         whole = found
         yield job.frame, found

@@ -124,8 +124,8 @@ class DetectorWorker(threading.Thread):
 
     def _done(self, item: CropJob, found: Detections, whole: list[Detections]) -> None:
         if item.check:
-            if self._crops is not None and whole:
-                self._crops.check(item.frame, whole[0], found)
+            if self._crops is not None and whole and item.region is not None:
+                self._crops.check(item.frame, whole[0], found, item.region)
             return
         self._deliver(item.frame, found)
         whole[:] = [found]

@@ -224,7 +224,7 @@ def test_a_refused_crop_is_checked_again_on_the_whole_image(
     assert box is not None
     assert crops.checking
     for _ in range(2):  # the crop loses every vehicle: refused
-        crops.check(frame, _vehicles_at(centre, 3), _vehicles_at(centre, 0))
+        crops.check(frame, _vehicles_at(centre, 3), _vehicles_at(centre, 0), box)
     whole_image = detector.placement(600, 800, PixelBox(0, 0, 800, 600))
     if not isinstance(whole_image, CropWindow):
         verdict = crops.verdicts[camera]
@@ -237,8 +237,12 @@ def test_a_refused_crop_is_checked_again_on_the_whole_image(
     second = crops.to_check(frame)
     assert second is not None
     assert (second.width_px, second.height_px) == (800, 600)
+    for _ in range(2):  # late results of the refused window: not counted in the new check
+        crops.check(frame, _vehicles_at(centre, 3), _vehicles_at(centre, 0), box)
+    assert camera not in crops.verdicts
+    assert crops.checking
     for _ in range(2):  # equal on the whole image's window: accepted
-        crops.check(frame, _vehicles_at(centre, 3), _vehicles_at(centre, 3))
+        crops.check(frame, _vehicles_at(centre, 3), _vehicles_at(centre, 3), second)
     verdict = crops.verdicts[camera]
     assert verdict.use_crop
     assert verdict.input_shape == whole_image.input_shape
@@ -278,7 +282,7 @@ def test_a_recording_too_short_to_repay_the_check_is_detected_whole(
     long_enough = CameraCrops(survey_config, detector, frames=2, frames_expected=needed)
     for _ in range(2):  # the crop loses every vehicle: refused
         assert long_enough.to_check(frame) == box
-        long_enough.check(frame, _vehicles_at(centre, 3), _vehicles_at(centre, 0))
+        long_enough.check(frame, _vehicles_at(centre, 3), _vehicles_at(centre, 0), box)
     # the whole image's window (if smaller than the input) would need more frames than
     # the few left: the refusal stands
     whole_image = detector.placement(600, 800, PixelBox(0, 0, 800, 600))
