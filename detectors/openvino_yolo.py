@@ -3,10 +3,10 @@
 Each image is letterboxed exactly as ultralytics does (:mod:`detectors.letterbox`) straight
 into an inference request's input tensor; requests run asynchronously in OpenVINO's own
 threads while this thread prepares the next batch and decodes finished ones
-(:mod:`detectors.postprocess`, numpy NMS equal to ultralytics'). On the CPU each request
-holds one image and ``streams + 1`` requests are kept in flight (see
-:func:`images_per_request`); on other devices images of one input shape share a request
-(up to ``batch_max_frames``). An image's result never depends on which other images were
+(:mod:`detectors.postprocess`, numpy NMS equal to ultralytics'). ``streams + 1`` requests
+are kept in flight; images of one input shape that follow each other share a request (up to
+four on a CPU with AMX, one on other CPUs, ``batch_max_frames`` on other devices; see
+:func:`images_per_request`). An image's result never depends on which other images were
 detected with it.
 
 Not thread-safe: one thread at a time calls a detector (the service's detector worker, or
@@ -47,6 +47,9 @@ T = TypeVar("T")
 MAX_GEOMETRIES = 64
 MAX_PLACEMENTS = 1024
 """Crop placements remembered (one per image size and measured region)."""
+CHUNK_REQUESTS = 2
+"""Stream items submitted together, in full requests: images of one size that follow each
+other in the stream (a batch sorted by input shape) then fill requests across a boundary."""
 
 
 def _worth_cropping(window: CropWindow) -> bool:
@@ -67,22 +70,43 @@ def images_per_request(
     """Return how many images (of one input size) go in one inference request at most.
 
     An export with a fixed batch takes exactly that many. On the CPU, several requests stay
-    in flight; each holds one image, or two on a CPU with AMX, where pairs were measured
-    faster: 2 requests of 2 images against 3 of 1, yolo11n INT8, 640x352 crops 63 against
-    50 frames/s (15.5 against 17.3 ms of CPU per frame) and 640x640 frames 34.5 against
-    33.3 frames/s, each image's output bit-identical either way and whatever image it is
-    paired with. Without AMX (AMD Zen 4) batching was measured no cheaper (53 frames per
-    CPU-second, batch 1 vs 4). Other devices (GPUs) batch up to ``batch_max_frames``. A
-    lone image of its size still goes alone in its request. ``settings.images_per_request``
-    overrides the rule (``benchmarks/bench_batching.py`` measures it).
+    in flight; each holds one image, or up to four on a CPU with AMX, where batches were
+    measured cheaper per image (yolo11n INT8, CPU time per image of the compiled model
+    alone, 2 streams, 2026-12-06 on a quiet 2-core machine: 640x352 20.8 / 18.1 / 16.2 ms
+    for 1 / 2 / 4 images, 640x384 23.1 / - / 17.3 ms, 512x288 14.2 / - / 10.8 ms, 640x640
+    32.1 / 30.4 / 29.5 ms), each image's output bit-identical whatever images share its
+    request. Without AMX (AMD Zen 4) batching was measured no cheaper (53 frames per
+    CPU-second, batch 1 vs 4). Other devices (GPUs) batch up to ``batch_max_frames``. The
+    images of one size are split into requests of powers of two (4, 2, 1; see
+    :func:`request_sizes`), so each input shape compiles at most three variants.
+    ``settings.images_per_request`` overrides the rule (``benchmarks/bench_batching.py``
+    measures it).
     """
     if fixed_batch is not None:
         return fixed_batch
     if settings.images_per_request is not None:
         return settings.images_per_request
     if device == "CPU":
-        return 2 if amx else 1
+        return 4 if amx else 1
     return settings.batch_max_frames
+
+
+def request_sizes(count: int, most: int, *, fixed: bool = False) -> list[int]:
+    """Split ``count`` images of one input size into request sizes of at most ``most``.
+
+    Powers of two, largest first (7 images, most 4: 4, 2, 1), so that an input shape only
+    ever needs requests of 1, 2, 4, ... images (each a compiled variant). A ``fixed`` batch
+    export takes ``most`` images per request, the last one padded.
+    """
+    if fixed:
+        return [min(most, count - start) for start in range(0, count, most)]
+    sizes: list[int] = []
+    left = count
+    while left > 0:
+        size = 1 << (min(left, most).bit_length() - 1)
+        sizes.append(size)
+        left -= size
+    return sizes
 
 
 def openvino_device(device: str) -> str:
@@ -121,9 +145,7 @@ class OpenVinoYolo:
             raise DetectorError(f"model {source.spec!r} is not an OpenVINO export")
         self.settings = settings
         self._device = openvino_device(settings.device)
-        self._model = OpenVinoModel(
-            source.path, self._device, max_shapes=MAX_COMPILED_SHAPES + settings.crop_max_shapes
-        )
+        self._model = OpenVinoModel(source.path, self._device)
         info = self._model.info
         self._decode_settings = DecodeSettings(
             confidence=settings.confidence,
@@ -138,6 +160,9 @@ class OpenVinoYolo:
         self._batch = images_per_request(
             info.fixed_batch, self._device, settings, amx=cpu_has_amx_int8()
         )
+        # every input shape may compile one variant per request size (1, 2, 4, ...)
+        variants = 1 if info.fixed_batch is not None else self._batch.bit_length()
+        self._model.max_shapes = (MAX_COMPILED_SHAPES + settings.crop_max_shapes) * variants
         self._inflight_limit = settings.inflight_requests
         self._timeout_ms = max(1, round(settings.inference_timeout_s * 1000))
         self._geometries: dict[tuple[int, int], LetterboxGeometry] = {}
@@ -278,7 +303,7 @@ class OpenVinoYolo:
         pending: deque[_Chunk[T]] = deque()
         running = 0
         try:
-            for chunk_items in batched(items, self._batch):
+            for chunk_items in batched(items, CHUNK_REQUESTS * self._batch):
                 chunk = self._submit(chunk_items, image_of, region_of, placement_of)
                 pending.append(chunk)
                 running += len(chunk.jobs)
@@ -321,9 +346,12 @@ class OpenVinoYolo:
                 placement = self.placement(int(image.shape[0]), int(image.shape[1]), region)
             groups.setdefault(placement.input_shape, []).append((slot, image, placement))
         try:
+            fixed = self._model.info.fixed_batch is not None
             for (height, width), members in groups.items():
-                for part in batched(members, self._batch):
-                    chunk.jobs.append(self._start(part, height, width))
+                start = 0
+                for size in request_sizes(len(members), self._batch, fixed=fixed):
+                    chunk.jobs.append(self._start(members[start : start + size], height, width))
+                    start += size
         except BaseException:
             self._abandon(chunk)
             raise

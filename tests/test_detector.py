@@ -23,7 +23,7 @@ from detectors.crop import PixelBox
 from detectors.letterbox import boxes_to_image, letterbox_geometry, letterbox_into
 from detectors.model_files import ModelKind, resolve_model, short_error
 from detectors.openvino_model import cpu_has_amx_int8, ultralytics_runs_static
-from detectors.openvino_yolo import images_per_request, openvino_device
+from detectors.openvino_yolo import images_per_request, openvino_device, request_sizes
 from detectors.postprocess import DecodeSettings, decode, decode_end_to_end, nms
 from detectors.settings import YoloSettings
 from detectors.yolo import YoloDetector
@@ -261,12 +261,22 @@ def test_openvino_device_names_and_batching_policy() -> None:
     assert images_per_request(None, "CPU", settings) == 1
     assert images_per_request(None, "GPU", settings) == 6
     assert images_per_request(2, "CPU", settings) == 2
-    assert images_per_request(None, "CPU", settings, amx=True) == 2
+    assert images_per_request(None, "CPU", settings, amx=True) == 4
     forced = YoloSettings(model="m", images_per_request=3)
     assert images_per_request(None, "CPU", forced, amx=True) == 3
     assert images_per_request(2, "CPU", forced) == 2  # a fixed-batch export takes its batch
     with pytest.raises(DetectorError, match="images_per_request"):
         YoloSettings(model="m", images_per_request=0)
+
+
+def test_request_sizes_are_powers_of_two_unless_the_export_fixes_the_batch() -> None:
+    assert request_sizes(7, 4) == [4, 2, 1]
+    assert request_sizes(9, 4) == [4, 4, 1]
+    assert request_sizes(3, 1) == [1, 1, 1]
+    assert request_sizes(6, 6) == [4, 2]
+    assert request_sizes(0, 4) == []
+    assert {s for n in range(1, 40) for s in request_sizes(n, 4)} == {1, 2, 4}
+    assert request_sizes(7, 3, fixed=True) == [3, 3, 1]  # the last request is padded
 
 
 def test_batched_and_stream_in_batches_keep_order() -> None:

@@ -179,6 +179,25 @@ def test_stream_keeps_order_and_matches_detect(detector: YoloDetector, media_dir
     assert detector.detect([]) == []
 
 
+def test_images_sharing_a_request_get_the_boxes_they_get_alone(
+    model_path: str, media_dir: Path
+) -> None:
+    # 7 frames of one size go as requests of 4, 2 and 1 images (AMX CPUs batch 4 by default)
+    frames = read_frames(media_dir / TJUNCTION, step=3, count=7)
+    frames += read_frames(media_dir / BEIJING, step=30, count=2)
+    with (
+        YoloDetector(YoloSettings(model=model_path, images_per_request=4)) as batched,
+        YoloDetector(YoloSettings(model=model_path, images_per_request=1)) as single,
+    ):
+        together = batched.detect(frames)
+        alone = [single.detect([frame])[0] for frame in frames]
+    boxes = 0
+    for index, (found, expected) in enumerate(zip(together, alone, strict=True)):
+        assert_same_detections(found, expected, f"request of several #{index}")
+        boxes += len(found)
+    assert boxes >= 2 * len(frames)
+
+
 def test_ultralytics_engine_batches_and_agrees(
     model_path: str, plain_model: Any, media_dir: Path
 ) -> None:
