@@ -24,10 +24,11 @@ them, as the engine measures) and on the whole frame. Configurations:
   NMS (:mod:`detectors.tiles`). The far field is the upper half of the camera's measured
   region (where its vehicles are smallest).
 
-Boxes are scored as the engine measures them: after the duplicate filter every camera's
-analyzer applies before tracking (:func:`atcs.metrics.duplicates.drop_duplicates`: a box
-nested in a larger one of its class, and the less confident of two classes on one vehicle,
-are dropped). One table shows the detector's own boxes, before that filter, for comparison.
+Precision and recall count the boxes the engine measures: those at or above the threshold,
+then the duplicate filter every camera's analyzer applies before tracking
+(:func:`atcs.metrics.duplicates.drop_duplicates`: a box nested in a larger one of its class,
+and the less confident of two classes on one vehicle, are dropped). AP50 is computed on the
+detector's own boxes; one table shows their precision and recall before the filter.
 
 A class with no labelled box in scope still counts when it was reported falsely there (a
 car seen as a truck): it is printed with its false alarms and fails the targets.
@@ -43,7 +44,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -203,20 +204,35 @@ def measure(run: Run, frames: Frames, cameras: dict[str, Camera], rounds: int) -
         cpu.append((time.process_time() - start) * 1000 / len(frames))
         if k == 0:
             found = out
-    segments, whole, raw = Scorer(), Scorer(), Scorer()
+    raw = Scorer()
+    at = {t: (Scorer(), Scorer()) for t in (THRESHOLD, *THRESHOLDS)}  # segments, whole frame
     for (frame, _), detections in zip(frames, found, strict=True):
-        raw.add(frame, detections, cameras[frame.clip].scope)
-        measured = drop_duplicates(detections, DEFAULT_NESTED_FRACTION)
-        segments.add(frame, measured, cameras[frame.clip].scope)
-        whole.add(frame, measured)
+        scope = cameras[frame.clip].scope
+        raw.add(frame, detections, scope)
+        for t, (segments, whole) in at.items():
+            measured = as_measured(detections, t)
+            segments.add(frame, measured, scope)
+            whole.add(frame, measured)
+    ap50 = {s.vehicle_class: s.ap50 for s in raw.scores(THRESHOLD)}
+
+    def scores(scorer: Scorer, t: float) -> list[ClassScore]:
+        return [replace(s, ap50=ap50[s.vehicle_class]) for s in scorer.scores(t)]
+
+    segments, whole = at[THRESHOLD]
     return Result(
         statistics.median(cpu),
-        segments.scores(THRESHOLD),
-        whole.scores(THRESHOLD),
+        scores(segments, THRESHOLD),
+        scores(whole, THRESHOLD),
         segments.recall_by_height(THRESHOLD, HEIGHT_EDGES_PX),
-        {t: segments.scores(t) for t in THRESHOLDS},
+        {t: scores(at[t][0], t) for t in THRESHOLDS},
         raw.scores(THRESHOLD),
     )
+
+
+def as_measured(found: Detections, threshold: float) -> Detections:
+    """The boxes the engine measures at ``threshold``: kept by confidence, then de-duplicated."""
+    kept = found[found.confidence >= threshold]
+    return drop_duplicates(kept, DEFAULT_NESTED_FRACTION)
 
 
 def counted(score: ClassScore) -> bool:
