@@ -181,6 +181,14 @@ def _reference_problems(cfg: AtcsConfig) -> list[str]:
             )
     for i, ix in enumerate(cfg.intersections):
         problems += ix.reference_problems(f"intersections[{i}]", set(segments))
+    for i, camera in enumerate(cfg.cameras):
+        for label, threshold in camera.detection.class_confidence.items():
+            if threshold < cfg.detector.confidence:
+                problems.append(
+                    f"cameras[{i}].detection.class_confidence.{label}: {threshold} is below "
+                    f"[detector] confidence {cfg.detector.confidence}, so boxes between the two "
+                    "never reach the camera; lower [detector] confidence to it"
+                )
     for i, cam in enumerate(cfg.node.cameras):
         if cam not in cameras:
             problems.append(f"node.cameras[{i}]: unknown camera {cam!r}")

@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from atcs.config._base import Fraction, StrictModel
+from atcs.types import VehicleClass
 
 NormBox = tuple[Fraction, Fraction, Fraction, Fraction]
 """A box in normalised image coordinates: x0, y0, x1, y1 in [0, 1]."""
@@ -64,6 +65,14 @@ class CameraDetectionConfig(StrictModel):
             "measured region (its segments and lines), the whole image when it has none."
         ),
     )
+    class_confidence: dict[str, float] = Field(
+        default_factory=dict,
+        description=(
+            "Per-class confidence threshold of this camera, e.g. {truck = 0.35}: boxes of a "
+            "named class under its threshold are dropped before tracking; classes not named "
+            "keep [detector] confidence, which must not exceed any threshold named here."
+        ),
+    )
     far_below_px: float = Field(
         default=48.0,
         gt=0.0,
@@ -79,6 +88,19 @@ class CameraDetectionConfig(StrictModel):
     def _finite(cls, value: float) -> float:
         if not math.isfinite(value):
             raise ValueError("tile_scale must be a finite number")
+        return value
+
+    @field_validator("class_confidence")
+    @classmethod
+    def _class_thresholds(cls, value: dict[str, float]) -> dict[str, float]:
+        known = {c.label for c in VehicleClass}
+        for label, threshold in value.items():
+            if label not in known:
+                raise ValueError(
+                    f"class_confidence: unknown class {label!r}; known: {sorted(known)}"
+                )
+            if not 0.0 < threshold < 1.0:
+                raise ValueError(f"class_confidence.{label}: must be in (0, 1), got {threshold}")
         return value
 
     @field_validator("far_field")

@@ -147,6 +147,8 @@ class CameraAnalyzer:
     size; build a new one when a camera's resolution changes. ``nested_fraction``: a box
     with at least this fraction of its area inside a larger box of the same class is a
     duplicate detection and is dropped before tracking (None keeps every box).
+    ``class_confidence``: a box of a class named here under its threshold is dropped before
+    tracking (``[cameras.detection] class_confidence``).
     """
 
     def __init__(
@@ -167,6 +169,7 @@ class CameraAnalyzer:
         zones: Sequence[ZoneConfig] = (),
         calibration: CalibrationConfig | None = None,
         incidents: IncidentsConfig | None = None,
+        class_confidence: Mapping[VehicleClass, float] | None = None,
     ) -> None:
         if origin.tzinfo is None:
             raise DataError("the window origin must be a timezone-aware datetime")
@@ -176,6 +179,9 @@ class CameraAnalyzer:
         self._analysis = analysis
         self._origin = origin
         self._nested_fraction = nested_fraction
+        self._min_confidence = np.zeros(len(VehicleClass), dtype=np.float32)
+        for vehicle_class, threshold in (class_confidence or {}).items():
+            self._min_confidence[int(vehicle_class)] = threshold
         self._static = (
             StaticFilter(analysis.static_after_s, analysis.static_history_s, analysis.static_change)
             if analysis.static_after_s > 0
@@ -261,6 +267,10 @@ class CameraAnalyzer:
             zones=cfg.zones_of(camera_id),
             calibration=cfg.calibration_of(camera_id),
             incidents=cfg.incidents,
+            class_confidence={
+                VehicleClass.from_label(label): threshold
+                for label, threshold in cfg.camera(camera_id).detection.class_confidence.items()
+            },
         )
 
     @property
@@ -333,7 +343,7 @@ class CameraAnalyzer:
         )
 
     def _clean(self, frame_seq: int, detections: Detections) -> Detections:
-        """Drop non-finite boxes and duplicate boxes of one vehicle."""
+        """Drop non-finite boxes, boxes under their class's threshold, duplicates of one vehicle."""
         finite: BoolArray = np.asarray(np.isfinite(detections.xyxy).all(axis=1), dtype=np.bool_)
         if not finite.all():
             dropped = int(np.count_nonzero(~finite))
@@ -344,6 +354,9 @@ class CameraAnalyzer:
                 dropped,
             )
             detections = detections[finite]
+        if self._min_confidence.any() and len(detections):
+            confident = detections.confidence >= self._min_confidence[detections.class_id]
+            detections = detections[confident]
         if self._nested_fraction is not None:
             detections = drop_duplicates(detections, self._nested_fraction)
         return detections

@@ -155,3 +155,15 @@ def test_candidate_is_a_frozen_record() -> None:
     c = Candidate("x", "crop", 0.0, None, 0, 1.0, 0.5)
     with pytest.raises(AttributeError):
         c.cost = 2.0  # type: ignore[misc]
+
+
+def test_class_thresholds_are_checked_against_the_detector(tmp_path: Path) -> None:
+    cfg = _load(tmp_path, "detection = { class_confidence = { truck = 0.35 } }")
+    assert cfg.cameras[0].detection.class_confidence == {"truck": 0.35}
+    text = _problems(tmp_path, "detection = { class_confidence = { lorry = 0.35 } }")
+    assert "class_confidence: unknown class 'lorry'" in text
+    text = _problems(tmp_path, "detection = { class_confidence = { truck = 1.5 } }")
+    assert "class_confidence.truck: must be in (0, 1)" in text
+    text = _problems(tmp_path, "detection = { class_confidence = { motorcycle = 0.2 } }")
+    assert "cameras[0].detection.class_confidence.motorcycle: 0.2 is below" in text
+    assert "lower [detector] confidence" in text

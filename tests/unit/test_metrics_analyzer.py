@@ -644,3 +644,18 @@ def test_an_engine_start_late_in_a_window_gives_the_flow_of_the_time_seen() -> N
     assert left.observed_s == pytest.approx(3.0)
     assert left.partial
     assert left.flow_veh_h == pytest.approx(1200.0)  # 1 per 3 s, not 360 (1 per 10 s)
+
+
+def test_a_camera_class_threshold_drops_its_unsure_boxes_before_tracking() -> None:
+    cameras = [
+        {"id": "cam", "source": "clip.mp4", "detection": {"class_confidence": {"truck": 0.35}}},
+        {"id": "other", "source": "b.mp4"},
+    ]
+    boxes = dets([box(100, 200), box(150, 200, w=30), box(200, 200)], [CAR, TRUCK, TRUCK])
+    boxes = Detections(boxes.xyxy, np.array([0.3, 0.3, 0.6], np.float32), boxes.class_id)
+    plain = analyzer().update(0, at(0.5), 0.5, boxes)
+    strict = analyzer(config(cameras=cameras)).update(0, at(0.5), 0.5, boxes)
+    assert plain.segments[0].vehicles_by_class[TRUCK] == 2
+    # the 0.3 truck (a van the model is unsure of) is gone; the 0.3 car is not a truck
+    assert strict.segments[0].vehicles_by_class[TRUCK] == 1
+    assert strict.segments[0].vehicles_by_class[CAR] == 1
