@@ -134,9 +134,14 @@ def aggregate(runs: Runs) -> dict[str, Any]:
 
 
 def best(rows: dict[str, Any], names: list[str] | tuple[str, ...]) -> str | None:
-    """Return the controller of ``names`` with the lowest mean delay (None: none ran)."""
+    """Return the controller of ``names`` with the fewest gridlocks, then the lowest mean.
+
+    None when none ran. A run that locks is a failure a lower mean cannot buy back.
+    """
     present = [c for c in names if c in rows]
-    return min(present, key=lambda c: rows[c]["mean_delay_s"]) if present else None
+    if not present:
+        return None
+    return min(present, key=lambda c: (rows[c]["gridlocks"], rows[c]["mean_delay_s"]))
 
 
 def _row(name: str, r: dict[str, Any]) -> str:
@@ -157,7 +162,7 @@ def markdown(table: dict[str, Any], command: str, clearances: str) -> str:
         "vehicles at once had each stood still for 300 s or more. Violations: envelope "
         "rules broken in what SUMO showed (engine and peers in the envelope must have 0; "
         "RESCO's own rules have no all-red). Wall: seconds per simulated hour on the "
-        "machine that ran it.",
+        "machine that ran it. Best: the fewest gridlocked runs, then the lowest mean.",
         "",
         "| network | best engine | mean | median | p95 | gridlocks | wall s | best peer in "
         "envelope | mean | median | gridlocks | best peer (RESCO rules) | mean "

@@ -51,3 +51,35 @@ def test_first_seed_runs_the_later_seeds_of_a_split_batch(tmp_path: Path) -> Non
     assert [r["seed"] for r in summary["controllers"]["fixed"]["runs"]] == [3]
     table = json.loads((docs / "simulation-results-t.json").read_text())["table"]["cologne1"]
     assert table["fixed"]["seeds"] == [3]
+
+
+def _saved_run(folder: Path, controller: str, seeds: dict[int, tuple[float, bool]]) -> None:
+    """A batch's summary.json as run_simulation leaves it (only the fields the table reads)."""
+    runs = [
+        {"seed": seed, "mean_delay_s": delay, "p95_delay_s": 2 * delay, "gridlocked": locked,
+         "safety_violations": 0, "wall_s": 20.0, "vehicles_completed": 2000}
+        for seed, (delay, locked) in seeds.items()
+    ]  # fmt: skip
+    folder.mkdir(parents=True)
+    doc = {"scenario": "arterial4x4", "controllers": {controller: {"kind": "engine", "runs": runs}}}
+    (folder / "summary.json").write_text(json.dumps(doc))
+
+
+def test_collect_merges_one_seed_batches_and_ranks_gridlocks_first(tmp_path: Path) -> None:
+    out, docs = tmp_path / "out" / "arterial4x4", tmp_path / "docs"
+    _saved_run(out / "slow-1", "slow", {1: (840.0, False)})
+    _saved_run(out / "slow-1-from2", "slow", {2: (830.0, False)})
+    _saved_run(out / "fast-2", "fast", {1: (800.0, True), 2: (810.0, False)})
+    args = ["--collect", "--out", str(tmp_path / "out"), "--docs", str(docs), "--name", "t"]
+    subprocess.run(
+        [sys.executable, "scripts/sim_results.py", *args],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, check=True,
+        capture_output=True, timeout=300,
+    )  # fmt: skip
+    table = json.loads((docs / "simulation-results-t.json").read_text())["table"]["arterial4x4"]
+    assert sorted(table["slow"]["seeds"]) == [1, 2]  # two one-seed batches, one row
+    assert table["slow"]["mean_delay_s"] == 835.0
+    page = (docs / "simulation-results-t.md").read_text()
+    # The summary line names the controller that never locked, though its mean is higher.
+    assert "| arterial4x4 | slow | 835.0 |" in page
+    assert "| arterial4x4 | fast | engine | 2 | 805.0 |" in page

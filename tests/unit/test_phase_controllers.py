@@ -10,6 +10,7 @@ from atcs.control.phase_supervisor import PhaseSupervisor
 from atcs.errors import ControlError
 from atcs.types import IntersectionId, PhaseId, SegmentId
 from controllers import FallbackPlan
+from controllers.phase.actuated import Actuated
 from controllers.phase.base import PhaseDecision
 from controllers.phase.clearance import (
     ite_all_red_s,
@@ -223,6 +224,26 @@ def test_actuated_skips_phases_without_calls() -> None:
     controller = get_phase_controller("actuated")
     decision = controller.decide(three, t3, state(A, 9.0), ZoneView(9.0, zones))
     assert decision.phase == PhaseId("C")
+
+
+def test_actuated_short_maximum_cuts_a_green_that_keeps_coming() -> None:
+    t = timing()  # the signal's own maximum: 40 s
+
+    def decide(name: str, at: float) -> PhaseId:
+        controller = get_phase_controller(name)
+        return controller.decide(
+            LAYOUT, t, state(A, at), view(at, flowing(3) + queue(0, 3), queue(4))
+        ).phase
+
+    assert decide("actuated", 39.0) == A  # vehicles keep coming: extended
+    short = Actuated(max_green_s=20.0)
+    assert short.name == "actuated-max20"
+    kept = short.decide(LAYOUT, t, state(A, 19.0), view(19.0, flowing(3), queue(4)))
+    assert kept.phase == A
+    cut = short.decide(LAYOUT, t, state(A, 20.0), view(20.0, flowing(3), queue(4)))
+    assert cut.phase == B
+    assert cut.reason.startswith("short maximum")
+    assert decide("actuated-max40", 39.0) == A  # 40 s: not yet
 
 
 def test_envelope_repairs_and_refuses() -> None:
