@@ -205,9 +205,30 @@ class DelayBalance:
             return PhaseDecision(
                 current, f"platoon {n:.1f} pcu in {t_ext:.0f} s outweighs {waiting:.1f} waiting"
             )
+        target = self._turners.clearing_phase(layout, current, best, now) or best
+        held = self.hold_instead(layout, timing, state, view, target=target, stalled=stalled)
+        if held is not None:
+            return PhaseDecision(current, held)
         return self._leave(
             layout, current, best, view, f"{waiting:.1f} pcu waiting outweigh {n:.1f} in green"
         )
+
+    def hold_instead(
+        self,
+        layout: IntersectionLayout,
+        timing: SignalTiming,
+        state: SignalState,
+        view: ZoneView,
+        *,
+        target: PhaseId,
+        stalled: frozenset[SegmentId],
+    ) -> str | None:
+        """Why to keep the green after all when the balance says change to ``target``.
+
+        None (change): the balance has the last word here; a subclass that looks further
+        ahead (:mod:`controllers.phase.schedule`) may keep the green.
+        """
+        return None
 
     def _leave(
         self,

@@ -10,12 +10,14 @@ from controllers.phase.base import PhaseController
 from controllers.phase.delaybalance import DELAY_BALANCE, DelayBalance
 from controllers.phase.greedy import PHASE_GREEDY, PhaseGreedy
 from controllers.phase.maxpressure import PHASE_MAX_PRESSURE, PhaseMaxPressure
+from controllers.phase.schedule import SCHEDULE, Schedule
 
 _FACTORIES: dict[str, Callable[[], PhaseController]] = {
     PHASE_MAX_PRESSURE: PhaseMaxPressure,
     PHASE_GREEDY: PhaseGreedy,
     ACTUATED: Actuated,
     DELAY_BALANCE: DelayBalance,
+    SCHEDULE: Schedule,
 }
 
 
