@@ -199,6 +199,11 @@ class DelayBalance:
             wait, phase = max(overdue)
             return self._leave(layout, current, phase, view, f"{phase} waited {wait:.0f} s")
         if waiting <= 0 or best == current:
+            early = (
+                self.change_early(layout, timing, state, view, stalled=stalled) if n <= 0 else None
+            )
+            if early is not None:
+                return self._leave(layout, current, early.phase, view, early.reason)
             return PhaseDecision(current, "nobody else waits")
         round_s += timing.change(best, current).total_s
         if n * min(round_s, timing.recall_wait_s) >= waiting * max(t_ext, 1.0):
@@ -212,6 +217,22 @@ class DelayBalance:
         return self._leave(
             layout, current, best, view, f"{waiting:.1f} pcu waiting outweigh {n:.1f} in green"
         )
+
+    def change_early(
+        self,
+        layout: IntersectionLayout,
+        timing: SignalTiming,
+        state: SignalState,
+        view: ZoneView,
+        *,
+        stalled: frozenset[SegmentId],
+    ) -> PhaseDecision | None:
+        """Return the phase to change to before anybody waits there (None: keep the green).
+
+        Delay-balance never does; a subclass that sees vehicles coming further ahead
+        (:mod:`controllers.phase.schedule`) may start the change so that they find green.
+        """
+        return None
 
     def hold_instead(
         self,

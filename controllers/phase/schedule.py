@@ -33,7 +33,7 @@ from atcs.types import PhaseId, SegmentId
 from controllers.phase.base import PhaseDecision, exit_blocked, green_elapsed_s, target_phase
 from controllers.phase.commands import SignalState
 from controllers.phase.delaybalance import MIN_SPEED_M_S, STARTUP_S, DelayBalance
-from controllers.phase.observe import IntersectionLayout, ZoneSnapshot, ZoneView
+from controllers.phase.observe import Feeder, IntersectionLayout, Movement, ZoneSnapshot, ZoneView
 from controllers.phase.timing import SignalTiming
 
 SCHEDULE = "schedule"
@@ -145,13 +145,14 @@ def fluid_now(
             if flow > 0:
                 served[m.segment_id] = max(served.get(m.segment_id, 0.0), flow)
         capacity[p.phase_id] = served
+    feeders = {m.segment_id: m.feeders for p in layout.phases for m in p.movements}
     queued: dict[SegmentId, float] = {}
     arrivals: dict[SegmentId, list[float]] = {}
     for seg in sorted(segments):
         zone = view.zones.get(seg)
         coming = [0.0] * horizon_s
         waiting = 0.0
-        beyond = 0
+        seen_m = 0.0
         if zone is not None:
             for v in zone.vehicles:
                 if v.halted:
@@ -160,13 +161,37 @@ def fluid_now(
                 k = int(v.distance_m / max(v.speed_m_s, MIN_SPEED_M_S))
                 if k < horizon_s:
                     coming[k] += v.pcu
-            beyond = int(zone.length_m / FREE_SPEED_M_S)
+            seen_m = zone.length_m
+        unseen = _fed(coming, view, feeders.get(seg, ()), seen_m)
         flow = rates.rate(seg)
-        for k in range(beyond, horizon_s):
-            coming[k] += flow
+        for k in range(int(seen_m / FREE_SPEED_M_S), horizon_s):
+            if k not in unseen:
+                coming[k] += flow
         queued[seg] = waiting
         arrivals[seg] = coming
     return Fluid(queued, arrivals, capacity)
+
+
+def _fed(coming: list[float], view: ZoneView, feeders: Iterable[Feeder], seen_m: float) -> range:
+    """Add the vehicles an upstream exit zone sees coming to ``coming`` (PCU per second).
+
+    Returns the seconds of the horizon that zone covers (no learned flow is added there);
+    vehicles already inside this approach's own zone (``seen_m``) are not counted twice.
+    """
+    for feeder in feeders:
+        zone = view.zones.get(feeder.segment_id)
+        if zone is None:
+            continue
+        for v in zone.vehicles:
+            distance = feeder.offset_m - v.distance_m
+            if distance <= seen_m:
+                continue
+            k = int(distance / max(v.speed_m_s, MIN_SPEED_M_S))
+            if k < len(coming):
+                coming[k] += v.pcu * feeder.share
+        start = max(seen_m, feeder.offset_m - zone.length_m)
+        return range(int(start / FREE_SPEED_M_S), int(feeder.offset_m / FREE_SPEED_M_S))
+    return range(0)
 
 
 def _next_phase(
@@ -255,11 +280,14 @@ class Schedule(DelayBalance):
         self,
         gap_s: float = 4.0,
         fair_s: float | None = 120.0,
+        *,
         holds_s: tuple[int, ...] = HOLDS_S,
         batches_pcu: tuple[float, ...] = BATCHES_PCU,
         horizon_s: int = HORIZON_S,
+        early: bool = True,
     ) -> None:
         super().__init__(gap_s, fair_s)
+        self.early = early
         self.holds_s = holds_s
         self.batches_pcu = batches_pcu
         self.horizon_s = horizon_s
@@ -321,3 +349,63 @@ class Schedule(DelayBalance):
             f"schedule: holding {best} s more queues {now - best_cost:.0f} pcu-s less "
             f"than changing to {target}"
         )
+
+    def change_early(
+        self,
+        layout: IntersectionLayout,
+        timing: SignalTiming,
+        state: SignalState,
+        view: ZoneView,
+        *,
+        stalled: frozenset[SegmentId],
+    ) -> PhaseDecision | None:
+        """Change now when vehicles seen coming to another phase make that cheaper.
+
+        Only while the green in force has no platoon and only for phases with a vehicle
+        seen (by their own cameras or an upstream exit zone): changing now is weighed
+        against holding each of :data:`HOLDS_S` seconds and then changing to the same phase.
+        """
+        if not self.early:
+            return None
+        current = target_phase(state)
+        serving = {m.segment_id for m in layout.phase(current).movements}
+        fluid: Fluid | None = None
+        best: tuple[float, PhaseId] | None = None
+        for p in layout.phases:
+            if p.phase_id == current or not _seen_coming(p.movements, serving, view):
+                continue
+            if fluid is None:
+                fluid = fluid_now(layout, view, self.rates, {current: stalled}, self.horizon_s)
+            saving = self._saving(fluid, timing, current, p.phase_id)
+            if saving > 0 and (best is None or saving > best[0]):
+                best = (saving, p.phase_id)
+        if best is None:
+            return None
+        return PhaseDecision(
+            best[1],
+            f"schedule: vehicles coming to {best[1]}, changing now saves {best[0]:.0f} pcu-s",
+        )
+
+    def _saving(self, fluid: Fluid, timing: SignalTiming, current: PhaseId, to: PhaseId) -> float:
+        """PCU-seconds changing to ``to`` now saves against the best later change (<= 0: none)."""
+
+        def cost(hold_s: int) -> float:
+            return schedule_cost(
+                fluid, timing, current, hold_s=hold_s, target=to, horizon_s=self.horizon_s
+            )
+
+        room = timing.phase(current).max_green_s
+        later = [cost(d) for d in self.holds_s if d <= room]
+        return min(later) - cost(0) if later else 0.0
+
+
+def _seen_coming(movements: Iterable[Movement], serving: set[SegmentId], view: ZoneView) -> bool:
+    """Tell whether a camera sees a vehicle for one of ``movements`` the green does not serve."""
+    for m in movements:
+        if m.segment_id in serving:
+            continue
+        for zone_id in (m.segment_id, *(f.segment_id for f in m.feeders)):
+            zone = view.zones.get(zone_id)
+            if zone is not None and zone.vehicles:
+                return True
+    return False

@@ -11,6 +11,7 @@ from controllers import FallbackPlan
 from controllers.phase.commands import ControlMode, SignalState
 from controllers.phase.delaybalance import DelayBalance
 from controllers.phase.observe import (
+    Feeder,
     IntersectionLayout,
     Movement,
     PhaseLayout,
@@ -110,3 +111,45 @@ def test_schedule_changes_when_the_queue_outweighs_the_platoon() -> None:
     # One vehicle 7 s away on A against seven queued on B: changing now is cheaper.
     view = zones(10.0, (ZoneVehicle(42.0, 6.0),), halted(7))
     assert Schedule().decide(LAYOUT, timing(), green(A, 10.0), view).phase == B
+
+
+UB = SegmentId("b-upstream[out]")
+FED = IntersectionLayout(
+    IX,
+    (
+        PhaseLayout(A, (Movement(SA, 1.0, 1),)),
+        PhaseLayout(B, (Movement(SB, 1.0, 1, feeders=(Feeder(UB, 150.0),)),)),
+    ),
+    {},
+)
+
+
+def fed_view(at: float, upstream: tuple[ZoneVehicle, ...]) -> ZoneView:
+    view = zones(at, (), ())
+    return ZoneView(at, {**view.zones, UB: ZoneSnapshot(UB, upstream, 50.0, 1)})
+
+
+def test_fluid_now_reads_the_upstream_exit_zone_instead_of_the_learned_flow() -> None:
+    rates = ArrivalRates()
+    rates.note(zones(0.0, (), (ZoneVehicle(20.0, 6.0),)), [SB])  # 0.12 PCU/s learned on B
+    view = fed_view(5.0, (ZoneVehicle(60.0, 10.0), ZoneVehicle(130.0, 10.0, 2.0)))
+    arrivals = fluid_now(FED, view, rates, {}, horizon_s=16).arrivals[SB]
+    # 150 - 60 = 90 m at 10 m/s: second 9. The other vehicle (20 m off) is inside B's own
+    # zone already. The upstream zone covers 100-150 m (seconds 8-11): no learned flow there.
+    flow = 0.12
+    expected = [0.0] * 4 + [flow] * 4 + [0.0, 1.0, 0.0, 0.0] + [flow] * 4
+    assert arrivals == pytest.approx(expected)
+
+
+def test_schedule_changes_early_for_vehicles_coming_from_upstream() -> None:
+    # Nobody on A; two vehicles leave the junction upstream of B, 8 and 9 s away. Changing
+    # now (6 s change + 2 s start-up) serves them as they come (2 PCU-s queued); holding
+    # 2 s more makes them stop (6 PCU-s).
+    view = fed_view(10.0, (ZoneVehicle(60.0, 10.0), ZoneVehicle(70.0, 10.0)))
+    kept = DelayBalance().decide(FED, timing(), green(A, 10.0), view)
+    assert (kept.phase, kept.reason) == (A, "nobody else waits")
+    early = Schedule().decide(FED, timing(), green(A, 10.0), view)
+    assert early.phase == B
+    assert early.reason == "schedule: vehicles coming to B, changing now saves 4 pcu-s"
+    late = Schedule(early=False).decide(FED, timing(), green(A, 10.0), view)
+    assert late.phase == A
