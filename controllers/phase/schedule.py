@@ -284,7 +284,7 @@ class Schedule(DelayBalance):
         holds_s: tuple[int, ...] = HOLDS_S,
         batches_pcu: tuple[float, ...] = BATCHES_PCU,
         horizon_s: int = HORIZON_S,
-        early: bool = True,
+        early: bool = False,
     ) -> None:
         super().__init__(gap_s, fair_s)
         self.early = early

@@ -148,8 +148,8 @@ def test_schedule_changes_early_for_vehicles_coming_from_upstream() -> None:
     view = fed_view(10.0, (ZoneVehicle(60.0, 10.0), ZoneVehicle(70.0, 10.0)))
     kept = DelayBalance().decide(FED, timing(), green(A, 10.0), view)
     assert (kept.phase, kept.reason) == (A, "nobody else waits")
-    early = Schedule().decide(FED, timing(), green(A, 10.0), view)
+    early = Schedule(early=True).decide(FED, timing(), green(A, 10.0), view)
     assert early.phase == B
     assert early.reason == "schedule: vehicles coming to B, changing now saves 4 pcu-s"
-    late = Schedule(early=False).decide(FED, timing(), green(A, 10.0), view)
+    late = Schedule().decide(FED, timing(), green(A, 10.0), view)  # early changes are off
     assert late.phase == A
