@@ -29,7 +29,7 @@ from atcs.sim.phase_site import PhaseBridge, phase_setup
 from atcs.sim.specs import SpecOptions, build_intersection
 from atcs.types import PhaseId, SegmentId, VehicleClass
 from controllers.phase.commands import CommandKind, ControlMode, PhaseCommand
-from controllers.phase.observe import ZoneSnapshot, ZoneVehicle, ZoneView
+from controllers.phase.observe import Feeder, ZoneSnapshot, ZoneVehicle, ZoneView
 from controllers.phase.registry import get_phase_controller
 from controllers.phase.timing import Interval
 
@@ -92,6 +92,18 @@ def test_phase_bridge_serves_a_command_with_the_clearances() -> None:
     assert shown[5][1] == "Gr"
     assert [s[1] for s in shown[6:13]] == ["yr"] * 4 + ["rr"] * 3
     assert shown[13][1:] == ("rG", Interval.GREEN)
+
+
+def test_phase_layout_names_the_exit_zones_upstream_as_feeders() -> None:
+    layout = phase_setup(build_intersection(program())).layout
+    feeders = {m.segment_id: m.feeders for p in layout.phases for m in p.movements}
+    # ns_0 (100 m) is fed without a choice by up_0 (40 m): a light at either end of them
+    # would see the vehicles 100 or 140 m before this stop line.
+    assert feeders[SegmentId("ns@P1")] == (
+        Feeder(SegmentId("ns[out]"), 100.0),
+        Feeder(SegmentId("up[out]"), 140.0),
+    )
+    assert feeders[SegmentId("ew@P2")] == (Feeder(SegmentId("ew[out]"), 100.0),)
 
 
 def _audit() -> PhaseAudit:

@@ -21,18 +21,19 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import defaultdict
 from dataclasses import dataclass
 
 from atcs.bus.phase_payloads import POSIX, Clock, decode_phase_command, encode_signal_state
 from atcs.errors import PayloadError
 from atcs.sim.clearances import ChangeFrames, change_frames, link_clearances
 from atcs.sim.network import GREEN_CHARS
-from atcs.sim.specs import SimIntersection, SpecOptions, bus_safe
+from atcs.sim.specs import SegmentLanes, SimIntersection, SpecOptions, bus_safe
 from atcs.types import PhaseId, SegmentId
 from controllers.phase.clearance import whole_ticks_s
 from controllers.phase.commands import CommandVerdict, PhaseCommand, SignalState
 from controllers.phase.executor import SignalExecutor
-from controllers.phase.observe import IntersectionLayout, Movement, PhaseLayout
+from controllers.phase.observe import Feeder, IntersectionLayout, Movement, PhaseLayout
 from controllers.phase.timing import Change, ExecPhase, Interval, SignalTiming
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,33 @@ class PhaseSetup:
 
 def _groups(state: str) -> frozenset[str]:
     return frozenset(f"{i}{c}" for i, c in enumerate(state) if c in GREEN_CHARS)
+
+
+def _feeders(ix: SimIntersection, seg: SegmentLanes) -> tuple[Feeder, ...]:
+    """Return the exit zones upstream that would see ``seg``'s vehicles first.
+
+    Along each lane of ``seg`` and the lanes leading into it without a choice, the exit
+    zone a light upstream would have on that road (``<edge>[out]``; used only where such
+    a light exists), at the road's distance from this stop line. The vehicles in it are
+    shared among this light's approach zones on the same road by lane count.
+    """
+    lanes_on: dict[str, int] = defaultdict(int)
+    for other in ix.segments:
+        if not other.exit:
+            for ln in other.lanes:
+                lanes_on[ix.program.lanes[ln].edge_id] += 1
+    out: dict[SegmentId, Feeder] = {}
+    for ln in seg.lanes:
+        info = ix.program.lanes[ln]
+        share = sum(1 for x in seg.lanes if ix.program.lanes[x].edge_id == info.edge_id) / max(
+            1, lanes_on[info.edge_id]
+        )
+        offset = 0.0
+        for lane_id, length in ((ln, info.length_m), *info.upstream):
+            offset += length
+            exit_id = SegmentId(bus_safe(f"{lane_id.rsplit('_', 1)[0]}[out]"))
+            out.setdefault(exit_id, Feeder(exit_id, round(offset, 2), share))
+    return tuple(out.values())
 
 
 def _layout(ix: SimIntersection, opts: SpecOptions) -> IntersectionLayout:
@@ -77,7 +105,16 @@ def _layout(ix: SimIntersection, opts: SpecOptions) -> IntersectionLayout:
                 }
             )
             weight = 1.0 if "G" in chars else PERMISSIVE_WEIGHT
-            movements.append(Movement(seg_id, weight, len(seg.lanes), tuple(exits), "g" in chars))
+            movements.append(
+                Movement(
+                    seg_id,
+                    weight,
+                    len(seg.lanes),
+                    tuple(exits),
+                    "g" in chars,
+                    _feeders(ix, seg),
+                )
+            )
         phases.append(PhaseLayout(spec.phase_id, tuple(movements)))
     return IntersectionLayout(
         ix.spec.intersection_id, tuple(phases), exit_lanes, opts.lane_saturation_pcu_h

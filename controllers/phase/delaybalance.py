@@ -199,15 +199,57 @@ class DelayBalance:
             wait, phase = max(overdue)
             return self._leave(layout, current, phase, view, f"{phase} waited {wait:.0f} s")
         if waiting <= 0 or best == current:
+            early = (
+                self.change_early(layout, timing, state, view, stalled=stalled) if n <= 0 else None
+            )
+            if early is not None:
+                return self._leave(layout, current, early.phase, view, early.reason)
             return PhaseDecision(current, "nobody else waits")
         round_s += timing.change(best, current).total_s
         if n * min(round_s, timing.recall_wait_s) >= waiting * max(t_ext, 1.0):
             return PhaseDecision(
                 current, f"platoon {n:.1f} pcu in {t_ext:.0f} s outweighs {waiting:.1f} waiting"
             )
+        target = self._turners.clearing_phase(layout, current, best, now) or best
+        held = self.hold_instead(layout, timing, state, view, target=target, stalled=stalled)
+        if held is not None:
+            return PhaseDecision(current, held)
         return self._leave(
             layout, current, best, view, f"{waiting:.1f} pcu waiting outweigh {n:.1f} in green"
         )
+
+    def change_early(
+        self,
+        layout: IntersectionLayout,
+        timing: SignalTiming,
+        state: SignalState,
+        view: ZoneView,
+        *,
+        stalled: frozenset[SegmentId],
+    ) -> PhaseDecision | None:
+        """Return the phase to change to before anybody waits there (None: keep the green).
+
+        Delay-balance never does; a subclass that sees vehicles coming further ahead
+        (:mod:`controllers.phase.schedule`) may start the change so that they find green.
+        """
+        return None
+
+    def hold_instead(
+        self,
+        layout: IntersectionLayout,
+        timing: SignalTiming,
+        state: SignalState,
+        view: ZoneView,
+        *,
+        target: PhaseId,
+        stalled: frozenset[SegmentId],
+    ) -> str | None:
+        """Why to keep the green after all when the balance says change to ``target``.
+
+        None (change): the balance has the last word here; a subclass that looks further
+        ahead (:mod:`controllers.phase.schedule`) may keep the green.
+        """
+        return None
 
     def _leave(
         self,

@@ -54,12 +54,27 @@ class ZoneSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class Feeder:
+    """An exit zone of the junction upstream whose vehicles come on to an approach.
+
+    A vehicle ``d`` metres past the upstream junction is ``offset_m - d`` metres from this
+    approach's stop line; ``share`` of them (0..1) join this approach zone (the rest the
+    other approach zones of the same road).
+    """
+
+    segment_id: SegmentId
+    offset_m: float
+    share: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class Movement:
     """One approach zone a phase serves, with ``weight`` (1: every vehicle counts in full).
 
     ``exits`` are the exit zones its vehicles discharge into; ``lanes`` its lane count;
     ``permissive`` that the phase serves it only permissively (its turns yield to
-    opposing traffic and may wait inside the junction).
+    opposing traffic and may wait inside the junction); ``feeders`` the exit zones of the
+    junction upstream that see its vehicles coming before its own camera does.
     """
 
     segment_id: SegmentId
@@ -67,6 +82,7 @@ class Movement:
     lanes: int
     exits: tuple[SegmentId, ...] = ()
     permissive: bool = False
+    feeders: tuple[Feeder, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

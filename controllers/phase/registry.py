@@ -10,6 +10,7 @@ from controllers.phase.base import PhaseController
 from controllers.phase.delaybalance import DELAY_BALANCE, DelayBalance
 from controllers.phase.greedy import PHASE_GREEDY, PhaseGreedy
 from controllers.phase.maxpressure import PHASE_MAX_PRESSURE, PhaseMaxPressure
+from controllers.phase.schedule import SCHEDULE, Schedule
 
 _FACTORIES: dict[str, Callable[[], PhaseController]] = {
     PHASE_MAX_PRESSURE: PhaseMaxPressure,
@@ -17,6 +18,7 @@ _FACTORIES: dict[str, Callable[[], PhaseController]] = {
     ACTUATED: Actuated,
     ACTUATED_MAX40: lambda: Actuated(max_green_s=SHORT_MAX_GREEN_S),
     DELAY_BALANCE: DelayBalance,
+    SCHEDULE: Schedule,
 }
 
 
