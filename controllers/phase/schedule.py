@@ -303,7 +303,7 @@ class Schedule(DelayBalance):
         """Learn the arrival flows of the approaches in red, then decide as delay-balance."""
         if state.in_green:
             green = {m.segment_id for m in layout.phase(target_phase(state)).movements}
-            red = {m.segment_id for p in layout.phases for m in p.movements} - green
+            red = self._approaches(layout) - green
             self.rates.note(view, sorted(red))
         return super().decide(layout, timing, state, view)
 
