@@ -241,7 +241,18 @@ flush_interval_s = 0.2
     def kinds(messages: list[Received]) -> Counter[TopicKind]:
         return Counter(Topics().parse(m.topic).kind for m in messages)
 
+    def wrong_way_alarms(messages: list[Received]) -> set[str]:
+        return {
+            decode_alarm(m.payload).record.alarm.subject
+            for m in messages
+            if Topics().parse(m.topic).kind is TopicKind.ALARM
+            and decode_alarm(m.payload).record.alarm.code == "incident.wrong_way"
+        }
+
     assert sub.wait_for(lambda ms: kinds(ms)[TopicKind.INCIDENT_STATE] >= 3, 10)
+    # the alarms follow the incidents through the room's alarm manager: wait for them too
+    # (they may still be in flight on the broker when the third incident state arrives)
+    assert sub.wait_for(lambda ms: len(wrong_way_alarms(ms)) >= 3, 10)
     got = sub.snapshot()
     events = [
         decode_incident_event(m.payload).record
@@ -261,12 +272,7 @@ flush_interval_s = 0.2
     assert engine.incident_events >= len(events)
 
     # the room's alarms take the engine's incidents: on the bus and in the alarm list
-    alarms = [
-        decode_alarm(m.payload).record
-        for m in got
-        if Topics().parse(m.topic).kind is TopicKind.ALARM
-    ]
-    raised = {e.alarm.subject for e in alarms if e.alarm.code == "incident.wrong_way"}
+    raised = wrong_way_alarms(got)
     assert len(raised) >= 3
     assert all(s.startswith("motorway-southbound~") for s in raised)
     assert engine.alarms is not None
