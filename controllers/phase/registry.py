@@ -8,19 +8,13 @@ from atcs.errors import ControlError
 from controllers.phase.actuated import ACTUATED, ACTUATED_MAX40, SHORT_MAX_GREEN_S, Actuated
 from controllers.phase.base import PhaseController
 from controllers.phase.delaybalance import DELAY_BALANCE, DelayBalance
-from controllers.phase.greedy import (
-    PHASE_GREEDY,
-    PHASE_GREEDY_TURN_WAIT,
-    TURN_WAIT_MAX_S,
-    PhaseGreedy,
-)
+from controllers.phase.greedy import PHASE_GREEDY, PhaseGreedy
 from controllers.phase.maxpressure import PHASE_MAX_PRESSURE, PhaseMaxPressure
 from controllers.phase.schedule import SCHEDULE, Schedule
 
 _FACTORIES: dict[str, Callable[[], PhaseController]] = {
     PHASE_MAX_PRESSURE: PhaseMaxPressure,
     PHASE_GREEDY: PhaseGreedy,
-    PHASE_GREEDY_TURN_WAIT: lambda: PhaseGreedy(turn_wait_s=TURN_WAIT_MAX_S),
     ACTUATED: Actuated,
     ACTUATED_MAX40: lambda: Actuated(max_green_s=SHORT_MAX_GREEN_S),
     DELAY_BALANCE: DelayBalance,

@@ -46,26 +46,6 @@ def turn_clearance(
     return None
 
 
-def standing_turns(
-    green: PhaseLayout, view: ZoneView, zone_max_m: float | None = None
-) -> list[SegmentId]:
-    """Permissive movements of ``green`` with a queued vehicle at the stop line now.
-
-    With ``zone_max_m``, only those whose approach zone is at most that long (m).
-    """
-    out = []
-    for m in green.movements:
-        zone = view.zones.get(m.segment_id)
-        if (
-            m.permissive
-            and zone is not None
-            and (zone_max_m is None or zone.length_m <= zone_max_m)
-            and any(v.halted and v.distance_m <= HEAD_M for v in zone.vehicles)
-        ):
-            out.append(m.segment_id)
-    return out
-
-
 class TurnMemory:
     """When each permissive movement last had a turner standing at its stop line in green.
 
@@ -79,10 +59,17 @@ class TurnMemory:
 
     def note(self, green: PhaseLayout, view: ZoneView, now: float) -> None:
         """Remember the permissive movements of ``green`` with a queued vehicle at the line."""
-        for segment_id in standing_turns(green, view, self.zone_max_m):
-            if segment_id not in self._seen and len(self._seen) >= TURN_MEMORY_MAX:
-                self._seen.pop(min(self._seen, key=self._seen.__getitem__))
-            self._seen[segment_id] = now
+        for m in green.movements:
+            zone = view.zones.get(m.segment_id)
+            if (
+                m.permissive
+                and zone is not None
+                and (self.zone_max_m is None or zone.length_m <= self.zone_max_m)
+                and any(v.halted and v.distance_m <= HEAD_M for v in zone.vehicles)
+            ):
+                if m.segment_id not in self._seen and len(self._seen) >= TURN_MEMORY_MAX:
+                    self._seen.pop(min(self._seen, key=self._seen.__getitem__))
+                self._seen[m.segment_id] = now
 
     def clearing_phase(
         self, layout: IntersectionLayout, current: PhaseId, target: PhaseId, now: float

@@ -289,33 +289,3 @@ def test_supervisor_sends_nothing_without_a_fresh_state_and_bounds_waits() -> No
     assert command.kind is CommandKind.SERVE_NEXT
     assert command.phase == B
     assert sup.outcomes["repaired"] >= 1
-
-
-def test_greedy_turn_wait_serves_a_short_links_standing_turn_protected() -> None:
-    layout, t3 = permissive_turn_site()
-    # The through lane keeps the permissive green the busiest; the turn's head stands.
-    zones = {
-        SA: ZoneSnapshot(SA, flowing(6), 50.0, 1),
-        TURN: ZoneSnapshot(TURN, queue(2), 12.0, 1),  # a short link from a close light
-        SB: ZoneSnapshot(SB, queue(1), 50.0, 1),
-    }
-
-    def run(controller: PhaseGreedy, zones: dict[SegmentId, ZoneSnapshot]) -> list[PhaseId]:
-        return [
-            controller.decide(layout, t3, state(A, float(s)), ZoneView(float(s), zones)).phase
-            for s in range(1, 16)
-        ]
-
-    assert run(PhaseGreedy(), zones) == [A] * 15  # greedy alone holds the busiest green
-    waited = run(PhaseGreedy(turn_wait_s=10.0), zones)
-    assert waited[:10] == [A] * 10  # standing since 1 s: not yet 10 s
-    assert waited[10:] == [C] * 5  # from 11 s: the turn protected
-    decision = PhaseGreedy(turn_wait_s=10.0)
-    for s in range(1, 12):
-        last = decision.decide(layout, t3, state(A, float(s)), ZoneView(float(s), zones))
-    assert "stood 10 s" in last.reason
-    # A turn from a long approach, or one that moves, never cuts the green.
-    long_zones = {**zones, TURN: ZoneSnapshot(TURN, queue(2), 50.0, 1)}
-    assert run(PhaseGreedy(turn_wait_s=10.0), long_zones) == [A] * 15
-    moving = {**zones, TURN: ZoneSnapshot(TURN, flowing(2), 12.0, 1)}
-    assert run(PhaseGreedy(turn_wait_s=10.0), moving) == [A] * 15
