@@ -17,7 +17,9 @@ does not redo, so the table can be rebuilt piece by piece on a shared machine;
 ``--collect`` builds the tables from runs saved under ``--out`` (and each ``--also``)
 by earlier invocations, for a table assembled from several batches; ``--first-seed``
 splits one controller's seeds over batches (``--seeds 5``, then ``--first-seed 6
---seeds 5``; a seed collected twice counts once).
+--seeds 5``; a seed collected twice counts once). ``--collect --merge`` starts from the
+runs saved in the ``.json`` beside the tables and adds the collected ones (a seed already
+saved keeps its saved run), so new rows join the table without the old batches' folders.
 """
 
 from __future__ import annotations
@@ -294,7 +296,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="", help="suffix of the output files")
     parser.add_argument("--out", type=Path, default=REPO / "var" / "sim-results")
     parser.add_argument("--docs", type=Path, default=REPO / "docs")
-    parser.add_argument("--merge", action="store_true", help="keep saved runs not redone")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep saved runs not redone (with --collect: add to them)",
+    )
     parser.add_argument("--replot", action="store_true", help="only redraw from saved runs")
     parser.add_argument(
         "--collect",

@@ -83,3 +83,29 @@ def test_collect_merges_one_seed_batches_and_ranks_gridlocks_first(tmp_path: Pat
     # The summary line names the controller that never locked, though its mean is higher.
     assert "| arterial4x4 | slow | 835.0 |" in page
     assert "| arterial4x4 | fast | engine | 2 | 805.0 |" in page
+
+
+def test_collect_with_merge_keeps_the_saved_runs_and_adds_new_batches(tmp_path: Path) -> None:
+    # The saved tables' runs (their batch folders long gone) plus a new controller's batch.
+    docs, out = tmp_path / "docs", tmp_path / "out"
+    _saved_run(
+        tmp_path / "old" / "arterial4x4" / "fast-2", "fast", {1: (800.0, True), 2: (810.0, False)}
+    )
+    _saved_run(out / "arterial4x4" / "new-1", "new", {1: (790.0, False)})
+    _saved_run(out / "arterial4x4" / "fast-1-from2", "fast", {2: (999.0, False), 3: (820.0, False)})
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    first = ["--collect", "--out", str(tmp_path / "old"), "--docs", str(docs), "--name", "t"]
+    then = ["--collect", "--merge", "--out", str(out), "--docs", str(docs), "--name", "t"]
+    for args in (first, then):
+        subprocess.run(
+            [sys.executable, "scripts/sim_results.py", *args],
+            cwd=REPO, env=env, check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+    table = json.loads((docs / "simulation-results-t.json").read_text())["table"]["arterial4x4"]
+    assert set(table) == {"fast", "new"}  # nothing saved is lost
+    assert table["new"]["seeds"] == [1]
+    # A seed already saved keeps its saved run; a new seed of a saved row joins it.
+    assert sorted(table["fast"]["seeds"]) == [1, 2, 3]
+    assert table["fast"]["mean_delay_s"] == 810.0
+    page = (docs / "simulation-results-t.md").read_text()
+    assert "| arterial4x4 | new | 790.0 |" in page  # the new row leads the summary
