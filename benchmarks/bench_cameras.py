@@ -158,6 +158,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     add("--soak-minutes", type=float, help="hold the first step this long, printing RSS")
     add("--every-s", type=float, default=30.0, help="soak: seconds between samples")
     add("--per-request", type=int, help="images of one size per inference request")
+    add("--inflight", type=int, help="inference requests kept in flight")
     return parser.parse_args(argv)
 
 
@@ -191,7 +192,11 @@ def main(argv: list[str] | None = None) -> None:
         bench.broker.start()
         probe = bench.config(1, Path(tmp) / "probe")
         bench.detector = TimedDetector(
-            build_detector(probe.detector, images_per_request=args.per_request)
+            build_detector(
+                probe.detector,
+                images_per_request=args.per_request,
+                inflight_requests=args.inflight,
+            )
         )
         try:
             if args.soak_minutes:
