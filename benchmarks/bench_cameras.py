@@ -15,7 +15,8 @@ Printed per step (``--json``: one JSON object per step instead, with at least
 ``cameras``, ``fps``, ``target_fps``, ``lag_p95_s``, ``dropped``):
 
 - analysed frames/s against the target (cameras x sample rate); frames dropped (camera
-  queue + result queue + analysed after their window closed);
+  queue + result queue + analysed after their window closed); sampled keyframes skipped
+  undecoded because the camera's previous frame still waited for the detector;
 - lag p50/p95: receive time of a window's MQTT message minus the capture time of the last
   frame counted in it (full windows ending in the measured interval);
 - CPU in cores per stage: decode (camera threads), inference (detector worker and the
@@ -51,7 +52,7 @@ from benchmarks.common import DEFAULT_MODEL, find_clips
 from tests.support.mosquitto import Mosquitto
 
 HEADER = (
-    "cams fps/target   drop lag p50/p95 s (windows)      realtime  cpu cores per stage"
+    "cams fps/target   drop  skip lag p50/p95 s (windows)      realtime  cpu cores per stage"
     "                              keyframes/crop  budget   memory    load avg"
 )
 
@@ -74,11 +75,12 @@ def soak(bench: Bench, n: int, minutes: float, every_s: float) -> None:
         dropped = (
             snap.queue_dropped - prev.queue_dropped + snap.result_dropped - prev.result_dropped
         )
+        skipped = snap.skipped - prev.skipped
         samples.append(snap.rss_mb)
         minute = (snap.at - start.at).total_seconds() / 60
         print(
             f"  {minute:5.1f} min  rss {snap.rss_mb:7.1f} MB  {analysed:6.1f} frames/s  "
-            f"dropped {dropped:4d}  load {snap.load:.1f}",
+            f"dropped {dropped:4d}  skipped {skipped:4d}  load {snap.load:.1f}",
             flush=True,
         )
         prev, frames_prev = snap, len(engine.records)
@@ -156,6 +158,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     add("--soak-minutes", type=float, help="hold the first step this long, printing RSS")
     add("--every-s", type=float, default=30.0, help="soak: seconds between samples")
     add("--per-request", type=int, help="images of one size per inference request")
+    add("--inflight", type=int, help="inference requests kept in flight")
     return parser.parse_args(argv)
 
 
@@ -189,7 +192,11 @@ def main(argv: list[str] | None = None) -> None:
         bench.broker.start()
         probe = bench.config(1, Path(tmp) / "probe")
         bench.detector = TimedDetector(
-            build_detector(probe.detector, images_per_request=args.per_request)
+            build_detector(
+                probe.detector,
+                images_per_request=args.per_request,
+                inflight_requests=args.inflight,
+            )
         )
         try:
             if args.soak_minutes:

@@ -166,6 +166,7 @@ class Snap:
     decoded: int
     queue_dropped: int
     result_dropped: int
+    skipped: int
     analysis_cpu_s: float
     output_cpu_s: float
     load: float
@@ -183,6 +184,7 @@ class Snap:
             decoded=sum(s.frames_received for s in stats),
             queue_dropped=sum(s.frames_dropped for s in stats),
             result_dropped=es.frames_dropped if es else 0,
+            skipped=sum(s.keyframes_skipped for s in stats),
             analysis_cpu_s=es.analysis_cpu_s if es else 0.0,
             output_cpu_s=es.output_cpu_s if es else 0.0,
             load=os.getloadavg()[0],
@@ -204,6 +206,7 @@ class StepResult:
     dropped_queue: int
     dropped_results: int
     late: int
+    skipped: int
     windows: int
     stale_windows: int
     realtime: float
@@ -212,6 +215,8 @@ class StepResult:
     cpu_analysis: float
     cpu_output: float
     cpu_total: float
+    cpu_ms_per_frame: float
+    inference_ms_per_frame: float
     keyframe_cameras: int
     cropped_cameras: int
     over_budget: bool
@@ -223,10 +228,12 @@ class StepResult:
         """The step as one printed line."""
         return (
             f"{self.cameras:>4} {self.fps:6.1f}/{self.target_fps:<6.1f} {self.dropped:>5} "
+            f"{self.skipped:>5} "
             f"{self.lag_p50_s:5.2f}/{self.lag_p95_s:5.2f} ({self.windows} w, "
             f"{self.stale_windows} stale)  rt {self.realtime:4.2f}  "
             f"cpu {self.cpu_total:4.2f} = dec {self.cpu_decode:4.2f} inf {self.cpu_inference:4.2f} "
             f"ana {self.cpu_analysis:4.2f} out {self.cpu_output:4.2f}  "
+            f"{self.cpu_ms_per_frame:4.1f} ms/frame (inf {self.inference_ms_per_frame:4.1f})  "
             f"kf {self.keyframe_cameras} crop {self.cropped_cameras} "
             f"over {'yes' if self.over_budget else 'no'}  rss {self.rss_mb:5.0f} MB  "
             f"load {self.load_start:.1f}->{self.load_end:.1f}"
@@ -353,6 +360,8 @@ class Bench:
         crops = engine.crops
         queue = last.queue_dropped - first.queue_dropped
         results = last.result_dropped - first.result_dropped
+        inference = threads["detector"] + native
+        per_frame = 1000.0 * wall / counted if counted else float("nan")  # x cores: ms/frame
         return StepResult(
             cameras=n,
             profile=self.args.profile,
@@ -364,14 +373,17 @@ class Bench:
             dropped_queue=queue,
             dropped_results=results,
             late=len(frames) - counted,
+            skipped=last.skipped - first.skipped,
             windows=0,
             stale_windows=0,
             realtime=round((last.decoded - first.decoded) / (wall * native_fps), 3),
             cpu_decode=round(threads["capture"], 3),
-            cpu_inference=round(threads["detector"] + native, 3),
+            cpu_inference=round(inference, 3),
             cpu_analysis=round(analysis, 3),
             cpu_output=round(output, 3),
             cpu_total=round(total - threads["bench"], 3),
+            cpu_ms_per_frame=round(per_frame * (total - threads["bench"]), 2),
+            inference_ms_per_frame=round(per_frame * inference, 2),
             keyframe_cameras=sum(
                 s.decode_mode == "keyframes" and s.state is CameraState.STREAMING for s in statuses
             ),

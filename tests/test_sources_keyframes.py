@@ -7,6 +7,8 @@ keyframes; ``ffprobe`` gives the keyframes' true timestamps independently of PyA
 from __future__ import annotations
 
 import logging
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -34,6 +36,15 @@ def gop_shortens(media_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     out = tmp_path_factory.mktemp("gopvar") / "beijing_keys.mp4"
     return reencode(
         media_dir / "intersection_beijing_overpass.mp4", out, keyframes_at_s=(0, 3, 4, 5, 6, 7, 8)
+    )
+
+
+@pytest.fixture(scope="module")
+def gop_1s_3s(media_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 3 s of Pontianak (90 frames at 29.97 fps), a keyframe every 30 frames."""
+    out = tmp_path_factory.mktemp("gop1short") / "pontianak_3s_gop30.mp4"
+    return reencode(
+        media_dir / "pontianak_motorcycles.mp4", out, gop_frames=30, seconds=90 * 167 / 5015
     )
 
 
@@ -159,3 +170,57 @@ def test_auto_goes_back_to_keyframes_once_the_gop_fits(
     assert [f.offset_s for f in frames] == pytest.approx([0, 1, 2, 3, 4, 5, 6, 7, 8], abs=0.04)
     assert reader.status().decode_mode == "keyframes"
     assert "decoding every frame" in caplog.text
+
+
+def test_a_live_camera_skips_the_keyframes_its_waiting_frame_would_replace(
+    gop_1s_3s: Path,
+) -> None:
+    truth = keyframe_times_s(gop_1s_3s)
+    assert truth == pytest.approx([0.0, 30 * 167 / 5015, 60 * 167 / 5015], abs=1e-6)
+    loop_s = 90 * 167 / 5015
+    # played as a live feed (3 s, looped), sampled once per keyframe, nobody taking frames
+    camera = _camera(gop_1s_3s, sample_fps=1.0, realtime=True, loop=True)
+    reader = CameraReader(camera, queue_size=2)
+    reader.start()
+    try:
+        time.sleep(7.5)
+        stats = reader.stats()
+        # the first keyframe waits; the next ones are read but not decoded, none dropped,
+        # and the loop goes on (a play whose keyframes were all skipped is not a failure)
+        assert len(reader.queue) == 1
+        assert 6 <= stats.keyframes_skipped <= 8
+        assert stats.frames_dropped == 0
+        assert stats.frames_delivered == 1
+        assert stats.reconnects == 0
+        assert stats.frames_received > 180  # every packet of the 30 fps stream is read
+        first = reader.get(timeout_s=0.0)
+        assert first is not None
+        assert first.offset_s == pytest.approx(0.0, abs=1e-6)
+        # once the waiting frame is taken, the next keyframe is decoded: the current one
+        # (third play), stamped with the time it was read, at its own position in the clip
+        second = reader.get(timeout_s=1.5)
+        assert second is not None
+        taken_at = datetime.now(UTC)
+        assert second.offset_s is not None
+        assert min(abs(second.offset_s - t) for t in truth) < 1e-6
+        played_s = (second.captured_at - first.captured_at).total_seconds()
+        assert played_s == pytest.approx(2 * loop_s + second.offset_s, abs=0.3)
+        assert (taken_at - second.captured_at).total_seconds() < 0.2
+    finally:
+        reader.stop()
+        assert reader.join(10.0)
+
+
+def test_a_live_camera_decoding_every_frame_keeps_the_latest_frames(gop_1s: Path) -> None:
+    camera = _camera(gop_1s, sample_fps=1.0, realtime=True, loop=True, decode="full")
+    reader = CameraReader(camera, queue_size=2)
+    reader.start()
+    try:
+        time.sleep(3.5)
+        stats = reader.stats()
+        assert stats.keyframes_skipped == 0
+        assert stats.frames_delivered >= 3
+        assert stats.frames_dropped == stats.frames_delivered - 2
+    finally:
+        reader.stop()
+        assert reader.join(10.0)

@@ -38,7 +38,6 @@ class CameraGroup:
         self.readers: dict[CameraId, CameraReader] = {}
         self._inactive: dict[CameraId, CameraStatus] = {}
         self._order: list[CameraId] = []  # counting cameras first: they are served first
-        self._next = 0
         for cam in cameras:
             cam_id = CameraId(cam.id)
             if not cam.enabled:
@@ -97,10 +96,12 @@ class CameraGroup:
         return any(len(r.queue) for r in self.readers.values())
 
     def next_batch(self, max_frames: int, timeout_s: float) -> list[Frame]:
-        """Up to ``max_frames`` waiting frames, one per camera per round, cameras in turn.
+        """Up to ``max_frames`` waiting frames, one per camera per round, oldest first.
 
         Counting cameras' frames are taken before density cameras' (the CPU budget serves
-        them first); within each profile the cameras take turns. Waits up to
+        them first); within each profile, each round takes one frame from every camera
+        with one waiting, the cameras whose waiting frame was captured first first, so
+        that no camera's frame waits while younger ones are served. Waits up to
         ``timeout_s`` (s) for the first frame; returns [] on timeout or stop.
         """
         if not self._order or max_frames < 1:
@@ -110,22 +111,22 @@ class CameraGroup:
             batch: list[Frame] = []
             counting, density = self._order[: self._counting], self._order[self._counting :]
             for group in (counting, density):
-                self._take_turns(group, max_frames, batch)
-            self._next = (self._next + 1) % len(self._order)
+                self._oldest_first(group, max_frames, batch)
             return batch
 
-    def _take_turns(self, group: list[CameraId], max_frames: int, batch: list[Frame]) -> None:
-        n = len(group)
-        progress = True
-        rounds = 0
-        while len(batch) < max_frames and progress and n:
-            progress = False
-            for i in range(n):
-                if len(batch) >= max_frames:
-                    break
-                cam_id = group[(self._next + rounds + i) % n]
+    def _oldest_first(self, group: list[CameraId], max_frames: int, batch: list[Frame]) -> None:
+        while len(batch) < max_frames:
+            waiting = []
+            for cam_id in group:
+                captured_at = self.readers[cam_id].queue.oldest_captured_at()
+                if captured_at is not None:
+                    waiting.append((captured_at, cam_id))
+            waiting.sort()
+            taken = 0
+            for _, cam_id in waiting[: max_frames - len(batch)]:
                 frame = self.readers[cam_id].queue.get_nowait()
                 if frame is not None:
                     batch.append(frame)
-                    progress = True
-            rounds += 1
+                    taken += 1
+            if not taken:
+                return

@@ -86,6 +86,11 @@ class CameraReader:
     instead of dropping, so a consumer sees every sampled frame as fast as it can take
     them. Images of a folder are one sample each. ``captured_at`` is always the wall-clock
     time of reading; ``offset_s`` is the position in a recording.
+
+    A live camera decoding keyframes only keeps one frame waiting: a sampled keyframe is
+    not decoded while the camera's previous frame is still queued for the consumer (the
+    packets go on being read, so the next keyframe is current); these are counted as
+    ``keyframes_skipped``, apart from the frames dropped from a full queue.
     """
 
     def __init__(
@@ -109,6 +114,8 @@ class CameraReader:
         self._wall_sampler: _Sampler | None = None
         self._cpu_s = 0.0
         self._seq = 0
+        self._skipped_keyframes = 0
+        self._live = camera.realtime or not self.kind.is_recording
         self._thread = threading.Thread(
             target=self._run, name=f"atcs-camera-{camera.id}", daemon=True
         )
@@ -170,6 +177,7 @@ class CameraReader:
             frames_received=t.frames_received,
             frames_delivered=t.frames_delivered,
             frames_dropped=self.queue.dropped,
+            keyframes_skipped=self._skipped_keyframes,
             frames_corrupt=t.frames_corrupt,
             reconnects=t.reconnects,
             cpu_s=self._cpu_s,
@@ -255,15 +263,15 @@ class CameraReader:
         if not by_footage:  # wall-clock sampling goes on across reconnects and loops
             sampler = self._wall_sampler = self._wall_sampler or sampler
         pacer = _Pacer(self.stop_event) if recording and cfg.realtime else None
-        last_grab = last_decoded = time.monotonic()
-        decoded = 0
+        last_grab = last_usable = time.monotonic()
+        usable = 0  # frames decoded, or keyframes skipped while the last one waited
         while not self.stop_event.is_set():
             if snapshot and sampler.wait_for_due(self.stop_event):
                 break
             got = grabber.grab()
             now = time.monotonic()
             if not got:
-                if recording and decoded == 0:  # do not spin on a broken recording
+                if recording and usable == 0:  # do not spin on a broken recording
                     return _Outcome.FAILED, "no decodable frame in the recording"
                 if pacer is not None and isinstance(grabber, AvGrabber):
                     pacer.wait(grabber.end_s)  # packets after the last keyframe were not paced
@@ -277,16 +285,21 @@ class CameraReader:
                 break
             if not sampler.take(time.monotonic(), offset, early_s=period_s / 4 if keyframes else 0):
                 continue
+            if keyframes and self._live and len(self.queue):
+                self._skipped_keyframes += 1  # its last frame still waits: do not decode
+                usable += 1  # a keyframe to decode when wanted: not a broken recording
+                last_usable = now
+                continue
             try:
                 image = grabber.retrieve()
             except CorruptFrameError as exc:
                 self._tracker.frame_corrupt(str(exc))
-                gap_s = now - last_decoded
+                gap_s = now - last_usable
                 if gap_s >= stall_s:
                     return _Outcome.STALLED, f"only undecodable frames for {gap_s:.1f} s"
                 continue
-            last_decoded = now
-            decoded += 1
+            last_usable = now
+            usable += 1
             backoff.reset()
             if not self._deliver(Frame(self.camera_id, self._seq, utc_now(), image, offset)):
                 break
@@ -335,7 +348,7 @@ class CameraReader:
     def _deliver(self, frame: Frame) -> bool:
         """Queue ``frame``; False when the stop came while waiting for room."""
         self._seq += 1
-        if self.camera.realtime or not self.kind.is_recording:
+        if self._live:
             self.queue.put(frame)
         elif not self.queue.put_wait(frame, self.stop_event):
             return False

@@ -66,6 +66,8 @@ class ReaderStats:
     reconnects: int
     cpu_s: float = 0.0
     """CPU time of the camera's thread so far (reading, decoding, conversion), s."""
+    keyframes_skipped: int = 0
+    """Sampled keyframes not decoded: the camera's previous frame was still queued."""
 
 
 class StatusTracker:

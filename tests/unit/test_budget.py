@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -114,3 +114,19 @@ def test_counting_cameras_are_served_first() -> None:
     assert [f.camera_id for f in first] == ["c1", "c1", "c1", "d1"]
     rest = group.next_batch(8, timeout_s=0.1)
     assert sorted(f.camera_id for f in rest) == ["d1", "d1", "d2", "d2", "d2"]
+
+
+def test_the_oldest_waiting_frames_are_taken_first() -> None:
+    group = CameraGroup(_cameras(), queue_size=4)
+    now = datetime.now(UTC)
+    for camera, age_s in (("d1", 0.5), ("d2", 3.0), ("d2", 2.0), ("c1", 0.1)):
+        frame = Frame(CameraId(camera), 0, now - timedelta(seconds=age_s), _frame(camera).image)
+        group.readers[CameraId(camera)].queue.put(frame)
+    # counting first; then one frame per density camera, the camera waiting longest first
+    first = group.next_batch(2, timeout_s=0.1)
+    assert [f.camera_id for f in first] == ["c1", "d2"]
+    rest = group.next_batch(8, timeout_s=0.1)
+    assert [(f.camera_id, round((now - f.captured_at).total_seconds(), 1)) for f in rest] == [
+        ("d2", 2.0),
+        ("d1", 0.5),
+    ]
