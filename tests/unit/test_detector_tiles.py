@@ -212,6 +212,16 @@ def test_merge_grows_only_a_box_cut_by_an_inner_tile_edge() -> None:
     np.testing.assert_array_equal(merged.xyxy, [[900, 100, 960, 140]])
 
 
+def test_merge_drops_a_box_that_only_the_grown_box_covers() -> None:
+    # the tile's cut box grows to the whole frame's box of the car; a fragment of the same car
+    # beside it in the tile (IoU 0 with the cut box, 0.53 with the grown one) is then dropped
+    whole = _dets([(240, 100, 350, 140, 0.5, CAR)])
+    tile = _dets([(300, 100, 319, 140, 0.9, CAR), (240, 100, 298, 140, 0.3, CAR)])
+    merged = merge_detections([whole, tile], windows=[None, TILE], image_size=IMAGE)
+    np.testing.assert_array_equal(merged.xyxy, [[240, 100, 350, 140]])
+    np.testing.assert_allclose(merged.confidence, [0.9])
+
+
 def test_merge_gives_a_rider_seen_at_two_scales_the_box_with_its_rider() -> None:
     # the tile found the scooter alone, the whole frame the scooter and its rider
     whole = _dets([(200, 80, 220, 130, 0.4, MOTORCYCLE)])
