@@ -186,26 +186,29 @@ def merge_detections(
             continue
         inter, union = _overlaps(xyxy, areas, int(i), rest)
         with np.errstate(divide="ignore", invalid="ignore"):
-            iou = np.where(union > 0, inter / union, 0.0)
             rest_inside = np.where(areas[rest] > 0, inter / areas[rest], 0.0)
             kept_inside = np.where(areas[i] > 0, inter / areas[i], 0.0)
         other = part[rest] != part[i]
         nested = other & ((rest_inside >= inside_threshold) | (kept_inside >= inside_threshold))
         grows = bool(cut_by_edge[i]) or int(cls[i]) in TWO_WHEELERS
         kept_part = other & grows & (kept_inside >= inside_threshold)
-        same = iou > iou_threshold
+        same = _iou(inter, union) > iou_threshold
         grown = rest[kept_part & ~same]
         for j in grown:  # the kept box is part of the vehicle: grow it
             xyxy[i, :2] = np.minimum(xyxy[i, :2], xyxy[j, :2])
             xyxy[i, 2:] = np.maximum(xyxy[i, 2:], xyxy[j, 2:])
         if grown.size:  # the grown box may now be the same vehicle as one it was not before
             areas[i] = (xyxy[i, 2] - xyxy[i, 0]) * (xyxy[i, 3] - xyxy[i, 1])
-            inter, union = _overlaps(xyxy, areas, int(i), rest)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                same |= np.where(union > 0, inter / union, 0.0) > iou_threshold
+            same |= _iou(*_overlaps(xyxy, areas, int(i), rest)) > iou_threshold
         alive[rest[same | nested]] = False
     index = np.asarray(keep, dtype=np.int64)
     return Detections(xyxy=xyxy[index], confidence=conf[index], class_id=cls[index])
+
+
+def _iou(inter: npt.NDArray[np.float64], union: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Intersection over union from :func:`_overlaps`' areas (0 where the union is empty)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, inter / union, 0.0)
 
 
 def _overlaps(
