@@ -56,7 +56,7 @@ MAX_PLACES = 512
 F32 = npt.NDArray[np.float32]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # a place is itself (its box is an array): compared by identity
 class _Place:
     box: npt.NDArray[np.float64]
     class_id: int
@@ -131,7 +131,8 @@ class StaticFilter:
 
     def _new_place(self, box: npt.NDArray[np.float64], class_id: int, t_s: float) -> _Place:
         if len(self._places) >= MAX_PLACES:
-            self._places.remove(min(self._places, key=lambda p: p.last_s))
+            longest_unseen = min(range(len(self._places)), key=lambda i: self._places[i].last_s)
+            del self._places[longest_unseen]
         place = _Place(box.copy(), class_id, t_s, t_s)
         self._places.append(place)
         return place

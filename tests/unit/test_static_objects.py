@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from atcs.metrics.static_objects import StaticFilter
+from atcs.metrics.static_objects import MAX_PLACES, StaticFilter
 from atcs.types import Detections, Image
 
 W, H = 640, 360
@@ -71,3 +71,34 @@ def test_a_broken_rule_would_fail_here() -> None:
         x = None if t < 30 else min(STOP_AT, 30.0 * (t - 30))
         last = flt.update(float(t), _frame(x), _dets(x)).tolist()
     assert last == [True, True]
+
+
+def _grid(n: int, first: int = 0) -> Detections:
+    """``n`` small boxes on a grid, none overlapping another, from grid cell ``first`` on."""
+    cells = np.arange(first, first + n)
+    x, y = (cells % 60) * 10.0, (cells // 60) * 10.0
+    return Detections(
+        xyxy=np.stack([x, y, x + 8.0, y + 8.0], axis=1).astype(np.float32),
+        confidence=np.full(n, 0.5, np.float32),
+        class_id=np.zeros(n, np.int64),
+    )
+
+
+def test_past_max_places_the_longest_unseen_place_is_forgotten() -> None:
+    """A busy frame past the bound forgets the place unseen longest, wherever it is held
+    (this crashed the camera's analysis once: places compared by their box arrays)."""
+    flt = StaticFilter(after_s=20.0, history_s=80.0, change=12.0)
+    image = np.full((H, W, 3), 90, np.uint8)
+    flt.update(0.0, image, _grid(MAX_PLACES))  # places 0 .. MAX_PLACES-1
+    keep_first = _grid(1)  # place 0 seen again: the longest unseen is now place 1
+    flt.update(1.0, image, keep_first)
+    flt.update(2.0, image, _grid(2, first=MAX_PLACES))  # two new places: 1 and 2 forgotten
+    # place 0 was remembered (matched, not new), places 1 and 2 were forgotten: seen again
+    # at 3 s they are new places again and push out the next two longest unseen (3 and 4)
+    flt.update(3.0, image, _grid(2, first=1))
+    flt.update(4.0, image, _grid(1, first=3))  # place 3 is new again: forgotten before
+    assert len(flt._places) == MAX_PLACES
+    firsts = sorted(p.first_s for p in flt._places)
+    assert firsts[:3] == [0.0, 0.0, 0.0]  # place 0 and places 6.. kept their first sighting
+    assert firsts.count(3.0) == 2
+    assert firsts.count(4.0) == 1
