@@ -153,15 +153,55 @@ def _tracker(name: str, rate: float) -> FrameTracker | None:
     return None if name in ("ours", CROP) else PeerTracker(name, rate)
 
 
+@dataclass(frozen=True, slots=True)
+class Jitter:
+    """Noise added to the cached boxes, to see how much a count depends on the exact boxes.
+
+    ``box_px``: standard deviation of the normal noise on each box coordinate, pixels;
+    ``confidence``: half-width of the uniform noise on each confidence; ``seed``: the
+    random generator's seed (one seed, one repeatable perturbation of the whole clip).
+    """
+
+    box_px: float
+    confidence: float
+    seed: int
+
+    def apply(self, frames: Sequence[Detections]) -> list[Detections]:
+        """The same detections with noise on every box and confidence."""
+        rng = np.random.default_rng(self.seed)
+        out = []
+        for dets in frames:
+            xyxy = dets.xyxy + rng.normal(0.0, self.box_px, dets.xyxy.shape)
+            xyxy[:, 2:] = np.maximum(xyxy[:, 2:], xyxy[:, :2] + 1.0)  # keep boxes valid
+            noise = rng.uniform(-self.confidence, self.confidence, len(dets))
+            confidence = np.clip(dets.confidence + noise, 0.0, 1.0)
+            out.append(
+                Detections(xyxy.astype(np.float32), confidence.astype(np.float32), dets.class_id)
+            )
+        return out
+
+
 def count_clip(
-    cfg: AtcsConfig, clip: Clip, rates: Sequence[float], trackers: Sequence[str], cache_dir: Path
+    cfg: AtcsConfig,
+    clip: Clip,
+    rates: Sequence[float],
+    trackers: Sequence[str],
+    cache_dir: Path,
+    *,
+    jitter: Jitter | None = None,
 ) -> dict[tuple[float, str], Counter[Key]]:
-    """Counts by (line, direction, class) for every rate and tracker, decoding once."""
+    """Counts by (line, direction, class) for every rate and tracker, decoding once.
+
+    With ``jitter`` every tracker gets the same perturbed boxes.
+    """
     detections = cached_detections(cfg, clip.path, cache_dir)
     cropped = detections
     if CROP in trackers:
         region = MeasuredRegion.of_camera(cfg, clip.camera_id)
         cropped = cached_detections(cfg, clip.path, cache_dir, region)
+    if jitter is not None:
+        detections = jitter.apply(detections)
+        cropped = detections if cropped is detections else jitter.apply(cropped)
     runs = [_Run(r, t, FootageSampler(min(r, clip.fps))) for r in rates for t in trackers]
     for run in runs:
         run.crossings = []
@@ -209,7 +249,8 @@ def on_target(counted: int, true: int) -> bool:
     return abs(counted - true) <= max(1.0, 0.05 * true)
 
 
-def _totals(counts: Counter[Key]) -> Counter[tuple[str, str]]:
+def totals(counts: Counter[Key]) -> Counter[tuple[str, str]]:
+    """Counts by (line, direction), every class together."""
     out: Counter[tuple[str, str]] = Counter()
     for (line, direction, _), n in counts.items():
         out[line, direction] += n
@@ -240,15 +281,15 @@ def print_report(
                 )
                 name = f"{clip.path.stem[:18]} / {key[0]}"
                 print(f"{name:<44} {key[1]:<8} {key[2]:<10} {true:>4} | {cells}")
-            truth_totals = _totals(clip.truth)
+            truth_totals = totals(clip.truth)
             tot_keys = set(truth_totals)
             for t in trackers:
-                tot_keys |= set(_totals(res[rate, t]))
+                tot_keys |= set(totals(res[rate, t]))
             for line, direction in sorted(tot_keys):
                 true = truth_totals[line, direction]
                 cells = " | ".join(
-                    f"{_totals(res[rate, t])[line, direction]:>4} "
-                    f"({error_pct(_totals(res[rate, t])[line, direction], true):>7})"
+                    f"{totals(res[rate, t])[line, direction]:>4} "
+                    f"({error_pct(totals(res[rate, t])[line, direction], true):>7})"
                     for t in trackers
                 )
                 name = f"{clip.path.stem[:18]} / {line}"
@@ -259,8 +300,8 @@ def print_report(
         for t in trackers:
             hit = total = 0
             for clip in clips:
-                counted = _totals(results[clip.camera_id][rate, t])
-                truth = _totals(clip.truth)
+                counted = totals(results[clip.camera_id][rate, t])
+                truth = totals(clip.truth)
                 for pair in set(truth) | set(counted):
                     total += 1
                     hit += on_target(counted[pair], truth[pair])
