@@ -319,3 +319,76 @@ def test_a_recording_too_short_to_repay_the_check_is_detected_whole(
     assert not verdict.use_crop
     assert long_enough.to_check(frame) is None
     assert long_enough.region(frame) is None
+
+
+def _truck_frame_at(cfg: AtcsConfig, offset_s: float) -> Frame:
+    frame, _ = _truck_frame(cfg)
+    return Frame(frame.camera_id, frame.seq, frame.captured_at, frame.image, offset_s)
+
+
+def test_a_verdict_is_taken_again_after_crop_recheck_s(
+    survey_config: AtcsConfig, detector: Detector
+) -> None:
+    """An accepted crop is checked again once ``crop_recheck_s`` of footage has passed:
+    the camera is detected whole while it is, and a crop that now loses vehicles is
+    dropped."""
+    assert isinstance(detector, YoloDetector)
+    cfg = survey_config.model_copy(
+        update={"detector": survey_config.detector.model_copy(update={"crop_recheck_s": 60.0})}
+    )
+    _, centre = _truck_frame(cfg)
+    crops = CameraCrops(cfg, detector, frames=2)
+    first = _truck_frame_at(cfg, 0.0)
+    box = crops.to_check(first)
+    assert box is not None
+    for t in (0.0, 1.0):  # equal: accepted
+        crops.check(_truck_frame_at(cfg, t), _vehicles_at(centre, 3), _vehicles_at(centre, 3), box)
+    assert crops.verdicts["tjunction-truck"].use_crop
+    later = _truck_frame_at(cfg, 60.5)  # 59.5 s after the verdict: not yet
+    assert crops.to_check(later) is None
+    assert crops.region(later) == box
+    due = _truck_frame_at(cfg, 61.0)
+    assert crops.to_check(due) == box  # checked again from the segments' window
+    assert "tjunction-truck" not in crops.verdicts
+    assert crops.region(due) is None  # detected whole meanwhile
+    for t in (61.0, 62.0):  # the scene changed: the crop now loses every vehicle
+        crops.check(_truck_frame_at(cfg, t), _vehicles_at(centre, 3), _vehicles_at(centre, 0), box)
+    assert crops.region(_truck_frame_at(cfg, 63.0)) != box
+
+
+def test_no_recheck_with_crop_recheck_s_zero(survey_config: AtcsConfig, detector: Detector) -> None:
+    cfg = survey_config.model_copy(
+        update={"detector": survey_config.detector.model_copy(update={"crop_recheck_s": 0.0})}
+    )
+    _, centre = _truck_frame(cfg)
+    crops = CameraCrops(cfg, detector, frames=2)
+    box = crops.to_check(_truck_frame_at(cfg, 0.0))
+    assert box is not None
+    for t in (0.0, 1.0):
+        crops.check(_truck_frame_at(cfg, t), _vehicles_at(centre, 3), _vehicles_at(centre, 3), box)
+    late = _truck_frame_at(cfg, 86_400.0)
+    assert crops.to_check(late) is None
+    assert crops.region(late) == box
+
+
+def test_a_recording_too_short_to_repay_a_recheck_keeps_its_verdict(
+    survey_config: AtcsConfig, detector: Detector
+) -> None:
+    assert isinstance(detector, YoloDetector)
+    cfg = survey_config.model_copy(
+        update={"detector": survey_config.detector.model_copy(update={"crop_recheck_s": 60.0})}
+    )
+    _, centre = _truck_frame(cfg)
+    probe = CameraCrops(cfg, detector, frames=2)
+    box = probe.to_check(_truck_frame_at(cfg, 0.0))
+    assert box is not None
+    window = detector.placement(600, 800, box)
+    assert isinstance(window, CropWindow)
+    crops = CameraCrops(cfg, detector, frames=2, frames_expected=_left_to_repay(window, 2))
+    assert crops.to_check(_truck_frame_at(cfg, 0.0)) == box
+    for t in (0.0, 1.0):
+        crops.check(_truck_frame_at(cfg, t), _vehicles_at(centre, 3), _vehicles_at(centre, 3), box)
+    due = _truck_frame_at(cfg, 61.0)  # one frame later, fewer left than a check needs
+    assert crops.to_check(due) is None
+    assert crops.verdicts["tjunction-truck"].use_crop
+    assert crops.region(due) == box

@@ -95,6 +95,16 @@ class DetectorConfig(StrictModel):
         le=640,
         description="Context kept around the segments and lines when cropping, model-input px.",
     )
+    crop_recheck_s: float = Field(
+        default=600.0,
+        ge=0.0,
+        le=86_400.0,
+        description=(
+            "Seconds of a camera's footage after which its crop verdict is checked again, "
+            "both ways on its next frames, as at the start (0: checked once). The first "
+            "frames' scene may not be the later one's (docs/detection.md)."
+        ),
+    )
 
     @field_validator("classes")
     @classmethod
