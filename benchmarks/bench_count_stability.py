@@ -17,23 +17,20 @@ repeat) totals on target and the worst line's.
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
 from atcs.config import load_config
 from benchmarks.bench_counts import (
-    SURVEY_CONFIG,
     Clip,
     Jitter,
     count_clip,
-    find_clips,
+    counting_parser,
+    counting_setup,
     on_target,
     totals,
 )
-from benchmarks.common import REPO_DIR
 
 Pair = tuple[str, str]  # line, direction
 Runs = dict[tuple[float, str], dict[Pair, list[int]]]  # (rate, tracker) -> line -> counts
@@ -115,30 +112,16 @@ def print_report(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark (see the module docstring)."""
-    os.environ.setdefault("YOLO_OFFLINE", "1")
-    os.environ.setdefault("YOLO_AUTOINSTALL", "False")
-    os.environ.setdefault("YOLO_VERBOSE", "False")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rates", default="5,10", help="frames per second, comma-separated")
-    parser.add_argument("--clips", nargs="*", help="clip file names (default: every one counted)")
-    parser.add_argument("--trackers", default="ours,bytetrack", help="ours,bytetrack,botsort")
+    parser = counting_parser(__doc__ or "", "5,10", "ours,bytetrack")
     parser.add_argument("--repeats", type=int, default=10, help="noise draws (seeds 1..N)")
     parser.add_argument("--jitter-px", type=float, default=1.0, help="box noise, px (std)")
     parser.add_argument(
         "--jitter-confidence", type=float, default=0.02, help="confidence noise (half-width)"
     )
-    parser.add_argument("--config", type=Path, default=SURVEY_CONFIG, help="survey configuration")
-    parser.add_argument(
-        "--cache", type=Path, default=REPO_DIR / "var" / "bench-counts", help="detection cache"
-    )
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
-    rates = [float(r) for r in args.rates.split(",")]
-    trackers = [t for t in args.trackers.split(",") if t]
-    clips = find_clips(load_config(args.config), args.clips)
-    if not clips:
-        raise SystemExit("no clip with hand counts found (check ATCS_MEDIA_DIR and --clips)")
+    rates, trackers, clips = counting_setup(args)
     results = collect(
         clips, rates, trackers, repeats=args.repeats, jitter_px=args.jitter_px,
         jitter_confidence=args.jitter_confidence, cache=args.cache, config=args.config,

@@ -309,26 +309,41 @@ def print_report(
         print(f"{rate:>4g} fps: " + ", ".join(parts))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark (see the module docstring)."""
+def counting_parser(doc: str, rates: str, trackers: str) -> argparse.ArgumentParser:
+    """The options of the counting benchmarks, with these default rates and trackers.
+
+    Also sets the offline model environment defaults.
+    """
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_AUTOINSTALL", "False")
     os.environ.setdefault("YOLO_VERBOSE", "False")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rates", default="30,10,5,2", help="frames per second, comma-separated")
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--rates", default=rates, help="frames per second, comma-separated")
     parser.add_argument("--clips", nargs="*", help="clip file names (default: every one counted)")
-    parser.add_argument("--trackers", default=",".join(TRACKERS), help="ours,bytetrack,botsort")
+    parser.add_argument("--trackers", default=trackers, help="ours,bytetrack,botsort")
     parser.add_argument("--config", type=Path, default=SURVEY_CONFIG, help="survey configuration")
     parser.add_argument(
         "--cache", type=Path, default=REPO_DIR / "var" / "bench-counts", help="detection cache"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def counting_setup(args: argparse.Namespace) -> tuple[list[float], list[str], list[Clip]]:
+    """Rates, trackers and clips from the parsed options; exits when no clip is found."""
     rates = [float(r) for r in args.rates.split(",")]
     trackers = [t for t in args.trackers.split(",") if t]
-    cfg = load_config(args.config)
-    clips = find_clips(cfg, args.clips)
+    clips = find_clips(load_config(args.config), args.clips)
     if not clips:
         raise SystemExit("no clip with hand counts found (check ATCS_MEDIA_DIR and --clips)")
+    return rates, trackers, clips
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark (see the module docstring)."""
+    parser = counting_parser(__doc__ or "", "30,10,5,2", ",".join(TRACKERS))
+    args = parser.parse_args(argv)
+    rates, trackers, clips = counting_setup(args)
+    cfg = load_config(args.config)
     results = {}
     for clip in clips:
         print(f"{clip.path.name}: camera {clip.camera_id}, {clip.fps:.2f} fps", flush=True)
