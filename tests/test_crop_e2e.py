@@ -321,6 +321,19 @@ def test_a_recording_too_short_to_repay_the_check_is_detected_whole(
     assert long_enough.region(frame) is None
 
 
+def _rechecked_every(cfg: AtcsConfig, seconds: float) -> AtcsConfig:
+    return cfg.model_copy(
+        update={"detector": cfg.detector.model_copy(update={"crop_recheck_s": seconds})}
+    )
+
+
+def _accept(crops: CameraCrops, cfg: AtcsConfig, box: PixelBox) -> None:
+    """Two frames (0 and 1 s) with equal counts both ways: the truck camera's crop accepted."""
+    _, centre = _truck_frame(cfg)
+    for t in (0.0, 1.0):
+        crops.check(_truck_frame_at(cfg, t), _vehicles_at(centre, 3), _vehicles_at(centre, 3), box)
+
+
 def _truck_frame_at(cfg: AtcsConfig, offset_s: float) -> Frame:
     frame, _ = _truck_frame(cfg)
     return Frame(frame.camera_id, frame.seq, frame.captured_at, frame.image, offset_s)
@@ -333,16 +346,13 @@ def test_a_verdict_is_taken_again_after_crop_recheck_s(
     the camera is detected whole while it is, and a crop that now loses vehicles is
     dropped."""
     assert isinstance(detector, YoloDetector)
-    cfg = survey_config.model_copy(
-        update={"detector": survey_config.detector.model_copy(update={"crop_recheck_s": 60.0})}
-    )
+    cfg = _rechecked_every(survey_config, 60.0)
     _, centre = _truck_frame(cfg)
     crops = CameraCrops(cfg, detector, frames=2)
     first = _truck_frame_at(cfg, 0.0)
     box = crops.to_check(first)
     assert box is not None
-    for t in (0.0, 1.0):  # equal: accepted
-        crops.check(_truck_frame_at(cfg, t), _vehicles_at(centre, 3), _vehicles_at(centre, 3), box)
+    _accept(crops, cfg, box)
     assert crops.verdicts["tjunction-truck"].use_crop
     later = _truck_frame_at(cfg, 60.5)  # 59.5 s after the verdict: not yet
     assert crops.to_check(later) is None
@@ -357,15 +367,11 @@ def test_a_verdict_is_taken_again_after_crop_recheck_s(
 
 
 def test_no_recheck_with_crop_recheck_s_zero(survey_config: AtcsConfig, detector: Detector) -> None:
-    cfg = survey_config.model_copy(
-        update={"detector": survey_config.detector.model_copy(update={"crop_recheck_s": 0.0})}
-    )
-    _, centre = _truck_frame(cfg)
+    cfg = _rechecked_every(survey_config, 0.0)
     crops = CameraCrops(cfg, detector, frames=2)
     box = crops.to_check(_truck_frame_at(cfg, 0.0))
     assert box is not None
-    for t in (0.0, 1.0):
-        crops.check(_truck_frame_at(cfg, t), _vehicles_at(centre, 3), _vehicles_at(centre, 3), box)
+    _accept(crops, cfg, box)
     late = _truck_frame_at(cfg, 86_400.0)
     assert crops.to_check(late) is None
     assert crops.region(late) == box
@@ -375,10 +381,7 @@ def test_a_recording_too_short_to_repay_a_recheck_keeps_its_verdict(
     survey_config: AtcsConfig, detector: Detector
 ) -> None:
     assert isinstance(detector, YoloDetector)
-    cfg = survey_config.model_copy(
-        update={"detector": survey_config.detector.model_copy(update={"crop_recheck_s": 60.0})}
-    )
-    _, centre = _truck_frame(cfg)
+    cfg = _rechecked_every(survey_config, 60.0)
     probe = CameraCrops(cfg, detector, frames=2)
     box = probe.to_check(_truck_frame_at(cfg, 0.0))
     assert box is not None
@@ -386,8 +389,7 @@ def test_a_recording_too_short_to_repay_a_recheck_keeps_its_verdict(
     assert isinstance(window, CropWindow)
     crops = CameraCrops(cfg, detector, frames=2, frames_expected=_left_to_repay(window, 2))
     assert crops.to_check(_truck_frame_at(cfg, 0.0)) == box
-    for t in (0.0, 1.0):
-        crops.check(_truck_frame_at(cfg, t), _vehicles_at(centre, 3), _vehicles_at(centre, 3), box)
+    _accept(crops, cfg, box)
     due = _truck_frame_at(cfg, 61.0)  # one frame later, fewer left than a check needs
     assert crops.to_check(due) is None
     assert crops.verdicts["tjunction-truck"].use_crop
