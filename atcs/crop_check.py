@@ -306,9 +306,11 @@ class CameraCrops:
 
 
 def footage_time_s(frame: Frame) -> float:
-    """Seconds on the camera's own clock: the offset in a recording, else the capture time."""
-    if frame.offset_s is not None:
-        return frame.offset_s
+    """Return the frame's capture time, POSIX seconds.
+
+    Not the offset in a file: a live camera playing a looped file starts it again at 0,
+    while its capture times (and a recording's, its start plus the offset) only go on.
+    """
     return frame.captured_at.timestamp()
 
 

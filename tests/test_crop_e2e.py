@@ -15,6 +15,7 @@ import itertools
 import math
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -334,9 +335,11 @@ def _accept(crops: CameraCrops, cfg: AtcsConfig, box: PixelBox) -> None:
         crops.check(_truck_frame_at(cfg, t), _vehicles_at(centre, 3), _vehicles_at(centre, 3), box)
 
 
-def _truck_frame_at(cfg: AtcsConfig, offset_s: float) -> Frame:
+def _truck_frame_at(cfg: AtcsConfig, at_s: float) -> Frame:
+    """The truck camera's frame captured ``at_s`` seconds after a fixed start (live: no offset)."""
     frame, _ = _truck_frame(cfg)
-    return Frame(frame.camera_id, frame.seq, frame.captured_at, frame.image, offset_s)
+    start = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
+    return Frame(frame.camera_id, frame.seq, start + timedelta(seconds=at_s), frame.image)
 
 
 def test_a_verdict_is_taken_again_after_crop_recheck_s(
