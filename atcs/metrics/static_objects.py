@@ -16,7 +16,9 @@ The rule, per camera (:class:`StaticFilter`):
 2. **Nothing changed there.** A slow background (grey, at most :data:`BACKGROUND_SIDE_PX`
    px a side, exponential average with a time constant of ``after_s / 4``, so moving traffic
    fades out of it) is kept, and a snapshot of it every ``history_s / SNAPSHOTS`` seconds
-   (the last :data:`SNAPSHOTS` kept). For a place that has not moved for ``after_s``, the
+   (the last :data:`SNAPSHOTS` kept, rounded to whole grey levels: a quarter of the memory,
+   at most half a level off against a ``change`` of 12; 60 cameras hold about 28 MB of
+   them instead of 110 MB). For a place that has not moved for ``after_s``, the
    newest snapshot taken *before the place was first seen* (the oldest one when the place
    was seen from the start) is compared with the current frame inside the box: a mean
    absolute grey difference above ``change`` means that something arrived there (a real,
@@ -54,6 +56,7 @@ MAX_PLACES = 512
 """Places remembered per camera; the longest unseen are forgotten first."""
 
 F32 = npt.NDArray[np.float32]
+U8 = npt.NDArray[np.uint8]
 
 
 @dataclass(slots=True, eq=False)  # a place is itself (its box is an array): compared by identity
@@ -81,7 +84,7 @@ class StaticFilter:
         self._background: F32 | None = None
         self._scale = 1.0
         self._last_s: float | None = None
-        self._snapshots: deque[tuple[float, F32]] = deque(maxlen=SNAPSHOTS)
+        self._snapshots: deque[tuple[float, U8]] = deque(maxlen=SNAPSHOTS)
 
     def update(self, t_s: float, image: Image | None, dets: Detections) -> BoolArray:
         """Return, per detection of the frame at ``t_s`` (s), whether it is a static FP."""
@@ -126,7 +129,8 @@ class StaticFilter:
         self._last_s = t_s
         step = self.history_s / SNAPSHOTS
         if not self._snapshots or t_s - self._snapshots[-1][0] >= step:
-            self._snapshots.append((t_s, self._background.copy()))
+            whole_levels = np.clip(np.rint(self._background), 0, 255).astype(np.uint8)
+            self._snapshots.append((t_s, whole_levels))
         return grey
 
     def _new_place(self, box: npt.NDArray[np.float64], class_id: int, t_s: float) -> _Place:
@@ -145,5 +149,5 @@ class StaticFilter:
         h, w = grey.shape
         c0, r0 = min(max(0, math.floor(x0)), w - 1), min(max(0, math.floor(y0)), h - 1)
         c1, r1 = max(c0 + 1, min(w, math.ceil(x1))), max(r0 + 1, min(h, math.ceil(y1)))
-        diff = np.abs(grey[r0:r1, c0:c1] - reference[r0:r1, c0:c1])
+        diff = np.abs(grey[r0:r1, c0:c1] - reference[r0:r1, c0:c1].astype(np.float32))
         return float(diff.mean()) > self.change

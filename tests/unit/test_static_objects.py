@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from atcs.metrics.static_objects import MAX_PLACES, StaticFilter
+from atcs.metrics.static_objects import BACKGROUND_SIDE_PX, MAX_PLACES, SNAPSHOTS, StaticFilter
 from atcs.types import Detections, Image
 
 W, H = 640, 360
@@ -102,3 +102,17 @@ def test_past_max_places_the_longest_unseen_place_is_forgotten() -> None:
     assert firsts[:3] == [0.0, 0.0, 0.0]  # place 0 and places 6.. kept their first sighting
     assert firsts.count(3.0) == 2
     assert firsts.count(4.0) == 1
+
+
+def test_the_background_history_holds_whole_grey_levels_in_a_fixed_size() -> None:
+    """Memory per camera is bounded: SNAPSHOTS images of one byte per pixel at most
+    BACKGROUND_SIDE_PX a side, however long the camera runs (a 60-camera node holds 8 of
+    them per camera)."""
+    flt = StaticFilter(after_s=20.0, history_s=80.0, change=12.0)
+    for t in range(400):
+        flt.update(float(t), _frame(None), _dets(None))
+    snapshots = [snap for _, snap in flt._snapshots]
+    assert len(snapshots) == SNAPSHOTS
+    side = BACKGROUND_SIDE_PX
+    assert all(s.dtype == np.uint8 and max(s.shape) == side for s in snapshots)
+    assert sum(s.nbytes for s in snapshots) == SNAPSHOTS * side * round(side * H / W)
