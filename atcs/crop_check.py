@@ -249,7 +249,8 @@ class CameraCrops:
             self._regions[frame.camera_id] = WHOLE_IMAGE
             return
         self.verdicts[frame.camera_id] = verdict
-        self._decided_s[frame.camera_id] = footage_time_s(frame)
+        # capture time, not the offset in a file: a looped file starts again at 0
+        self._decided_s[frame.camera_id] = frame.captured_at.timestamp()
 
     def _recheck_when_due(self, frame: Frame) -> None:
         """Drop the camera's verdict ``crop_recheck_s`` after it was taken: checked anew."""
@@ -257,7 +258,7 @@ class CameraCrops:
         decided = self._decided_s.get(camera)
         if self._recheck_s <= 0 or decided is None:
             return
-        age_s = footage_time_s(frame) - decided
+        age_s = frame.captured_at.timestamp() - decided
         if age_s < self._recheck_s or self._detector is None:
             return
         first = self._first_regions[camera]
@@ -303,15 +304,6 @@ class CameraCrops:
                 camera_id, left, self._frames, window.width_px, window.height_px,
             )  # fmt: skip
         return repays
-
-
-def footage_time_s(frame: Frame) -> float:
-    """Return the frame's capture time, POSIX seconds.
-
-    Not the offset in a file: a live camera playing a looped file starts it again at 0,
-    while its capture times (and a recording's, its start plus the offset) only go on.
-    """
-    return frame.captured_at.timestamp()
 
 
 @dataclass(frozen=True, slots=True)
