@@ -7,9 +7,13 @@ keyframes; ``ffprobe`` gives the keyframes' true timestamps independently of PyA
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -17,6 +21,8 @@ import pytest
 
 from atcs.config import CameraConfig
 from atcs.sources import AvGrabber, CameraReader, DecodeMode, SourceKind
+from atcs.sources import reader as reader_module
+from atcs.sources.grabber import Grabber
 from atcs.types import Frame
 from tests.support.reencode import keyframe_times_s, reencode
 
@@ -224,3 +230,116 @@ def test_a_live_camera_decoding_every_frame_keeps_the_latest_frames(gop_1s: Path
     finally:
         reader.stop()
         assert reader.join(10.0)
+
+
+class _Openings:
+    """Every grabber a reader makes, with the mode it started in (a spy on the real ones)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.grabbers: list[AvGrabber] = []
+        self.start_modes: list[DecodeMode] = []
+        make = reader_module.make_grabber
+
+        def spy(*args: Any, **kwargs: Any) -> Grabber:
+            grabber = make(*args, **kwargs)
+            assert isinstance(grabber, AvGrabber)
+            self.grabbers.append(grabber)
+            self.start_modes.append(grabber.mode)
+            return grabber
+
+        monkeypatch.setattr(reader_module, "make_grabber", spy)
+
+
+def _play_loops(
+    source: Path, loops: int, at_loop_start: Callable[[int], None] | None = None
+) -> CameraReader:
+    """Read ``source`` looped at 1 frame/s of footage until ``loops`` plays started again.
+
+    ``at_loop_start(n)`` runs when the first frame of play ``n`` (from 1) is taken, while
+    the reader (queue of one, not real time) is at most a few frames into that play.
+    Returns the stopped reader.
+    """
+    reader = CameraReader(_camera(source, sample_fps=1.0, loop=True), queue_size=1)
+    reader.start()
+    try:
+        plays, last_offset = 0, -1.0
+        while plays <= loops:
+            frame = reader.get(timeout_s=30.0)
+            assert frame is not None
+            assert frame.offset_s is not None
+            if frame.offset_s < last_offset:
+                plays += 1
+                if at_loop_start is not None:
+                    at_loop_start(plays)
+            last_offset = frame.offset_s
+    finally:
+        reader.stop()
+        assert reader.join(10.0)
+    return reader
+
+
+def _decisions(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "decoding" in r.getMessage()]
+
+
+def test_a_looped_long_gop_clip_warns_once_and_replays_decoding_every_frame(
+    media_dir: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.INFO, logger="atcs")
+    openings = _Openings(monkeypatch)
+    clip = media_dir / "pontianak_motorcycles.mp4"  # keyframes at 0 s and 4.995 s
+    status = _play_loops(clip, loops=3).status()
+    assert status.decode_mode == "full"
+    assert status.gop_s == pytest.approx(4.995, abs=0.01)
+    decisions = _decisions(caplog)
+    assert len(decisions) == 1, decisions
+    assert "decoding every frame: its GOP" in decisions[0]
+    assert [r.levelno for r in caplog.records if "decoding" in r.getMessage()] == [logging.WARNING]
+    # the first play starts with keyframes and falls back; the next ones start decoding
+    # every frame and never change mode
+    assert len(openings.grabbers) >= 4
+    assert openings.start_modes[0] is DecodeMode.KEYFRAMES
+    assert openings.grabbers[0].mode_changes == 1
+    assert set(openings.start_modes[1:]) == {DecodeMode.FULL}
+    assert all(g.mode_changes == 0 for g in openings.grabbers[1:4])
+
+
+def test_a_gop_changed_between_plays_is_found_and_logged(
+    media_dir: Path,
+    gop_1s: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    caplog.set_level(logging.INFO, logger="atcs")
+    openings = _Openings(monkeypatch)
+    long_gop = tmp_path / "long_gop.mp4"
+    shutil.copyfile(media_dir / "pontianak_motorcycles.mp4", long_gop)
+    camera = tmp_path / "camera.mp4"  # the camera's source, re-encoded between plays
+    shutil.copyfile(long_gop, camera)
+
+    def reconfigure(play: int) -> None:
+        # the grabber of this play has the old file open; the next opening gets the new one
+        if play == 1:
+            shutil.copyfile(gop_1s, tmp_path / "next.mp4")
+            os.replace(tmp_path / "next.mp4", camera)
+        elif play == 3:
+            shutil.copyfile(long_gop, tmp_path / "next.mp4")
+            os.replace(tmp_path / "next.mp4", camera)
+
+    _play_loops(camera, loops=5, at_loop_start=reconfigure)
+    # plays 0-1 long GOP, 2-3 1 s GOP, 4-5 long again: each change logged once, no more
+    decisions = _decisions(caplog)
+    assert len(decisions) == 3, decisions
+    assert "decoding every frame: its GOP" in decisions[0]
+    assert "decoding keyframes only (GOP 1.00 s" in decisions[1]
+    assert "decoding every frame: its GOP" in decisions[2]
+    assert openings.start_modes[:6] == [
+        DecodeMode.KEYFRAMES,  # nothing known yet: falls back
+        DecodeMode.FULL,
+        DecodeMode.FULL,  # the new 1 s GOP is measured: back to keyframes
+        DecodeMode.KEYFRAMES,
+        DecodeMode.KEYFRAMES,  # the long GOP again: falls back
+        DecodeMode.FULL,
+    ]
+    assert [g.mode_changes for g in openings.grabbers[:6]] == [1, 0, 1, 0, 1, 0]

@@ -13,6 +13,11 @@ last keyframe passes the limit, the packets read since that keyframe (kept for t
 bounded) are decoded and every later frame with them; it goes back to keyframes once two
 GOPs in a row fit again. ``keyframes`` forces keyframes only (the sampling rate then drops
 to the keyframe rate when the GOP is long) and ``full`` decodes every frame.
+
+An ``auto`` grabber may start in either mode (``start_mode``): a camera's reader starts a
+reopened source in the mode its last opening settled on (see
+:mod:`atcs.sources.gop_memory`), so a looped clip or a reconnected stream with a long GOP
+decodes every frame from its first packet instead of falling back again.
 """
 
 from __future__ import annotations
@@ -68,7 +73,9 @@ class AvGrabber:
     ``max_gop_s`` is the longest GOP keyframe decoding accepts (s; the sampling period
     times :data:`GOP_SLACK`); ``options`` are FFmpeg options (``rtsp_transport`` ...);
     ``on_skip`` is called for every packet read and dropped without being handed out, so
-    the camera's frame rate and stall watchdog still see the stream.
+    the camera's frame rate and stall watchdog still see the stream. ``start_mode`` is
+    the mode an ``auto`` grabber starts in (keyframes only when None); the other policies
+    ignore it.
     """
 
     def __init__(
@@ -81,6 +88,7 @@ class AvGrabber:
         max_gop_s: float = 1.0,
         options: Mapping[str, str] | None = None,
         on_skip: Callable[[], None] | None = None,
+        start_mode: DecodeMode | None = None,
     ) -> None:
         if kind not in (SourceKind.FILE, SourceKind.RTSP):
             raise SourceError(f"AvGrabber cannot read {kind.value} sources")
@@ -99,7 +107,8 @@ class AvGrabber:
         self._time_base = 0.0
         self._start_pts: int | None = None
         self._fps: float | None = None
-        self.mode = DecodeMode.FULL if policy == "full" else DecodeMode.KEYFRAMES
+        fixed = DecodeMode.FULL if policy == "full" else DecodeMode.KEYFRAMES
+        self.mode = start_mode if policy == "auto" and start_mode is not None else fixed
         self._keyframe_times: deque[float] = deque(maxlen=GOP_HISTORY)
         self._held: list[Any] = []  # packets since the last keyframe (keyframe mode)
         self._frames: deque[tuple[Any, float]] = deque()  # decoded, not yet handed out

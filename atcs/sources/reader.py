@@ -21,6 +21,7 @@ from atcs.config import CameraConfig
 from atcs.errors import SourceError
 from atcs.sources.av_grabber import GOP_SLACK, AvGrabber, DecodeMode, DecodePolicy
 from atcs.sources.frame_queue import FrameQueue
+from atcs.sources.gop_memory import GopMemory
 from atcs.sources.grabber import (
     CorruptFrameError,
     FolderGrabber,
@@ -49,11 +50,12 @@ def make_grabber(
     max_gop_s: float = 1.0,
     options: Mapping[str, str] | None = None,
     on_skip: Callable[[], None] | None = None,
+    start_mode: DecodeMode | None = None,
 ) -> Grabber:
     """Make a grabber for ``source`` of ``kind``; ``timeout_s`` bounds network reads (s).
 
     Video files and streams are read by :class:`AvGrabber` with the ``decode`` policy,
-    ``max_gop_s``, FFmpeg ``options`` and ``on_skip`` hook described there.
+    ``max_gop_s``, FFmpeg ``options``, ``on_skip`` hook and ``start_mode`` described there.
     """
     if kind is SourceKind.FOLDER:
         return FolderGrabber(source, folder_fps)
@@ -61,7 +63,7 @@ def make_grabber(
         return HttpGrabber(source, kind, timeout_s=timeout_s)
     return AvGrabber(
         source, kind, timeout_s=timeout_s, policy=decode, max_gop_s=max_gop_s,
-        options=options, on_skip=on_skip,
+        options=options, on_skip=on_skip, start_mode=start_mode,
     )  # fmt: skip
 
 
@@ -110,7 +112,7 @@ class CameraReader:
         self.stop_event = stop_event if stop_event is not None else threading.Event()
         self._tracker = StatusTracker(self.camera_id, camera.stall_timeout_s, on_status)
         self._finished = threading.Event()
-        self._decode_logged: DecodeMode | None = None
+        self._gop = GopMemory(camera.decode)  # kept across loops and reconnects
         self._wall_sampler: _Sampler | None = None
         self._cpu_s = 0.0
         self._seq = 0
@@ -222,6 +224,7 @@ class CameraReader:
                 cfg.source, self.kind, timeout_s=cfg.stall_timeout_s, folder_fps=cfg.sample_fps,
                 decode=cfg.decode, max_gop_s=GOP_SLACK / cfg.sample_fps,
                 options=cfg.stream_options, on_skip=self._skipped,
+                start_mode=self._gop.start_mode(),
             )  # fmt: skip
             grabber.open()
         except SourceError as exc:
@@ -310,13 +313,18 @@ class CameraReader:
         self._tracker.frame_grabbed(time.monotonic())
 
     def _watch_decode(self, grabber: Grabber) -> bool:
-        """Report which frames ``grabber`` decodes, log a change; True at a keyframe."""
+        """Report which frames ``grabber`` decodes, log a new decision; True at a keyframe.
+
+        The decision is logged once per camera and again only when it changes, not at
+        every loop or reconnect (see :class:`GopMemory`); the status shows the GOP last
+        measured, from an earlier opening until this one has measured it.
+        """
         if not isinstance(grabber, AvGrabber):
             return False
         mode, gop_s = grabber.mode, grabber.gop_s
-        self._tracker.set_decode(mode.value, gop_s)
-        if mode is not self._decode_logged:
-            self._decode_logged = mode
+        decided = self._gop.observe(mode, gop_s)
+        self._tracker.set_decode(mode.value, self._gop.gop_s)
+        if decided:
             period_s = 1.0 / self.camera.sample_fps
             gop = f"{gop_s:.2f} s" if gop_s is not None else "not measured yet"
             if gop_s is None and mode is DecodeMode.FULL:
