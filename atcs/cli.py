@@ -139,6 +139,19 @@ def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="SPEED",
         help="common cycle with offsets for a west-to-east green wave at SPEED m/s",
     )
+    p.add_argument(
+        "--phase-view",
+        choices=("vehicles", "windows"),
+        default="vehicles",
+        help="what phase-by-phase controllers see: each detected vehicle every second "
+        "(default) or the live service's windows",
+    )
+    p.add_argument(
+        "--phase-window-s",
+        type=float,
+        default=10.0,
+        help="window length (s) with --phase-view windows (the service's default: 10)",
+    )
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 

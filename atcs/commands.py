@@ -217,6 +217,8 @@ def simulate(args: argparse.Namespace) -> int:
             outage_share=args.camera_outages,
             outage_s=args.outage_s,
             green_wave_m_s=args.green_wave,
+            phase_view=args.phase_view,
+            phase_window_s=args.phase_window_s,
         ),
     )
     return 0

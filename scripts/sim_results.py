@@ -70,14 +70,14 @@ RESCO_LEARNING_S = {
 Runs = dict[str, dict[str, dict[str, Any]]]  # scenario -> controller -> {"kind", "runs"}
 
 
-Job = tuple[str, list[str], int, int, str, Path, int | None, float, float]
+Job = tuple[str, list[str], int, int, str, Path, int | None, float, float, str]
 
 
 def _run_one(job: Job) -> Runs:
     """One scenario: its controllers over their seeds (in a worker process)."""
     from atcs.sim import RunSettings, run_simulation
 
-    scenario, controllers, first, seeds, clearances, out, seconds, outages, wave = job
+    scenario, controllers, first, seeds, clearances, out, seconds, outages, wave, view = job
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     summary = run_simulation(
         scenario,
@@ -87,7 +87,11 @@ def _run_one(job: Job) -> Runs:
         out / scenario / (f"{controllers[0]}-{seeds}" + (f"-from{first}" if first > 1 else "")),
         progress=False,
         settings=RunSettings(
-            seeds=seeds, clearances=clearances, outage_share=outages, green_wave_m_s=wave
+            seeds=seeds,
+            clearances=clearances,
+            outage_share=outages,
+            green_wave_m_s=wave,
+            phase_view=view,
         ),
     )
     out_runs: Runs = {scenario: {}}
@@ -108,7 +112,7 @@ def _jobs(args: argparse.Namespace) -> list[Job]:
             if group and seeds > 0:
                 out.append(
                     (scenario, group, args.first_seed, seeds, args.clearances, args.out,
-                     args.seconds, args.camera_outages, args.green_wave)
+                     args.seconds, args.camera_outages, args.green_wave, args.phase_view)
                 )  # fmt: skip
     return out
 
@@ -268,10 +272,7 @@ def plot(table: dict[str, Any], path: Path, clearances: str = "ite") -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the scenarios, write the tables, the numbers and the plot under ``docs/``."""
-    from atcs.sim.setup import all_controllers
-
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--scenario", action="append", help="scenario (repeatable)")
     parser.add_argument("--controller", action="append", help="controller (repeatable)")
@@ -291,6 +292,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--green-wave", type=float, default=0.0, help="green-wave speed (m/s; 0: none)"
+    )
+    parser.add_argument(
+        "--phase-view",
+        choices=("vehicles", "windows"),
+        default="vehicles",
+        help="phase controllers see each vehicle every second, or the live service's windows",
     )
     parser.add_argument("--jobs", type=int, default=1, help="scenarios run at once")
     parser.add_argument("--name", default="", help="suffix of the output files")
@@ -314,6 +321,14 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="with --collect: another output folder to take runs from (repeatable)",
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the scenarios, write the tables, the numbers and the plot under ``docs/``."""
+    from atcs.sim.setup import all_controllers
+
+    parser = _parser()
     args = parser.parse_args(argv)
     stem = "simulation-results" + (f"-{args.name}" if args.name else "")
     saved_path = args.docs / f"{stem}.json"

@@ -127,6 +127,7 @@ class LivePhase:
         )
         self.board = MeasureBoard(self.spec, pcu, segment_cameras=segment_cameras)
         self._geometry = dict(geometry)
+        self._exits = frozenset(self.supervisor.layout.exit_lanes)
         self._history: deque[ControlEvent] = deque(
             maxlen=(settings or ControlSettings()).history_max
         )
@@ -242,7 +243,7 @@ class LivePhase:
             window = self.board.fresh_window(seg, now)
             if window is not None:
                 length_m, lanes = self._geometry.get(seg, (50.0, 1))
-                out[seg] = zone_from_window(window, length_m, lanes)
+                out[seg] = zone_from_window(window, length_m, lanes, exit_zone=seg in self._exits)
         return out
 
     def _state_age_s(self, now: datetime) -> float | None:

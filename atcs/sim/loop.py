@@ -5,8 +5,10 @@ while it runs. Every step each light's driver (:mod:`atcs.sim.drivers`) says wha
 light shows; then SUMO steps; the states SUMO reports go to each light's audit, the
 detector readings to the emulated cameras (:class:`CameraEmulator`, with camera-like
 misses and double counts), whose 10-s windows feed the engine's cycle supervisors and
-whose per-step view feeds the phase-by-phase controllers. Every minute the run notes the
-longest time any vehicle has stood still (gridlock detection).
+whose per-step view feeds the phase-by-phase controllers (or, with the phase view
+``windows``, their windows as the live service has them: :mod:`atcs.sim.window_view`).
+Every minute the run notes the longest time any vehicle has stood still (gridlock
+detection).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from atcs.sim.setup import LoopOptions, build_drivers
 from atcs.sim.specs import SimIntersection
 from atcs.sim.sumo import constants, start_sumo
 from atcs.sim.vehicles import VehicleTable
+from atcs.sim.window_view import WINDOWS, WindowZones
 from atcs.types import SegmentId, SiteId
 from controllers.phase.observe import ZoneView
 
@@ -179,14 +182,27 @@ class ClosedLoop:
         lanes = {lane for s in segments for z in s.zones for lane in z.lanes}
         live = LiveZones(segments, {ln: float(sumo.lane.getLength(ln)) for ln in lanes}, self._pcu)
         vehicles = VehicleTable(sumo)
+        windowed = (
+            WindowZones(
+                segments,
+                self._options.phase_window_s,
+                queue_speed_m_s=self._analysis.queue_speed_m_s,
+                queue_max_gap_m=self._analysis.queue_max_gap_m,
+            )
+            if self._options.phase_view == WINDOWS
+            else None
+        )
         observers: dict[float, RescoObserver] = {}
         cache: dict[str, object] = {}
 
         def zones_now() -> ZoneView:
             view = cache.get("zones")
             if not isinstance(view, ZoneView):
-                seen = cameras.seen
-                view = ZoneView(t, live.snapshot(seen, vehicles.now(seen), vehicles.classes))
+                if windowed is not None:
+                    view = windowed.view(t, down)
+                else:
+                    seen = cameras.seen
+                    view = ZoneView(t, live.snapshot(seen, vehicles.now(seen), vehicles.classes))
                 cache["zones"] = view
             return view
 
@@ -241,6 +257,9 @@ class ClosedLoop:
                 if det_id in self._approach:
                     halted += values[c.LAST_STEP_VEHICLE_HALTING_NUMBER]
             cameras.add_step(readings, vehicles.classes, vehicles.resolve)
+            if windowed is not None:  # what the cameras detected, measured as live windows
+                seen = cameras.seen
+                windowed.add(t_next, live.snapshot(seen, vehicles.now(seen), vehicles.classes))
             steps += 1
             if t_next - window_start >= window_s - 1e-9:
                 windows = cameras.close_window(self._clock.at(window_start), self._clock.at(t_next))

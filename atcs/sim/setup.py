@@ -33,6 +33,7 @@ from atcs.sim.peers import PEERS, downstream_lanes, peer_rule
 from atcs.sim.phase_audit import PhaseAudit
 from atcs.sim.phase_site import PhaseBridge, phase_setup
 from atcs.sim.specs import SimIntersection, SpecOptions
+from atcs.sim.window_view import VEHICLES
 from atcs.types import SiteId
 from controllers import controller_names, get_controller
 from controllers.phase.registry import get_phase_controller, phase_controller_names
@@ -40,12 +41,18 @@ from controllers.phase.registry import get_phase_controller, phase_controller_na
 
 @dataclass(frozen=True, slots=True)
 class LoopOptions:
-    """How a run is set up: spec options, camera errors, outages, the peers' step (s)."""
+    """How a run is set up: spec options, camera errors, outages, the peers' step (s).
+
+    ``phase_view``: what the phase-by-phase controllers see (:mod:`atcs.sim.window_view`),
+    with ``phase_window_s`` the windows' length (s) in the view ``windows``.
+    """
 
     spec: SpecOptions = field(default_factory=SpecOptions)
     errors: CameraErrors = field(default_factory=CameraErrors)
     outages: tuple[CameraOutage, ...] = ()
     peer_step_s: float = 10.0
+    phase_view: str = VEHICLES
+    phase_window_s: float = 10.0
 
 
 PROGRAM = "program"

@@ -48,6 +48,7 @@ from atcs.sim.scenario import Scenario, resolve_scenario
 from atcs.sim.setup import ENGINE, LoopOptions, all_controllers, controller_kind
 from atcs.sim.specs import SimIntersection, SpecOptions, build_intersection
 from atcs.sim.sumo import in_process_backend
+from atcs.sim.window_view import VEHICLES, check_phase_view
 
 log = logging.getLogger(__name__)
 
@@ -283,7 +284,10 @@ class RunSettings:
     double-count vehicles at the measured rates (False: perfect cameras);
     ``outage_share`` of the approach cameras go down once for ``outage_s`` seconds;
     ``green_wave_m_s`` > 0 puts every light on a common cycle with offsets for a
-    west-to-east green wave at that speed (:mod:`atcs.sim.coordination`).
+    west-to-east green wave at that speed (:mod:`atcs.sim.coordination`);
+    ``phase_view``: what the phase-by-phase controllers see, every detected vehicle each
+    second (``vehicles``) or the live service's windows (``windows``,
+    :mod:`atcs.sim.window_view`) of ``phase_window_s`` seconds.
     """
 
     seeds: int = 1
@@ -292,6 +296,8 @@ class RunSettings:
     outage_share: float = 0.0
     outage_s: float = 900.0
     green_wave_m_s: float = 0.0
+    phase_view: str = VEHICLES
+    phase_window_s: float = 10.0
 
     def to_json(self) -> dict[str, Any]:
         """Return the settings as written in ``summary.json``."""
@@ -317,7 +323,8 @@ def _loop_options(
         seed=seed,
     )
     errors = CameraErrors(seed=seed) if settings.camera_errors else PERFECT
-    return LoopOptions(spec, errors, outages, step_s_for(scen.name))
+    return LoopOptions(spec, errors, outages, step_s_for(scen.name), settings.phase_view,
+                       settings.phase_window_s)  # fmt: skip
 
 
 def run_simulation(  # noqa: PLR0917 - the CLI's documented signature
@@ -346,6 +353,9 @@ def run_simulation(  # noqa: PLR0917 - the CLI's documented signature
         raise SimulationError(
             f"unknown clearances {run.clearances!r}; known: {', '.join(CLEARANCE_POLICIES)}"
         )
+    check_phase_view(run.phase_view)
+    if not run.phase_window_s > 0:
+        raise SimulationError(f"--phase-window-s must be positive, got {run.phase_window_s}")
     if run.seeds < 1:
         raise SimulationError(f"--seeds must be at least 1, got {run.seeds}")
     scen = resolve_scenario(scenario, out_dir)
