@@ -343,3 +343,30 @@ def test_a_gop_changed_between_plays_is_found_and_logged(
         DecodeMode.FULL,
     ]
     assert [g.mode_changes for g in openings.grabbers[:6]] == [1, 0, 1, 0, 1, 0]
+
+
+def test_a_camera_sampled_faster_than_any_gop_decodes_every_frame_without_a_warning(
+    media_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """5 frames/s needs a keyframe every 0.22 s: no camera GOP fits, so no advice to set one."""
+    caplog.set_level(logging.INFO, logger="atcs")
+    clip = media_dir / "pontianak_motorcycles.mp4"
+    _frames, reader = _read(_camera(clip, sample_fps=5.0))
+    assert reader.status().decode_mode == "full"
+    decisions = _decisions(caplog)
+    assert len(decisions) == 1, decisions
+    assert 'decode = "full"' in decisions[0]
+    levels = [r.levelno for r in caplog.records if "decoding" in r.getMessage()]
+    assert levels == [logging.INFO]
+
+
+def test_the_gop_advice_names_the_longest_gop_that_fits(
+    media_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="atcs")
+    clip = media_dir / "pontianak_motorcycles.mp4"  # GOP 5 s, sampled once a second
+    _read(_camera(clip, sample_fps=1.0))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    decoding = [w for w in warnings if "decoding every frame" in w]
+    assert len(decoding) == 1, warnings
+    assert "set the camera's GOP to at most 1.1 s" in decoding[0]

@@ -45,6 +45,11 @@ DecodePolicy = Literal["auto", "keyframes", "full"]
 """How a camera is decoded: see the module docstring."""
 GOP_SLACK = 1.1
 """A GOP up to this many sampling periods still counts as fitting (29.97 fps, GOP 30)."""
+
+SHORTEST_CAMERA_GOP_S = 0.5
+"""Shortest GOP (s) a camera is sensibly set to (12-15 frames at 25-30 frames/s): a camera
+sampled so often that its keyframes would have to come closer than this decodes every
+frame by design (5 frames/s needs one every 0.22 s), which is not worth a warning."""
 MAX_HELD_PACKETS = 600
 """Most packets kept since the last keyframe for a fallback to full decoding (10 s at 60)."""
 MIN_KEYFRAME_BYTES = 64

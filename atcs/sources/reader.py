@@ -19,7 +19,13 @@ from collections.abc import Callable, Mapping
 
 from atcs.config import CameraConfig
 from atcs.errors import SourceError
-from atcs.sources.av_grabber import GOP_SLACK, AvGrabber, DecodeMode, DecodePolicy
+from atcs.sources.av_grabber import (
+    GOP_SLACK,
+    SHORTEST_CAMERA_GOP_S,
+    AvGrabber,
+    DecodeMode,
+    DecodePolicy,
+)
 from atcs.sources.frame_queue import FrameQueue
 from atcs.sources.gop_memory import GopMemory
 from atcs.sources.grabber import (
@@ -336,11 +342,19 @@ class CameraReader:
                 )  # fmt: skip
             elif grabber.policy == "full":
                 logger.info("camera %s: decoding every frame (decode = full)", self.camera_id)
+            elif grabber.max_gop_s < SHORTEST_CAMERA_GOP_S:
+                logger.info(
+                    "camera %s: decoding every frame: sampled every %.3g s, it would need a "
+                    "keyframe every %.2g s, shorter than cameras send (GOP %s); "
+                    "decode = \"full\" says so (docs/cameras.md)",
+                    self.camera_id, period_s, grabber.max_gop_s, gop,
+                )  # fmt: skip
             else:
                 logger.warning(
                     "camera %s: decoding every frame: its GOP (%s) is longer than the %.3g s "
-                    "sampling period allows; set the camera's GOP to 1-2 s (docs/cameras.md)",
-                    self.camera_id, gop, period_s,
+                    "sampling period allows; set the camera's GOP to at most %.2g s "
+                    "(docs/cameras.md)",
+                    self.camera_id, gop, period_s, grabber.max_gop_s,
                 )  # fmt: skip
         return grabber.at_keyframe
 
