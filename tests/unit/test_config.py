@@ -9,10 +9,10 @@ import pytest
 
 from atcs.cli import main
 from atcs.config import geometry_warnings, load_config, parse_config
-from atcs.config.control import IntersectionConfig
 from atcs.config.reference import render
 from atcs.errors import ConfigError
 from atcs.types import VehicleClass
+from tests.support.sites import demo_in_phase_mode
 
 MINIMAL = """
 [site]
@@ -229,11 +229,7 @@ def test_run_applies_the_configured_log_level(
 def test_phase_mode_approaches_without_a_stop_line_warn(repo_dir: Path) -> None:
     cfg = load_config(repo_dir / "config.toml")
     assert not [w for w in geometry_warnings(cfg) if w.startswith("intersections[")]
-    doc = cfg.intersections[0].model_dump()
-    doc.update(mode="phase", phase_mode={"controller": "delay-balance"})
-    for plan in doc["fallback_plans"]:  # at least south's walk and clearance in phase mode
-        plan["greens_s"] = {phase: max(20.0, g) for phase, g in plan["greens_s"].items()}
-    phased = cfg.model_copy(update={"intersections": [IntersectionConfig.model_validate(doc)]})
+    phased = demo_in_phase_mode(cfg)
     # beijing-south-approach has a stop line: per-frame vehicles; the other three do not
     assert [w for w in geometry_warnings(phased) if w.startswith("intersections[")] == [
         "intersections[simpang-demo]: phase mode, but approach segments pontianak-inbound, "
