@@ -431,6 +431,10 @@ def build_engine(cfg: AtcsConfig, role: NodeRole = NodeRole.ALL) -> Engine:
     if control is not None and isinstance(outputs.bus, MqttBus):
         wire_bus_control(control, outputs.bus)
     listeners = [control.on_metrics] if control is not None else []
+    # phase-mode intersections see each frame's vehicles (docs/phase-control.md, "Measures")
+    frame_observers = (
+        [control.on_frame] if control is not None and control.phase_intersections else []
+    )
     alarms = None
     incident_listeners = list(outputs.incident_listeners)
     if role is NodeRole.ALL:
@@ -442,6 +446,7 @@ def build_engine(cfg: AtcsConfig, role: NodeRole = NodeRole.ALL) -> Engine:
         sinks=[*outputs.sinks, *([alarms] if alarms is not None else [])],
         listeners=listeners,
         control=control,
+        frame_observers=frame_observers,
         movement_listeners=outputs.movement_listeners,
         incident_listeners=incident_listeners,
     )

@@ -379,7 +379,11 @@ class SegmentConfig(StrictModel):
     )
     stop_line: NormLine | None = Field(
         default=None,
-        description="Stop line, two normalised points; the queue is measured back from it.",
+        description=(
+            "Stop line, two normalised points; the queue is measured back from it. On a "
+            "phase-mode exit segment, draw it across the junction's mouth (where vehicles "
+            "leave the junction): distances along the segment are then from the junction."
+        ),
     )
     one_way: bool = Field(
         default=False,

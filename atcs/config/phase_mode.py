@@ -81,6 +81,16 @@ class PhaseModeConfig(StrictModel):
             "s; none: the intersection's cycle_max_s."
         ),
     )
+    frame_stale_s: float = Field(
+        default=2.0,
+        gt=0.0,
+        le=30.0,
+        description=(
+            "Per-frame vehicles of a segment with a stop line (in-process engine, role all) "
+            "older than this (s, from the frame's capture) are not used: the segment's zone "
+            "comes from its newest window instead."
+        ),
+    )
 
     @field_validator("controller")
     @classmethod

@@ -259,11 +259,15 @@ class MeasureBoard:
         self._down[status.camera_id] = f"{status.state.value}{detail}"
         return not was_down
 
+    def camera_down(self, segment: SegmentId) -> bool:
+        """Tell whether the camera that sees ``segment`` is reported down."""
+        camera = self.camera_of(segment)
+        return camera is not None and camera in self._down
+
     def fresh_window(self, segment: SegmentId, now: datetime) -> SegmentMetrics | None:
         """Return the newest window of ``segment`` if usable at ``now`` (camera up, fresh)."""
-        camera = self.camera_of(segment)
         history = self._history.get(segment)
-        if not history or (camera is not None and camera in self._down):
+        if not history or self.camera_down(segment):
             return None
         latest = history[-1]
         return latest if _age_s(latest, now) <= self._spec.stale_after_s else None

@@ -16,7 +16,10 @@ network thread): those calls only put the message in one of three bounded queues
 - the engine's own messages (camera health, retained plans) have theirs;
 - signal controllers' acks have theirs; when full the oldest ack is dropped (counted).
 
-Within a queue, messages are applied in arrival order.
+Within a queue, messages are applied in arrival order. The in-process engine (role
+``all``) also hands over every analysed frame (:meth:`ControlLoop.on_frame`, a frame
+observer on the engine's analysis thread) for the phase-mode intersections' per-frame
+zones; only the newest frame of a segment counts, so it is kept under the lock, not queued.
 
 Intersections configured with ``mode = "phase"`` run a :class:`~atcs.control.phase_live.
 LivePhase` instead of a cycle :class:`Supervisor`: signal controllers' state reports
@@ -41,6 +44,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from atcs.bus.messages import Override, PlanAck
 from atcs.bus.override_state import OverrideState
@@ -56,6 +60,10 @@ from atcs.logthrottle import ThrottledLog
 from atcs.text import printable
 from atcs.types import CameraId, CameraStatus, IntersectionId, SegmentId, SegmentMetrics, TimingPlan
 from controllers.phase.commands import PhaseCommand, SignalState
+
+if TYPE_CHECKING:
+    from atcs.metrics.analyzer import FrameAnalysis
+    from atcs.types import Frame
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +215,20 @@ class ControlLoop:
                 sup.on_metrics(metrics)
             for live in self._phases.values():
                 live.on_metrics(metrics)
+
+    def on_frame(self, frame: Frame, result: FrameAnalysis) -> None:
+        """Engine frame observer: hand each phase-mode intersection the frame's vehicles.
+
+        Called on the engine's analysis thread for every analysed frame (role ``all``).
+        Only the newest frame of a segment matters, so it replaces the kept one under the
+        lock rather than waiting in a queue for the tick; it costs a dictionary update
+        per watched segment.
+        """
+        if not self._phases:
+            return
+        with self._lock:
+            for live in self._phases.values():
+                live.on_frame(result)
 
     def on_ack(self, ack: PlanAck) -> None:
         """Take a signal controller's ack (applied at the next tick)."""

@@ -5,12 +5,16 @@ PhaseSupervisor` for the live service, where the simulator's bridge is replaced 
 real signal controller on the bus:
 
 - **Measures**: the segment windows (from the in-process engine or the bus feed) and the
-  camera health go to a :class:`~atcs.control.inputs.MeasureBoard`; each tick, every
-  approach and exit segment with a fresh window becomes a camera zone
-  (:func:`~atcs.control.zones.zone_from_window`). A segment whose camera is down or
-  whose measures are older than ``stale_after_s`` has no zone: its phases are **blind**
-  and the controllers and the envelope serve them on recall. A camera failure never
-  sends the whole intersection to fallback.
+  camera health go to a :class:`~atcs.control.inputs.MeasureBoard`; the in-process
+  engine also hands over every analysed frame (:meth:`LivePhase.on_frame`), of which the
+  newest of each watched segment with a stop line is kept with its capture time. Each
+  tick, every approach and exit segment becomes a camera zone: from its newest frame's
+  vehicles (:func:`~atcs.control.frame_zones.zone_from_frame`) when that frame is no
+  older than ``frame_stale_s``, else from its newest fresh window
+  (:func:`~atcs.control.zones.zone_from_window`). A segment whose camera is down, or
+  that has neither a fresh frame nor a window younger than ``stale_after_s``, has no
+  zone: its phases are **blind** and the controllers and the envelope serve them on
+  recall. A camera failure never sends the whole intersection to fallback.
 - **Signal state**: each state report is kept with its arrival time (engine clock). The
   engine speaks the controller's clock: now, for the controller, is the last report's
   ``at`` plus the time since it arrived, so a skewed clock on either side changes
@@ -34,11 +38,13 @@ import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from atcs.bus.messages import Override, OverrideAction
 from atcs.config import AtcsConfig, PcuConfig
 from atcs.config.control import IntersectionConfig, intersection_spec
 from atcs.config.phase_mode import intersection_layout, signal_timing
+from atcs.control.frame_zones import zone_from_frame
 from atcs.control.inputs import MeasureBoard
 from atcs.control.phase_supervisor import PhaseSupervisor
 from atcs.control.state import (
@@ -68,6 +74,9 @@ from controllers.phase.commands import PhaseCommand, SignalState
 from controllers.phase.envelope import CommandOutcome
 from controllers.phase.observe import ZoneSnapshot, ZoneView
 from controllers.phase.registry import get_phase_controller
+
+if TYPE_CHECKING:
+    from atcs.metrics.analyzer import FrameAnalysis, SegmentFrame
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +125,7 @@ class LivePhase:
         self.intersection_id = IntersectionId(config.id)
         self.controller_name = mode.controller
         self.state_stale_s = mode.state_stale_s
+        self.frame_stale_s = mode.frame_stale_s
         lanes = {seg: g[1] for seg, g in geometry.items()}
         self.supervisor = PhaseSupervisor(
             signal_timing(config, default_timezone),
@@ -128,6 +138,7 @@ class LivePhase:
         self.board = MeasureBoard(self.spec, pcu, segment_cameras=segment_cameras)
         self._geometry = dict(geometry)
         self._exits = frozenset(self.supervisor.layout.exit_lanes)
+        self._frames: dict[SegmentId, tuple[datetime, SegmentFrame]] = {}
         self._history: deque[ControlEvent] = deque(
             maxlen=(settings or ControlSettings()).history_max
         )
@@ -171,6 +182,15 @@ class LivePhase:
     def on_metrics(self, metrics: Sequence[SegmentMetrics]) -> None:
         """Keep the fresh windows of this intersection's segments."""
         self.board.add(metrics)
+
+    def on_frame(self, result: FrameAnalysis) -> None:
+        """Keep the newest frame of each watched segment that has a stop line."""
+        for frame in result.segments:
+            if frame.near_m is None or frame.segment_id not in self.board.watched:
+                continue
+            kept = self._frames.get(frame.segment_id)
+            if kept is None or kept[0] <= result.at:
+                self._frames[frame.segment_id] = (result.at, frame)
 
     def on_camera_status(self, status: CameraStatus, now: datetime) -> None:
         """Record a camera's health (its phases go on recall at the next tick)."""
@@ -237,13 +257,27 @@ class LivePhase:
 
     # The tick ----------------------------------------------------------------------------
 
-    def _zones(self, now: datetime) -> dict[SegmentId, ZoneSnapshot]:
+    def _frame_zone(self, seg: SegmentId, now: datetime) -> ZoneSnapshot | None:
+        """Return the zone of ``seg``'s newest frame if no older than ``frame_stale_s``."""
+        kept = self._frames.get(seg)
+        if kept is None or (now - kept[0]).total_seconds() > self.frame_stale_s:
+            return None
+        length_m, lanes = self._geometry.get(seg, (50.0, 1))
+        return zone_from_frame(kept[1], length_m, lanes)
+
+    def zones(self, now: datetime) -> dict[SegmentId, ZoneSnapshot]:
+        """Return the camera zones the controllers see at ``now`` (see the module docstring)."""
         out: dict[SegmentId, ZoneSnapshot] = {}
         for seg in self.board.watched:
-            window = self.board.fresh_window(seg, now)
+            if self.board.camera_down(seg):
+                continue
+            zone = self._frame_zone(seg, now)
+            window = None if zone is not None else self.board.fresh_window(seg, now)
             if window is not None:
                 length_m, lanes = self._geometry.get(seg, (50.0, 1))
-                out[seg] = zone_from_window(window, length_m, lanes, exit_zone=seg in self._exits)
+                zone = zone_from_window(window, length_m, lanes, exit_zone=seg in self._exits)
+            if zone is not None:
+                out[seg] = zone
         return out
 
     def _state_age_s(self, now: datetime) -> float | None:
@@ -294,7 +328,7 @@ class LivePhase:
         age_s = self._state_age_s(now)
         state = self.supervisor.state
         view_now = 0.0 if state is None or age_s is None else state.at_s + age_s
-        view = ZoneView(view_now, self._zones(now))
+        view = ZoneView(view_now, self.zones(now))
         self._note_recall(now, view)
         if self._note_signal(now, age_s) or state is None or self._override is not None:
             return None

@@ -1,4 +1,8 @@
-"""What the phase controllers see of a live camera zone: its newest window, spread as vehicles.
+"""What the phase controllers see of a camera zone without frames: its window, spread.
+
+The in-process engine gives the phase controllers each frame's vehicles where a segment
+has a stop line (:mod:`atcs.control.frame_zones`); this is the fallback for the others,
+for frames gone stale and for a control node fed by the bus.
 
 In the simulator the phase controllers see every detected vehicle with its distance to
 the stop line and its speed, each second. The live service measures windows (10 s by

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -78,6 +78,7 @@ from atcs.types import (
 log = logging.getLogger(__name__)
 
 _CLASSES = tuple(VehicleClass)
+FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,15 @@ class SegmentFrame:
     ``occupancy`` is the covered fraction of the polygon in [0, 1], ``queue_m`` the queue
     in metres (None without a stop line), and ``members`` (N,) marks the rows of
     :attr:`FrameAnalysis.detections` inside the segment.
+
+    Per member (M,), in the order of its rows in the detections: ``member_pcu`` its PCU
+    factor on this segment; with a stop line, ``near_m`` the distance of the box's nearest
+    corner from the stop line (m, along the segment's axis: the front of a vehicle that
+    drives toward the line, the back of one that drives away; negative just behind the
+    line) and ``speed_m_s`` its anchor's speed in the image scaled by the axis's metres
+    per pixel (m/s, the speed the queue measure uses; NaN while unknown). Both are None
+    without a stop line. The phase-by-phase control reads these as the camera zone's
+    vehicles of the frame (:mod:`atcs.control.frame_zones`).
     """
 
     segment_id: SegmentId
@@ -98,6 +108,9 @@ class SegmentFrame:
     occupancy: float
     queue_m: float | None
     members: BoolArray
+    member_pcu: FloatArray = field(default_factory=lambda: np.zeros(0, np.float64))
+    near_m: FloatArray | None = None
+    speed_m_s: FloatArray | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,6 +441,8 @@ class CameraAnalyzer:
         occupancy = geom.grid.covered_fraction(dets.xyxy[members])
         queue: float | None = None
         in_queue = np.zeros(int(members.sum()), dtype=np.bool_)
+        near: FloatArray | None = None
+        speed_m_s: FloatArray | None = None
         if geom.axis is not None:
             near, far = geom.axis.box_extent_m(dets.xyxy[members])
             speed_m_s = speeds_px_s[members].astype(np.float64) * geom.axis.metres_per_px
@@ -441,6 +456,9 @@ class CameraAnalyzer:
             occupancy=occupancy,
             queue_m=queue,
             members=members,
+            member_pcu=geom.pcu_factors[dets.class_id[members]],
+            near_m=near,
+            speed_m_s=speed_m_s,
         )
         seg_speeds = None if ground is None else ground[members]
         veh = self._vehicles.segment_vehicles(

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from atcs.config import AtcsConfig
+from atcs.config.control import IntersectionConfig
+
 INBOUND_POLYGON = (
     "[[0.59, 0.00], [0.76, 0.00], [1.00, 0.42], [1.00, 1.00], [0.50, 1.00], [0.60, 0.40]]"
 )
@@ -67,3 +70,16 @@ polygon = {CARRIAGEWAY_POLYGON}
 length_m = 90.0
 lanes = 3
 {carriageway_stop_line}{extra}"""
+
+
+def demo_in_phase_mode(cfg: AtcsConfig, controller: str = "delay-balance") -> AtcsConfig:
+    """The demo config (``config.toml``) with its intersection run phase by phase.
+
+    Its time-of-day greens are raised to 20 s at least, the south phase's walk and
+    pedestrian clearance, which phase mode checks.
+    """
+    doc = cfg.intersections[0].model_dump()
+    doc.update(mode="phase", phase_mode={"controller": controller})
+    for plan in doc["fallback_plans"]:
+        plan["greens_s"] = {phase: max(20.0, g) for phase, g in plan["greens_s"].items()}
+    return cfg.model_copy(update={"intersections": [IntersectionConfig.model_validate(doc)]})

@@ -659,3 +659,28 @@ def test_a_camera_class_threshold_drops_its_unsure_boxes_before_tracking() -> No
     # the 0.3 truck (a van the model is unsure of) is gone; the 0.3 car is not a truck
     assert strict.segments[0].vehicles_by_class[TRUCK] == 1
     assert strict.segments[0].vehicles_by_class[CAR] == 1
+
+
+def test_each_member_gets_its_distance_from_the_stop_line_speed_and_pcu() -> None:
+    an = analyzer(queue_config())
+    stopped = [box(100, 100), box(130, 140), box(160, 190), box(190, 235)]
+    first = an.update(0, at(0), 0.0, dets([*stopped, box(220, 180, h=60)], [CAR] * 5))
+    second = an.update(1, at(1), 1.0, dets([*stopped, box(220, 200, h=60)], [CAR] * 5))
+    for frame in (first, second):
+        seg = frame.segments[0]
+        assert seg.near_m is not None
+        # the box's top (its nearest corner) from the line at y 80 px, 0.1 m per px
+        moving_m = 4.0 + 2.0 * frame.frame_seq  # drives away from the line
+        assert seg.near_m.tolist() == pytest.approx([0.0, 4.0, 9.0, 13.5, moving_m])
+        assert seg.member_pcu.tolist() == [1.0] * seg.vehicles
+    assert first.segments[0].speed_m_s is not None
+    assert np.isnan(first.segments[0].speed_m_s).all()  # unknown on a track's first frame
+    speeds = second.segments[0].speed_m_s
+    assert speeds is not None
+    assert speeds[:4].tolist() == pytest.approx([0.0] * 4, abs=1e-6)
+    assert speeds[4] > 1.5  # moving: not queued, as the queue measure sees it
+    # without a stop line: PCU per member only (a motorcycle on the opposed segment: 0.4)
+    plain = analyzer().update(0, at(0), 0.0, dets([box(400, 200)], [MOTO]))
+    right = plain.segments[1]
+    assert (right.vehicles, right.near_m, right.speed_m_s) == (1, None, None)
+    assert right.member_pcu.tolist() == [0.4]

@@ -1,4 +1,4 @@
-"""Phase-by-phase mode in the service: its config, the zones from windows, the loop's glue.
+"""Phase-by-phase mode in the service: its config, the zones from frames and windows, the glue.
 
 Pure code with an injected clock; the same paths on a real broker, with the reference
 adapter as its own process, are in ``tests/test_phase_live_e2e.py``.
@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
@@ -23,17 +24,23 @@ from atcs.config.bus import MqttConfig
 from atcs.config.control import IntersectionConfig, intersection_spec
 from atcs.config.phase_mode import signal_timing
 from atcs.control import ControlLoop, PlanBook, Source
+from atcs.control.frame_zones import zone_from_frame
 from atcs.control.phase_live import LivePhase
-from atcs.control.zones import zone_from_window
+from atcs.control.zones import DEFAULT_SPEED_M_S, zone_from_window
 from atcs.errors import ConfigError
+from atcs.metrics import FrameAnalysis
+from atcs.metrics.analyzer import SegmentFrame
 from atcs.signal_adapter import adapter_from_config
 from atcs.types import (
     CameraId,
     CameraState,
     CameraStatus,
+    Detections,
+    Frame,
     IntersectionId,
     PhaseId,
     SegmentId,
+    VehicleClass,
 )
 from controllers.phase.base import PhaseDecision
 from controllers.phase.commands import CommandKind, ControlMode, PhaseCommand, SignalState
@@ -51,7 +58,7 @@ CAMERAS = {SegmentId("n-in"): CameraId("cam-n"), SegmentId("e-in"): CameraId("ca
 
 def phase_config(**overrides: Any) -> IntersectionConfig:
     """The supervisor tests' intersection in phase mode (actuated, 3 s stale)."""
-    settings = {"controller": "actuated", "state_stale_s": 3.0}
+    settings = {"controller": "actuated", "state_stale_s": 3.0, **overrides.pop("phase_mode", {})}
     return ix_config(mode="phase", phase_mode=settings, **overrides)
 
 
@@ -122,6 +129,41 @@ def test_a_window_is_spread_into_queued_and_moving_vehicles() -> None:
     assert zone_from_window(window("n-in", T0, vehicles=0.0, pcu=0.0), 60.0, 1).vehicles == ()
 
 
+# Zones from frames ------------------------------------------------------------------------
+
+
+def segment_frame(segment: str, near_m: list[float] | None, speed_m_s: list[float] | None = None,
+                  pcu: list[float] | None = None) -> SegmentFrame:  # fmt: skip
+    """A segment's frame with the vehicles at ``near_m`` (None: no stop line)."""
+    n = 0 if near_m is None else len(near_m)
+    return SegmentFrame(
+        segment_id=SegmentId(segment), vehicles=n, vehicles_by_class={VehicleClass.CAR: n},
+        pcu=float(sum(pcu or [1.0] * n)), occupancy=0.1, queue_m=None,
+        members=np.ones(n, np.bool_), member_pcu=np.asarray(pcu or [1.0] * n, np.float64),
+        near_m=None if near_m is None else np.asarray(near_m, np.float64),
+        speed_m_s=None if near_m is None else np.asarray(speed_m_s or [0.0] * n, np.float64),
+    )  # fmt: skip
+
+
+def analysed(at: datetime, *segments: SegmentFrame, camera: str = "cam-n") -> FrameAnalysis:
+    """One camera's analysed frame at ``at`` holding ``segments``."""
+    return FrameAnalysis(CameraId(camera), 1, at, None, Detections.empty(), segments, ())
+
+
+def test_a_frame_gives_each_vehicle_its_distance_speed_and_pcu() -> None:
+    frame = segment_frame("n-in", [30.0, -1.5, 12.0], [6.0, 0.2, float("nan")], [1.3, 1.0, 0.15])
+    zone = zone_from_frame(frame, 60.0, 2)
+    assert zone is not None
+    assert (zone.segment_id, zone.length_m, zone.lanes) == ("n-in", 60.0, 2)
+    # nearest first; over the line counts as at it; an unknown speed as moving
+    assert [(v.distance_m, v.speed_m_s, v.pcu) for v in zone.vehicles] == [
+        (0.0, pytest.approx(0.2), 1.0), (12.0, DEFAULT_SPEED_M_S, 0.15), (30.0, 6.0, 1.3)
+    ]  # fmt: skip
+    assert zone.halted_pcu == pytest.approx(1.0)
+    assert zone_from_frame(segment_frame("n-in", None), 60.0, 2) is None  # no stop line
+    assert zone_from_frame(segment_frame("n-in", []), 60.0, 2) == replace(zone, vehicles=())
+
+
 # The loop's glue --------------------------------------------------------------------------
 
 
@@ -160,6 +202,16 @@ class Field:
 
     def state(self) -> Any:
         return self.loop.state()[IX]
+
+    def see(self, *segments: SegmentFrame, camera: str = "cam-n") -> None:
+        """The engine hands over a frame of ``camera`` captured now."""
+        image = np.zeros((4, 4, 3), np.uint8)
+        self.loop.on_frame(Frame(CameraId(camera), 1, self.now, image), analysed(self.now,
+                           *segments, camera=camera))  # fmt: skip
+
+    def counts(self) -> dict[SegmentId, int]:
+        """Vehicles per zone the controllers see now."""
+        return {seg: len(z.vehicles) for seg, z in self.live.zones(self.now).items()}
 
 
 def test_commands_follow_state_reports_once_a_second_within_the_envelope() -> None:
@@ -318,3 +370,46 @@ def test_the_adapter_names_what_is_missing(repo_dir: Path) -> None:
         adapter_from_config(cfg, "nope", controller_id="tsc-1", key_env=None)
     with pytest.raises(ConfigError, match=r"runs cycle plans: .* needs mode = 'phase'"):
         adapter_from_config(cfg, "simpang-demo", controller_id="tsc-1", key_env=None)
+
+
+def test_a_fresh_frame_is_preferred_to_the_window_until_it_is_stale() -> None:
+    f = Field()
+    f.feed()  # windows: 6 vehicles on n-in, 4 on e-in
+    assert f.counts() == {"n-in": 6, "e-in": 4}
+    f.see(segment_frame("n-in", [2.0, 9.0], [0.0, 5.0]), segment_frame("n-out", [40.0], [7.0]))
+    zones = f.live.zones(f.now)
+    assert [(v.distance_m, v.halted) for v in zones[SegmentId("n-in")].vehicles] == [
+        (2.0, True), (9.0, False)
+    ]  # fmt: skip
+    assert [v.distance_m for v in zones[SegmentId("n-out")].vehicles] == [40.0]  # from the mouth
+    assert f.counts() == {"n-in": 2, "e-in": 4, "n-out": 1}
+    f.now += timedelta(seconds=2.0)  # frame_stale_s: still fresh
+    assert f.counts()[SegmentId("n-in")] == 2
+    f.now += timedelta(seconds=0.5)  # older than 2 s: back to the window
+    assert f.counts() == {"n-in": 6, "e-in": 4}
+    f.see(segment_frame("n-in", [5.0]))
+    old = analysed(f.now - timedelta(seconds=1), segment_frame("n-in", [1.0, 2.0, 3.0]))
+    f.loop.on_frame(Frame(CameraId("cam-n"), 0, old.at, np.zeros((4, 4, 3), np.uint8)), old)
+    assert f.counts()[SegmentId("n-in")] == 1  # an older frame does not replace a newer one
+
+
+def test_without_a_stop_line_or_with_the_camera_down_the_frame_is_not_used() -> None:
+    f = Field()
+    f.feed()
+    f.see(segment_frame("n-in", None), segment_frame("unwatched", [1.0]))
+    assert f.counts() == {"n-in": 6, "e-in": 4}  # no distances: the window
+    f.see(segment_frame("e-in", [3.0]), camera="cam-e")
+    assert f.counts() == {"n-in": 6, "e-in": 1}
+    f.loop.on_camera_status(CameraStatus(CameraId("cam-e"), CameraState.OFFLINE, 0.0, None))
+    f.run(0.25, report=False)  # the tick applies the camera's status
+    f.see(segment_frame("e-in", [3.0]), camera="cam-e")
+    assert f.counts() == {"n-in": 6}  # down: no zone, east on recall
+    assert f.state().signal.recall == (PhaseId("east"),)
+
+
+def test_the_frame_stale_bound_is_configured_per_intersection() -> None:
+    f = Field(phase_mode={"controller": "actuated", "frame_stale_s": 0.5})
+    f.see(segment_frame("n-in", [5.0]))
+    assert f.counts() == {"n-in": 1}
+    f.now += timedelta(seconds=0.75)
+    assert f.counts() == {}  # no window either: blind
