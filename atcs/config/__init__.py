@@ -232,7 +232,8 @@ def _phase_stop_line_warnings(cfg: AtcsConfig) -> list[str]:
         if missing:
             out.append(
                 f"intersections[{ix.id}]: phase mode, but approach segments "
-                f"{', '.join(missing)} have no stop line: their controller sees 10-s windows "
+                f"{', '.join(missing)} have no stop line: their controller sees "
+                f"{cfg.analysis.window_s:g}-s windows "
                 "instead of each frame's vehicles (simulated on cologne1: mean delay 212.8 s "
                 "instead of 24.4 s); draw their stop lines"
             )
