@@ -127,6 +127,7 @@ greens_s = {{ north = 6.0, east = 6.0 }}
 """
     return two_clip_site_toml(
         media_dir, model, tmp / "var", site_id="phase-e2e", sample_fps=2.0, extra=extra,
+        stop_line=True,  # east's segment: each frame's vehicles reach the controller
         motorway_source=f"http://127.0.0.1:{camera}/stream.mjpg",
         motorway_extra="stall_timeout_s = 3.0\nreconnect_max_s = 2.0\n",
     )  # fmt: skip
@@ -279,6 +280,11 @@ def test_phase_mode_in_the_service_with_the_reference_adapter(site: Site) -> Non
     assert max(b - a for a, b in itertools.pairwise(at)) <= 1.2
     check_commands_signed_and_inside_the_envelope(site)
     assert any(s.command_seq is not None for s in site.signal_states()), "commands taken"
+    # east's segment has a stop line: its controller sees each frame's vehicles (frames come
+    # every 0.5 s, stale after 2 s); north's has none and is seen through its windows.
+    wait_for(lambda: site.ix()["signal"]["zones_from"] == {"carriageway": "frame",
+                                                           "inbound": "window"}, 30,
+             f"zones from frames and windows\n{site.explain()}", interval_s=0.3)  # fmt: skip
 
     # The HTTP camera dies: only its phase goes on recall; the intersection stays adaptive.
     site.camera.stop()
@@ -289,6 +295,7 @@ def test_phase_mode_in_the_service_with_the_reference_adapter(site: Site) -> Non
 
     wait_for(east_on_recall, 30, f"east on recall in the engine\n{site.explain()}", interval_s=0.3)
     assert site.ix()["source"] == "adaptive"
+    assert "carriageway" not in site.ix()["signal"]["zones_from"]
     wait_for(lambda: site.signal_states()[-1].recall == frozenset({"east"}), 15,
              f"east on recall in the adapter\n{site.explain()}", interval_s=0.3)  # fmt: skip
     assert site.signal_states()[-1].mode is ControlMode.COMMAND

@@ -139,6 +139,7 @@ class LivePhase:
         self._geometry = dict(geometry)
         self._exits = frozenset(self.supervisor.layout.exit_lanes)
         self._frames: dict[SegmentId, tuple[datetime, SegmentFrame]] = {}
+        self._zones_from: dict[SegmentId, str] = {}
         self._history: deque[ControlEvent] = deque(
             maxlen=(settings or ControlSettings()).history_max
         )
@@ -268,16 +269,21 @@ class LivePhase:
     def zones(self, now: datetime) -> dict[SegmentId, ZoneSnapshot]:
         """Return the camera zones the controllers see at ``now`` (see the module docstring)."""
         out: dict[SegmentId, ZoneSnapshot] = {}
+        sources: dict[SegmentId, str] = {}
         for seg in self.board.watched:
             if self.board.camera_down(seg):
                 continue
             zone = self._frame_zone(seg, now)
+            if zone is not None:
+                sources[seg] = "frame"
             window = None if zone is not None else self.board.fresh_window(seg, now)
             if window is not None:
                 length_m, lanes = self._geometry.get(seg, (50.0, 1))
                 zone = zone_from_window(window, length_m, lanes, exit_zone=seg in self._exits)
+                sources[seg] = "window"
             if zone is not None:
                 out[seg] = zone
+        self._zones_from = sources
         return out
 
     def _state_age_s(self, now: datetime) -> float | None:
@@ -402,6 +408,7 @@ class LivePhase:
             commands_sent=self.commands_sent,
             verdicts=dict(self.supervisor.outcomes),
             last_command=self._last_command,
+            zones_from=dict(self._zones_from),
         )
         return IntersectionState(
             intersection_id=self.intersection_id,

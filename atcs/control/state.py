@@ -14,7 +14,7 @@ from datetime import datetime
 from atcs.bus.messages import OverrideAction
 from atcs.errors import ControlError
 from atcs.text import printable
-from atcs.types import IntersectionId, PhaseId, PlanMode, TimingPlan
+from atcs.types import IntersectionId, PhaseId, PlanMode, SegmentId, TimingPlan
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +167,9 @@ class SignalView:
     signal controller's last state report, ``state_age_s`` how long ago it arrived (None:
     never); ``recall`` the phases the engine serves on recall because a camera of theirs
     is down or stale; ``commands_sent`` and ``verdicts`` (accepted / repaired / refused /
-    no_state) count the engine's commands; ``last_command`` describes the newest one.
+    no_state) count the engine's commands; ``last_command`` describes the newest one;
+    ``zones_from`` says, per segment with a zone at the last tick, what it was made from
+    (``frame``: the newest frame's vehicles; ``window``: the newest window, spread).
     """
 
     phase: PhaseId | None
@@ -182,6 +184,7 @@ class SignalView:
     commands_sent: int
     verdicts: Mapping[str, int]
     last_command: str
+    zones_from: Mapping[SegmentId, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -168,6 +168,12 @@ class SignalStateView(ApiModel):
     commands_sent: int
     verdicts: dict[str, int] = Field(description="Engine envelope verdicts on the commands.")
     last_command: str
+    zones_from: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per segment the controller saw at its last tick: 'frame' (the newest "
+        "frame's vehicles, the segment has a stop line) or 'window' (its newest window, "
+        "spread); a segment with no zone (camera down or stale) is absent.",
+    )
 
 
 class IntersectionView(ApiModel):

@@ -197,6 +197,7 @@ def signal_view(signal: SignalView) -> SignalStateView:
         commands_sent=signal.commands_sent,
         verdicts=dict(signal.verdicts),
         last_command=signal.last_command,
+        zones_from=dict(signal.zones_from),
     )
 
 
