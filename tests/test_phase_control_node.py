@@ -14,6 +14,7 @@ override state while an operator holds the intersection.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import UTC, datetime
@@ -52,6 +53,7 @@ def test_control_role_commands_the_adapter_from_measures_on_the_bus(
     mosquitto: Mosquitto,
     make_bus: BusFactory,
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
@@ -61,7 +63,9 @@ def test_control_role_commands_the_adapter_from_measures_on_the_bus(
         (tmp_path / name).mkdir()
         text = site_toml(tmp_path / name, media_dir, model_path, mosquitto, free_port(), 0, auth)
         paths[name].write_text(text.replace("port = 0\n", f"port = {free_port()}\n"))
+    caplog.set_level(logging.WARNING, logger="atcs.roles.control")
     node = ControlNode(load_config(paths["engine"]), tick_s=0.1)
+    assert f"phase-mode intersection(s) {IX} see only the windows" in caplog.text
     room = RoomNode(load_config(paths["room"]))
     adapter = adapter_from_config(
         load_config(paths["adapter"]), IX, controller_id="tsc-1", key_env="ATCS_E2E_TSC_KEY"

@@ -64,6 +64,14 @@ class ControlNode:
         self.bus = bus
         self.sinks: list[Sink] = list(outputs.sinks)
         self.control = ControlLoop.from_config(cfg, self._publish)
+        if self.control.phase_intersections:
+            log.warning(
+                "control node %s: phase-mode intersection(s) %s see only the windows on the "
+                "bus, not each frame's vehicles; in simulation 10-s windows cost most of the "
+                "phase controllers' gain and gridlocked (docs/simulation.md, 'Emulated "
+                "cameras'); run them where their cameras are measured (role all)",
+                cfg.node.id, ", ".join(self.control.phase_intersections),
+            )  # fmt: skip
         wire_bus_control(self.control, bus)
         audit = AuditLog(Path(cfg.service.state_dir) / DEFAULT_AUDIT_FILE, cfg.influx)
         record_verdicts(bus, audit, cfg.site.id)
