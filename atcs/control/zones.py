@@ -90,7 +90,7 @@ def zone_from_measures(
         spread += [
             ZoneVehicle(start + span * (k + 0.5) / moving, speed, pcu_each) for k in range(moving)
         ]
-    return ZoneSnapshot(segment_id, tuple(spread), length_m, lanes, estimated=True)
+    return ZoneSnapshot(segment_id, tuple(spread), length_m, lanes)
 
 
 def zone_from_window(

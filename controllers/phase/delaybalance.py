@@ -97,14 +97,12 @@ def _stalled(phase: PhaseLayout, view: ZoneView) -> frozenset[SegmentId]:
 
     A vehicle stands at the stop line and nothing moves near it (within ``2 x HEAD_M``):
     on a movement of several lanes, one lane held by a turner while the others flow still
-    serves. A zone spread from a window (``estimated``) never stalls: its queue is placed
-    at the line whether or not its head has left (in the simulator, 10-s windows with this
-    rule gave 212.8 s on cologne1 against 89.7 s without it).
+    serves.
     """
     out = set()
     for m in phase.movements:
         zone = view.zones.get(m.segment_id)
-        if zone is None or zone.estimated:
+        if zone is None:
             continue
         near = [v for v in zone.vehicles if v.distance_m <= 2 * HEAD_M]
         if any(v.halted and v.distance_m <= HEAD_M for v in near) and all(v.halted for v in near):

@@ -35,18 +35,12 @@ class ZoneVehicle:
 
 @dataclass(frozen=True, slots=True)
 class ZoneSnapshot:
-    """The vehicles a camera detects in one zone now; ``length_m`` and ``lanes`` of the zone.
-
-    ``estimated``: the vehicles were not seen one by one but spread from a measurement
-    window's means (queue from the stop line, the rest moving): counts and PCU hold, but
-    no particular vehicle is known to stand at the line.
-    """
+    """The vehicles a camera detects in one zone now; ``length_m`` and ``lanes`` of the zone."""
 
     segment_id: SegmentId
     vehicles: tuple[ZoneVehicle, ...]
     length_m: float
     lanes: int
-    estimated: bool = False
 
     @property
     def pcu(self) -> float:
