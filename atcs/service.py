@@ -43,6 +43,7 @@ from atcs.types import (
     Detections,
     Frame,
     MovementCounts,
+    SegmentId,
     SegmentMetrics,
     TimingPlan,
 )
@@ -412,14 +413,18 @@ def build_engine(cfg: AtcsConfig, role: NodeRole = NodeRole.ALL) -> Engine:
 
     ``role`` ``all`` runs everything in this process; ``edge`` runs the node's camera
     share (:func:`atcs.roles.edge_config`), publishes and stores its measures, announces
-    the node on the bus and leaves control and alarms to the control and room nodes.
+    the node on the bus and leaves control and alarms to the control and room nodes. With
+    a bus, both publish the per-frame zones of their segments that feed a phase-mode
+    intersection and have a stop line (:mod:`atcs.bus.zone_out`).
     """
     from atcs.bus import MqttBus
+    from atcs.config.phase_mode import zone_feed_segments
     from atcs.outputs import build_outputs
     from atcs.roles import role_config
 
     if role not in (NodeRole.ALL, NodeRole.EDGE):
         raise ConfigError(f"build_engine runs roles all and edge, not {role.value}")
+    zone_segments = zone_feed_segments(cfg)  # the city's intersections: an edge has none
     cfg = role_config(cfg, role)
     outputs = build_outputs(cfg)
 
@@ -435,6 +440,11 @@ def build_engine(cfg: AtcsConfig, role: NodeRole = NodeRole.ALL) -> Engine:
     frame_observers = (
         [control.on_frame] if control is not None and control.phase_intersections else []
     )
+    zone_segments &= {SegmentId(s.id) for s in cfg.segments}
+    if zone_segments and isinstance(outputs.bus, MqttBus):  # for a control node elsewhere
+        from atcs.bus.zone_out import ZoneOut
+
+        frame_observers.append(ZoneOut(outputs.bus.send_zone, zone_segments).observe)
     alarms = None
     incident_listeners = list(outputs.incident_listeners)
     if role is NodeRole.ALL:

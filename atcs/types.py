@@ -341,6 +341,34 @@ class LineCrossing:
 
 
 @dataclass(frozen=True, slots=True)
+class FrameVehicle:
+    """One vehicle of a camera zone in one frame (segments with a stop line).
+
+    ``distance_m``: from the stop line to the box's nearest corner along the segment (m,
+    at least 0); ``speed_m_s``: its speed (m/s, None while unknown); ``pcu``: its class's
+    passenger-car-unit factor on the segment.
+    """
+
+    distance_m: float
+    speed_m_s: float | None
+    pcu: float
+
+
+@dataclass(frozen=True, slots=True)
+class FrameZone:
+    """The vehicles one frame shows in a segment with a stop line, nearest the line first.
+
+    What the phase-by-phase control reads as the segment's camera zone
+    (:mod:`atcs.control.frame_zones`); ``at`` is the frame's capture time (aware UTC).
+    """
+
+    camera_id: CameraId
+    segment_id: SegmentId
+    at: datetime
+    vehicles: tuple[FrameVehicle, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class CameraStatus:
     """Health of one camera: state, measured frame rate (frames/s), last frame time (UTC).
 

@@ -19,6 +19,7 @@ ENGINE_SENDS = {
     TopicKind.ENGINE_STATUS,
     TopicKind.CAMERA_STATUS,
     TopicKind.SEGMENT_METRICS,
+    TopicKind.SEGMENT_ZONE,
     TopicKind.TIMING_PLAN,
     TopicKind.PHASE_COMMAND,
     TopicKind.MOVEMENT_COUNTS,
@@ -36,6 +37,9 @@ BINDINGS = {
     # A state every second: a lost one is replaced at once; a signed state is used once,
     # so a retained copy would only be refused as a replay.
     TopicKind.SIGNAL_STATE: {"qos": 0, "retain": False},
+    # One frame's vehicles a second per segment, stale in 2 s: a lost one is replaced at
+    # once, and a retained one would be stale when a subscriber gets it.
+    TopicKind.SEGMENT_ZONE: {"qos": 0, "retain": False},
 }
 NOT_RETAINED = {TopicKind.INCIDENT_EVENT}
 EXTERNAL_MODEL = {TopicKind.TRAFFIC_FLOW_OBSERVED}
@@ -62,6 +66,7 @@ def _address(kind: TopicKind) -> str:
         TopicKind.ENGINE_STATUS: t.engine_status(),
         TopicKind.CAMERA_STATUS: t.camera_status(CameraId("{camera}")),
         TopicKind.SEGMENT_METRICS: t.segment_metrics(SegmentId("{segment}")),
+        TopicKind.SEGMENT_ZONE: t.segment_zone(SegmentId("{segment}")),
         TopicKind.TIMING_PLAN: t.plan(IntersectionId("{intersection}")),
         TopicKind.PLAN_ACK: t.plan_ack(IntersectionId("{intersection}")),
         TopicKind.OVERRIDE: t.override(IntersectionId("{intersection}")),

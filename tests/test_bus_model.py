@@ -54,6 +54,7 @@ from atcs.bus.phase_payloads import encode_phase_command, encode_signal_state
 from atcs.bus.schemas import load_schema
 from atcs.bus.topics import TopicKind
 from atcs.bus.wire import ArrayOf, Choice, Id, Integer, Nullable, Number, Text
+from atcs.bus.zone_payloads import encode_segment_zone
 from atcs.config import FiwareConfig
 from atcs.errors import PayloadError
 from atcs.types import IntersectionId, PhaseId, SiteId
@@ -85,6 +86,7 @@ def _valid() -> dict[TopicKind, bytes]:
         ),
         TopicKind.CAMERA_STATUS: encode_camera_status(site, s.camera_status(), META),
         TopicKind.SEGMENT_METRICS: encode_segment_metrics(s.metrics(0), META),
+        TopicKind.SEGMENT_ZONE: encode_segment_zone(site, s.frame_zone()),
         TopicKind.TIMING_PLAN: encode_timing_plan(site, s.plan(), META),
         TopicKind.PLAN_ACK: encode_plan_ack(
             PlanAck(IX, "p-1", AckResult.REJECTED, "min green", "ctl-7", T0)

@@ -1,8 +1,11 @@
 """Phase-by-phase mode in the control role: measures from the bus, a real broker, the adapter.
 
 The control node (:class:`~atcs.roles.control.ControlNode`) runs a phase-mode
-intersection fed only by what an edge node would publish (segment windows and camera
-status, sent here by a real :class:`~atcs.bus.MqttBus`); the reference adapter
+intersection fed only by what an edge node would publish (segment windows, camera
+status and, for ``carriageway``, which has a stop line, each second's per-frame zone, sent
+here by a real :class:`~atcs.bus.MqttBus`): its signal view says the carriageway's zone
+comes from the frames while they arrive and from the windows once they stop, and
+``inbound`` (no stop line) from the windows throughout; the reference adapter
 (:class:`~atcs.signal_adapter.SignalAdapter`) runs beside it on the same Mosquitto, with
 the keys of ``tests/test_phase_live_e2e.py``. The process-level run with the real model is
 that file's test; this one covers the control role's wiring in about 20 s. A room node
@@ -32,7 +35,15 @@ from atcs.control.state import SignalView
 from atcs.roles.control import ControlNode
 from atcs.roles.room import RoomNode
 from atcs.signal_adapter import adapter_from_config
-from atcs.types import CameraId, CameraState, CameraStatus, PhaseId
+from atcs.types import (
+    CameraId,
+    CameraState,
+    CameraStatus,
+    FrameVehicle,
+    FrameZone,
+    PhaseId,
+    SegmentId,
+)
 from controllers.phase.commands import ControlMode, SignalState
 from controllers.phase.timing import Interval
 from tests.support.buses import BusFactory
@@ -65,7 +76,9 @@ def test_control_role_commands_the_adapter_from_measures_on_the_bus(
         paths[name].write_text(text.replace("port = 0\n", f"port = {free_port()}\n"))
     caplog.set_level(logging.WARNING, logger="atcs.roles.control")
     node = ControlNode(load_config(paths["engine"]), tick_s=0.1)
-    assert f"phase-mode intersection(s) {IX} see only the windows" in caplog.text
+    (warning,) = [r.getMessage() for r in caplog.records if "no stop line" in r.getMessage()]
+    assert f"intersection {IX}: segment(s) inbound have no stop line" in warning
+    assert "carriageway" not in warning  # its per-frame zone comes over the bus
     room = RoomNode(load_config(paths["room"]))
     adapter = adapter_from_config(
         load_config(paths["adapter"]), IX, controller_id="tsc-1", key_env="ATCS_E2E_TSC_KEY"
@@ -73,6 +86,8 @@ def test_control_role_commands_the_adapter_from_measures_on_the_bus(
     commands = Collector(mosquitto, TOPICS.command(IX))
     edge = make_bus(mosquitto)
     stop = threading.Event()
+    zones_on = threading.Event()
+    zones_on.set()
     down: set[str] = set()
 
     def publish_measures() -> None:
@@ -84,6 +99,11 @@ def test_control_role_commands_the_adapter_from_measures_on_the_bus(
                 window("carriageway", now, vehicles=6.0, queue_m=20.0, camera="motorway",
                        window_s=1.0),
             ])  # fmt: skip
+            if zones_on.is_set():  # two vehicles queued at the line, one arriving
+                edge.send_zone(FrameZone(CameraId("motorway"), SegmentId("carriageway"), now, (
+                    FrameVehicle(0.0, 0.0, 1.0), FrameVehicle(6.5, 0.2, 1.0),
+                    FrameVehicle(40.0, None, 0.15),
+                )))  # fmt: skip
             for camera in ("pontianak", "motorway"):
                 state = CameraState.OFFLINE if camera in down else CameraState.STREAMING
                 edge.on_camera_status(CameraStatus(CameraId(camera), state, 2.0, now))
@@ -113,6 +133,7 @@ def test_control_role_commands_the_adapter_from_measures_on_the_bus(
         assert adapter.counts["commands_accepted"] >= 3
         assert int(node.bus.health()["control_states"]) >= 3
         check_room(room, mosquitto, node)
+        check_zones(node, zones_on)
 
         down.add("motorway")  # its edge node reports the camera offline
         wait_for(lambda: recall() == ("east",), 15, "east on recall in the control node")
@@ -133,6 +154,28 @@ def test_control_role_commands_the_adapter_from_measures_on_the_bus(
         for t in threads:
             t.join(20)
         commands.close()
+
+
+def check_zones(node: ControlNode, zones_on: threading.Event) -> None:
+    """The carriageway's zone comes from the bus's frames, then from windows once they stop."""
+
+    def zones_from() -> dict[SegmentId, str]:
+        view = node.control.state()[IX].signal
+        return {} if view is None else dict(view.zones_from)
+
+    wait_for(lambda: zones_from() == {"inbound": "window", "carriageway": "frame"}, 10,
+             "the carriageway's zone from the frames on the bus")  # fmt: skip
+    assert node.feed.status().malformed == 0
+    live = node.control.phase(IX)
+    kept = live.zones(datetime.now(UTC))[SegmentId("carriageway")]
+    assert [(v.distance_m, v.pcu) for v in kept.vehicles] == [(0.0, 1.0), (6.5, 1.0), (40.0, 0.15)]
+    zones_on.clear()  # the edge stops sending zones: windows only, after frame_stale_s
+    stopped = time.monotonic()
+    wait_for(lambda: zones_from() == {"inbound": "window", "carriageway": "window"}, 10,
+             "the carriageway's zone back from the windows")  # fmt: skip
+    assert time.monotonic() - stopped <= live.frame_stale_s + 1.0 + 1.0  # a tick a second
+    zones_on.set()
+    wait_for(lambda: zones_from().get(SegmentId("carriageway")) == "frame", 10, "the frames again")
 
 
 def check_room(room: RoomNode, broker: Mosquitto, node: ControlNode) -> None:

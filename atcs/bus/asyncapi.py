@@ -78,6 +78,19 @@ CHANNELS: dict[TopicKind, Channel] = {
         "flow (each line's approach direction, toward the stop line), flows lists both "
         "directions with an approach flag.",
     ),
+    TopicKind.SEGMENT_ZONE: Channel(
+        "segmentZone",
+        _T.segment_zone(_SEG),
+        "The vehicles of the newest frame in a segment with a stop line that feeds a "
+        "phase-mode intersection (distance from the stop line, speed, PCU), at most once a "
+        "second per segment, from the node that measures it to the control node.",
+        "Segment zone (one frame's vehicles)",
+        _SEGMENT,
+        retain=False,
+        qos=0,
+        summary="Only for phase-mode segments with a stop line; stale after "
+        "frame_stale_s (2 s by default), when the control node falls back to the windows.",
+    ),
     TopicKind.TIMING_PLAN: Channel(
         "timingPlan",
         _T.plan(_IX),

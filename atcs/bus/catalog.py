@@ -29,6 +29,7 @@ from atcs.bus.payloads import CAMERA_STATUS, ENGINE_STATUS, SEGMENT_METRICS, TIM
 from atcs.bus.phase_payloads import PHASE_COMMAND, SIGNAL_STATE
 from atcs.bus.schemas import schema_file_name
 from atcs.bus.topics import TopicKind
+from atcs.bus.zone_payloads import SEGMENT_ZONE
 
 MESSAGES: dict[TopicKind, Message[Any]] = {
     m.kind: m
@@ -36,6 +37,7 @@ MESSAGES: dict[TopicKind, Message[Any]] = {
         ENGINE_STATUS,
         CAMERA_STATUS,
         SEGMENT_METRICS,
+        SEGMENT_ZONE,
         TIMING_PLAN,
         PLAN_ACK,
         OVERRIDE,

@@ -2,7 +2,8 @@
 
 :class:`BusFeed` subscribes (clean session: retained messages give the current state on
 every connect) to every segment's metrics, every camera's and node's status and, when
-asked, every plan and override state, and hands each decoded record to the
+asked, every plan and override state and (with an :meth:`~BusFeed.on_zone` handler) every
+segment's per-frame zone (QoS 0), and hands each decoded record to the
 registered handlers on paho's network thread (handlers must return at once). Copies of
 numbered messages (a resend, the retained copy replayed on reconnect) are dropped
 (:class:`~atcs.bus.dedup.Deduplicator`), so a window reaches the handlers once.
@@ -31,6 +32,7 @@ from atcs.bus.nodes import NodeStatus, decode_node_status
 from atcs.bus.override_state import OverrideState, decode_override_state
 from atcs.bus.payloads import decode_camera_status, decode_segment_metrics, decode_timing_plan
 from atcs.bus.topics import TopicKind, Topics
+from atcs.bus.zone_payloads import decode_segment_zone
 from atcs.config.bus import MqttConfig
 from atcs.errors import PayloadError
 from atcs.logthrottle import ThrottledLog
@@ -39,6 +41,7 @@ from atcs.types import (
     CameraId,
     CameraState,
     CameraStatus,
+    FrameZone,
     SegmentMetrics,
     TimingPlan,
 )
@@ -55,6 +58,7 @@ CameraHandler = Callable[[CameraStatus], None]
 NodeHandler = Callable[[NodeStatus], None]
 PlanHandler = Callable[[TimingPlan], None]
 OverrideStateHandler = Callable[[OverrideState], None]
+ZoneHandler = Callable[[FrameZone], None]
 
 
 class NodeBook:
@@ -132,6 +136,7 @@ class BusFeed(BusClient):
         self._node_handlers: list[NodeHandler] = []
         self._plans: list[PlanHandler] = []
         self._override_states: list[OverrideStateHandler] = []
+        self._zones: list[ZoneHandler] = []
         self._dedup = Deduplicator()
         self._last_camera: dict[CameraId, CameraStatus] = {}
         self._lock = threading.Lock()
@@ -160,6 +165,10 @@ class BusFeed(BusClient):
     def on_override_state(self, handler: OverrideStateHandler) -> None:
         """Call ``handler`` with every new override state (needs ``plans=True``)."""
         self._override_states.append(handler)
+
+    def on_zone(self, handler: ZoneHandler) -> None:
+        """Call ``handler`` with every segment zone (one frame's vehicles; subscribes to them)."""
+        self._zones.append(handler)
 
     def camera_statuses(self) -> list[CameraStatus]:
         """Return the latest status of every camera seen, offline where its node is offline."""
@@ -201,8 +210,12 @@ class BusFeed(BusClient):
         return [*out, t.all_plans(), t.all_override_states()] if self._want_plans else out
 
     def on_up(self, client: mqtt.Client) -> None:
-        """Subscribe to node and camera status, metrics and (when asked) plans, overrides."""
-        client.subscribe([(f, 1) for f in self._filters()])
+        """Subscribe to node and camera status, metrics and (when asked) plans, overrides, zones.
+
+        Zones at QoS 0, as they are published: a lost one is replaced a second later.
+        """
+        zones = [(self.topics.all_segment_zones(), 0)] if self._zones else []
+        client.subscribe([*((f, 1) for f in self._filters()), *zones])
         log.info("bus feed connected to %s:%d", self.config.host, self.config.port)
 
     def on_message(self, topic: str, payload: bytes) -> None:
@@ -222,6 +235,9 @@ class BusFeed(BusClient):
                 got = decode_segment_metrics(payload, parsed.ident)
                 if self._dedup.accept(topic, got.meta):
                     self._call(self._metrics, [got.record])
+            elif parsed.kind is TopicKind.SEGMENT_ZONE:
+                if self._zones:
+                    self._call(self._zones, decode_segment_zone(payload, parsed.ident))
             elif parsed.kind is TopicKind.CAMERA_STATUS:
                 cam = decode_camera_status(payload, parsed.ident)
                 if self._dedup.accept(topic, cam.meta):

@@ -115,6 +115,19 @@ class PhaseCommandCounters:
 
 
 @dataclass(frozen=True, slots=True)
+class ZoneCounters:
+    """Per-frame segment zones published (``zones_*`` in the map)."""
+
+    sent: int = 0
+    dropped_offline: int = 0
+    """Zones not sent because the bus was not connected (never queued: stale in seconds)."""
+
+    def as_map(self) -> dict[str, int]:
+        """Return the counters, each key after ``zones_``."""
+        return {"zones_sent": self.sent, "zones_dropped_offline": self.dropped_offline}
+
+
+@dataclass(frozen=True, slots=True)
 class MqttHealth:
     """The bus's connection, worker and control counters (counts unless a unit is given)."""
 
@@ -141,6 +154,8 @@ class MqttHealth:
     """The control inbox's counters (``control_*``)."""
     commands: PhaseCommandCounters
     """The phase command sender's counters (``phase_commands_*``)."""
+    zones: ZoneCounters = ZoneCounters()
+    """The per-frame zones' counters (``zones_*``)."""
 
     def as_map(self) -> dict[str, float | int | str | bool]:
         """Return the flat map ``health()`` and the HTTP API show."""
@@ -160,6 +175,7 @@ class MqttHealth:
         out.update(self.sender.as_map())
         out.update(self.control.as_map())
         out.update(self.commands.as_map())
+        out.update(self.zones.as_map())
         return out
 
 

@@ -8,7 +8,8 @@ unacknowledged, and deletes each one when its PUBACK arrives; paho's network thr
 connects, reconnects with backoff, (re)subscribes in ``on_connect`` and admits incoming
 acks, signal-controller states and overrides (:class:`~atcs.bus.control.ControlInbox`:
 bounded, authenticated, rate-limited, audited). Phase commands skip the disk queue: signed
-and sent at once, or dropped (:class:`~atcs.bus.command_out.PhaseCommandSender`).
+and sent at once, or dropped (:class:`~atcs.bus.command_out.PhaseCommandSender`); so do the
+per-frame segment zones (:meth:`MqttBus.send_zone`, QoS 0, stale in seconds).
 Every paho callback is guarded and the network thread is watched and restarted if it dies
 (:mod:`atcs.bus.guard`); :meth:`MqttBus.health` says so.
 
@@ -41,7 +42,7 @@ from atcs.bus.connection import Will, connect_async, default_client_id, make_cli
 from atcs.bus.control import ControlInbox
 from atcs.bus.fiware import traffic_flow_observed
 from atcs.bus.guard import WATCH_EVERY_S, CallbackGuard, NetworkWatch
-from atcs.bus.health import MqttHealth, SenderCounters
+from atcs.bus.health import MqttHealth, SenderCounters, ZoneCounters
 from atcs.bus.link import BrokerLink
 from atcs.bus.measure_payloads import (
     encode_incident_event,
@@ -61,12 +62,20 @@ from atcs.bus.payloads import (
 from atcs.bus.sender import Sender
 from atcs.bus.topics import TopicKind, Topics
 from atcs.bus.verdicts import VerdictSink
+from atcs.bus.zone_payloads import encode_segment_zone
 from atcs.config.bus import MqttConfig
 from atcs.config.measures import FiwareConfig
 from atcs.errors import BusError, DataError
 from atcs.incidents import IncidentEvent
 from atcs.journal import JOURNAL_FILE
-from atcs.types import CameraStatus, MovementCounts, SegmentMetrics, SiteId, TimingPlan
+from atcs.types import (
+    CameraStatus,
+    FrameZone,
+    MovementCounts,
+    SegmentMetrics,
+    SiteId,
+    TimingPlan,
+)
 from controllers.phase.commands import PhaseCommand, SignalState
 
 if TYPE_CHECKING:
@@ -128,6 +137,8 @@ class MqttBus:
         )
         self._refused_after_close = 0
         self._bad_topics = 0
+        self._zones_sent = 0
+        self._zones_dropped = 0
 
     # Sink ---------------------------------------------------------------------------------
 
@@ -319,6 +330,7 @@ class MqttBus:
             sender=sender,
             control=self._control.counters(),
             commands=self._commands.counters(),
+            zones=ZoneCounters(self._zones_sent, self._zones_dropped),
         )
 
     def health(self) -> Mapping[str, float | int | str | bool]:
@@ -382,6 +394,26 @@ class MqttBus:
     def send_phase_command(self, command: PhaseCommand) -> bool:
         """Sign and publish ``command`` now; False when it was not sent (offline, no key)."""
         return self._commands.send(self._client, self._link.connected, command)
+
+    def send_zone(self, zone: FrameZone) -> bool:
+        """Publish one frame's zone of a segment now (QoS 0, not retained); False if not sent.
+
+        Never queued: a zone is stale within seconds, so one that cannot leave now (offline,
+        closing) is dropped and counted (``zones_dropped_offline``).
+        """
+        client = self._client
+        topic = self._topic(self.topics.segment_zone, zone.segment_id)
+        if topic is None:
+            return False
+        if client is None or not self._link.connected or self._closing:
+            self._zones_dropped += 1
+            return False
+        info = client.publish(topic, encode_segment_zone(self.site_id, zone), qos=0, retain=False)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            self._zones_dropped += 1
+            return False
+        self._zones_sent += 1
+        return True
 
     def on_verdict(self, callback: VerdictSink) -> None:
         """Call ``callback`` with what became of control messages, for the audit log.

@@ -6,6 +6,7 @@ topic                                     direction              kind
 ``{p}/status``                            engine → all           engine status
 ``{p}/cameras/{camera}/status``           engine → all           camera status
 ``{p}/segments/{segment}/metrics``        engine → all           segment metrics
+``{p}/segments/{segment}/zone``           engine → control       one frame's vehicles
 ``{p}/intersections/{ix}/plan``           engine → controllers   timing plan
 ``{p}/intersections/{ix}/plan/ack``       controller → engine    plan ack
 ``{p}/intersections/{ix}/override``       operator → engine      override
@@ -44,6 +45,7 @@ class TopicKind(enum.Enum):
     ENGINE_STATUS = "engine_status"
     CAMERA_STATUS = "camera_status"
     SEGMENT_METRICS = "segment_metrics"
+    SEGMENT_ZONE = "segment_zone"
     TIMING_PLAN = "timing_plan"
     PLAN_ACK = "plan_ack"
     OVERRIDE = "override"
@@ -95,6 +97,10 @@ class Topics:
     def segment_metrics(self, segment: SegmentId) -> str:
         """``{p}/segments/{segment}/metrics``."""
         return f"{self.prefix}/segments/{_level(segment, 'segment id')}/metrics"
+
+    def segment_zone(self, segment: SegmentId) -> str:
+        """``{p}/segments/{segment}/zone``: one frame's vehicles of a phase-mode segment."""
+        return f"{self.prefix}/segments/{_level(segment, 'segment id')}/zone"
 
     def plan(self, intersection: IntersectionId) -> str:
         """``{p}/intersections/{ix}/plan``."""
@@ -154,6 +160,10 @@ class Topics:
         """Filter matching every segment metrics topic."""
         return f"{self.prefix}/segments/+/metrics"
 
+    def all_segment_zones(self) -> str:
+        """Filter matching every segment zone topic."""
+        return f"{self.prefix}/segments/+/zone"
+
     def all_plans(self) -> str:
         """Filter matching every plan topic."""
         return f"{self.prefix}/intersections/+/plan"
@@ -195,6 +205,7 @@ class Topics:
 _SHAPES: dict[tuple[str, ...], TopicKind] = {
     ("cameras", "*", "status"): TopicKind.CAMERA_STATUS,
     ("segments", "*", "metrics"): TopicKind.SEGMENT_METRICS,
+    ("segments", "*", "zone"): TopicKind.SEGMENT_ZONE,
     ("intersections", "*", "plan"): TopicKind.TIMING_PLAN,
     ("intersections", "*", "plan", "ack"): TopicKind.PLAN_ACK,
     ("intersections", "*", "override"): TopicKind.OVERRIDE,

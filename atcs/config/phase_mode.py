@@ -32,6 +32,7 @@ from controllers.phase.timing import Change, ExecPhase, SignalTiming
 from controllers.spec import FallbackPlan
 
 if TYPE_CHECKING:
+    from atcs.config import AtcsConfig
     from atcs.config.control import IntersectionConfig, PhaseConfig
 
 LANE_SATURATION_PCU_H = 1800.0
@@ -86,9 +87,10 @@ class PhaseModeConfig(StrictModel):
         gt=0.0,
         le=30.0,
         description=(
-            "Per-frame vehicles of a segment with a stop line (in-process engine, role all) "
-            "older than this (s, from the frame's capture) are not used: the segment's zone "
-            "comes from its newest window instead."
+            "Per-frame vehicles of a segment with a stop line (from the in-process engine, "
+            "or from the bus's zone messages on a control node) older than this (s, from the "
+            "frame's capture) are not used: the segment's zone comes from its newest window "
+            "instead."
         ),
     )
 
@@ -184,3 +186,35 @@ def intersection_layout(
     return IntersectionLayout(
         IntersectionId(config.id), tuple(phases), exit_lanes, LANE_SATURATION_PCU_H
     )
+
+
+def phase_segments(cfg: AtcsConfig) -> dict[IntersectionId, tuple[SegmentId, ...]]:
+    """Return the approach and exit segments of each phase-mode intersection, in order."""
+    out: dict[IntersectionId, tuple[SegmentId, ...]] = {}
+    for ix in cfg.intersections:
+        if ix.mode == "phase":
+            segs = [s for p in ix.phases for s in (*p.segments, *p.exit_segments)]
+            out[IntersectionId(ix.id)] = tuple(SegmentId(s) for s in dict.fromkeys(segs))
+    return out
+
+
+def zone_feed_segments(cfg: AtcsConfig) -> frozenset[SegmentId]:
+    """Return the segments whose per-frame zone goes on the bus.
+
+    Those with a stop line among a phase-mode intersection's approaches and exits, in
+    ``cfg``'s whole city (not one node's share).
+    """
+    stop_lines = {SegmentId(s.id) for s in cfg.segments if s.stop_line is not None}
+    return frozenset(s for segs in phase_segments(cfg).values() for s in segs if s in stop_lines)
+
+
+def windows_only_segments(cfg: AtcsConfig) -> dict[IntersectionId, tuple[SegmentId, ...]]:
+    """Return each phase-mode intersection's approach and exit segments without a stop line.
+
+    Their controllers see windows, never a frame's vehicles; intersections with none are
+    left out.
+    """
+    stop_lines = {SegmentId(s.id) for s in cfg.segments if s.stop_line is not None}
+    segments = phase_segments(cfg).items()
+    out = {ix: tuple(s for s in segs if s not in stop_lines) for ix, segs in segments}
+    return {ix: segs for ix, segs in out.items() if segs}

@@ -19,7 +19,9 @@ network thread): those calls only put the message in one of three bounded queues
 Within a queue, messages are applied in arrival order. The in-process engine (role
 ``all``) also hands over every analysed frame (:meth:`ControlLoop.on_frame`, a frame
 observer on the engine's analysis thread) for the phase-mode intersections' per-frame
-zones; only the newest frame of a segment counts, so it is kept under the lock, not queued.
+zones; a control node fed by the bus gets the same zones from the measuring nodes' zone
+messages (:meth:`ControlLoop.on_zone_frame`, on paho's network thread). Only the newest
+frame of a segment counts, so it is kept under the lock, not queued.
 
 Intersections configured with ``mode = "phase"`` run a :class:`~atcs.control.phase_live.
 LivePhase` instead of a cycle :class:`Supervisor`: signal controllers' state reports
@@ -63,7 +65,7 @@ from controllers.phase.commands import PhaseCommand, SignalState
 
 if TYPE_CHECKING:
     from atcs.metrics.analyzer import FrameAnalysis
-    from atcs.types import Frame
+    from atcs.types import Frame, FrameZone
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +231,20 @@ class ControlLoop:
         with self._lock:
             for live in self._phases.values():
                 live.on_frame(result)
+
+    def on_zone_frame(self, zone: FrameZone) -> None:
+        """Bus zone listener: hand a segment's frame to the phase-mode intersections.
+
+        Each intersection that watches the segment keeps its newest frame. Called on paho's
+        network thread for every zone message (role ``control``); like
+        :meth:`on_frame`, it replaces the kept frame under the lock instead of queueing.
+        """
+        if not self._phases:
+            return
+        now = self._clock()
+        with self._lock:
+            for live in self._phases.values():
+                live.on_zone(zone, now)
 
     def on_ack(self, ack: PlanAck) -> None:
         """Take a signal controller's ack (applied at the next tick)."""

@@ -5,11 +5,13 @@ PhaseSupervisor` for the live service, where the simulator's bridge is replaced 
 real signal controller on the bus:
 
 - **Measures**: the segment windows (from the in-process engine or the bus feed) and the
-  camera health go to a :class:`~atcs.control.inputs.MeasureBoard`; the in-process
-  engine also hands over every analysed frame (:meth:`LivePhase.on_frame`), of which the
-  newest of each watched segment with a stop line is kept with its capture time. Each
+  camera health go to a :class:`~atcs.control.inputs.MeasureBoard`; each frame's vehicles
+  of the watched segments with a stop line arrive too, from the in-process engine
+  (:meth:`LivePhase.on_frame`, every analysed frame) or from the bus
+  (:meth:`LivePhase.on_zone`, the zone messages a measuring node publishes once a second
+  per segment), and the newest of each segment is kept (never an older over a newer). Each
   tick, every approach and exit segment becomes a camera zone: from its newest frame's
-  vehicles (:func:`~atcs.control.frame_zones.zone_from_frame`) when that frame is no
+  vehicles (:func:`~atcs.control.frame_zones.zone_snapshot`) when that frame is no
   older than ``frame_stale_s``, else from its newest fresh window
   (:func:`~atcs.control.zones.zone_from_window`). A segment whose camera is down, or
   that has neither a fresh frame nor a window younger than ``stale_after_s``, has no
@@ -44,7 +46,7 @@ from atcs.bus.messages import Override, OverrideAction
 from atcs.config import AtcsConfig, PcuConfig
 from atcs.config.control import IntersectionConfig, intersection_spec
 from atcs.config.phase_mode import intersection_layout, signal_timing
-from atcs.control.frame_zones import zone_from_frame
+from atcs.control.frame_zones import frame_zone_of, zone_snapshot
 from atcs.control.inputs import MeasureBoard
 from atcs.control.phase_supervisor import PhaseSupervisor
 from atcs.control.state import (
@@ -64,6 +66,7 @@ from atcs.logthrottle import ThrottledLog
 from atcs.types import (
     CameraId,
     CameraStatus,
+    FrameZone,
     IntersectionId,
     PhaseId,
     PlanMode,
@@ -76,7 +79,7 @@ from controllers.phase.observe import ZoneSnapshot, ZoneView
 from controllers.phase.registry import get_phase_controller
 
 if TYPE_CHECKING:
-    from atcs.metrics.analyzer import FrameAnalysis, SegmentFrame
+    from atcs.metrics.analyzer import FrameAnalysis
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +141,7 @@ class LivePhase:
         self.board = MeasureBoard(self.spec, pcu, segment_cameras=segment_cameras)
         self._geometry = dict(geometry)
         self._exits = frozenset(self.supervisor.layout.exit_lanes)
-        self._frames: dict[SegmentId, tuple[datetime, SegmentFrame]] = {}
+        self._frames: dict[SegmentId, FrameZone] = {}
         self._zones_from: dict[SegmentId, str] = {}
         self._history: deque[ControlEvent] = deque(
             maxlen=(settings or ControlSettings()).history_max
@@ -189,9 +192,31 @@ class LivePhase:
         for frame in result.segments:
             if frame.near_m is None or frame.segment_id not in self.board.watched:
                 continue
-            kept = self._frames.get(frame.segment_id)
-            if kept is None or kept[0] <= result.at:
-                self._frames[frame.segment_id] = (result.at, frame)
+            zone = frame_zone_of(result.camera_id, result.at, frame)
+            if zone is not None:
+                self.on_zone(zone)
+
+    def on_zone(self, zone: FrameZone, now: datetime | None = None) -> bool:
+        """Keep ``zone`` if its segment is watched and it is no older than the kept one.
+
+        False when it was not kept: a segment this intersection does not watch, another
+        camera than the segment's, an older frame than the one kept, or (given ``now``) a
+        frame captured more than ``frame_stale_s`` in the future, which would otherwise
+        stay fresh and shadow the real ones.
+        """
+        seg = zone.segment_id
+        if seg not in self.board.watched:
+            return False
+        if now is not None and (zone.at - now).total_seconds() > self.frame_stale_s:
+            return False
+        camera = self.board.camera_of(seg)
+        if camera is not None and camera != zone.camera_id:
+            return False
+        kept = self._frames.get(seg)
+        if kept is not None and kept.at > zone.at:
+            return False
+        self._frames[seg] = zone
+        return True
 
     def on_camera_status(self, status: CameraStatus, now: datetime) -> None:
         """Record a camera's health (its phases go on recall at the next tick)."""
@@ -261,10 +286,10 @@ class LivePhase:
     def _frame_zone(self, seg: SegmentId, now: datetime) -> ZoneSnapshot | None:
         """Return the zone of ``seg``'s newest frame if no older than ``frame_stale_s``."""
         kept = self._frames.get(seg)
-        if kept is None or (now - kept[0]).total_seconds() > self.frame_stale_s:
+        if kept is None or (now - kept.at).total_seconds() > self.frame_stale_s:
             return None
         length_m, lanes = self._geometry.get(seg, (50.0, 1))
-        return zone_from_frame(kept[1], length_m, lanes)
+        return zone_snapshot(seg, kept.vehicles, length_m, lanes)
 
     def zones(self, now: datetime) -> dict[SegmentId, ZoneSnapshot]:
         """Return the camera zones the controllers see at ``now`` (see the module docstring)."""

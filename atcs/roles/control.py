@@ -5,7 +5,10 @@
 its own: a :class:`~atcs.bus.feed.BusFeed` hands it every segment window and camera
 status on the bus (copies dropped), and a camera whose edge node went offline (its last
 will) arrives as ``offline``, so the stale rules send that camera's phases to fallback at
-once instead of after ``stale_after_s``. Plans leave on its own MQTT bus (retained, from
+once instead of after ``stale_after_s``. Its phase-mode intersections also get each
+segment's per-frame zone (one frame's vehicles a second, from the node that measures the
+segment; :mod:`atcs.bus.zone_payloads`), so they see the vehicles as in the single
+process wherever the segment has a stop line. Plans leave on its own MQTT bus (retained, from
 the disk queue) and go to InfluxDB; acks and authenticated overrides arrive there and are
 audited. The node announces itself on ``{p}/nodes/{node}/status``.
 """
@@ -28,6 +31,7 @@ from atcs.bus import MqttBus
 from atcs.bus.feed import BusFeed
 from atcs.bus.nodes import NodeAnnouncer, NodeRole, node_status_of
 from atcs.config import AtcsConfig
+from atcs.config.phase_mode import windows_only_segments
 from atcs.control import ControlLoop
 from atcs.errors import ConfigError
 from atcs.outputs import build_outputs
@@ -64,13 +68,13 @@ class ControlNode:
         self.bus = bus
         self.sinks: list[Sink] = list(outputs.sinks)
         self.control = ControlLoop.from_config(cfg, self._publish)
-        if self.control.phase_intersections:
+        for ix, segs in windows_only_segments(cfg).items():
             log.warning(
-                "control node %s: phase-mode intersection(s) %s see only the windows on the "
-                "bus, not each frame's vehicles; in simulation 10-s windows cost most of the "
-                "phase controllers' gain and gridlocked (docs/simulation.md, 'Emulated "
-                "cameras'); run them where their cameras are measured (role all)",
-                cfg.node.id, ", ".join(self.control.phase_intersections),
+                "control node %s: phase-mode intersection %s: segment(s) %s have no stop "
+                "line, so no per-frame zone comes over the bus for them: their controller "
+                "sees only the windows, which in simulation cost most of the phase "
+                "controllers' gain and gridlocked (docs/simulation.md, 'Emulated cameras'); "
+                "draw their stop lines", cfg.node.id, ix, ", ".join(segs),
             )  # fmt: skip
         wire_bus_control(self.control, bus)
         audit = AuditLog(Path(cfg.service.state_dir) / DEFAULT_AUDIT_FILE, cfg.influx)
@@ -81,6 +85,8 @@ class ControlNode:
         self.feed = BusFeed(cfg.mqtt, client_id=f"{bus.client_id}-feed", environ=environ)
         self.feed.on_metrics(self.control.on_metrics)
         self.feed.on_camera_status(self.control.on_camera_status)
+        if self.control.phase_intersections:
+            self.feed.on_zone(self.control.on_zone_frame)
         status = node_status_of(
             cfg.node.id, NodeRole.CONTROL, cfg.site.id, intersections=self.control.intersections
         )

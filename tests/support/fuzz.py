@@ -46,6 +46,7 @@ from atcs.bus.payloads import (
     encode_segment_metrics,
     encode_timing_plan,
 )
+from atcs.bus.zone_payloads import decode_segment_zone, encode_segment_zone
 from atcs.types import IntersectionId, PhaseId, SiteId
 from tests.support import samples as s
 
@@ -96,6 +97,11 @@ INBOUND: tuple[Inbound, ...] = (
         encode_override(
             Override(IX, OverrideAction.FIXED, "op", "why", s.T0, greens_s={PhaseId("north"): 20.0})
         ),
+    ),
+    Inbound(
+        "segment_zone",
+        lambda p: decode_segment_zone(p, "seg-a"),
+        encode_segment_zone(SiteId("demo"), s.frame_zone()),
     ),
 )
 

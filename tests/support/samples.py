@@ -3,7 +3,8 @@
 ``metrics``, ``camera_status`` and ``plan`` are the bus tests' records (from ``T0``);
 ``sample_metrics`` is the storage tests' window (from ``STORAGE_T0``), whose numbers their
 expected line protocol and rows spell out; ``timing_plan`` builds any plan from its greens;
-``movements`` and ``incident_event`` are a turning-movement matrix and an incident event.
+``movements`` and ``incident_event`` are a turning-movement matrix and an incident event;
+``frame_zone`` one frame's vehicles of a segment (the per-frame zone message).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from atcs.types import (
     CameraStatus,
     Direction,
     FlowCount,
+    FrameVehicle,
+    FrameZone,
     IntersectionId,
     LevelOfService,
     LineId,
@@ -217,3 +220,15 @@ def sample_metrics(
         congested=False,
         stale=False,
     )
+
+
+def frame_zone(segment: str = "seg-a", at: datetime = T0, n: int = 3) -> FrameZone:
+    """Return one frame's vehicles of ``segment`` (camera ``cam-1``), ``n`` of them.
+
+    7 m apart, the first at the line and stopped, every third one's speed unknown.
+    """
+    vehicles = tuple(
+        FrameVehicle(7.0 * i, None if i % 3 == 2 else 1.5 * i, 0.15 if i % 2 else 1.0)
+        for i in range(n)
+    )
+    return FrameZone(CameraId("cam-1"), SegmentId(segment), at, vehicles)

@@ -96,7 +96,7 @@ def test_the_bus_record_gives_the_documented_map(tmp_path: Path) -> None:
         "control_auth", "refused_after_close", "published", "dropped_memory",
         "rejected_by_broker", "bad_messages", "dropped_segment_metrics", "memory_queue",
         "disk_queue", "inflight", "queue_error", *CONTROL_KEYS[:4], "control_refused_expired",
-        *CONTROL_KEYS[4:], *COMMAND_KEYS,
+        *CONTROL_KEYS[4:], *COMMAND_KEYS, "zones_sent", "zones_dropped_offline",
     ]  # fmt: skip
     assert (flat["control_received"], flat["phase_commands_sent"]) == (4, 1)
     assert (flat["published"], flat["dropped_segment_metrics"], flat["connected"]) == (7, 2, True)

@@ -37,6 +37,8 @@ from atcs.types import (
     CameraStatus,
     Detections,
     Frame,
+    FrameVehicle,
+    FrameZone,
     IntersectionId,
     PhaseId,
     SegmentId,
@@ -413,3 +415,36 @@ def test_the_frame_stale_bound_is_configured_per_intersection() -> None:
     assert f.counts() == {"n-in": 1}
     f.now += timedelta(seconds=0.75)
     assert f.counts() == {}  # no window either: blind
+
+
+def test_zones_from_the_bus_are_kept_like_frames_newest_first() -> None:
+    f = Field()
+    f.feed()  # windows: 6 vehicles on n-in, 4 on e-in
+
+    def zone(seg: str, n: int, *, ago_s: float = 0.0, camera: str = "cam-n") -> FrameZone:
+        vehicles = tuple(FrameVehicle(3.0 * i, None, 1.0) for i in range(n))
+        return FrameZone(CameraId(camera), SegmentId(seg), f.now - timedelta(seconds=ago_s),
+                         vehicles)  # fmt: skip
+
+    def sources() -> dict[SegmentId, str]:
+        f.live.zones(f.now)
+        return dict(f.state().signal.zones_from)
+
+    f.loop.on_zone_frame(zone("n-in", 2))
+    assert f.counts() == {"n-in": 2, "e-in": 4}
+    assert sources() == {"n-in": "frame", "e-in": "window"}
+    assert f.live.zones(f.now)[SegmentId("n-in")].vehicles[0].speed_m_s == DEFAULT_SPEED_M_S
+    f.loop.on_zone_frame(zone("n-in", 5, ago_s=0.5))  # older than the kept one
+    f.loop.on_zone_frame(zone("n-in", 7, camera="cam-e"))  # not the segment's camera
+    f.loop.on_zone_frame(zone("n-in", 8, ago_s=-10.0))  # ten seconds in the future
+    f.loop.on_zone_frame(zone("unwatched", 3))
+    assert f.counts() == {"n-in": 2, "e-in": 4}
+    f.now += timedelta(seconds=1.0)
+    f.loop.on_zone_frame(zone("n-in", 3))
+    f.loop.on_zone_frame(zone("e-in", 1, camera="cam-e"))
+    assert f.counts() == {"n-in": 3, "e-in": 1}
+    assert sources() == {"n-in": "frame", "e-in": "frame"}
+    f.now += timedelta(seconds=2.5)  # older than frame_stale_s: back to the windows
+    f.feed()
+    assert sources() == {"n-in": "window", "e-in": "window"}
+    assert f.counts() == {"n-in": 6, "e-in": 4}
