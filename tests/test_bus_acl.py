@@ -146,6 +146,11 @@ def test_each_role_gets_only_its_topics_over_tls(
     room = _client(server, tls_files, "atcs-room", passwords, "atcs/v1/#")
     collectors += [viewer, console, tsc, room]
     bus.on_metrics([s.metrics(0)])
+    zone = s.frame_zone()
+    assert bus.send_zone(zone)  # a control node elsewhere reads the per-frame zones
+    assert console.wait_for(
+        lambda ms: any(m.topic == TOPICS.segment_zone(zone.segment_id) for m in ms), 10
+    )
     bus.on_plan(s.plan())
     bus.on_override_state(OverrideState(IX, datetime.now(UTC)))
     assert viewer.wait_for(lambda ms: {m.topic for m in ms} >= {
@@ -164,6 +169,7 @@ def test_each_role_gets_only_its_topics_over_tls(
     publish(tsc, TOPICS.plan_ack(other.intersection_id), KEYS.ack(other))  # not its own
     publish(viewer, TOPICS.plan_ack(IX), KEYS.ack(PlanAck(IX, "p-9", AckResult.APPLIED)))
     publish(viewer, TOPICS.segment_metrics(s.metrics(0).segment_id), b"{}")
+    publish(viewer, TOPICS.segment_zone(zone.segment_id), b"{}")
     publish(room, TOPICS.plan_ack(IX), KEYS.ack(PlanAck(IX, "p-8", AckResult.APPLIED)))
     for who in (room, console, viewer):  # only the engine says whether an override holds
         publish(who, TOPICS.override_state(IX), b"forged")
