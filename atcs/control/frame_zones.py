@@ -4,7 +4,7 @@ The phase controllers were built for the simulator's view: each second, every ve
 camera detects in a zone with its distance to the stop line and its speed. Where a segment
 has a stop line, the analyser gives exactly that for every frame
 (:class:`~atcs.metrics.analyzer.SegmentFrame`: per vehicle the distance of its box's
-nearest corner from the stop line, its speed and PCU). :func:`zone_from_frame` turns it
+nearest corner from the stop line, its speed and PCU). :func:`zone_snapshot` turns it
 into a :class:`~controllers.phase.observe.ZoneSnapshot` (pure), through the frame's
 :class:`~atcs.types.FrameZone` (:func:`frame_zone_of`), which is also what a measuring node
 publishes on the bus for a control node elsewhere (``{p}/segments/{segment}/zone``,
@@ -83,12 +83,3 @@ def zone_snapshot(
         key=lambda v: v.distance_m,
     )
     return ZoneSnapshot(segment, tuple(out[:MAX_ZONE_VEHICLES]), length_m, max(1, lanes))
-
-
-def zone_from_frame(frame: SegmentFrame, length_m: float, lanes: int) -> ZoneSnapshot | None:
-    """Return the vehicles of ``frame`` as a zone of ``length_m`` m and ``lanes`` lanes.
-
-    None when the segment has no stop line (no distances).
-    """
-    vehicles = frame_vehicles(frame)
-    return None if vehicles is None else zone_snapshot(frame.segment_id, vehicles, length_m, lanes)

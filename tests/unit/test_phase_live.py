@@ -24,7 +24,7 @@ from atcs.config.bus import MqttConfig
 from atcs.config.control import IntersectionConfig, intersection_spec
 from atcs.config.phase_mode import signal_timing
 from atcs.control import ControlLoop, PlanBook, Source
-from atcs.control.frame_zones import zone_from_frame
+from atcs.control.frame_zones import frame_vehicles, zone_snapshot
 from atcs.control.phase_live import LivePhase
 from atcs.control.zones import DEFAULT_SPEED_M_S, zone_from_window
 from atcs.errors import ConfigError
@@ -47,6 +47,7 @@ from atcs.types import (
 from controllers.phase.base import PhaseDecision
 from controllers.phase.commands import CommandKind, ControlMode, PhaseCommand, SignalState
 from controllers.phase.executor import SignalExecutor
+from controllers.phase.observe import ZoneSnapshot
 from controllers.phase.timing import Interval
 from tests.unit.test_control_supervisor import IX, ix_config, override, window
 
@@ -150,6 +151,12 @@ def segment_frame(segment: str, near_m: list[float] | None, speed_m_s: list[floa
 def analysed(at: datetime, *segments: SegmentFrame, camera: str = "cam-n") -> FrameAnalysis:
     """One camera's analysed frame at ``at`` holding ``segments``."""
     return FrameAnalysis(CameraId(camera), 1, at, None, Detections.empty(), segments, ())
+
+
+def zone_from_frame(frame: SegmentFrame, length_m: float, lanes: int) -> ZoneSnapshot | None:
+    """The zone a phase controller gets from ``frame`` (None: no stop line)."""
+    vehicles = frame_vehicles(frame)
+    return None if vehicles is None else zone_snapshot(frame.segment_id, vehicles, length_m, lanes)
 
 
 def test_a_frame_gives_each_vehicle_its_distance_speed_and_pcu() -> None:
