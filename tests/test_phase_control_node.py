@@ -104,6 +104,9 @@ def test_control_role_commands_the_adapter_from_measures_on_the_bus(
                     FrameVehicle(0.0, 0.0, 1.0), FrameVehicle(6.5, 0.2, 1.0),
                     FrameVehicle(40.0, None, 0.15),
                 )))  # fmt: skip
+                # a segment of no intersection of this node: its zones are not subscribed to
+                edge.send_zone(FrameZone(CameraId("motorway"), SegmentId("shoulder"), now, (
+                    FrameVehicle(3.0, 0.0, 1.0),)))  # fmt: skip
             for camera in ("pontianak", "motorway"):
                 state = CameraState.OFFLINE if camera in down else CameraState.STREAMING
                 edge.on_camera_status(CameraStatus(CameraId(camera), state, 2.0, now))
@@ -166,6 +169,9 @@ def check_zones(node: ControlNode, zones_on: threading.Event) -> None:
     wait_for(lambda: zones_from() == {"inbound": "window", "carriageway": "frame"}, 10,
              "the carriageway's zone from the frames on the bus")  # fmt: skip
     assert node.feed.status().malformed == 0
+    assert node.feed.zone_filters() == [TOPICS.segment_zone(SegmentId(s)) for s in
+                                        ("carriageway", "inbound")]  # fmt: skip
+    assert node.feed.zones_unwanted == 0  # the broker never sent the shoulder's zones
     live = node.control.phase(IX)
     kept = live.zones(datetime.now(UTC))[SegmentId("carriageway")]
     assert [(v.distance_m, v.pcu) for v in kept.vehicles] == [(0.0, 1.0), (6.5, 1.0), (40.0, 0.15)]

@@ -2,11 +2,12 @@
 
 :class:`BusFeed` subscribes (clean session: retained messages give the current state on
 every connect) to every segment's metrics, every camera's and node's status and, when
-asked, every plan and override state and (with an :meth:`~BusFeed.on_zone` handler) every
-segment's per-frame zone (QoS 0), and hands each decoded record to the
-registered handlers on paho's network thread (handlers must return at once). Copies of
-numbered messages (a resend, the retained copy replayed on reconnect) are dropped
-(:class:`~atcs.bus.dedup.Deduplicator`), so a window reaches the handlers once.
+asked, every plan and override state and (with an :meth:`~BusFeed.on_zone` handler) the
+per-frame zones (QoS 0) of the segments the handlers name, or of every segment, and hands
+each decoded record to the registered handlers on paho's network thread (handlers must
+return at once). Copies of numbered messages (a resend, the retained copy replayed on
+reconnect) are dropped (:class:`~atcs.bus.dedup.Deduplicator`), so a window reaches the
+handlers once.
 
 Node health: each node's status (:mod:`atcs.bus.nodes`) names its cameras. When a node goes
 offline (its last will, or a clean stop), every camera it read is handed on as
@@ -20,7 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
 import paho.mqtt.client as mqtt
@@ -42,6 +43,7 @@ from atcs.types import (
     CameraState,
     CameraStatus,
     FrameZone,
+    SegmentId,
     SegmentMetrics,
     TimingPlan,
 )
@@ -136,13 +138,15 @@ class BusFeed(BusClient):
         self._node_handlers: list[NodeHandler] = []
         self._plans: list[PlanHandler] = []
         self._override_states: list[OverrideStateHandler] = []
-        self._zones: list[ZoneHandler] = []
+        self._zones: list[tuple[ZoneHandler, frozenset[SegmentId] | None]] = []
         self._dedup = Deduplicator()
         self._last_camera: dict[CameraId, CameraStatus] = {}
         self._lock = threading.Lock()
         self._log = ThrottledLog(log, burst=10)
         self.received = 0
         self.malformed = 0
+        self.zones_unwanted = 0
+        """Zones that arrived for a segment no handler named (0 while only those are subscribed)."""
 
     # Handlers (register before start) ----------------------------------------------------
 
@@ -166,9 +170,25 @@ class BusFeed(BusClient):
         """Call ``handler`` with every new override state (needs ``plans=True``)."""
         self._override_states.append(handler)
 
-    def on_zone(self, handler: ZoneHandler) -> None:
-        """Call ``handler`` with every segment zone (one frame's vehicles; subscribes to them)."""
-        self._zones.append(handler)
+    def on_zone(self, handler: ZoneHandler, segments: Iterable[SegmentId] | None = None) -> None:
+        """Call ``handler`` with segment zones (one frame's vehicles each; subscribes to them).
+
+        ``segments``: only the zones of these segments, and the feed subscribes to their
+        topics alone, so a control node receives its own intersections' zones rather than
+        every camera's of the site; None: every segment's.
+        """
+        self._zones.append((handler, None if segments is None else frozenset(segments)))
+
+    def zone_filters(self) -> list[str]:
+        """Return the zone topics to subscribe to: every segment's, or the named ones only."""
+        if not self._zones:
+            return []
+        named: set[SegmentId] = set()
+        for _, segments in self._zones:
+            if segments is None:
+                return [self.topics.all_segment_zones()]
+            named |= segments
+        return [self.topics.segment_zone(seg) for seg in sorted(named)]
 
     def camera_statuses(self) -> list[CameraStatus]:
         """Return the latest status of every camera seen, offline where its node is offline."""
@@ -214,7 +234,7 @@ class BusFeed(BusClient):
 
         Zones at QoS 0, as they are published: a lost one is replaced a second later.
         """
-        zones = [(self.topics.all_segment_zones(), 0)] if self._zones else []
+        zones = [(f, 0) for f in self.zone_filters()]
         client.subscribe([*((f, 1) for f in self._filters()), *zones])
         log.info("bus feed connected to %s:%d", self.config.host, self.config.port)
 
@@ -237,7 +257,7 @@ class BusFeed(BusClient):
                     self._call(self._metrics, [got.record])
             elif parsed.kind is TopicKind.SEGMENT_ZONE:
                 if self._zones:
-                    self._call(self._zones, decode_segment_zone(payload, parsed.ident))
+                    self._zone(decode_segment_zone(payload, parsed.ident))
             elif parsed.kind is TopicKind.CAMERA_STATUS:
                 cam = decode_camera_status(payload, parsed.ident)
                 if self._dedup.accept(topic, cam.meta):
@@ -257,6 +277,12 @@ class BusFeed(BusClient):
             self._log.warning_for(
                 "malformed", "bus feed dropped a message on %s: %s", printable(topic, 200), exc
             )
+
+    def _zone(self, zone: FrameZone) -> None:
+        wanted = [h for h, segs in self._zones if segs is None or zone.segment_id in segs]
+        if not wanted:
+            self.zones_unwanted += 1
+        self._call(wanted, zone)
 
     def _camera(self, status: CameraStatus) -> None:
         with self._lock:

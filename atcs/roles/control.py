@@ -86,7 +86,7 @@ class ControlNode:
         self.feed.on_metrics(self.control.on_metrics)
         self.feed.on_camera_status(self.control.on_camera_status)
         if self.control.phase_intersections:
-            self.feed.on_zone(self.control.on_zone_frame)
+            self.feed.on_zone(self.control.on_zone_frame, self.control.phase_segments)
         status = node_status_of(
             cfg.node.id, NodeRole.CONTROL, cfg.site.id, intersections=self.control.intersections
         )

@@ -149,6 +149,24 @@ def test_the_feed_counts_and_drops_bad_zones_and_hands_on_good_ones() -> None:
     assert feed.status().malformed == 5
 
 
+def test_a_feed_told_its_segments_subscribes_to_and_hands_on_only_their_zones() -> None:
+    mine, other = SegmentId(SEG), SegmentId("seg-b")
+    feed = BusFeed(MqttConfig(), client_id="t")
+    assert feed.zone_filters() == []
+    got: list[FrameZone] = []
+    feed.on_zone(got.append, [mine])
+    assert feed.zone_filters() == [TOPICS.segment_zone(mine)]
+    for seg in (other, mine):
+        feed.handle(TOPICS.segment_zone(seg), encode_segment_zone(SITE, s.frame_zone(seg)))
+    assert got == [s.frame_zone(mine)]
+    assert (feed.zones_unwanted, feed.malformed) == (1, 0)
+    everything: list[FrameZone] = []
+    feed.on_zone(everything.append)  # a handler for every segment widens the subscription
+    assert feed.zone_filters() == [TOPICS.all_segment_zones()]
+    feed.handle(TOPICS.segment_zone(other), encode_segment_zone(SITE, s.frame_zone(other)))
+    assert (len(got), everything, feed.zones_unwanted) == (1, [s.frame_zone(other)], 1)
+
+
 # The sender -----------------------------------------------------------------------------
 
 
