@@ -141,16 +141,29 @@ def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     p.add_argument(
         "--phase-view",
-        choices=("vehicles", "windows"),
+        choices=("vehicles", "windows", "bus"),
         default="vehicles",
         help="what phase-by-phase controllers see: each detected vehicle every second "
-        "(default) or the live service's windows",
+        "(default), the live service's windows, or the vehicles as a control node gets them "
+        "over the bus (late, some lost, windows where stale)",
     )
     p.add_argument(
         "--phase-window-s",
         type=float,
         default=10.0,
-        help="window length (s) with --phase-view windows (the service's default: 10)",
+        help="window length (s) with --phase-view windows or bus (the service's default: 10)",
+    )
+    p.add_argument(
+        "--zone-age-s",
+        type=float,
+        default=1.0,
+        help="with --phase-view bus: seconds from a zone's capture to its arrival (default 1)",
+    )
+    p.add_argument(
+        "--zone-loss",
+        type=float,
+        default=0.0,
+        help="with --phase-view bus: share of zone messages lost, 0..1 (default 0)",
     )
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")

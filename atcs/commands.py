@@ -219,6 +219,8 @@ def simulate(args: argparse.Namespace) -> int:
             green_wave_m_s=args.green_wave,
             phase_view=args.phase_view,
             phase_window_s=args.phase_window_s,
+            zone_age_s=args.zone_age_s,
+            zone_loss=args.zone_loss,
         ),
     )
     return 0

@@ -70,14 +70,15 @@ RESCO_LEARNING_S = {
 Runs = dict[str, dict[str, dict[str, Any]]]  # scenario -> controller -> {"kind", "runs"}
 
 
-Job = tuple[str, list[str], int, int, str, Path, int | None, float, float, str]
+Job = tuple[str, list[str], int, int, str, Path, int | None, float, float, str, float, float]
 
 
 def _run_one(job: Job) -> Runs:
     """One scenario: its controllers over their seeds (in a worker process)."""
     from atcs.sim import RunSettings, run_simulation
 
-    scenario, controllers, first, seeds, clearances, out, seconds, outages, wave, view = job
+    scenario, controllers, first, seeds, clearances, out, seconds, outages, wave, view = job[:10]
+    age_s, loss = job[10], job[11]
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     summary = run_simulation(
         scenario,
@@ -92,6 +93,8 @@ def _run_one(job: Job) -> Runs:
             outage_share=outages,
             green_wave_m_s=wave,
             phase_view=view,
+            zone_age_s=age_s,
+            zone_loss=loss,
         ),
     )
     out_runs: Runs = {scenario: {}}
@@ -112,7 +115,8 @@ def _jobs(args: argparse.Namespace) -> list[Job]:
             if group and seeds > 0:
                 out.append(
                     (scenario, group, args.first_seed, seeds, args.clearances, args.out,
-                     args.seconds, args.camera_outages, args.green_wave, args.phase_view)
+                     args.seconds, args.camera_outages, args.green_wave, args.phase_view,
+                     args.zone_age_s, args.zone_loss)
                 )  # fmt: skip
     return out
 
@@ -295,9 +299,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--phase-view",
-        choices=("vehicles", "windows"),
+        choices=("vehicles", "windows", "bus"),
         default="vehicles",
-        help="phase controllers see each vehicle every second, or the live service's windows",
+        help="phase controllers see each vehicle every second, the live service's windows, "
+        "or the vehicles as over the bus",
+    )
+    parser.add_argument(
+        "--zone-age-s", type=float, default=1.0, help="--phase-view bus: zone age (s)"
+    )
+    parser.add_argument(
+        "--zone-loss", type=float, default=0.0, help="--phase-view bus: share of zones lost"
     )
     parser.add_argument("--jobs", type=int, default=1, help="scenarios run at once")
     parser.add_argument("--name", default="", help="suffix of the output files")

@@ -24,6 +24,7 @@ from types import ModuleType
 from atcs.bus.messages import MessageMeta
 from atcs.config import AnalysisConfig, PcuConfig
 from atcs.sim.audit import SignalAudit
+from atcs.sim.bus_view import BusZones
 from atcs.sim.cameras import CameraEmulator, Detector, DetectorReading, plan_detectors
 from atcs.sim.clock import SimClock
 from atcs.sim.drivers import Driver
@@ -37,7 +38,7 @@ from atcs.sim.setup import LoopOptions, build_drivers
 from atcs.sim.specs import SimIntersection
 from atcs.sim.sumo import constants, start_sumo
 from atcs.sim.vehicles import VehicleTable
-from atcs.sim.window_view import WINDOWS, WindowZones
+from atcs.sim.window_view import BUS, WINDOWS, WindowZones
 from atcs.types import SegmentId, SiteId
 from controllers.phase.observe import ZoneView
 
@@ -189,7 +190,17 @@ class ClosedLoop:
                 queue_speed_m_s=self._analysis.queue_speed_m_s,
                 queue_max_gap_m=self._analysis.queue_max_gap_m,
             )
-            if self._options.phase_view == WINDOWS
+            if self._options.phase_view in {WINDOWS, BUS}
+            else None
+        )
+        bus = (
+            BusZones(
+                windowed,
+                age_s=self._options.zone_age_s,
+                loss=self._options.zone_loss,
+                seed=self._options.errors.seed,
+            )
+            if windowed is not None and self._options.phase_view == BUS
             else None
         )
         observers: dict[float, RescoObserver] = {}
@@ -198,7 +209,9 @@ class ClosedLoop:
         def zones_now() -> ZoneView:
             view = cache.get("zones")
             if not isinstance(view, ZoneView):
-                if windowed is not None:
+                if bus is not None:
+                    view = bus.view(t, down)
+                elif windowed is not None:
                     view = windowed.view(t, down)
                 else:
                     seen = cameras.seen
@@ -257,9 +270,10 @@ class ClosedLoop:
                 if det_id in self._approach:
                     halted += values[c.LAST_STEP_VEHICLE_HALTING_NUMBER]
             cameras.add_step(readings, vehicles.classes, vehicles.resolve)
-            if windowed is not None:  # what the cameras detected, measured as live windows
+            if windowed is not None:  # what the cameras detected: live windows, or the bus
                 seen = cameras.seen
-                windowed.add(t_next, live.snapshot(seen, vehicles.now(seen), vehicles.classes))
+                detected = live.snapshot(seen, vehicles.now(seen), vehicles.classes)
+                (windowed if bus is None else bus).add(t_next, detected)
             steps += 1
             if t_next - window_start >= window_s - 1e-9:
                 windows = cameras.close_window(self._clock.at(window_start), self._clock.at(t_next))

@@ -44,7 +44,8 @@ class LoopOptions:
     """How a run is set up: spec options, camera errors, outages, the peers' step (s).
 
     ``phase_view``: what the phase-by-phase controllers see (:mod:`atcs.sim.window_view`),
-    with ``phase_window_s`` the windows' length (s) in the view ``windows``.
+    with ``phase_window_s`` the windows' length (s) in the views ``windows`` and ``bus``;
+    ``zone_age_s`` (s) and ``zone_loss`` (share of messages) in the view ``bus``.
     """
 
     spec: SpecOptions = field(default_factory=SpecOptions)
@@ -53,6 +54,8 @@ class LoopOptions:
     peer_step_s: float = 10.0
     phase_view: str = VEHICLES
     phase_window_s: float = 10.0
+    zone_age_s: float = 1.0
+    zone_loss: float = 0.0
 
 
 PROGRAM = "program"

@@ -287,7 +287,9 @@ class RunSettings:
     west-to-east green wave at that speed (:mod:`atcs.sim.coordination`);
     ``phase_view``: what the phase-by-phase controllers see, every detected vehicle each
     second (``vehicles``) or the live service's windows (``windows``,
-    :mod:`atcs.sim.window_view`) of ``phase_window_s`` seconds.
+    :mod:`atcs.sim.window_view`) of ``phase_window_s`` seconds, or each second's
+    vehicles as over the bus (``bus``, :mod:`atcs.sim.bus_view`): ``zone_age_s`` (s) late,
+    a share ``zone_loss`` of the messages lost.
     """
 
     seeds: int = 1
@@ -298,6 +300,8 @@ class RunSettings:
     green_wave_m_s: float = 0.0
     phase_view: str = VEHICLES
     phase_window_s: float = 10.0
+    zone_age_s: float = 1.0
+    zone_loss: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         """Return the settings as written in ``summary.json``."""
@@ -323,8 +327,10 @@ def _loop_options(
         seed=seed,
     )
     errors = CameraErrors(seed=seed) if settings.camera_errors else PERFECT
-    return LoopOptions(spec, errors, outages, step_s_for(scen.name), settings.phase_view,
-                       settings.phase_window_s)  # fmt: skip
+    return LoopOptions(
+        spec, errors, outages, step_s_for(scen.name), settings.phase_view,
+        settings.phase_window_s, settings.zone_age_s, settings.zone_loss,
+    )  # fmt: skip
 
 
 def run_simulation(  # noqa: PLR0917 - the CLI's documented signature
@@ -356,6 +362,10 @@ def run_simulation(  # noqa: PLR0917 - the CLI's documented signature
     check_phase_view(run.phase_view)
     if not run.phase_window_s > 0:
         raise SimulationError(f"--phase-window-s must be positive, got {run.phase_window_s}")
+    if not run.zone_age_s >= 0:
+        raise SimulationError(f"--zone-age-s must be 0 or more, got {run.zone_age_s}")
+    if not 0 <= run.zone_loss < 1:
+        raise SimulationError(f"--zone-loss must be in [0, 1), got {run.zone_loss}")
     if run.seeds < 1:
         raise SimulationError(f"--seeds must be at least 1, got {run.seeds}")
     scen = resolve_scenario(scenario, out_dir)

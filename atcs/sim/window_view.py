@@ -41,7 +41,11 @@ VEHICLES = "vehicles"
 WINDOWS = "windows"
 """Phase view: the newest measurement window per segment, as the live service has it."""
 
-PHASE_VIEWS = (VEHICLES, WINDOWS)
+BUS = "bus"
+"""Phase view: each second's vehicles as a control node gets them over the bus, late and
+some lost, the windows where the newest is stale (:mod:`atcs.sim.bus_view`)."""
+
+PHASE_VIEWS = (VEHICLES, WINDOWS, BUS)
 
 CAR_LENGTH_M = 5.0
 """Box length (m) along the road of a vehicle of 1 PCU or more (less: in proportion)."""
