@@ -201,3 +201,29 @@ def test_green_wave_offsets_follow_the_arterial() -> None:
     assert lights["nt5"].spec.fallback_plans[0].offset_s == lights["nt5"].spec.offset_s
     with pytest.raises(SimulationError, match="positive"):
         green_wave(tuple(lights.values()), scenario.net_file, 0.0)
+
+
+def test_the_bus_view_without_age_or_loss_is_the_per_second_view(tmp_path: Path) -> None:
+    """``--phase-view bus`` through the CLI: age 0 reproduces each second; age and loss tell."""
+
+    def run(name: str, *view: str) -> dict[str, Any]:
+        out = tmp_path / name
+        code = main(["simulate", "--scenario", "cologne1", "--controller", "delay-balance",
+                     "--seconds", "900", "--seed", "1", "--out", str(out), "--no-progress",
+                     *view])  # fmt: skip
+        assert code == 0
+        return json.loads((out / "summary.json").read_text())  # type: ignore[no-any-return]
+
+    each_second = run("vehicles")["controllers"]["delay-balance"]
+    no_delay = run("bus0", "--phase-view", "bus", "--zone-age-s", "0")["controllers"]
+    assert no_delay["delay-balance"]["mean_delay_s"] == each_second["mean_delay_s"]
+    lossy = run("bus1", "--phase-view", "bus", "--zone-age-s", "1", "--zone-loss", "0.3")
+    assert lossy["settings"]["phase_view"] == "bus"
+    assert (lossy["settings"]["zone_age_s"], lossy["settings"]["zone_loss"]) == (1.0, 0.3)
+    row = lossy["controllers"]["delay-balance"]
+    assert row["mean_delay_s"] != each_second["mean_delay_s"]  # the late, lossy zones decided
+    assert row["safety_violations"] == 0
+    assert row["vehicles_completed"] > 300
+    with pytest.raises(SimulationError, match="zone-loss"):
+        run_simulation("cologne1", ["delay-balance"], 60, 1, tmp_path / "bad", False,
+                       settings=RunSettings(phase_view="bus", zone_loss=1.0))  # fmt: skip
