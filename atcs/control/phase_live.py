@@ -37,7 +37,7 @@ Every event is kept in a bounded history and logged (throttled).
 from __future__ import annotations
 
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -63,6 +63,7 @@ from atcs.control.state import (
 from atcs.control.zones import zone_from_window
 from atcs.errors import ControlError
 from atcs.logthrottle import ThrottledLog
+from atcs.text import printable
 from atcs.types import (
     CameraId,
     CameraStatus,
@@ -157,6 +158,8 @@ class LivePhase:
         self.commands_sent = 0
         self._last_command = ""
         self._next_at: datetime | None = None
+        self.zones_refused: Counter[str] = Counter()
+        """Zones not kept, by reason: ``future``, ``camera`` (another camera's), ``older``."""
         self.refusals: deque[str] = deque(maxlen=100)
         """Reasons of commands the envelope refused, for the owner to audit (bounded)."""
 
@@ -207,16 +210,31 @@ class LivePhase:
         seg = zone.segment_id
         if seg not in self.board.watched:
             return False
-        if now is not None and (zone.at - now).total_seconds() > self.frame_stale_s:
-            return False
+        if now is not None and (ahead_s := (zone.at - now).total_seconds()) > self.frame_stale_s:
+            return self._refuse(
+                "future", seg, "zone of segment %s from camera %s captured %.1f s ahead of "
+                "this node's clock: ignored; check the two nodes' clocks (NTP)",
+                seg, printable(zone.camera_id, 80), ahead_s,
+            )  # fmt: skip
         camera = self.board.camera_of(seg)
         if camera is not None and camera != zone.camera_id:
-            return False
+            return self._refuse(
+                "camera", seg, "zone of segment %s from camera %s, but the configuration "
+                "gives the segment camera %s: ignored; do the nodes run the same site "
+                "configuration?", seg, printable(zone.camera_id, 80), camera,
+            )  # fmt: skip
         kept = self._frames.get(seg)
         if kept is not None and kept.at > zone.at:
+            self.zones_refused["older"] += 1  # arrived out of order: normal now and then
             return False
         self._frames[seg] = zone
         return True
+
+    def _refuse(self, why: str, seg: SegmentId, msg: str, *args: object) -> bool:
+        """Count and log (throttled per reason and segment) a zone not kept; False."""
+        self.zones_refused[why] += 1
+        self._log.emit(logging.WARNING, f"zone_{why}:{seg}", msg, *args)
+        return False
 
     def on_camera_status(self, status: CameraStatus, now: datetime) -> None:
         """Record a camera's health (its phases go on recall at the next tick)."""

@@ -6,6 +6,7 @@ adapter as its own process, are in ``tests/test_phase_live_e2e.py``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -424,7 +425,10 @@ def test_the_frame_stale_bound_is_configured_per_intersection() -> None:
     assert f.counts() == {}  # no window either: blind
 
 
-def test_zones_from_the_bus_are_kept_like_frames_newest_first() -> None:
+def test_zones_from_the_bus_are_kept_like_frames_newest_first(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="atcs.control.phase_live")
     f = Field()
     f.feed()  # windows: 6 vehicles on n-in, 4 on e-in
 
@@ -446,6 +450,12 @@ def test_zones_from_the_bus_are_kept_like_frames_newest_first() -> None:
     f.loop.on_zone_frame(zone("n-in", 8, ago_s=-10.0))  # ten seconds in the future
     f.loop.on_zone_frame(zone("unwatched", 3))
     assert f.counts() == {"n-in": 2, "e-in": 4}
+    assert f.live.zones_refused == {"older": 1, "camera": 1, "future": 1}
+    warned = [r.getMessage() for r in caplog.records]
+    assert any("segment n-in from camera cam-e" in w and "gives the segment camera cam-n" in w
+               for w in warned), warned  # fmt: skip
+    assert any("10.0 s ahead of this node's clock" in w and "NTP" in w for w in warned), warned
+    assert not any("unwatched" in w for w in warned)
     f.now += timedelta(seconds=1.0)
     f.loop.on_zone_frame(zone("n-in", 3))
     f.loop.on_zone_frame(zone("e-in", 1, camera="cam-e"))
