@@ -20,7 +20,7 @@ and the record attribute it carries. Everything else is derived:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from typing_extensions import override
@@ -80,6 +80,12 @@ class Struct(Wire):
     rules: tuple[Rule, ...] = ()
     name: str | None = None
     """Name under ``#/definitions`` when shared (an inline object otherwise)."""
+    _names: frozenset[str] = field(init=False, repr=False, compare=False)
+    _required: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_names", frozenset(f.name for f in self.fields))
+        object.__setattr__(self, "_required", tuple(f.name for f in self.fields if f.required))
 
     @override
     def schema(self, defs: Definitions) -> dict[str, Any]:
@@ -110,13 +116,12 @@ class Struct(Wire):
     def check(self, value: Any, path: str) -> None:
         if not isinstance(value, dict):
             raise PayloadError(f"{path} is not an object")
-        where = f"{path} " if path else ""
-        missing = [f.name for f in self.fields if f.required and f.name not in value]
-        if missing:
-            raise PayloadError(f"{where}lacks {', '.join(missing)}")
-        known = {f.name for f in self.fields}
-        unknown = sorted(k[:64] for k in value if k not in known)
-        if unknown:
+        if not (value.keys() <= self._names and all(n in value for n in self._required)):
+            where = f"{path} " if path else ""
+            missing = [n for n in self._required if n not in value]
+            if missing:
+                raise PayloadError(f"{where}lacks {', '.join(missing)}")
+            unknown = sorted(k[:64] for k in value if k not in self._names)
             raise PayloadError(f"{where}has unknown field(s) {', '.join(unknown)}")
         prefix = f"{path}." if path else ""
         for f in self.fields:
@@ -125,7 +130,7 @@ class Struct(Wire):
         for rule in self.rules:
             why = rule.check(value)
             if why is not None:
-                raise PayloadError(f"{where}{why}")
+                raise PayloadError(f"{path} {why}" if path else why)
 
     def values(self, doc: Mapping[str, Any]) -> dict[str, Any]:
         """Return the Python values of a checked object, by record attribute."""

@@ -7,6 +7,8 @@ import logging
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from atcs.bus.canonical import canonical_json
 from atcs.bus.codec import MAX_CONTROL_BYTES
@@ -46,6 +48,35 @@ def _parse(raw: bytes) -> object:
 def test_hostile_json_is_refused_with_its_reason(raw: bytes, reason: str) -> None:
     with pytest.raises(PayloadError, match=reason):
         _parse(raw)
+
+
+def _reference_depth(raw: bytes) -> int:
+    """Nesting depth outside strings, character by character (escapes skip one character)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in raw:
+        if escaped:
+            escaped = False
+        elif char == ord("\\"):
+            escaped = True
+        elif char == ord('"'):
+            in_string = not in_string
+        elif not in_string and char in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif not in_string and char in b"]}":
+            depth -= 1
+    return deepest
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from([b"[", b"]", b"{", b"}", b'"', b"\\", b"a", b",", b":1"]),
+                max_size=40))  # fmt: skip
+def test_the_nesting_depth_is_the_same_with_or_without_escapes(parts: list[bytes]) -> None:
+    """The fast path (no backslash: strings cut at the quotes) agrees with a plain scan."""
+    raw = b"".join(parts)
+    assert nesting_depth(raw, 99) == _reference_depth(raw)
+    assert nesting_depth(raw, 2) == min(_reference_depth(raw), 3)  # stops once past the limit
 
 
 def test_nesting_is_measured_outside_strings_only() -> None:
