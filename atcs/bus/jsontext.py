@@ -26,7 +26,6 @@ MAX_INT_DIGITS = 20
 
 _TOKENS = re.compile(rb'[\[\]{}"\\]')
 _OPENERS = frozenset(b"[{")
-_CLOSERS = frozenset(b"]}")
 _QUOTE, _BACKSLASH = ord('"'), ord("\\")
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _ALL_BUT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
@@ -64,7 +63,7 @@ def _bracket_depth(brackets: bytes, limit: int) -> int:
 
 
 def _scanned_depth(raw: bytes, limit: int) -> int:
-    depth = deepest = 0
+    brackets = bytearray()  # those outside strings, in order
     in_string = False
     skip_at = -1
     for match in _TOKENS.finditer(raw):
@@ -76,17 +75,9 @@ def _scanned_depth(raw: bytes, limit: int) -> int:
             skip_at = pos + 1
         elif char == _QUOTE:
             in_string = not in_string
-        elif in_string:
-            continue
-        elif char in _OPENERS:
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest > limit:
-                    return deepest
-        elif char in _CLOSERS:
-            depth -= 1
-    return deepest
+        elif not in_string:
+            brackets.append(char)
+    return _bracket_depth(bytes(brackets), limit)
 
 
 def _int(text: str) -> int:
