@@ -27,8 +27,8 @@
   controller goes to the next phase in the ring whatever its demand, so under saturation
   plain ``actuated`` runs every phase of the ring, called or not. On arterial4x4 (every
   light lists the same five phases, most movements in two of them) the two together cut
-  the mean delay by about 10 % with no queue standing five minutes (registered as
-  ``actuated-once``).
+  the mean delay by 7.7 % over ten seeds with no run gridlocked; it is not the default
+  (it locked cologne3 on one of two seeds) and is registered as ``actuated-once``.
 """
 
 from __future__ import annotations
