@@ -17,11 +17,23 @@
   every vehicle from standing five minutes (registered as ``actuated-max40``).
 - **Next phase**: the next one in ring order that has a call; phases without demand are
   skipped. With no call anywhere the green rests.
+- **Each movement once a cycle (option).** With ``once_per_cycle`` a phase later in the
+  ring than the one in green is served only for a vehicle on an approach zone that has
+  not had green since the ring last wrapped round; phases that would only repeat a
+  movement already served (a lead-lag pair such as a protected left and the same left
+  with its through, or a through served again with the other direction's left) are
+  skipped until the next cycle. And the engine hands a green that vehicles keep
+  extending over one tick before the signal's maximum: at its own max-out the signal
+  controller goes to the next phase in the ring whatever its demand, so under saturation
+  plain ``actuated`` runs every phase of the ring, called or not. On arterial4x4 (every
+  light lists the same five phases, most movements in two of them) the two together cut
+  the mean delay by 7.7 % over ten seeds with no run gridlocked; it is not the default
+  (it locked cologne3 on one of two seeds) and is registered as ``actuated-once``.
 """
 
 from __future__ import annotations
 
-from atcs.types import PhaseId
+from atcs.types import PhaseId, SegmentId
 from controllers.phase.base import PhaseDecision, green_elapsed_s, phase_pcu, target_phase
 from controllers.phase.commands import SignalState
 from controllers.phase.observe import IntersectionLayout, PhaseLayout, ZoneView
@@ -29,8 +41,11 @@ from controllers.phase.timing import SignalTiming, local_greens_s
 
 ACTUATED = "actuated"
 ACTUATED_MAX40 = "actuated-max40"
+ACTUATED_ONCE = "actuated-once"
 SHORT_MAX_GREEN_S = 40.0
 """The short maximum green of ``actuated-max40`` (s); 30 s cost more than it saved."""
+HAND_OVER_TICK_S = 1.0
+"""How long before the signal's maximum ``once_per_cycle`` hands the green over (s)."""
 
 
 def has_extension_demand(
@@ -47,22 +62,56 @@ def has_extension_demand(
     return False
 
 
+def has_unserved_demand(
+    phase: PhaseLayout, view: ZoneView, served: set[SegmentId] | frozenset[SegmentId]
+) -> bool:
+    """Tell whether ``phase`` has a vehicle (or a blind zone) on a zone not in ``served``."""
+    for m in phase.movements:
+        if m.segment_id in served:
+            continue
+        zone = view.zones.get(m.segment_id)
+        if zone is None or zone.vehicles:
+            return True
+    return False
+
+
 class Actuated:
     """Gap-out / max-out actuated control with skipping (see the module docstring)."""
 
     name = ACTUATED
 
     def __init__(
-        self, passage_s: float = 2.0, startup_s: float = 4.0, max_green_s: float | None = None
+        self,
+        passage_s: float = 2.0,
+        startup_s: float = 4.0,
+        max_green_s: float | None = None,
+        *,
+        once_per_cycle: bool = False,
     ) -> None:
         self.passage_s = passage_s
         self.startup_s = startup_s
         self.max_green_s = max_green_s
+        self.once_per_cycle = once_per_cycle
         if max_green_s is not None:
             self.name = f"{ACTUATED}-max{max_green_s:g}"
+        if once_per_cycle:
+            self.name = ACTUATED_ONCE if max_green_s is None else f"{self.name}-once"
         self._calls: set[PhaseId] = set()
         self._green: float | None = None
         self._last_demand_s = float("-inf")
+        self._served: set[SegmentId] = set()
+        self._ring_index = -1
+
+    def _hand_over_s(self, signal_max_s: float) -> float:
+        """Green (s) at which the engine ends a green that vehicles keep extending.
+
+        With ``once_per_cycle`` the engine ends it a tick before the signal's maximum:
+        the signal's own max-out goes to the next phase in the ring whatever its demand.
+        """
+        limit = self.max_green_s if self.max_green_s is not None else float("inf")
+        if self.once_per_cycle:
+            limit = min(limit, signal_max_s - HAND_OVER_TICK_S)
+        return limit
 
     def decide(
         self,
@@ -81,10 +130,16 @@ class Actuated:
             return PhaseDecision(current, "change in progress")
         self._calls.discard(current)
         elapsed = green_elapsed_s(state)
+        ids = [p.phase_id for p in timing.phases]
+        start = ids.index(current)
+        phase = layout.phase(current)
         if state.green_started_s != self._green:
             self._green = state.green_started_s
             self._last_demand_s = state.green_started_s
-        phase = layout.phase(current)
+            if start <= self._ring_index:
+                self._served.clear()
+            self._ring_index = start
+            self._served.update(m.segment_id for m in phase.movements)
         if current in blind:
             if elapsed < local_greens_s(timing, state.at_s)[current] - 1e-6:
                 return PhaseDecision(current, "camera down: time-of-day green")
@@ -92,18 +147,20 @@ class Actuated:
             self._last_demand_s = state.at_s
         if elapsed < timing.phase(current).green_floor_s - 1e-6:
             return PhaseDecision(current, "minimum green")
-        short = self.max_green_s is not None and elapsed >= self.max_green_s - 1e-6
+        short = elapsed >= self._hand_over_s(timing.phase(current).max_green_s) - 1e-6
         if (
             state.at_s - self._last_demand_s < self.passage_s - 1e-6
             and current not in blind
             and not short
         ):
             return PhaseDecision(current, "extended: vehicles arriving")
-        ids = [p.phase_id for p in timing.phases]
-        start = ids.index(current)
         for k in range(1, len(ids)):
             candidate = ids[(start + k) % len(ids)]
-            if candidate in self._calls:
+            if candidate in self._calls and (
+                not self.once_per_cycle
+                or start + k >= len(ids)
+                or has_unserved_demand(layout.phase(candidate), view, self._served)
+            ):
                 why = "short maximum" if short else "gap-out"
                 return PhaseDecision(candidate, f"{why}: {candidate} has a call")
         return PhaseDecision(current, "no call elsewhere: rest in green")

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from atcs.errors import ControlError
-from controllers.phase.actuated import ACTUATED, ACTUATED_MAX40, SHORT_MAX_GREEN_S, Actuated
+from controllers.phase.actuated import (
+    ACTUATED,
+    ACTUATED_MAX40,
+    ACTUATED_ONCE,
+    SHORT_MAX_GREEN_S,
+    Actuated,
+)
 from controllers.phase.base import PhaseController
 from controllers.phase.delaybalance import DELAY_BALANCE, DelayBalance
 from controllers.phase.greedy import PHASE_GREEDY, PhaseGreedy
@@ -17,6 +23,7 @@ _FACTORIES: dict[str, Callable[[], PhaseController]] = {
     PHASE_GREEDY: PhaseGreedy,
     ACTUATED: Actuated,
     ACTUATED_MAX40: lambda: Actuated(max_green_s=SHORT_MAX_GREEN_S),
+    ACTUATED_ONCE: lambda: Actuated(once_per_cycle=True),
     DELAY_BALANCE: DelayBalance,
     SCHEDULE: Schedule,
 }

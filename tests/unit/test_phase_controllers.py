@@ -289,3 +289,53 @@ def test_supervisor_sends_nothing_without_a_fresh_state_and_bounds_waits() -> No
     assert command.kind is CommandKind.SERVE_NEXT
     assert command.phase == B
     assert sup.outcomes["repaired"] >= 1
+
+
+def test_actuated_once_per_cycle_skips_a_movement_already_served() -> None:
+    """Ring A, B, C, D where D serves B's zone again (a lead-lag pair)."""
+    c, d = PhaseId("C"), PhaseId("D")
+    sc = SegmentId("c")
+    ring = IntersectionLayout(
+        IX,
+        (
+            PhaseLayout(A, (Movement(SA, 1.0, 1),)),
+            PhaseLayout(B, (Movement(SB, 1.0, 1),)),
+            PhaseLayout(c, (Movement(sc, 1.0, 1),)),
+            PhaseLayout(d, (Movement(SB, 1.0, 1), Movement(sc, 1.0, 1))),
+        ),
+        {},
+    )
+    phases = tuple(ExecPhase(p, 5.0, 40.0) for p in (A, B, c, d))
+    ids = [p.phase_id for p in phases]
+    changes = {(x, y): Change(4.0, 2.0) for x in ids for y in ids if x != y}
+    t4 = SignalTiming(IX, phases, changes, (FallbackPlan(time(0, 0), dict.fromkeys(ids, 20.0)),))
+
+    def zones(at: float) -> ZoneView:
+        return ZoneView(at, {SA: ZoneSnapshot(SA, queue(2), 50.0, 1),
+                             SB: ZoneSnapshot(SB, queue(3), 50.0, 1),
+                             sc: ZoneSnapshot(sc, (), 50.0, 1)})  # fmt: skip
+
+    def run(controller: Actuated) -> PhaseId:
+        controller.decide(ring, t4, state(B, 10.0, 0.0), zones(10.0))  # B had its green
+        return controller.decide(ring, t4, state(c, 60.0, 50.0), zones(60.0)).phase
+
+    assert run(Actuated()) == d  # plain: the next phase in the ring with a call
+    once = Actuated(once_per_cycle=True)
+    assert once.name == "actuated-once"
+    assert run(once) == A  # B's zone was served this cycle: D skipped, the ring wraps
+    # Without B's green in this cycle (a fresh controller), D serves B's waiting vehicles.
+    assert (
+        Actuated(once_per_cycle=True).decide(ring, t4, state(c, 60.0, 50.0), zones(60.0)).phase == d
+    )
+
+
+def test_actuated_once_per_cycle_hands_over_before_the_signal_maximum() -> None:
+    """The signal's own max-out goes to the next phase in the ring; the engine picks first."""
+    t = timing()  # the signal's maximum: 40 s
+    busy = view(39.0, flowing(3) + queue(0, 3), queue(4))
+    assert Actuated().decide(LAYOUT, t, state(A, 39.0), busy).phase == A  # left to the signal
+    once = Actuated(once_per_cycle=True)
+    assert once.decide(LAYOUT, t, state(A, 38.0), view(38.0, flowing(3), queue(4))).phase == A
+    handed = once.decide(LAYOUT, t, state(A, 39.0), busy)
+    assert handed.phase == B
+    assert handed.reason.startswith("short maximum")
