@@ -182,11 +182,6 @@ class ControlLoop:
         """The intersections run phase by phase."""
         return tuple(self._phases)
 
-    @property
-    def phase_segments(self) -> frozenset[SegmentId]:
-        """The segments the phase-by-phase intersections watch (whose zones they take)."""
-        return frozenset(seg for live in self._phases.values() for seg in live.board.watched)
-
     def phase(self, intersection: IntersectionId) -> LivePhase:
         """Return the phase-mode control of ``intersection`` (:class:`ControlError` if none)."""
         live = self._phases.get(intersection)

@@ -31,7 +31,7 @@ from atcs.bus import MqttBus
 from atcs.bus.feed import BusFeed
 from atcs.bus.nodes import NodeAnnouncer, NodeRole, node_status_of
 from atcs.config import AtcsConfig
-from atcs.config.phase_mode import windows_only_segments
+from atcs.config.phase_mode import windows_only_segments, zone_feed_segments
 from atcs.control import ControlLoop
 from atcs.errors import ConfigError
 from atcs.outputs import build_outputs
@@ -86,7 +86,8 @@ class ControlNode:
         self.feed.on_metrics(self.control.on_metrics)
         self.feed.on_camera_status(self.control.on_camera_status)
         if self.control.phase_intersections:
-            self.feed.on_zone(self.control.on_zone_frame, self.control.phase_segments)
+            # only the zones published for this node's intersections: those with a stop line
+            self.feed.on_zone(self.control.on_zone_frame, zone_feed_segments(cfg))
         status = node_status_of(
             cfg.node.id, NodeRole.CONTROL, cfg.site.id, intersections=self.control.intersections
         )
