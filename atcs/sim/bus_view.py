@@ -90,7 +90,10 @@ class BusZones:
             self._kept[message.segment_id] = message
         windows = self._windows.view(at_s, down)
         zones: dict[SegmentId, ZoneSnapshot] = {}
-        for seg_id in self._kept.keys() | windows.zones.keys():
+        # in the order the segments first came (a set's order would follow string hashing,
+        # which differs from process to process, and the controllers' sums with it)
+        order = [*self._kept, *(seg for seg in windows.zones if seg not in self._kept)]
+        for seg_id in order:
             if seg_id in down:
                 continue
             kept = self._kept.get(seg_id)
