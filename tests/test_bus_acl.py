@@ -140,6 +140,8 @@ def test_each_role_gets_only_its_topics_over_tls(
     server, passwords = broker
     bus, overrides, acks = engine
     assert poll(lambda: bus.health()["connected"] is True, 30), bus.health()
+    assert poll(lambda: int(bus.health()["subscriptions_granted"]) >= 1, 30), bus.health()
+    assert bus.health()["subscriptions_refused"] == 0  # the engine's role may read its topics
     viewer = _client(server, tls_files, "atcs-viewer", passwords, "atcs/v1/#")
     console = _client(server, tls_files, "atcs-console", passwords, "atcs/v1/#")
     tsc = _client(server, tls_files, "tsc-ix-1", passwords, TOPICS.plan(IX))

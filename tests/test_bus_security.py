@@ -104,6 +104,7 @@ def test_forged_and_replayed_overrides_are_refused_and_audited_a_signed_one_appl
     assert isinstance(running.engine.sinks[0], AuditTrail)  # the engine's own audit log
     bus = _bus(running)
     assert poll(lambda: bus.health()["connects"] == 1, 30)
+    assert poll(lambda: int(bus.health()["subscriptions_granted"]) >= 1, 30)  # before sending
     assert poll(lambda: control.state()[IX].running is not None, 30)
     attacker = Publisher(mosquitto)
     topic = TOPICS.override(IX)
@@ -172,6 +173,7 @@ def test_acks_must_be_signed_by_a_signal_controller(running: Running, mosquitto:
     control = running.engine.control
     assert control is not None
     bus = _bus(running)
+    assert poll(lambda: int(bus.health()["subscriptions_granted"]) >= 1, 30)  # before sending
     assert poll(lambda: control.state()[IX].running is not None, 30)
     plan_id = control.state()[IX].running.plan.plan_id  # type: ignore[union-attr]
     forged = PlanAck(IX, plan_id, AckResult.REJECTED, "forged: signal refuses", "tsc-1")

@@ -137,6 +137,10 @@ class MqttHealth:
     """Connections lost or closed."""
     connect_failures: int
     """Connection attempts that failed."""
+    subscriptions_granted: int
+    """Topic filters the broker acknowledged (each SUBACK's granted codes, every connect)."""
+    subscriptions_refused: int
+    """Topic filters the broker refused (its ACL): those control messages will not arrive."""
     connected: bool
     """Connected, and paho's network thread alive."""
     network_thread_alive: bool
@@ -163,6 +167,8 @@ class MqttHealth:
             "connects": self.connects,
             "disconnects": self.disconnects,
             "connect_failures": self.connect_failures,
+            "subscriptions_granted": self.subscriptions_granted,
+            "subscriptions_refused": self.subscriptions_refused,
             "connected": self.connected,
             "network_thread_alive": self.network_thread_alive,
             "network_thread_deaths": self.network_thread_deaths,

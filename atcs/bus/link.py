@@ -39,7 +39,13 @@ class BrokerLink:
         self._sender = sender
         self._on_up = on_up
         self._closing = closing
-        self.counts: dict[str, int] = {"connects": 0, "disconnects": 0, "connect_failures": 0}
+        self.counts: dict[str, int] = {
+            "connects": 0,
+            "disconnects": 0,
+            "connect_failures": 0,
+            "subscriptions_granted": 0,
+            "subscriptions_refused": 0,
+        }
         self.connected = False
         self.last_error = ""
         self._failing = False
@@ -140,8 +146,10 @@ class BrokerLink:
         reason_codes: list[ReasonCode],
         properties: object,
     ) -> None:
-        """Paho ``on_subscribe``: a refused subscription (broker ACL) is an error in the log."""
+        """Paho ``on_subscribe``: counted; a refused subscription (broker ACL) is logged."""
         refused = [str(rc) for rc in reason_codes if rc.is_failure]
+        self.counts["subscriptions_refused"] += len(refused)
+        self.counts["subscriptions_granted"] += len(reason_codes) - len(refused)
         if refused:
             log.error(
                 "MQTT broker refused a subscription (%s): control messages will not arrive; "

@@ -317,6 +317,8 @@ class MqttBus:
             connects=counts["connects"],
             disconnects=counts["disconnects"],
             connect_failures=counts["connect_failures"],
+            subscriptions_granted=counts["subscriptions_granted"],
+            subscriptions_refused=counts["subscriptions_refused"],
             connected=self._link.connected and alive,
             network_thread_alive=alive,
             network_thread_deaths=watch.deaths if watch is not None else 0,

@@ -83,7 +83,8 @@ def test_the_store_record_gives_the_documented_map(tmp_path: Path) -> None:
 def test_the_bus_record_gives_the_documented_map(tmp_path: Path) -> None:
     sender = SenderCounters(published=7, bad_messages=1, dropped={TopicKind.SEGMENT_METRICS: 2})
     record = MqttHealth(
-        connects=1, disconnects=0, connect_failures=2, connected=True,
+        connects=1, disconnects=0, connect_failures=2, subscriptions_granted=3,
+        subscriptions_refused=0, connected=True,
         network_thread_alive=True, network_thread_deaths=0, network_thread_restarts=0,
         callback_errors=0, last_error="", control_auth="required", refused_after_close=0,
         sender=sender, control=ControlInboxCounters(received=4, refused_by_reason={"expired": 1}),
@@ -91,7 +92,8 @@ def test_the_bus_record_gives_the_documented_map(tmp_path: Path) -> None:
     )  # fmt: skip
     flat = record.as_map()
     assert list(flat) == [
-        "connects", "disconnects", "connect_failures", "connected", "network_thread_alive",
+        "connects", "disconnects", "connect_failures", "subscriptions_granted",
+        "subscriptions_refused", "connected", "network_thread_alive",
         "network_thread_deaths", "network_thread_restarts", "callback_errors", "last_error",
         "control_auth", "refused_after_close", "published", "dropped_memory",
         "rejected_by_broker", "bad_messages", "dropped_segment_metrics", "memory_queue",
@@ -99,6 +101,7 @@ def test_the_bus_record_gives_the_documented_map(tmp_path: Path) -> None:
         *CONTROL_KEYS[4:], *COMMAND_KEYS, "zones_sent", "zones_dropped_offline",
     ]  # fmt: skip
     assert (flat["control_received"], flat["phase_commands_sent"]) == (4, 1)
+    assert (flat["subscriptions_granted"], flat["subscriptions_refused"]) == (3, 0)
     assert (flat["published"], flat["dropped_segment_metrics"], flat["connected"]) == (7, 2, True)
     bus = MqttBus(MqttConfig(), site_id=SiteId("s"), state_dir=tmp_path)
     health = bus.health()
