@@ -156,8 +156,8 @@ def test_every_controller_runs_by_default(tmp_path: Path) -> None:
     assert kinds["resco-greedy"] == kinds["resco-max-pressure-envelope"] == "peer"
     assert kinds["delay-balance"] == kinds["webster"] == kinds["actuated"] == "engine"
     assert kinds["actuated-max40"] == kinds["actuated-once"] == "engine"
-    assert kinds["schedule"] == "engine"
-    assert len(rows) == 17
+    assert kinds["actuated-once-recall"] == kinds["schedule"] == "engine"
+    assert len(rows) == 18
     for name, row in rows.items():
         assert {"mean_delay_s", "median_delay_s", "p95_delay_s", "gridlocked"} <= set(row), name
         if row["kind"] == "engine" or name.endswith("-envelope"):

@@ -29,6 +29,13 @@
   light lists the same five phases, most movements in two of them) the two together cut
   the mean delay by 7.7 % over ten seeds with no run gridlocked; it is not the default
   (it locked cologne3 on one of two seeds) and is registered as ``actuated-once``.
+- **Recall after a long red (option).** A camera can miss a vehicle for all the time it
+  stands at the line (the emulated cameras miss 5 % so); with no call its phase may never
+  come (arterial4x4: one vehicle stood 1 091 s). With ``recall_after_s`` an approach zone
+  that has had no green for that long calls its phases as if a vehicle were seen (and
+  passes the once-a-cycle rule while not yet served this cycle); with nothing there the
+  green gaps out at its minimum. ``actuated-once-recall`` is ``actuated-once`` with a
+  300-s recall (:data:`RECALL_AFTER_S`); see docs/simulation.md for what it costs.
 """
 
 from __future__ import annotations
@@ -42,6 +49,9 @@ from controllers.phase.timing import SignalTiming, local_greens_s
 ACTUATED = "actuated"
 ACTUATED_MAX40 = "actuated-max40"
 ACTUATED_ONCE = "actuated-once"
+ACTUATED_ONCE_RECALL = "actuated-once-recall"
+RECALL_AFTER_S = 300.0
+"""How long an approach zone goes without green before ``actuated-once-recall`` calls it (s)."""
 SHORT_MAX_GREEN_S = 40.0
 """The short maximum green of ``actuated-max40`` (s); 30 s cost more than it saved."""
 HAND_OVER_TICK_S = 1.0
@@ -87,15 +97,22 @@ class Actuated:
         max_green_s: float | None = None,
         *,
         once_per_cycle: bool = False,
+        recall_after_s: float | None = None,
     ) -> None:
         self.passage_s = passage_s
         self.startup_s = startup_s
         self.max_green_s = max_green_s
         self.once_per_cycle = once_per_cycle
+        self.recall_after_s = recall_after_s
         if max_green_s is not None:
             self.name = f"{ACTUATED}-max{max_green_s:g}"
         if once_per_cycle:
             self.name = ACTUATED_ONCE if max_green_s is None else f"{self.name}-once"
+        if recall_after_s is not None:
+            self.name = f"{self.name}-recall"
+            if recall_after_s != RECALL_AFTER_S:
+                self.name += f"{recall_after_s:g}"
+        self._zone_green_s: dict[SegmentId, float] = {}
         self._calls: set[PhaseId] = set()
         self._green: float | None = None
         self._last_demand_s = float("-inf")
@@ -113,6 +130,24 @@ class Actuated:
             limit = min(limit, signal_max_s - HAND_OVER_TICK_S)
         return limit
 
+    def _stale_zones(self, layout: IntersectionLayout, state: SignalState) -> set[SegmentId]:
+        """Approach zones that have had no green for ``recall_after_s`` (none without it).
+
+        Each zone's last green is kept from the first decision on.
+        """
+        if state.in_green:
+            for m in layout.phase(target_phase(state)).movements:
+                self._zone_green_s[m.segment_id] = state.at_s
+        if self.recall_after_s is None:
+            return set()
+        stale: set[SegmentId] = set()
+        for p in layout.phases:
+            for m in p.movements:
+                since = self._zone_green_s.setdefault(m.segment_id, state.at_s)
+                if state.at_s - since >= self.recall_after_s - 1e-6:
+                    stale.add(m.segment_id)
+        return stale
+
     def decide(
         self,
         layout: IntersectionLayout,
@@ -123,8 +158,10 @@ class Actuated:
         """Hold while vehicles keep coming; then the next called phase in ring order."""
         current = target_phase(state)
         blind = view.blind(layout)
+        stale = self._stale_zones(layout, state)
         for p in layout.phases:
-            if p.phase_id in blind or phase_pcu(p, view) > 0:
+            recalled = any(m.segment_id in stale for m in p.movements)
+            if p.phase_id in blind or recalled or phase_pcu(p, view) > 0:
                 self._calls.add(p.phase_id)
         if not state.in_green:
             return PhaseDecision(current, "change in progress")
@@ -160,6 +197,10 @@ class Actuated:
                 not self.once_per_cycle
                 or start + k >= len(ids)
                 or has_unserved_demand(layout.phase(candidate), view, self._served)
+                or any(
+                    m.segment_id in stale and m.segment_id not in self._served
+                    for m in layout.phase(candidate).movements
+                )
             ):
                 why = "short maximum" if short else "gap-out"
                 return PhaseDecision(candidate, f"{why}: {candidate} has a call")

@@ -9,6 +9,8 @@ from controllers.phase.actuated import (
     ACTUATED,
     ACTUATED_MAX40,
     ACTUATED_ONCE,
+    ACTUATED_ONCE_RECALL,
+    RECALL_AFTER_S,
     SHORT_MAX_GREEN_S,
     Actuated,
 )
@@ -24,6 +26,7 @@ _FACTORIES: dict[str, Callable[[], PhaseController]] = {
     ACTUATED: Actuated,
     ACTUATED_MAX40: lambda: Actuated(max_green_s=SHORT_MAX_GREEN_S),
     ACTUATED_ONCE: lambda: Actuated(once_per_cycle=True),
+    ACTUATED_ONCE_RECALL: lambda: Actuated(once_per_cycle=True, recall_after_s=RECALL_AFTER_S),
     DELAY_BALANCE: DelayBalance,
     SCHEDULE: Schedule,
 }

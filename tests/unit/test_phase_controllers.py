@@ -339,3 +339,26 @@ def test_actuated_once_per_cycle_hands_over_before_the_signal_maximum() -> None:
     handed = once.decide(LAYOUT, t, state(A, 39.0), busy)
     assert handed.phase == B
     assert handed.reason.startswith("short maximum")
+
+
+@pytest.mark.parametrize("once", [False, True])
+def test_actuated_recalls_a_zone_its_camera_left_without_green(once: bool) -> None:
+    """A vehicle the camera misses at B's red: with no call, A would rest in green for ever."""
+    empty = view(0.0, (), ())
+
+    def rests_in_a(controller: Actuated, at: float) -> bool:
+        return controller.decide(LAYOUT, timing(), state(A, at), empty).phase == A
+
+    plain = Actuated(once_per_cycle=once)
+    assert all(rests_in_a(plain, t) for t in range(0, 600, 10))
+    recall = Actuated(once_per_cycle=once, recall_after_s=120.0)
+    assert recall.name == ("actuated-once-recall120" if once else "actuated-recall120")
+    registered = get_phase_controller("actuated-once-recall")
+    assert isinstance(registered, Actuated)
+    assert (registered.once_per_cycle, registered.recall_after_s) == (True, 300.0)
+    assert all(rests_in_a(recall, t) for t in range(0, 120, 10))  # B's zone last green: t 0
+    assert not rests_in_a(recall, 120)
+    # B's green resets its zone's clock; A, green then, is not recalled either
+    recall.decide(LAYOUT, timing(), state(B, 130.0, 125.0), empty)
+    fresh = [t for t in range(131, 400) if not rests_in_a(recall, t)]
+    assert fresh[0] == 250  # 120 s after B's zone last had green
