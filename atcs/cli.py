@@ -165,6 +165,14 @@ def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=0.0,
         help="with --phase-view bus: share of zone messages lost, 0..1 (default 0)",
     )
+    p.add_argument(
+        "--ignore-junction-blocker",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="SUMO's option: a vehicle waiting S s behind one standing inside a junction "
+        "drives past it (default 0: off, as RESCO)",
+    )
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 

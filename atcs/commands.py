@@ -221,6 +221,7 @@ def simulate(args: argparse.Namespace) -> int:
             phase_window_s=args.phase_window_s,
             zone_age_s=args.zone_age_s,
             zone_loss=args.zone_loss,
+            junction_blocker_s=args.ignore_junction_blocker,
         ),
     )
     return 0

@@ -70,7 +70,7 @@ RESCO_LEARNING_S = {
 Runs = dict[str, dict[str, dict[str, Any]]]  # scenario -> controller -> {"kind", "runs"}
 
 
-Job = tuple[str, list[str], int, int, str, Path, int | None, float, float, str, float, float]
+Job = tuple[str, list[str], int, int, str, Path, int | None, float, float, str, float, float, float]
 
 
 def _run_one(job: Job) -> Runs:
@@ -78,7 +78,7 @@ def _run_one(job: Job) -> Runs:
     from atcs.sim import RunSettings, run_simulation
 
     scenario, controllers, first, seeds, clearances, out, seconds, outages, wave, view = job[:10]
-    age_s, loss = job[10], job[11]
+    age_s, loss, blocker_s = job[10], job[11], job[12]
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     summary = run_simulation(
         scenario,
@@ -95,6 +95,7 @@ def _run_one(job: Job) -> Runs:
             phase_view=view,
             zone_age_s=age_s,
             zone_loss=loss,
+            junction_blocker_s=blocker_s,
         ),
     )
     out_runs: Runs = {scenario: {}}
@@ -116,7 +117,7 @@ def _jobs(args: argparse.Namespace) -> list[Job]:
                 out.append(
                     (scenario, group, args.first_seed, seeds, args.clearances, args.out,
                      args.seconds, args.camera_outages, args.green_wave, args.phase_view,
-                     args.zone_age_s, args.zone_loss)
+                     args.zone_age_s, args.zone_loss, args.ignore_junction_blocker)
                 )  # fmt: skip
     return out
 
@@ -309,6 +310,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--zone-loss", type=float, default=0.0, help="--phase-view bus: share of zones lost"
+    )
+    parser.add_argument(
+        "--ignore-junction-blocker",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="SUMO's --ignore-junction-blocker (s; 0: off, as RESCO and the tables)",
     )
     parser.add_argument("--jobs", type=int, default=1, help="scenarios run at once")
     parser.add_argument("--name", default="", help="suffix of the output files")

@@ -13,6 +13,7 @@ from atcs.cli import main
 from atcs.errors import SimulationError
 from atcs.sim import RunSettings, resolve_scenario, run_simulation
 from atcs.sim.coordination import green_wave
+from atcs.sim.loop import sumo_args
 from atcs.sim.network import read_programs
 from atcs.sim.simulate import load_intersections
 from atcs.sim.specs import build_intersection
@@ -229,3 +230,24 @@ def test_the_bus_view_without_age_or_loss_is_the_per_second_view(tmp_path: Path)
     with pytest.raises(SimulationError, match="zone-loss"):
         run_simulation("cologne1", ["delay-balance"], 60, 1, tmp_path / "bad", False,
                        settings=RunSettings(phase_view="bus", zone_loss=1.0))  # fmt: skip
+
+
+def test_sumo_ignores_junction_blockers_only_when_asked(tmp_path: Path) -> None:
+    """``--ignore-junction-blocker S`` reaches SUMO (which refuses options it does not know)."""
+    scenario = resolve_scenario("cologne1", tmp_path)
+    plain = sumo_args(scenario, tmp_path / "d.xml", tmp_path, 60.0, 1)
+    assert "--ignore-junction-blocker" not in plain
+    asked = sumo_args(scenario, tmp_path / "d.xml", tmp_path, 60.0, 1, junction_blocker_s=30.0)
+    at = asked.index("--ignore-junction-blocker")
+    assert asked[at + 1] == "30"
+    out = tmp_path / "run"
+    code = main(["simulate", "--scenario", "cologne1", "--controller", "actuated",
+                 "--seconds", "300", "--ignore-junction-blocker", "30", "--out", str(out),
+                 "--no-progress"])  # fmt: skip
+    assert code == 0
+    doc = json.loads((out / "summary.json").read_text())
+    assert doc["settings"]["junction_blocker_s"] == 30.0
+    assert doc["controllers"]["actuated"]["vehicles_completed"] > 50
+    with pytest.raises(SimulationError, match="ignore-junction-blocker"):
+        run_simulation("cologne1", ["actuated"], 60, 1, tmp_path / "bad", False,
+                       settings=RunSettings(junction_blocker_s=-1.0))  # fmt: skip

@@ -69,10 +69,24 @@ class LoopOutcome:
 
 
 def sumo_args(
-    scenario: Scenario, detector_file: Path, run_dir: Path, end_s: float, seed: int
+    scenario: Scenario,
+    detector_file: Path,
+    run_dir: Path,
+    end_s: float,
+    seed: int,
+    *,
+    junction_blocker_s: float = 0.0,
 ) -> list[str]:
-    """Return SUMO's command line (without the binary) for one run writing into ``run_dir``."""
+    """Return SUMO's command line (without the binary) for one run writing into ``run_dir``.
+
+    ``junction_blocker_s`` > 0 passes SUMO's ``--ignore-junction-blocker``: a vehicle
+    waiting that long for one standing inside the junction drives on past it (off by
+    default, as in RESCO).
+    """
     additional = [*map(str, scenario.additional_files), str(detector_file)]
+    blocker = (
+        ["--ignore-junction-blocker", f"{junction_blocker_s:g}"] if junction_blocker_s > 0 else []
+    )
     return [
         "-c", str(scenario.sumocfg),
         "--net-file", str(scenario.net_file),
@@ -84,6 +98,7 @@ def sumo_args(
         "--tripinfo-output.write-unfinished", "true",
         "--statistic-output", str(run_dir / "statistics.xml"),
         "--time-to-teleport", "-1",
+        *blocker,
         "--no-step-log", "true",
         "--no-warnings", "true",
         "--duration-log.disable", "true",

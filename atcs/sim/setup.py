@@ -45,7 +45,8 @@ class LoopOptions:
 
     ``phase_view``: what the phase-by-phase controllers see (:mod:`atcs.sim.window_view`),
     with ``phase_window_s`` the windows' length (s) in the views ``windows`` and ``bus``;
-    ``zone_age_s`` (s) and ``zone_loss`` (share of messages) in the view ``bus``.
+    ``zone_age_s`` (s) and ``zone_loss`` (share of messages) in the view ``bus``;
+    ``junction_blocker_s`` > 0: SUMO's ``--ignore-junction-blocker`` (s).
     """
 
     spec: SpecOptions = field(default_factory=SpecOptions)
@@ -56,6 +57,7 @@ class LoopOptions:
     phase_window_s: float = 10.0
     zone_age_s: float = 1.0
     zone_loss: float = 0.0
+    junction_blocker_s: float = 0.0
 
 
 PROGRAM = "program"

@@ -167,7 +167,8 @@ def run_controller(
     loop = ClosedLoop(scenario, intersections, controller, options)
     detector_file = run_dir / "cameras.add.xml"
     write_detector_file(detector_file, loop.detectors)
-    args = sumo_args(scenario, detector_file, run_dir, end_s, seed)
+    blocker_s = options.junction_blocker_s if options is not None else 0.0
+    args = sumo_args(scenario, detector_file, run_dir, end_s, seed, junction_blocker_s=blocker_s)
     duration = end_s - scenario.begin_s
     with tqdm(
         total=duration,
@@ -290,7 +291,9 @@ class RunSettings:
     second (``vehicles``) or the live service's windows (``windows``,
     :mod:`atcs.sim.window_view`) of ``phase_window_s`` seconds, or each second's
     vehicles as over the bus (``bus``, :mod:`atcs.sim.bus_view`): ``zone_age_s`` (s) late,
-    a share ``zone_loss`` of the messages lost.
+    a share ``zone_loss`` of the messages lost; ``junction_blocker_s`` > 0: a vehicle
+    waiting that long behind one standing inside a junction drives past it (SUMO's
+    ``--ignore-junction-blocker``; 0, off, is RESCO's setting and the tables').
     """
 
     seeds: int = 1
@@ -303,6 +306,7 @@ class RunSettings:
     phase_window_s: float = 10.0
     zone_age_s: float = 1.0
     zone_loss: float = 0.0
+    junction_blocker_s: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         """Return the settings as written in ``summary.json``."""
@@ -331,6 +335,7 @@ def _loop_options(
     return LoopOptions(
         spec, errors, outages, step_s_for(scen.name), settings.phase_view,
         settings.phase_window_s, settings.zone_age_s, settings.zone_loss,
+        settings.junction_blocker_s,
     )  # fmt: skip
 
 
@@ -367,6 +372,10 @@ def run_simulation(  # noqa: PLR0917 - the CLI's documented signature
         raise SimulationError(f"--zone-age-s must be 0 or more, got {run.zone_age_s}")
     if not 0 <= run.zone_loss < 1:
         raise SimulationError(f"--zone-loss must be in [0, 1), got {run.zone_loss}")
+    if not run.junction_blocker_s >= 0:
+        raise SimulationError(
+            f"--ignore-junction-blocker must be 0 (off) or more, got {run.junction_blocker_s}"
+        )
     if run.seeds < 1:
         raise SimulationError(f"--seeds must be at least 1, got {run.seeds}")
     scen = resolve_scenario(scenario, out_dir)
