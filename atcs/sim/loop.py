@@ -16,8 +16,8 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
@@ -56,7 +56,9 @@ class LoopOutcome:
     envelope's verdicts (on plans or on phase commands); ``mean_queue_veh`` the mean
     number of vehicles halted in the approach zones; ``max_stopped_s`` the longest any
     vehicle stood still without moving (s); ``stuck_vehicles`` the most vehicles seen at
-    once that had stood still for :data:`GRIDLOCK_STOPPED_S` or more.
+    once that had stood still for :data:`GRIDLOCK_STOPPED_S` or more; ``bus_zones`` (the
+    view ``bus`` only) the zone messages sent and lost and the zones a decision took from
+    the windows because the newest message was stale.
     """
 
     audits: tuple[SignalAudit | PhaseAudit, ...]
@@ -66,6 +68,7 @@ class LoopOutcome:
     wall_s: float
     max_stopped_s: float
     stuck_vehicles: int = 0
+    bus_zones: Mapping[str, int] = field(default_factory=dict)
 
 
 def sumo_args(
@@ -153,6 +156,7 @@ class ClosedLoop:
             wall_s=time.monotonic() - started,
             max_stopped_s=outcome[4][0],
             stuck_vehicles=outcome[4][1],
+            bus_zones=outcome[5],
         )
 
     def _subscribe(self, sumo: ModuleType) -> None:
@@ -170,7 +174,9 @@ class ClosedLoop:
 
     def _run(  # noqa: PLR0915 - the loop's one place of SUMO I/O
         self, sumo: ModuleType, end_s: float, on_progress: Callable[[float], None]
-    ) -> tuple[float, list[Driver], dict[str, int], dict[str, int], tuple[float, int]]:
+    ) -> tuple[
+        float, list[Driver], dict[str, int], dict[str, int], tuple[float, int], dict[str, int]
+    ]:
         c = constants()
         tick_s = float(sumo.simulation.getDeltaT())
         t = float(sumo.simulation.getTime())
@@ -213,7 +219,7 @@ class ClosedLoop:
                 windowed,
                 age_s=self._options.zone_age_s,
                 loss=self._options.zone_loss,
-                seed=self._options.errors.seed,
+                seed=self._options.seed,
             )
             if windowed is not None and self._options.phase_view == BUS
             else None
@@ -310,7 +316,13 @@ class ClosedLoop:
                 plans[key] = plans.get(key, 0) + n
             for key, n in driver.verdicts().items():
                 envelope[key] = envelope.get(key, 0) + n
-        return (halted / steps if steps else 0.0), drivers, plans, envelope, (max_stopped, stuck)
+        bus_zones = (
+            {"sent": bus.sent, "lost": bus.lost, "from_windows": bus.from_windows}
+            if bus is not None
+            else {}
+        )
+        stops = (max_stopped, stuck)
+        return (halted / steps if steps else 0.0), drivers, plans, envelope, stops, bus_zones
 
     def _meta(self) -> MessageMeta:
         return MessageMeta(

@@ -129,7 +129,8 @@ class ControllerResult:
     ``mean_queue_veh`` is the mean number of vehicles halted in the cameras' approach
     zones (all intersections together); ``safety_violations`` counts what the audit of
     the states SUMO really showed found (must be 0); ``plans`` counts plans sent, applied
-    and rejected, ``envelope`` the safety envelope's verdicts.
+    and rejected, ``envelope`` the safety envelope's verdicts; ``bus_zones`` the zone
+    messages of the view ``bus`` (sent, lost, and zones taken from the windows instead).
     """
 
     controller: str
@@ -145,6 +146,7 @@ class ControllerResult:
     seed: int = 1
     max_stopped_s: float = 0.0
     stuck_vehicles: int = 0
+    bus_zones: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def gridlocked(self) -> bool:
@@ -171,6 +173,7 @@ class ControllerResult:
             "cycles_observed": self.cycles_observed,
             "plans": dict(self.plans),
             "envelope": dict(self.envelope),
+            "bus_zones": dict(self.bus_zones),
             "violation_examples": list(self.violation_examples),
             "wall_s": self.wall_s,
         }

@@ -46,7 +46,8 @@ class LoopOptions:
     ``phase_view``: what the phase-by-phase controllers see (:mod:`atcs.sim.window_view`),
     with ``phase_window_s`` the windows' length (s) in the views ``windows`` and ``bus``;
     ``zone_age_s`` (s) and ``zone_loss`` (share of messages) in the view ``bus``;
-    ``junction_blocker_s`` > 0: SUMO's ``--ignore-junction-blocker`` (s).
+    ``junction_blocker_s`` > 0: SUMO's ``--ignore-junction-blocker`` (s); ``seed``: the
+    run's SUMO seed, from which the view ``bus`` draws its lost messages.
     """
 
     spec: SpecOptions = field(default_factory=SpecOptions)
@@ -58,6 +59,7 @@ class LoopOptions:
     zone_age_s: float = 1.0
     zone_loss: float = 0.0
     junction_blocker_s: float = 0.0
+    seed: int = 0
 
 
 PROGRAM = "program"

@@ -19,6 +19,7 @@ import dataclasses
 import functools
 import json
 import logging
+import math
 import multiprocessing
 import re
 import sys
@@ -48,7 +49,7 @@ from atcs.sim.scenario import Scenario, resolve_scenario
 from atcs.sim.setup import ENGINE, LoopOptions, all_controllers, controller_kind
 from atcs.sim.specs import SimIntersection, SpecOptions, build_intersection
 from atcs.sim.sumo import in_process_backend
-from atcs.sim.window_view import VEHICLES, check_phase_view
+from atcs.sim.window_view import BUS, VEHICLES, check_phase_view
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +208,7 @@ def run_controller(
         seed=seed,
         max_stopped_s=outcome.max_stopped_s,
         stuck_vehicles=outcome.stuck_vehicles,
+        bus_zones=outcome.bus_zones,
     )
 
 
@@ -335,8 +337,28 @@ def _loop_options(
     return LoopOptions(
         spec, errors, outages, step_s_for(scen.name), settings.phase_view,
         settings.phase_window_s, settings.zone_age_s, settings.zone_loss,
-        settings.junction_blocker_s,
+        settings.junction_blocker_s, seed,
     )  # fmt: skip
+
+
+def _check_views(run: RunSettings) -> None:
+    """Refuse a phase view's settings that are out of range or given to another view."""
+    check_phase_view(run.phase_view)
+    if not 0 < run.phase_window_s < math.inf:
+        raise SimulationError(
+            f"--phase-window-s must be a positive number, got {run.phase_window_s}"
+        )
+    if not 0 <= run.zone_age_s < math.inf:
+        raise SimulationError(f"--zone-age-s must be 0 or a finite number, got {run.zone_age_s}")
+    if not 0 <= run.zone_loss < 1:
+        raise SimulationError(f"--zone-loss must be in [0, 1), got {run.zone_loss}")
+    defaults = RunSettings()
+    if run.phase_view != BUS and (
+        run.zone_age_s != defaults.zone_age_s or run.zone_loss != defaults.zone_loss
+    ):
+        raise SimulationError(
+            f"--zone-age-s and --zone-loss apply only to --phase-view {BUS}, not {run.phase_view}"
+        )
 
 
 def run_simulation(  # noqa: PLR0917 - the CLI's documented signature
@@ -365,16 +387,11 @@ def run_simulation(  # noqa: PLR0917 - the CLI's documented signature
         raise SimulationError(
             f"unknown clearances {run.clearances!r}; known: {', '.join(CLEARANCE_POLICIES)}"
         )
-    check_phase_view(run.phase_view)
-    if not run.phase_window_s > 0:
-        raise SimulationError(f"--phase-window-s must be positive, got {run.phase_window_s}")
-    if not run.zone_age_s >= 0:
-        raise SimulationError(f"--zone-age-s must be 0 or more, got {run.zone_age_s}")
-    if not 0 <= run.zone_loss < 1:
-        raise SimulationError(f"--zone-loss must be in [0, 1), got {run.zone_loss}")
-    if not run.junction_blocker_s >= 0:
+    _check_views(run)
+    if not 0 <= run.junction_blocker_s < math.inf:
         raise SimulationError(
-            f"--ignore-junction-blocker must be 0 (off) or more, got {run.junction_blocker_s}"
+            "--ignore-junction-blocker must be 0 (off) or a finite number of seconds, "
+            f"got {run.junction_blocker_s}"
         )
     if run.seeds < 1:
         raise SimulationError(f"--seeds must be at least 1, got {run.seeds}")
