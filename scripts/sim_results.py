@@ -343,6 +343,32 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _mismatched_settings(doc: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    """Return a saved run's settings that differ from the table's (absent: defaults)."""
+    from atcs.sim import RunSettings
+
+    saved = doc.get("settings")
+    if saved is None:  # written before runs recorded their settings
+        return []
+    defaults = RunSettings().to_json()
+    wanted = {
+        "clearances": args.clearances,
+        "camera_errors": True,
+        "outage_share": args.camera_outages,
+        "green_wave_m_s": args.green_wave,
+        "phase_view": args.phase_view,
+        "phase_window_s": defaults["phase_window_s"],
+        "zone_age_s": args.zone_age_s,
+        "zone_loss": args.zone_loss,
+        "junction_blocker_s": args.ignore_junction_blocker,
+    }
+    return [
+        f"{key} {saved.get(key, defaults[key])!r} (this table: {value!r})"
+        for key, value in wanted.items()
+        if saved.get(key, defaults[key]) != value
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the scenarios, write the tables, the numbers and the plot under ``docs/``."""
     from atcs.sim.setup import all_controllers
@@ -359,6 +385,14 @@ def main(argv: list[str] | None = None) -> int:
         paths = [p for folder in (args.out, *args.also) for p in folder.glob("*/*/summary.json")]
         for path in sorted(paths):
             doc = json.loads(path.read_text(encoding="utf-8"))
+            mismatched = _mismatched_settings(doc, args)
+            if mismatched:
+                print(
+                    f"sim_results: {path} was run with other settings: "
+                    f"{'; '.join(mismatched)}; give the same options or leave it out",
+                    file=sys.stderr,
+                )
+                return 2
             for name, row in doc["controllers"].items():
                 entry = runs.setdefault(doc["scenario"], {}).setdefault(
                     name, {"kind": row["kind"], "runs": []}

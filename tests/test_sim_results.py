@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from atcs.sim import run_simulation
@@ -53,7 +54,12 @@ def test_first_seed_runs_the_later_seeds_of_a_split_batch(tmp_path: Path) -> Non
     assert table["fixed"]["seeds"] == [3]
 
 
-def _saved_run(folder: Path, controller: str, seeds: dict[int, tuple[float, bool]]) -> None:
+def _saved_run(
+    folder: Path,
+    controller: str,
+    seeds: dict[int, tuple[float, bool]],
+    settings: Mapping[str, object] | None = None,
+) -> None:
     """A batch's summary.json as run_simulation leaves it (only the fields the table reads)."""
     runs = [
         {"seed": seed, "mean_delay_s": delay, "p95_delay_s": 2 * delay, "gridlocked": locked,
@@ -61,7 +67,12 @@ def _saved_run(folder: Path, controller: str, seeds: dict[int, tuple[float, bool
         for seed, (delay, locked) in seeds.items()
     ]  # fmt: skip
     folder.mkdir(parents=True)
-    doc = {"scenario": "arterial4x4", "controllers": {controller: {"kind": "engine", "runs": runs}}}
+    doc: dict[str, object] = {
+        "scenario": "arterial4x4",
+        "controllers": {controller: {"kind": "engine", "runs": runs}},
+    }
+    if settings is not None:
+        doc["settings"] = dict(settings)
     (folder / "summary.json").write_text(json.dumps(doc))
 
 
@@ -109,3 +120,31 @@ def test_collect_with_merge_keeps_the_saved_runs_and_adds_new_batches(tmp_path: 
     assert table["fast"]["mean_delay_s"] == 810.0
     page = (docs / "simulation-results-t.md").read_text()
     assert "| arterial4x4 | new | 790.0 |" in page  # the new row leads the summary
+
+
+def test_collect_refuses_runs_made_with_other_settings(tmp_path: Path) -> None:
+    # A diagnostic batch (SUMO's junction-blocker release) must not slip into the table.
+    out, docs = tmp_path / "out", tmp_path / "docs"
+    plain = {"clearances": "minimum", "phase_view": "vehicles"}
+    _saved_run(out / "arterial4x4" / "a-1", "a", {1: (700.0, False)}, plain)
+    _saved_run(out / "arterial4x4" / "b-1", "b", {1: (650.0, False)},
+               {**plain, "junction_blocker_s": 60.0})  # fmt: skip
+    args = ["--collect", "--out", str(out), "--docs", str(docs), "--name", "t"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    def collect(*more: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "scripts/sim_results.py", *args, *more],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+
+    refused = collect("--clearances", "minimum")
+    assert refused.returncode == 2
+    assert "b-1" in refused.stderr
+    assert "junction_blocker_s 60.0 (this table: 0.0)" in refused.stderr
+    assert not (docs / "simulation-results-t.json").exists()
+    assert collect().returncode == 2  # ITE asked, minimum saved
+    (out / "arterial4x4" / "b-1" / "summary.json").unlink()
+    assert collect("--clearances", "minimum").returncode == 0
+    table = json.loads((docs / "simulation-results-t.json").read_text())["table"]["arterial4x4"]
+    assert set(table) == {"a"}
