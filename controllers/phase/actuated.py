@@ -160,12 +160,17 @@ class Actuated:
         blind = view.blind(layout)
         stale = self._stale_zones(layout, state)
         for p in layout.phases:
-            recalled = any(m.segment_id in stale for m in p.movements)
-            if p.phase_id in blind or recalled or phase_pcu(p, view) > 0:
+            if p.phase_id in blind or phase_pcu(p, view) > 0:
                 self._calls.add(p.phase_id)
+        # a recall calls only while its zone is still without green: once one phase has
+        # served the zone, the others that list it are not called for nobody
+        recalled = {
+            p.phase_id for p in layout.phases if any(m.segment_id in stale for m in p.movements)
+        }
         if not state.in_green:
             return PhaseDecision(current, "change in progress")
         self._calls.discard(current)
+        calls = self._calls | recalled
         elapsed = green_elapsed_s(state)
         ids = [p.phase_id for p in timing.phases]
         start = ids.index(current)
@@ -184,16 +189,23 @@ class Actuated:
             self._last_demand_s = state.at_s
         if elapsed < timing.phase(current).green_floor_s - 1e-6:
             return PhaseDecision(current, "minimum green")
-        short = elapsed >= self._hand_over_s(timing.phase(current).max_green_s) - 1e-6
+        signal_max_s = timing.phase(current).max_green_s
+        short = elapsed >= self._hand_over_s(signal_max_s) - 1e-6
         if (
             state.at_s - self._last_demand_s < self.passage_s - 1e-6
             and current not in blind
             and not short
         ):
             return PhaseDecision(current, "extended: vehicles arriving")
+        if not short:
+            why = "gap-out"
+        elif self.max_green_s is not None and elapsed >= self.max_green_s - 1e-6:
+            why = "short maximum"
+        else:
+            why = "hand-over before the signal's maximum"
         for k in range(1, len(ids)):
             candidate = ids[(start + k) % len(ids)]
-            if candidate in self._calls and (
+            if candidate in calls and (
                 not self.once_per_cycle
                 or start + k >= len(ids)
                 or has_unserved_demand(layout.phase(candidate), view, self._served)
@@ -202,6 +214,7 @@ class Actuated:
                     for m in layout.phase(candidate).movements
                 )
             ):
-                why = "short maximum" if short else "gap-out"
                 return PhaseDecision(candidate, f"{why}: {candidate} has a call")
+        if calls - {current}:
+            return PhaseDecision(current, "calls only for zones served this cycle: rest in green")
         return PhaseDecision(current, "no call elsewhere: rest in green")

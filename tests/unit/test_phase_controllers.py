@@ -338,7 +338,9 @@ def test_actuated_once_per_cycle_hands_over_before_the_signal_maximum() -> None:
     assert once.decide(LAYOUT, t, state(A, 38.0), view(38.0, flowing(3), queue(4))).phase == A
     handed = once.decide(LAYOUT, t, state(A, 39.0), busy)
     assert handed.phase == B
-    assert handed.reason.startswith("short maximum")
+    assert handed.reason.startswith("hand-over before the signal's maximum")
+    short = Actuated(max_green_s=30.0, once_per_cycle=True)
+    assert short.decide(LAYOUT, t, state(A, 30.0), busy).reason.startswith("short maximum")
 
 
 @pytest.mark.parametrize("once", [False, True])
@@ -362,3 +364,28 @@ def test_actuated_recalls_a_zone_its_camera_left_without_green(once: bool) -> No
     recall.decide(LAYOUT, timing(), state(B, 130.0, 125.0), empty)
     fresh = [t for t in range(131, 400) if not rests_in_a(recall, t)]
     assert fresh[0] == 250  # 120 s after B's zone last had green
+
+
+def test_a_recall_calls_no_second_phase_once_its_zone_had_green() -> None:
+    """B and D both list zone b; a recall of b is served by B, and D is not called after."""
+    d = PhaseId("D")
+    ring = IntersectionLayout(
+        IX,
+        (
+            PhaseLayout(A, (Movement(SA, 1.0, 1),)),
+            PhaseLayout(B, (Movement(SB, 1.0, 1),)),
+            PhaseLayout(d, (Movement(SB, 1.0, 1),)),
+        ),
+        {},
+    )
+    phases = tuple(ExecPhase(p, 5.0, 40.0) for p in (A, B, d))
+    ids = [p.phase_id for p in phases]
+    changes = {(x, y): Change(4.0, 2.0) for x in ids for y in ids if x != y}
+    t3 = SignalTiming(IX, phases, changes, (FallbackPlan(time(0, 0), dict.fromkeys(ids, 20.0)),))
+    empty = ZoneView(0.0, {s: ZoneSnapshot(s, (), 50.0, 1) for s in (SA, SB)})
+    recall = Actuated(recall_after_s=120.0)
+    assert recall.decide(ring, t3, state(A, 0.0), empty).phase == A
+    assert recall.decide(ring, t3, state(A, 120.0), empty).phase == B  # b: 120 s without green
+    after = recall.decide(ring, t3, state(B, 131.0, 126.0), empty)  # b has had its green
+    assert after.phase == B  # D, which lists b too, is not served for nobody
+    assert after.reason == "no call elsewhere: rest in green"
