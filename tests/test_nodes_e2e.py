@@ -302,6 +302,10 @@ def run_city(city: City, influxdb: InfluxServer, page: Page) -> None:
     for node in city.nodes.values():  # the probes Kubernetes would use
         ready = get_json(f"http://127.0.0.1:{node.health_port}/readyz")
         assert (ready["node_id"], ready["ready"], ready["problems"]) == (node.name, True, [])
+        assert all(part["connected"] for part in ready["parts"].values() if "connected" in part)
+    control = get_json(f"http://127.0.0.1:{city.nodes['control'].health_port}/readyz")["parts"]
+    assert control["ControlLoopHealth"]["plans_published"] >= 1  # the control loop's counters
+    assert control["BusFeed"]["zones_unwanted"] == 0
     started = {n.name: n.usage() for n in city.nodes.values()}
     time.sleep(10.0)
     for name, node in city.nodes.items():  # sizes the Kubernetes resource requests

@@ -218,6 +218,7 @@ class BusFeed(BusClient):
             duplicates=self._dedup.duplicates,
             nodes=len(self.nodes.nodes()),
             last_error=self.last_error,
+            zones_unwanted=self.zones_unwanted,
         )
 
     def health(self) -> Mapping[str, float | int | str | bool]:

@@ -201,6 +201,8 @@ class FeedHealth:
     nodes: int
     """Nodes of the city seen on the bus."""
     last_error: str
+    zones_unwanted: int = 0
+    """Per-frame zones of a segment no handler here asked for (another node's share)."""
 
     def as_map(self) -> dict[str, float | int | str | bool]:
         """Return the flat map ``health()`` and the HTTP API show."""
@@ -212,6 +214,7 @@ class FeedHealth:
             "duplicates": self.duplicates,
             "nodes": self.nodes,
             "last_error": self.last_error,
+            "zones_unwanted": self.zones_unwanted,
         }
 
 

@@ -48,6 +48,9 @@ class ControlLoopCounters:
     """Phase commands the safety check refused (never sent)."""
     rejected: Mapping[str, int] = field(default_factory=lambda: dict.fromkeys(REJECTED_KINDS, 0))
     """Messages rejected (unknown or wrong-mode intersection), by lower-case kind."""
+    zones_refused: int = 0
+    """Per-frame zones a phase-mode intersection did not keep (another camera's, ahead of
+    this node's clock, or older than the one kept)."""
 
     @classmethod
     def of(cls, counts: Mapping[str, int]) -> ControlLoopCounters:
@@ -62,7 +65,7 @@ class ControlLoopCounters:
             c("acks", 0), c("overrides", 0), c("operator_refused_full", 0),
             c("signal_states", 0), c("inbox_dropped", 0), c("tick_failures", 0),
             c("phase_commands_sent", 0), c("phase_commands_not_sent", 0),
-            c("phase_commands_refused", 0), rejected,
+            c("phase_commands_refused", 0), rejected, c("zones_refused", 0),
         )  # fmt: skip
 
     def as_map(self) -> dict[str, int]:
@@ -80,6 +83,7 @@ class ControlLoopCounters:
             "phase_commands_sent": self.phase_commands_sent,
             "phase_commands_not_sent": self.phase_commands_not_sent,
             "phase_commands_refused": self.phase_commands_refused,
+            "zones_refused": self.zones_refused,
         }
         out.update({f"{kind}_rejected": n for kind, n in self.rejected.items()})
         return out

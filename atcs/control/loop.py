@@ -444,4 +444,8 @@ class ControlLoop:
     def counters(self) -> ControlLoopCounters:
         """Messages taken and rejected, plans published, failures (for health)."""
         with self._lock:
-            return ControlLoopCounters.of(self._counts)
+            counts = dict(self._counts)
+            counts["zones_refused"] = sum(
+                sum(live.zones_refused.values()) for live in self._phases.values()
+            )
+            return ControlLoopCounters.of(counts)

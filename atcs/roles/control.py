@@ -98,7 +98,7 @@ class ControlNode:
         self.loop_at: float | None = None
         """When the control loop last ticked (monotonic s)."""
         if cfg.node.health_port:
-            parts: list[Reporting] = [*self.sinks, self.feed]
+            parts: list[Reporting] = [*self.sinks, self.feed, ControlLoopHealth(self.control)]
             self.sinks.append(
                 HealthServer(
                     lambda: node_health(cfg.node.id, "control", self.loop_at, parts),
@@ -152,3 +152,14 @@ class ControlNode:
                 self.stop_event.wait(self.tick_s)
         finally:
             self.shutdown()
+
+
+class ControlLoopHealth:
+    """The control loop's counters as a part of the node's health (``ControlLoop``)."""
+
+    def __init__(self, control: ControlLoop) -> None:
+        self._control = control
+
+    def health(self) -> Mapping[str, float | int | str | bool]:
+        """Return the loop's counters (commands, refusals, zones refused)."""
+        return dict(self._control.counters().as_map())

@@ -27,7 +27,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class NodeHealth:
-    """A node's health now: alive (its loop turns), ready (connected), and why not."""
+    """A node's health now: alive (its loop turns), ready (connected), and why not.
+
+    ``parts``: each output's and feed's own health map (connection and counters), by the
+    part's class name (``#k`` added to a later part of the same class).
+    """
 
     node_id: str
     role: str
@@ -36,6 +40,7 @@ class NodeHealth:
     loop_age_s: float
     """Seconds since the main loop last turned."""
     problems: tuple[str, ...] = ()
+    parts: dict[str, dict[str, float | int | str | bool]] = field(default_factory=dict)
 
 
 Probe = Callable[[], NodeHealth]
@@ -179,6 +184,7 @@ def node_health(
     at = time.monotonic() if now is None else now
     age = 0.0 if loop_at is None else max(at - loop_at, 0.0)
     problems = []
+    maps: dict[str, dict[str, float | int | str | bool]] = {}
     if loop_at is None:
         problems.append("main loop not started")
     elif age > stuck_after_s:
@@ -189,8 +195,12 @@ def node_health(
         except Exception as exc:  # one part's failing health is a problem, not a crash
             problems.append(f"{type(part).__name__}: health failed: {exc}")
             continue
+        name = key = type(part).__name__
+        while key in maps:
+            key = f"{name}#{len(maps) + 1}"
+        maps[key] = dict(h)
         if not h.get("connected", True):
-            problems.append(f"{type(part).__name__} not connected")
+            problems.append(f"{name} not connected")
     live = loop_at is None or age <= stuck_after_s
     ready = loop_at is not None and not problems
-    return NodeHealth(node_id, role, live, ready, round(age, 3), tuple(problems))
+    return NodeHealth(node_id, role, live, ready, round(age, 3), tuple(problems), maps)

@@ -118,7 +118,7 @@ def test_the_feed_and_announcer_records_give_their_maps() -> None:
     feed = FeedHealth(True, True, received=9, malformed=1, duplicates=2, nodes=3, last_error="")
     assert feed.as_map() == {
         "connected": True, "network_thread_alive": True, "received": 9, "malformed": 1,
-        "duplicates": 2, "nodes": 3, "last_error": "",
+        "duplicates": 2, "nodes": 3, "last_error": "", "zones_unwanted": 0,
     }  # fmt: skip
     assert list(AnnouncerHealth(False, 4, "refused").as_map().items()) == [
         ("connected", False), ("announced", 4), ("last_error", "refused"),
@@ -163,7 +163,8 @@ def test_every_counter_is_there_at_zero_from_the_start() -> None:
         "plans_offered", "plans_published", "publish_failures", "acks", "overrides",
         "operator_refused_full", "signal_states", "inbox_dropped", "tick_failures",
         "phase_commands_sent", "phase_commands_not_sent", "phase_commands_refused",
-        "timingplan_rejected", "planack_rejected", "override_rejected", "signalstate_rejected",
+        "zones_refused", "timingplan_rejected", "planack_rejected", "override_rejected",
+        "signalstate_rejected",
     ]  # fmt: skip
     assert set(loop.as_map().values()) == {0}
     rejected = ControlLoopCounters.of({"acks": 2, "planack_rejected": 1}).as_map()

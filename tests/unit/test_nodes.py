@@ -282,6 +282,8 @@ def test_node_health_alive_ready_and_why_not() -> None:
     assert stuck.problems == ("main loop stuck for 40 s",)
     cut = node_health("edge-1", "edge", 100.0, [up, down], now=101.0)
     assert (cut.live, cut.ready, cut.problems) == (True, False, ("Part not connected",))
+    # each part's own map (connection and counters) rides along, a second of a class numbered
+    assert cut.parts == {"Part": {"connected": True}, "Part#2": {"connected": False}}
 
 
 def test_health_server_answers_probes_over_http() -> None:
@@ -297,7 +299,9 @@ def test_health_server_answers_probes_over_http() -> None:
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(f"{base}/readyz", timeout=5)
         assert err.value.code == 503
-        assert json.loads(err.value.read())["problems"] == ["Part not connected"]
+        body = json.loads(err.value.read())
+        assert body["problems"] == ["Part not connected"]
+        assert body["parts"] == {"Part": {"connected": False}}
         with urllib.request.urlopen(f"{base}/healthz", timeout=5) as resp:
             assert resp.status == 200  # alive, though not ready
         with pytest.raises(urllib.error.HTTPError) as err:

@@ -451,6 +451,7 @@ def test_zones_from_the_bus_are_kept_like_frames_newest_first(
     f.loop.on_zone_frame(zone("unwatched", 3))
     assert f.counts() == {"n-in": 2, "e-in": 4}
     assert f.live.zones_refused == {"older": 1, "camera": 1, "future": 1}
+    assert f.loop.counters().as_map()["zones_refused"] == 3  # in the node's health
     warned = [r.getMessage() for r in caplog.records]
     assert any("segment n-in from camera cam-e" in w and "gives the segment camera cam-n" in w
                for w in warned), warned  # fmt: skip

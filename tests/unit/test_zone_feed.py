@@ -160,6 +160,7 @@ def test_a_feed_told_its_segments_subscribes_to_and_hands_on_only_their_zones() 
         feed.handle(TOPICS.segment_zone(seg), encode_segment_zone(SITE, s.frame_zone(seg)))
     assert got == [s.frame_zone(mine)]
     assert (feed.zones_unwanted, feed.malformed) == (1, 0)
+    assert feed.health()["zones_unwanted"] == 1  # in the node's health
     everything: list[FrameZone] = []
     feed.on_zone(everything.append)  # a handler for every segment widens the subscription
     assert feed.zone_filters() == [TOPICS.all_segment_zones()]
