@@ -14,8 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
 from jsonschema import Draft7Validator
+from paho.mqtt.enums import CallbackAPIVersion
 
 from atcs.bus import Deduplicator, Override, OverrideAction, PlanAck, TopicKind, Topics
 from atcs.bus.messages import AckResult, EngineState
@@ -201,6 +203,20 @@ def test_clean_close_publishes_retained_offline(
     bus.close(timeout_s=2)
     assert sub.wait_for(lambda ms: b'"offline"' in ms[-1].payload, 5)
     assert decode_engine_status(sub.snapshot()[-1].payload).at is not None
+
+
+def test_close_survives_a_link_that_dropped_just_before_the_offline_status(
+    mosquitto: Mosquitto, make_bus: BusFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # CI saw close() raise paho's "not currently connected" when the connection dropped
+    # between the link's check and the offline status's publish; here the link still says
+    # connected while the client has no connection at all.
+    bus = make_bus(mosquitto, start=False)
+    bus._client = mqtt.Client(CallbackAPIVersion.VERSION2)  # never connected
+    bus._link.connected = True
+    with caplog.at_level(logging.WARNING, logger="atcs.bus.publisher"):
+        bus.close(timeout_s=1)  # must not raise into the service's shutdown
+    assert any("offline status was not sent" in r.getMessage() for r in caplog.records)
 
 
 # Authentication and TLS -----------------------------------------------------------------

@@ -365,7 +365,14 @@ class MqttBus:
                     retain=True,
                 )
                 remaining = deadline - time.monotonic()
-                info.wait_for_publish(timeout=min(max(remaining, 0.5), 2.0))
+                try:  # the link can drop between the check and the publish
+                    info.wait_for_publish(timeout=min(max(remaining, 0.5), 2.0))
+                except (RuntimeError, ValueError) as exc:
+                    log.warning(
+                        "MQTT bus: the offline status was not sent (%s); the broker's last "
+                        "will marks the engine offline",
+                        exc,
+                    )
             client.disconnect()
             client.loop_stop()
         if sender is not None and stopped:
