@@ -15,6 +15,7 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,7 +31,7 @@ class NodeHealth:
     """A node's health now: alive (its loop turns), ready (connected), and why not.
 
     ``parts``: each output's and feed's own health map (connection and counters), by the
-    part's class name (``#k`` added to a later part of the same class).
+    part's class name (``#2``, ``#3`` ... for later parts of the same class).
     """
 
     node_id: str
@@ -185,6 +186,7 @@ def node_health(
     age = 0.0 if loop_at is None else max(at - loop_at, 0.0)
     problems = []
     maps: dict[str, dict[str, float | int | str | bool]] = {}
+    seen: Counter[str] = Counter()
     if loop_at is None:
         problems.append("main loop not started")
     elif age > stuck_after_s:
@@ -195,10 +197,9 @@ def node_health(
         except Exception as exc:  # one part's failing health is a problem, not a crash
             problems.append(f"{type(part).__name__}: health failed: {exc}")
             continue
-        name = key = type(part).__name__
-        while key in maps:
-            key = f"{name}#{len(maps) + 1}"
-        maps[key] = dict(h)
+        name = type(part).__name__
+        seen[name] += 1
+        maps[name if seen[name] == 1 else f"{name}#{seen[name]}"] = dict(h)
         if not h.get("connected", True):
             problems.append(f"{name} not connected")
     live = loop_at is None or age <= stuck_after_s

@@ -71,6 +71,17 @@ class LoopOutcome:
     bus_zones: Mapping[str, int] = field(default_factory=dict)
 
 
+def bus_view(windowed: WindowZones | None, options: LoopOptions) -> BusZones | None:
+    """Return the view ``bus`` over ``windowed`` (None in the other views).
+
+    Its lost messages are drawn from the run's seed (``options.seed``), not the camera
+    errors': perfect cameras have one seed for every run.
+    """
+    if windowed is None or options.phase_view != BUS:
+        return None
+    return BusZones(windowed, age_s=options.zone_age_s, loss=options.zone_loss, seed=options.seed)
+
+
 def sumo_args(
     scenario: Scenario,
     detector_file: Path,
@@ -214,16 +225,7 @@ class ClosedLoop:
             if self._options.phase_view in {WINDOWS, BUS}
             else None
         )
-        bus = (
-            BusZones(
-                windowed,
-                age_s=self._options.zone_age_s,
-                loss=self._options.zone_loss,
-                seed=self._options.seed,
-            )
-            if windowed is not None and self._options.phase_view == BUS
-            else None
-        )
+        bus = bus_view(windowed, self._options)
         observers: dict[float, RescoObserver] = {}
         cache: dict[str, object] = {}
 

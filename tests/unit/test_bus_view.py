@@ -6,6 +6,9 @@ import pytest
 
 from atcs.errors import SimulationError
 from atcs.sim.bus_view import BusZones
+from atcs.sim.camera_errors import PERFECT, CameraErrors
+from atcs.sim.loop import bus_view
+from atcs.sim.setup import LoopOptions
 from atcs.sim.window_view import check_phase_view
 from tests.unit.test_window_view import E_OUT, N_IN, _windows, _zone
 
@@ -60,6 +63,23 @@ def test_the_loss_rate_is_drawn_from_the_seed() -> None:
     assert lost(1) == lost(1)
     assert 300 <= lost(1) <= 500  # 20 % of 2 000, within about five standard deviations
     assert lost(1) != lost(2)
+
+
+def test_the_run_builds_its_bus_view_on_its_own_seed_not_the_cameras() -> None:
+    def lost(seed: int, perfect: bool) -> int:
+        errors = PERFECT if perfect else CameraErrors(seed=seed)
+        options = LoopOptions(errors=errors, phase_view="bus", zone_loss=0.2, seed=seed)
+        bus = bus_view(_windows(), options)
+        assert bus is not None
+        for t in range(1, 2001):
+            bus.add(float(t), {N_IN: _zone(N_IN)})
+        return bus.lost
+
+    # perfect cameras share one seed (0): the losses still follow each run's seed
+    assert lost(3, perfect=True) == lost(3, perfect=False)
+    assert lost(3, perfect=True) != lost(4, perfect=True)
+    assert bus_view(_windows(), LoopOptions(phase_view="windows")) is None
+    assert bus_view(None, LoopOptions(phase_view="bus")) is None
 
 
 def test_a_down_camera_has_no_zone_even_with_a_fresh_message() -> None:

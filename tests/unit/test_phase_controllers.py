@@ -291,24 +291,28 @@ def test_supervisor_sends_nothing_without_a_fresh_state_and_bounds_waits() -> No
     assert sup.outcomes["repaired"] >= 1
 
 
+def ring_of(
+    phases: dict[PhaseId, tuple[SegmentId, ...]],
+) -> tuple[IntersectionLayout, SignalTiming]:
+    """A ring of ``phases`` (each serving its zones), 5-40 s greens, 4 s + 2 s changes."""
+    layout = IntersectionLayout(
+        IX,
+        tuple(
+            PhaseLayout(p, tuple(Movement(z, 1.0, 1) for z in zones)) for p, zones in phases.items()
+        ),
+        {},
+    )
+    ids = list(phases)
+    changes = {(x, y): Change(4.0, 2.0) for x in ids for y in ids if x != y}
+    plan = FallbackPlan(time(0, 0), dict.fromkeys(ids, 20.0))
+    return layout, SignalTiming(IX, tuple(ExecPhase(p, 5.0, 40.0) for p in ids), changes, (plan,))
+
+
 def test_actuated_once_per_cycle_skips_a_movement_already_served() -> None:
     """Ring A, B, C, D where D serves B's zone again (a lead-lag pair)."""
     c, d = PhaseId("C"), PhaseId("D")
     sc = SegmentId("c")
-    ring = IntersectionLayout(
-        IX,
-        (
-            PhaseLayout(A, (Movement(SA, 1.0, 1),)),
-            PhaseLayout(B, (Movement(SB, 1.0, 1),)),
-            PhaseLayout(c, (Movement(sc, 1.0, 1),)),
-            PhaseLayout(d, (Movement(SB, 1.0, 1), Movement(sc, 1.0, 1))),
-        ),
-        {},
-    )
-    phases = tuple(ExecPhase(p, 5.0, 40.0) for p in (A, B, c, d))
-    ids = [p.phase_id for p in phases]
-    changes = {(x, y): Change(4.0, 2.0) for x in ids for y in ids if x != y}
-    t4 = SignalTiming(IX, phases, changes, (FallbackPlan(time(0, 0), dict.fromkeys(ids, 20.0)),))
+    ring, t4 = ring_of({A: (SA,), B: (SB,), c: (sc,), d: (SB, sc)})
 
     def zones(at: float) -> ZoneView:
         return ZoneView(at, {SA: ZoneSnapshot(SA, queue(2), 50.0, 1),
@@ -369,19 +373,7 @@ def test_actuated_recalls_a_zone_its_camera_left_without_green(once: bool) -> No
 def test_a_recall_calls_no_second_phase_once_its_zone_had_green() -> None:
     """B and D both list zone b; a recall of b is served by B, and D is not called after."""
     d = PhaseId("D")
-    ring = IntersectionLayout(
-        IX,
-        (
-            PhaseLayout(A, (Movement(SA, 1.0, 1),)),
-            PhaseLayout(B, (Movement(SB, 1.0, 1),)),
-            PhaseLayout(d, (Movement(SB, 1.0, 1),)),
-        ),
-        {},
-    )
-    phases = tuple(ExecPhase(p, 5.0, 40.0) for p in (A, B, d))
-    ids = [p.phase_id for p in phases]
-    changes = {(x, y): Change(4.0, 2.0) for x in ids for y in ids if x != y}
-    t3 = SignalTiming(IX, phases, changes, (FallbackPlan(time(0, 0), dict.fromkeys(ids, 20.0)),))
+    ring, t3 = ring_of({A: (SA,), B: (SB,), d: (SB,)})
     empty = ZoneView(0.0, {s: ZoneSnapshot(s, (), 50.0, 1) for s in (SA, SB)})
     recall = Actuated(recall_after_s=120.0)
     assert recall.decide(ring, t3, state(A, 0.0), empty).phase == A
