@@ -3,7 +3,9 @@
 Delay follows RESCO (Ault & Sharon 2021): per vehicle, SUMO's ``timeLoss`` plus its
 ``departDelay`` (time waiting to enter the network), over every vehicle that departed,
 including those still driving at the end (``--tripinfo-output.write-unfinished``), plus,
-for vehicles that could not enter at all, the time they waited to the end.
+for vehicles that could not enter at all, the time they waited to the end (SUMO's count
+of vehicles still waiting; RESCO's code estimates those from the route file instead, see
+docs/simulation.md, "Measures of performance").
 """
 
 from __future__ import annotations
