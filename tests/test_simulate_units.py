@@ -347,3 +347,52 @@ def test_summary_json_shape(tmp_path: Path) -> None:
     assert "fixed" in summary.table()
     assert percentile([5.0, 1.0, 3.0, 2.0, 4.0], 0.95) == 5.0
     assert percentile([], 0.95) == 0.0
+
+
+def _trip(vid: str, depart: float, depart_delay: float, loss: float, arrival: float) -> str:
+    return (
+        f'<tripinfo id="{vid}" depart="{depart}" departDelay="{depart_delay}" '
+        f'timeLoss="{loss}" arrival="{arrival}" duration="40" waitingTime="0"/>'
+    )
+
+
+def test_resco_code_delay_charges_from_the_route_file_after_the_last_entered(
+    tmp_path: Path,
+) -> None:
+    from atcs.sim.results import read_trip_stats
+
+    # b was scheduled at 10 s and entered last, at 80 s; d never entered; the <trip> e
+    # never entered either
+    (tmp_path / "tripinfo.xml").write_text(
+        "<tripinfos>"
+        + _trip("a", 10, 0, 5, 50)
+        + _trip("b", 80, 70, 10, -1)
+        + _trip("c", 30, 0, 0, 60)
+        + "</tripinfos>"
+    )
+    (tmp_path / "statistics.xml").write_text(
+        '<statistics><vehicles waiting="2"/>'
+        '<vehicleTripStatistics departDelayWaiting="50"/></statistics>'
+    )
+    routes = tmp_path / "r.rou.xml"
+    routes.write_text(
+        '<routes><vType id="car"/><vehicle id="a" depart="10"/><vehicle id="b" depart="10"/>'
+        '<vehicle id="c" depart="30"/><vehicle id="d" depart="40"/><trip id="e" depart="20"/>'
+        "</routes>"
+    )
+    trips = read_trip_stats(
+        tmp_path / "tripinfo.xml", tmp_path / "statistics.xml", 100.0, (routes,), 100.0
+    )
+    # the engine: 5 + 80 + 0 over three departed, plus the two SUMO still holds at 50 s
+    assert trips.mean_delay_s == pytest.approx((85 + 2 * 50) / 5)
+    # RESCO's code: every <vehicle> scheduled after 10 s (c, which entered, and d) is
+    # charged 100 s minus its schedule; the <trip> is not
+    assert trips.resco_code_never_entered == 2
+    assert trips.resco_code_delay_s == pytest.approx((85 + 70 + 60) / 5)
+    without = read_trip_stats(tmp_path / "tripinfo.xml", tmp_path / "statistics.xml", 100.0)
+    assert without.resco_code_delay_s is None
+    routes.write_text('<routes><vehicle id="a" depart="triggered"/></routes>')
+    unreadable = read_trip_stats(
+        tmp_path / "tripinfo.xml", tmp_path / "statistics.xml", 100.0, (routes,), 100.0
+    )
+    assert unreadable.resco_code_delay_s is None

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from atcs.errors import SimulationError
+from atcs.sim.resco_delay import never_entered_charge
 
 GRIDLOCK_STOPPED_S = 300.0
 """A vehicle that stood still this long (s) without moving at all is stuck: its lane did not
@@ -39,7 +40,9 @@ class TripStats:
     vehicles; ``mean_trip_time_s`` the mean duration of completed trips;
     ``mean_waiting_time_s`` the mean time spent stopped per departed vehicle;
     ``p95_delay_s`` the 95th percentile of the per-vehicle delays (never-inserted vehicles
-    each counted with their mean wait).
+    each counted with their mean wait); ``resco_code_delay_s`` the mean delay as RESCO's
+    published code computes it, with ``resco_code_never_entered`` the vehicles it charges
+    as never departed (:mod:`atcs.sim.resco_delay`; None without the route files).
     """
 
     vehicles_completed: int
@@ -54,6 +57,8 @@ class TripStats:
     collisions: int
     teleports: int
     p95_delay_s: float = 0.0
+    resco_code_delay_s: float | None = None
+    resco_code_never_entered: int | None = None
 
 
 def _float(attrs: Mapping[str, str], key: str) -> float:
@@ -63,11 +68,22 @@ def _float(attrs: Mapping[str, str], key: str) -> float:
         return 0.0
 
 
-def read_trip_stats(tripinfo: Path, statistics: Path, duration_s: float) -> TripStats:
-    """Read ``tripinfo`` and ``statistics`` XML outputs of a run of ``duration_s`` seconds."""
+def read_trip_stats(
+    tripinfo: Path,
+    statistics: Path,
+    duration_s: float,
+    route_files: Sequence[Path] = (),
+    end_s: float | None = None,
+) -> TripStats:
+    """Read ``tripinfo`` and ``statistics`` XML outputs of a run of ``duration_s`` seconds.
+
+    With the scenario's ``route_files`` and the run's ``end_s`` (s), also the delay as
+    RESCO's code computes it.
+    """
     if not tripinfo.is_file() or not statistics.is_file():
         raise SimulationError(f"SUMO wrote no trip outputs ({tripinfo}, {statistics})")
     completed = unfinished = 0
+    last_depart, last_scheduled = 0.0, float("-inf")
     delays: list[float] = []
     delay = time_loss = trip_time = waiting = depart_delay = 0.0
     try:
@@ -77,6 +93,9 @@ def read_trip_stats(tripinfo: Path, statistics: Path, duration_s: float) -> Trip
             a = elem.attrib
             loss = _float(a, "timeLoss")
             dd = _float(a, "departDelay")
+            if _float(a, "depart") > last_depart:  # RESCO's "last departed", first of ties
+                last_depart = _float(a, "depart")
+                last_scheduled = last_depart - dd
             delay += loss + dd
             delays.append(loss + dd)
             time_loss += loss
@@ -99,6 +118,11 @@ def read_trip_stats(tripinfo: Path, statistics: Path, duration_s: float) -> Trip
     safety = root.find("safety")
     departed = completed + unfinished
     everyone = departed + waiting_n
+    resco = (
+        never_entered_charge(route_files, last_scheduled, end_s)
+        if route_files and end_s is not None and math.isfinite(last_scheduled)
+        else None
+    )
     return TripStats(
         vehicles_completed=completed,
         vehicles_unfinished=unfinished,
@@ -112,6 +136,8 @@ def read_trip_stats(tripinfo: Path, statistics: Path, duration_s: float) -> Trip
         collisions=int(_float({} if safety is None else safety.attrib, "collisions")),
         teleports=int(_float({} if teleports is None else teleports.attrib, "total")),
         p95_delay_s=percentile(delays + [max(0.0, never)] * waiting_n, 0.95),
+        resco_code_delay_s=None if resco is None else (delay + resco[1]) / (departed + resco[0]),
+        resco_code_never_entered=None if resco is None else resco[0],
     )
 
 

@@ -179,7 +179,13 @@ def run_controller(
         leave=False,
     ) as bar:
         outcome = loop.run(args, end_s, bar.update)
-    trips = read_trip_stats(run_dir / "tripinfo.xml", run_dir / "statistics.xml", duration)
+    trips = read_trip_stats(
+        run_dir / "tripinfo.xml",
+        run_dir / "statistics.xml",
+        duration,
+        scenario.route_files,
+        end_s,
+    )
     cycles = _write_cycles(run_dir / "cycles.csv", outcome)
     violations = sum(a.violations for a in outcome.audits)
     examples = tuple(m for a in outcome.audits for m in a.messages)[:20]
