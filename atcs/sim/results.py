@@ -93,9 +93,9 @@ def read_trip_stats(
             a = elem.attrib
             loss = _float(a, "timeLoss")
             dd = _float(a, "departDelay")
-            if _float(a, "depart") > last_depart:  # RESCO's "last departed", first of ties
-                last_depart = _float(a, "depart")
-                last_scheduled = last_depart - dd
+            depart = _float(a, "depart")
+            if depart > last_depart:  # RESCO's "last departed": the first of ties
+                last_depart, last_scheduled = depart, depart - dd
             delay += loss + dd
             delays.append(loss + dd)
             time_loss += loss
