@@ -110,6 +110,13 @@ def test_cologne1_closed_loop_and_audit(tmp_path: Path) -> None:
     for name in ("webster", "max-pressure"):
         assert results[name]["safety_violations"] == 0, results[name]["violation_examples"]
         assert results[name]["vehicles_completed"] > 50
+        # cologne1's route file lists <trip>s, which RESCO's code never charges as never
+        # departed: its delay is the mean over the vehicles that entered
+        row = results[name]
+        assert row["resco_code_never_entered"] == 0
+        assert row["resco_code_delay_s"] == pytest.approx(
+            row["mean_time_loss_s"] + row["mean_depart_delay_s"]
+        )
     # The network's own program has no all-red: the audit of what SUMO ran must see it.
     assert results["program"]["safety_violations"] > 0
     examples = results["program"]["violation_examples"]

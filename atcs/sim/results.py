@@ -94,7 +94,8 @@ def read_trip_stats(
             loss = _float(a, "timeLoss")
             dd = _float(a, "departDelay")
             depart = _float(a, "depart")
-            if depart > last_depart:  # RESCO's "last departed": the first of ties
+            if depart > last_depart:  # RESCO's "last departed": the first of ties;
+                # its schedule (RESCO reads it from the route file) is depart - departDelay
                 last_depart, last_scheduled = depart, depart - dd
             delay += loss + dd
             delays.append(loss + dd)
