@@ -8,12 +8,14 @@ from collections.abc import Callable
 
 import pytest
 
+from atcs.bus.messages import MessageMeta
 from atcs.bus.phase_payloads import Clock
+from atcs.config.core import PcuConfig
 from atcs.control.phase_supervisor import PhaseSupervisor
 from atcs.sim.camera_errors import PERFECT, CameraErrors
 from atcs.sim.clearances import LinkClearance, change_frames, link_clearances
 from atcs.sim.clock import SimClock
-from atcs.sim.drivers import PhaseDriver
+from atcs.sim.drivers import PeerDriver, PhaseDriver
 from atcs.sim.live import LiveZones, VehicleNow
 from atcs.sim.network import LaneInfo, ProgramPhase, SignalLink, TlsProgram
 from atcs.sim.outages import down_at, plan_outages
@@ -23,11 +25,14 @@ from atcs.sim.peers import (
     best_phase,
     phase_scores,
     resco_yellow,
+    step_s_for,
+    yellow_s_for,
 )
 from atcs.sim.phase_audit import PhaseAudit
 from atcs.sim.phase_site import PhaseBridge, phase_setup
+from atcs.sim.setup import LoopOptions, build_drivers
 from atcs.sim.specs import SpecOptions, build_intersection
-from atcs.types import PhaseId, SegmentId, VehicleClass
+from atcs.types import PhaseId, SegmentId, SiteId, VehicleClass
 from controllers.phase.commands import CommandKind, ControlMode, PhaseCommand
 from controllers.phase.observe import Feeder, ZoneSnapshot, ZoneVehicle, ZoneView
 from controllers.phase.registry import get_phase_controller
@@ -188,6 +193,35 @@ def test_resco_rules() -> None:
     signal = RescoSignal(ix)
     signal.choose(1, 100.0)
     assert [signal.state(100.0 + k) for k in range(4)] == ["yr", "yr", "yr", "rG"]
+    # RESCO's arterial map runs a 2-s yellow (its yellow_length there) with a 5-s step.
+    assert (step_s_for("arterial4x4"), yellow_s_for("arterial4x4")) == (5.0, 2.0)
+    assert (step_s_for("cologne8"), yellow_s_for("cologne8")) == (10.0, 3.0)
+    signal = RescoSignal(ix, yellow_s_for("arterial4x4"))
+    signal.choose(1, 100.0)
+    assert [signal.state(100.0 + k) for k in range(3)] == ["yr", "yr", "rG"]
+
+
+@pytest.mark.parametrize("yellow_s", [2.0, 3.0])
+def test_peer_yellow_reaches_the_light(yellow_s: float) -> None:
+    """The run's RESCO yellow is what the peer's light shows before a new phase."""
+    ix = build_intersection(program())
+    options = LoopOptions(peer_yellow_s=yellow_s)
+    (driver,) = build_drivers(
+        [ix],
+        "resco-greedy",
+        options,
+        start_s=0.0,
+        tick_s=1.0,
+        clock=SimClock(),
+        site_id=SiteId("t"),
+        message=lambda: MessageMeta("s", 1),
+        pcu=PcuConfig(),
+    )
+    assert isinstance(driver, PeerDriver)
+    driver.signal.choose(1, 10.0)
+    shown = [driver.signal.state(10.0 + k) for k in range(4)]
+    assert shown.count("yr") == int(yellow_s)
+    assert shown[int(yellow_s)] == "rG"
 
 
 def _now(view: ZoneView) -> Callable[[], ZoneView]:

@@ -33,7 +33,7 @@ from atcs.sim.audit import SignalAudit
 from atcs.sim.bridge import SignalBridge
 from atcs.sim.clock import SimClock
 from atcs.sim.engine import CountedController
-from atcs.sim.peers import PeerRule, RescoSignal, best_phase, phase_scores
+from atcs.sim.peers import RESCO_YELLOW_S, PeerRule, RescoSignal, best_phase, phase_scores
 from atcs.sim.phase_audit import PhaseAudit
 from atcs.sim.phase_site import PhaseBridge
 from atcs.sim.specs import SimIntersection
@@ -160,7 +160,10 @@ class PhaseDriver(_Base):
 
 
 class PeerDriver(_Base):
-    """RESCO's MaxPressure or Greedy on one light, every ``step_s`` seconds."""
+    """RESCO's MaxPressure or Greedy on one light, every ``step_s`` seconds.
+
+    Outside the envelope (no ``bridge``) a change shows ``yellow_s`` of yellow, no all-red.
+    """
 
     def __init__(
         self,
@@ -171,6 +174,7 @@ class PeerDriver(_Base):
         *,
         bridge: PhaseBridge | None = None,
         downstream: Mapping[str, str] | None = None,
+        yellow_s: float = RESCO_YELLOW_S,
     ) -> None:
         self.ix = ix
         self.downstream = downstream or {}
@@ -178,7 +182,7 @@ class PeerDriver(_Base):
         self.step_s = step_s
         self.audit: SignalAudit | PhaseAudit = audit
         self.bridge = bridge
-        self.signal = RescoSignal(ix)
+        self.signal = RescoSignal(ix, yellow_s)
         self._next_s: float | None = None
         self._seq = 0
 

@@ -10,8 +10,9 @@ The peers observe SUMO directly, as RESCO does (the engine only sees its cameras
   its green links), queued on the incoming lane minus queued on the outgoing lane where
   that lane leads to another light (observed there); the largest wins;
 - **Greedy (MaxWave)**: per green phase, queued plus approaching on its incoming lanes;
-- the chosen phase, if new, follows 3 s of yellow on the links that lose green, no
-  all-red (:class:`RescoSignal`), or, "inside the engine's envelope", is sent to the
+- the chosen phase, if new, follows RESCO's yellow on the links that lose green (3 s;
+  2 s on the arterial maps, its ``yellow_length`` there), no all-red
+  (:class:`RescoSignal`), or, "inside the engine's envelope", is sent to the
   signal controller as a command (:class:`~atcs.sim.phase_site.PhaseBridge`).
 
 Ties go to the phase listed first. Green phases are the program's phases with some
@@ -38,6 +39,9 @@ PEERS = (
 )
 ARTERIAL_MAPS = ("arterial4x4",)
 RESCO_YELLOW_S = 3.0
+"""RESCO's yellow (s), its maps' ``yellow_length``, but on :data:`ARTERIAL_MAPS`."""
+RESCO_ARTERIAL_YELLOW_S = 2.0
+"""RESCO's yellow on :data:`ARTERIAL_MAPS` (s): ``yellow_length`` 2 with its 5-s step."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,11 @@ def peer_rule(name: str) -> PeerRule:
 def step_s_for(scenario: str) -> float:
     """RESCO's decision step on ``scenario`` (s)."""
     return 5.0 if scenario in ARTERIAL_MAPS else 10.0
+
+
+def yellow_s_for(scenario: str) -> float:
+    """RESCO's yellow on ``scenario`` (s); its peers run it with no all-red."""
+    return RESCO_ARTERIAL_YELLOW_S if scenario in ARTERIAL_MAPS else RESCO_YELLOW_S
 
 
 class RescoObserver:
@@ -160,7 +169,7 @@ def resco_yellow(green: str, following: str) -> str:
 
 
 class RescoSignal:
-    """A light run as RESCO runs it: the chosen phase after 3 s of yellow, no all-red."""
+    """A light run as RESCO runs it: the chosen phase after ``yellow_s`` of yellow, no all-red."""
 
     def __init__(self, ix: SimIntersection, yellow_s: float = RESCO_YELLOW_S) -> None:
         self._greens = [sig.green for sig in ix.signals]
@@ -170,7 +179,7 @@ class RescoSignal:
         self._yellow = ""
 
     def choose(self, phase: int, now_s: float) -> None:
-        """Switch to ``phase`` at ``now_s`` (3 s of yellow first if it is a change)."""
+        """Switch to ``phase`` at ``now_s`` (``yellow_s`` of yellow first if it is a change)."""
         if phase != self.phase:
             self._yellow = resco_yellow(self._greens[self.phase], self._greens[phase])
             self._yellow_until = now_s + self._yellow_s

@@ -29,7 +29,7 @@ from atcs.sim.clock import SimClock
 from atcs.sim.drivers import CycleDriver, Driver, PeerDriver, PhaseDriver, ProgramDriver
 from atcs.sim.engine import CountedController
 from atcs.sim.outages import CameraOutage
-from atcs.sim.peers import PEERS, downstream_lanes, peer_rule
+from atcs.sim.peers import PEERS, RESCO_YELLOW_S, downstream_lanes, peer_rule
 from atcs.sim.phase_audit import PhaseAudit
 from atcs.sim.phase_site import PhaseBridge, phase_setup
 from atcs.sim.specs import SimIntersection, SpecOptions
@@ -47,7 +47,8 @@ class LoopOptions:
     with ``phase_window_s`` the windows' length (s) in the views ``windows`` and ``bus``;
     ``zone_age_s`` (s) and ``zone_loss`` (share of messages) in the view ``bus``;
     ``junction_blocker_s`` > 0: SUMO's ``--ignore-junction-blocker`` (s); ``seed``: the
-    run's SUMO seed, from which the view ``bus`` draws its lost messages.
+    run's SUMO seed, from which the view ``bus`` draws its lost messages;
+    ``peer_yellow_s``: the yellow (s) the peers show on RESCO's rules (outside the envelope).
     """
 
     spec: SpecOptions = field(default_factory=SpecOptions)
@@ -60,6 +61,7 @@ class LoopOptions:
     zone_loss: float = 0.0
     junction_blocker_s: float = 0.0
     seed: int = 0
+    peer_yellow_s: float = RESCO_YELLOW_S
 
 
 PROGRAM = "program"
@@ -141,6 +143,7 @@ def build_drivers(
                     phase_audit,
                     bridge=bridge_or_none,
                     downstream=downstream_lanes(intersections),
+                    yellow_s=options.peer_yellow_s,
                 )
             )
             continue
