@@ -39,7 +39,7 @@ PEERS = (
 )
 ARTERIAL_MAPS = ("arterial4x4",)
 RESCO_YELLOW_S = 3.0
-"""RESCO's yellow (s), its maps' ``yellow_length``, but on :data:`ARTERIAL_MAPS`."""
+"""RESCO's yellow (s), its ``yellow_length``, on every map but :data:`ARTERIAL_MAPS`."""
 RESCO_ARTERIAL_YELLOW_S = 2.0
 """RESCO's yellow on :data:`ARTERIAL_MAPS` (s): ``yellow_length`` 2 with its 5-s step."""
 
