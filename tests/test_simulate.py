@@ -290,3 +290,14 @@ def test_sumo_ignores_junction_blockers_only_when_asked(tmp_path: Path) -> None:
     doc = json.loads((out / "summary.json").read_text())
     assert doc["settings"]["junction_blocker_s"] == 30.0
     assert doc["controllers"]["actuated"]["vehicles_completed"] > 50
+
+
+def test_the_peers_take_rescos_step_and_yellow_for_the_map(tmp_path: Path) -> None:
+    """RESCO's map_config: arterial4x4 a 5-s step and 2-s yellow, the other maps 10 s, 3 s."""
+    got = {}
+    for name in ("arterial4x4", "cologne1"):
+        scenario = resolve_scenario(name, tmp_path)
+        options = _loop_options(scenario, intersections=(), spec=SpecOptions(),
+                                settings=RunSettings(), seed=1, end_s=scenario.end_s)  # fmt: skip
+        got[name] = (options.peer_step_s, options.peer_yellow_s)
+    assert got == {"arterial4x4": (5.0, 2.0), "cologne1": (10.0, 3.0)}
