@@ -299,5 +299,5 @@ def test_the_peers_take_rescos_step_and_yellow_for_the_map(tmp_path: Path) -> No
         scenario = resolve_scenario(name, tmp_path)
         options = _loop_options(scenario, intersections=(), spec=SpecOptions(),
                                 settings=RunSettings(), seed=1, end_s=scenario.end_s)  # fmt: skip
-        got[name] = (options.peer_step_s, options.peer_yellow_s)
+        got[name] = (options.peer_timing.step_s, options.peer_timing.yellow_s)
     assert got == {"arterial4x4": (5.0, 2.0), "cologne1": (10.0, 3.0)}

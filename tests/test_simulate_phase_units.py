@@ -22,11 +22,11 @@ from atcs.sim.outages import down_at, plan_outages
 from atcs.sim.peers import (
     PeerRule,
     RescoSignal,
+    RescoTiming,
     best_phase,
     phase_scores,
+    resco_timing,
     resco_yellow,
-    step_s_for,
-    yellow_s_for,
 )
 from atcs.sim.phase_audit import PhaseAudit
 from atcs.sim.phase_site import PhaseBridge, phase_setup
@@ -194,9 +194,9 @@ def test_resco_rules() -> None:
     signal.choose(1, 100.0)
     assert [signal.state(100.0 + k) for k in range(4)] == ["yr", "yr", "yr", "rG"]
     # RESCO's arterial map runs a 2-s yellow (its yellow_length there) with a 5-s step.
-    assert (step_s_for("arterial4x4"), yellow_s_for("arterial4x4")) == (5.0, 2.0)
-    assert (step_s_for("cologne8"), yellow_s_for("cologne8")) == (10.0, 3.0)
-    signal = RescoSignal(ix, yellow_s_for("arterial4x4"))
+    assert resco_timing("arterial4x4") == RescoTiming(step_s=5.0, yellow_s=2.0)
+    assert resco_timing("cologne8") == RescoTiming(step_s=10.0, yellow_s=3.0)
+    signal = RescoSignal(ix, resco_timing("arterial4x4").yellow_s)
     signal.choose(1, 100.0)
     assert [signal.state(100.0 + k) for k in range(3)] == ["yr", "yr", "rG"]
 
@@ -205,7 +205,7 @@ def test_resco_rules() -> None:
 def test_peer_yellow_reaches_the_light(yellow_s: float) -> None:
     """The run's RESCO yellow is what the peer's light shows before a new phase."""
     ix = build_intersection(program())
-    options = LoopOptions(peer_yellow_s=yellow_s)
+    options = LoopOptions(peer_timing=RescoTiming(yellow_s=yellow_s))
     (driver,) = build_drivers(
         [ix],
         "resco-greedy",

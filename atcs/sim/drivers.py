@@ -33,7 +33,7 @@ from atcs.sim.audit import SignalAudit
 from atcs.sim.bridge import SignalBridge
 from atcs.sim.clock import SimClock
 from atcs.sim.engine import CountedController
-from atcs.sim.peers import RESCO_YELLOW_S, PeerRule, RescoSignal, best_phase, phase_scores
+from atcs.sim.peers import PeerRule, RescoSignal, RescoTiming, best_phase, phase_scores
 from atcs.sim.phase_audit import PhaseAudit
 from atcs.sim.phase_site import PhaseBridge
 from atcs.sim.specs import SimIntersection
@@ -160,29 +160,29 @@ class PhaseDriver(_Base):
 
 
 class PeerDriver(_Base):
-    """RESCO's MaxPressure or Greedy on one light, every ``step_s`` seconds.
+    """RESCO's MaxPressure or Greedy on one light, every ``timing.step_s`` seconds.
 
-    Outside the envelope (no ``bridge``) a change shows ``yellow_s`` of yellow, no all-red.
+    Outside the envelope (no ``bridge``) a change shows ``timing.yellow_s`` of yellow, no
+    all-red.
     """
 
     def __init__(
         self,
         ix: SimIntersection,
         rule: PeerRule,
-        step_s: float,
+        timing: RescoTiming,
         audit: PhaseAudit,
         *,
         bridge: PhaseBridge | None = None,
         downstream: Mapping[str, str] | None = None,
-        yellow_s: float = RESCO_YELLOW_S,
     ) -> None:
         self.ix = ix
         self.downstream = downstream or {}
         self.rule = rule
-        self.step_s = step_s
+        self.step_s = timing.step_s
         self.audit: SignalAudit | PhaseAudit = audit
         self.bridge = bridge
-        self.signal = RescoSignal(ix, yellow_s)
+        self.signal = RescoSignal(ix, timing.yellow_s)
         self._next_s: float | None = None
         self._seq = 0
 

@@ -40,8 +40,21 @@ PEERS = (
 ARTERIAL_MAPS = ("arterial4x4",)
 RESCO_YELLOW_S = 3.0
 """RESCO's yellow (s), its ``yellow_length``, on every map but :data:`ARTERIAL_MAPS`."""
-RESCO_ARTERIAL_YELLOW_S = 2.0
-"""RESCO's yellow on :data:`ARTERIAL_MAPS` (s): ``yellow_length`` 2 with its 5-s step."""
+
+
+@dataclass(frozen=True, slots=True)
+class RescoTiming:
+    """RESCO's decision step and yellow on a map (s): its ``step_length`` and ``yellow_length``.
+
+    Its peers run the yellow with no all-red (outside the envelope).
+    """
+
+    step_s: float = 10.0
+    yellow_s: float = RESCO_YELLOW_S
+
+
+ARTERIAL_TIMING = RescoTiming(step_s=5.0, yellow_s=2.0)
+"""RESCO's timing on :data:`ARTERIAL_MAPS` (``resco_benchmark/config/map_config.py``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,14 +75,9 @@ def peer_rule(name: str) -> PeerRule:
     return PeerRule(name, pressure, 200.0 if pressure else 50.0, name.endswith(ENVELOPE_SUFFIX))
 
 
-def step_s_for(scenario: str) -> float:
-    """RESCO's decision step on ``scenario`` (s)."""
-    return 5.0 if scenario in ARTERIAL_MAPS else 10.0
-
-
-def yellow_s_for(scenario: str) -> float:
-    """RESCO's yellow on ``scenario`` (s); its peers run it with no all-red."""
-    return RESCO_ARTERIAL_YELLOW_S if scenario in ARTERIAL_MAPS else RESCO_YELLOW_S
+def resco_timing(scenario: str) -> RescoTiming:
+    """RESCO's decision step and yellow on ``scenario``."""
+    return ARTERIAL_TIMING if scenario in ARTERIAL_MAPS else RescoTiming()
 
 
 class RescoObserver:

@@ -29,7 +29,7 @@ from atcs.sim.clock import SimClock
 from atcs.sim.drivers import CycleDriver, Driver, PeerDriver, PhaseDriver, ProgramDriver
 from atcs.sim.engine import CountedController
 from atcs.sim.outages import CameraOutage
-from atcs.sim.peers import PEERS, RESCO_YELLOW_S, downstream_lanes, peer_rule
+from atcs.sim.peers import PEERS, RescoTiming, downstream_lanes, peer_rule
 from atcs.sim.phase_audit import PhaseAudit
 from atcs.sim.phase_site import PhaseBridge, phase_setup
 from atcs.sim.specs import SimIntersection, SpecOptions
@@ -41,27 +41,25 @@ from controllers.phase.registry import get_phase_controller, phase_controller_na
 
 @dataclass(frozen=True, slots=True)
 class LoopOptions:
-    """How a run is set up: spec options, camera errors, outages, the peers' step (s).
+    """How a run is set up: spec options, camera errors, outages, the peers' RESCO timing.
 
     ``phase_view``: what the phase-by-phase controllers see (:mod:`atcs.sim.window_view`),
     with ``phase_window_s`` the windows' length (s) in the views ``windows`` and ``bus``;
     ``zone_age_s`` (s) and ``zone_loss`` (share of messages) in the view ``bus``;
     ``junction_blocker_s`` > 0: SUMO's ``--ignore-junction-blocker`` (s); ``seed``: the
-    run's SUMO seed, from which the view ``bus`` draws its lost messages;
-    ``peer_yellow_s``: the yellow (s) the peers show on RESCO's rules (outside the envelope).
+    run's SUMO seed, from which the view ``bus`` draws its lost messages.
     """
 
     spec: SpecOptions = field(default_factory=SpecOptions)
     errors: CameraErrors = field(default_factory=CameraErrors)
     outages: tuple[CameraOutage, ...] = ()
-    peer_step_s: float = 10.0
+    peer_timing: RescoTiming = field(default_factory=RescoTiming)
     phase_view: str = VEHICLES
     phase_window_s: float = 10.0
     zone_age_s: float = 1.0
     zone_loss: float = 0.0
     junction_blocker_s: float = 0.0
     seed: int = 0
-    peer_yellow_s: float = RESCO_YELLOW_S
 
 
 PROGRAM = "program"
@@ -139,11 +137,10 @@ def build_drivers(
                 PeerDriver(
                     ix,
                     rule,
-                    options.peer_step_s,
+                    options.peer_timing,
                     phase_audit,
                     bridge=bridge_or_none,
                     downstream=downstream_lanes(intersections),
-                    yellow_s=options.peer_yellow_s,
                 )
             )
             continue

@@ -38,7 +38,7 @@ from atcs.sim.coordination import green_wave
 from atcs.sim.loop import ClosedLoop, LoopOutcome, sumo_args
 from atcs.sim.network import read_programs
 from atcs.sim.outages import plan_outages
-from atcs.sim.peers import step_s_for, yellow_s_for
+from atcs.sim.peers import resco_timing
 from atcs.sim.results import (
     ControllerResult,
     ControllerSummary,
@@ -341,9 +341,9 @@ def _loop_options(
     )
     errors = CameraErrors(seed=seed) if settings.camera_errors else PERFECT
     return LoopOptions(
-        spec, errors, outages, step_s_for(scen.name), settings.phase_view,
+        spec, errors, outages, resco_timing(scen.name), settings.phase_view,
         settings.phase_window_s, settings.zone_age_s, settings.zone_loss,
-        settings.junction_blocker_s, seed, yellow_s_for(scen.name),
+        settings.junction_blocker_s, seed,
     )  # fmt: skip
 
 
