@@ -256,10 +256,16 @@ def values(pg: Page, field: str) -> dict[str, str]:
     return out
 
 
-MAGENTA_PIXELS = """(img) => {
+# Counts the magenta pixels of the snapshot the <img> shows. The wall swaps the element's
+# src for each new snapshot, and mid-swap it has no pixels (naturalWidth 0), so the count
+# is taken on a private copy of the same URL, decoded before it is drawn.
+MAGENTA_PIXELS = """async (img) => {
+  const copy = new Image();
+  copy.src = img.currentSrc || img.src;
+  await copy.decode();
   const c = document.createElement('canvas');
-  c.width = img.naturalWidth; c.height = img.naturalHeight;
-  const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+  c.width = copy.naturalWidth; c.height = copy.naturalHeight;
+  const g = c.getContext('2d'); g.drawImage(copy, 0, 0);
   const d = g.getImageData(0, 0, c.width, c.height).data;
   let n = 0;
   for (let i = 0; i < d.length; i += 4) if (d[i] > 190 && d[i + 2] > 190 && d[i + 1] < 90) n++;
