@@ -81,7 +81,12 @@ def _add_propose(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run the long-lived engine")
     p.add_argument("--config", type=Path, required=True, help="configuration file (TOML)")
-    p.add_argument("--duration", type=float, default=None, help="stop after SECONDS")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="stop after SECONDS, counted once started (model loaded, cameras opening)",
+    )
     p.add_argument(
         "--role",
         choices=["all", "edge", "control", "room"],

@@ -364,10 +364,15 @@ class Engine:
                 log.exception("control tick failed")
 
     def run(self, duration_s: float | None = None) -> None:
-        """Start, tick until stopped (signal, :meth:`stop` or ``duration_s``), shut down."""
-        deadline = None if duration_s is None else time.monotonic() + duration_s
+        """Start, tick until stopped (signal, :meth:`stop` or ``duration_s``), shut down.
+
+        ``duration_s`` (seconds) counts from the end of :meth:`start`, once the model is
+        loaded and the cameras are opening, so a slow start-up does not shorten the run.
+        """
+        deadline = None
         try:
             self.start()
+            deadline = None if duration_s is None else time.monotonic() + duration_s
             while not self.stop_event.is_set():
                 if deadline is not None and time.monotonic() >= deadline:
                     log.info("duration of %.0f s reached; stopping", duration_s)
