@@ -20,6 +20,7 @@ from atcs.types import CameraId, CameraState, CameraStatus, SegmentId, SiteId
 from atcs.watch import RED_BG, RESET, View, _mqtt_config, frame, render_table, run_watch
 from tests.support import samples as s
 from tests.support.mosquitto import Collector, Mosquitto
+from tests.support.wait import poll
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -139,8 +140,7 @@ def test_monitor_and_watch_once_against_a_real_broker(
         assert snap.cameras[CameraId("cam-1")].state is CameraState.STREAMING
 
         mosquitto.kill()  # the monitor notices and resubscribes after a restart
-        time.sleep(0.5)
-        assert not monitor.snapshot().connected
+        assert poll(lambda: not monitor.snapshot().connected, 5.0)
         mosquitto.restart()
         assert monitor.wait_connected(10)
         # the killed broker lost its retained messages: publish both segments again

@@ -285,8 +285,13 @@ def test_board_and_camera_wall_update_live(site: Site, page: Page) -> None:
         "() => [...document.querySelectorAll('tr[data-segment]')].every(r => r.dataset.los)",
         timeout=30_000,
     )
-    badge = page.locator("tr[data-segment='inbound'] .los-badge")
-    expect(badge).to_have_text(rows.first.get_attribute("data-los") or "?")
+    # the badge shows the row's level of service (read together: the board re-renders)
+    page.wait_for_function(
+        "() => { const r = document.querySelector(\"tr[data-segment='inbound']\");"
+        " return r && r.dataset.los && r.querySelector('.los-badge')?.textContent"
+        " === r.dataset.los; }",
+        timeout=15_000,
+    )
     expect(page.locator("tr[data-segment='inbound'] .los-label")).not_to_be_empty()
     seen: dict[str, set[str]] = {"inbound": set(), "carriageway": set()}
     ends: set[str] = set()
@@ -330,7 +335,8 @@ def test_board_and_camera_wall_update_live(site: Site, page: Page) -> None:
         wall.goto(site.url + "?layout=wall&lang=en")
         expect(wall.locator("body")).to_have_class("layout-wall")
         wall.wait_for_function(
-            "() => [...document.querySelectorAll('figure.camera img')].every(i => i.naturalWidth)",
+            "() => (a => a.length > 0 && a.every(i => i.naturalWidth))"
+            "([...document.querySelectorAll('figure.camera img')])",
             timeout=20_000,
         )
         size = wall.locator("#board-h").evaluate("e => parseFloat(getComputedStyle(e).fontSize)")
@@ -419,7 +425,8 @@ def test_operator_override_changes_the_plan_and_reaches_the_bus(site: Site, page
         wall.goto(site.url + "?layout=wall&lang=id")
         expect(wall.locator(f"article[data-ix='{IX}'] .ix-override")).to_be_visible()
         wall.wait_for_function(
-            "() => [...document.querySelectorAll('figure.camera img')].every(i => i.naturalWidth)",
+            "() => (a => a.length > 0 && a.every(i => i.naturalWidth))"
+            "([...document.querySelectorAll('figure.camera img')])",
             timeout=20_000,
         )
         screenshot(wall, "dashboard-wall-override.png")

@@ -239,8 +239,8 @@ def test_wall_fits_1080p_and_4k_and_the_map_colours_every_segment(room: Room) ->
     labels = pg.locator("[data-role=map] .map-label")
     assert labels.count() >= len(room.segments)
     pg.wait_for_function(
-        "() => [...document.querySelectorAll('figure.camera:not([hidden]) img')]"
-        ".every(i => i.naturalWidth)",
+        "() => (a => a.length > 0 && a.every(i => i.naturalWidth))"
+        "([...document.querySelectorAll('figure.camera:not([hidden]) img')])",
         timeout=30_000,
     )
     scroll_h, client_h, scroll_w, client_w = pg.evaluate(NO_SCROLL)
@@ -273,8 +273,8 @@ def test_wall_fits_1080p_and_4k_and_the_map_colours_every_segment(room: Room) ->
     big.goto(room.url + "?layout=wall&lang=id")
     wait_for_los(big)
     big.wait_for_function(
-        "() => [...document.querySelectorAll('figure.camera:not([hidden]) img')]"
-        ".every(i => i.naturalWidth)",
+        "() => (a => a.length > 0 && a.every(i => i.naturalWidth))"
+        "([...document.querySelectorAll('figure.camera:not([hidden]) img')])",
         timeout=30_000,
     )
     scroll_h, client_h, scroll_w, client_w = big.evaluate(NO_SCROLL)

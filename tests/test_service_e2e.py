@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from atcs.config import load_config
 from atcs.service import Engine, EngineTiming
 from atcs.types import CameraState, CameraStatus, SegmentMetrics, TimingPlan, VehicleClass
 from tests.support.sites import two_clip_site_toml
+from tests.support.wait import poll
 
 pytestmark = pytest.mark.e2e
 
@@ -115,13 +115,27 @@ def test_run_command_stops_gracefully_on_sigterm(
     tmp_path: Path, media_dir: Path, model_path: str
 ) -> None:
     config = site_config(tmp_path, media_dir, model_path)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "atcs.cli", "run", "--config", str(config)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    time.sleep(8.0)
-    proc.send_signal(signal.SIGTERM)
-    _out, err = proc.communicate(timeout=60)
+    log_path = tmp_path / "engine.log"
+    with log_path.open("w") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "atcs.cli", "run", "--config", str(config)],
+            stdout=subprocess.DEVNULL, stderr=log_file, text=True,
+        )  # fmt: skip
+    try:
+        # running: the live camera streams and the dead one is reported (however long the
+        # imports and the model take on this machine)
+        def running() -> bool:
+            text = log_path.read_text()
+            return "camera=pontianak state=streaming" in text and "no-such-clip.mp4" in text
+
+        started = poll(running, 60)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = log_path.read_text()
+    assert started, err
     assert proc.returncode == 0, err
     assert "signal SIGTERM received" in err
     assert "engine stopped" in err

@@ -131,8 +131,10 @@ def test_an_edge_sends_the_stop_line_segments_of_phase_mode_at_most_once_a_secon
     assert [z.at for z in decoded] == sorted({z.at for z in decoded})
     sent_at = [seen_at[z.at] for z in decoded]
     frame_gap_s = max(b - a for a, b in itertools.pairwise(sorted(seen_at.values())))
+    # The first frame due after a second. seen_at is stamped before the observers run and
+    # the zone output reads its own clock inside them: 0.05 s is left for that difference.
     for a, b in itertools.pairwise(sent_at):
-        assert 0.99 <= b - a <= 1.0 + frame_gap_s + 0.05  # the first frame due after a second
+        assert 0.95 <= b - a <= 1.0 + frame_gap_s + 0.05
     length_m = next(x.length_m for x in cfg.segments if x.id == "carriageway")
     for zone in decoded:
         assert zone.camera_id == "motorway"

@@ -191,11 +191,11 @@ def test_status_tracker_reports_each_change_once_and_redacts(
 
 
 def test_status_reads_stalled_when_frames_stop_even_if_the_thread_is_blocked() -> None:
-    tracker = StatusTracker(CameraId("cam"), stall_timeout_s=0.05)
+    tracker = StatusTracker(CameraId("cam"), stall_timeout_s=0.5)
     tracker.frame_grabbed(time.monotonic())
     tracker.frame_delivered(datetime.now(UTC))
     assert tracker.status().state is CameraState.STREAMING
-    time.sleep(0.1)
+    time.sleep(0.7)
     status = tracker.status()
     assert status.state is CameraState.STALLED
     assert status.fps == 0.0
