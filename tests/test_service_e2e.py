@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -109,6 +110,37 @@ def test_engine_measures_live_cameras_while_one_is_dead(
     dead = [s for s in sink.statuses if s.camera_id == "dead"]
     assert dead
     assert all(s.state is not CameraState.STREAMING for s in dead)
+
+
+class SlowStartSink(RecordingSink):
+    """A sink whose start takes ``start_s`` seconds, like a slow disk or a slow network."""
+
+    def __init__(self, start_s: float) -> None:
+        super().__init__()
+        self.start_s = start_s
+        self.started_at = self.closed_at = 0.0
+
+    def start(self) -> None:
+        time.sleep(self.start_s)
+        super().start()
+        self.started_at = time.monotonic()
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        self.closed_at = time.monotonic()
+        super().close(timeout_s)
+
+
+def test_run_duration_counts_from_the_end_of_start_up(
+    tmp_path: Path, media_dir: Path, model_path: str
+) -> None:
+    cfg = load_config(site_config(tmp_path, media_dir, model_path))
+    sink = SlowStartSink(start_s=3.0)
+    t0 = time.monotonic()
+    Engine(cfg, sinks=[sink]).run(duration_s=4.0)
+    assert sink.started_at - t0 >= 3.0
+    # the engine measured for the whole duration after its slow start, not 1 s of it
+    assert 4.0 <= sink.closed_at - sink.started_at <= 4.0 + 10.0
+    assert any(w.frames > 0 for w in sink.metrics), "windows were measured"
 
 
 def test_run_command_stops_gracefully_on_sigterm(
