@@ -31,6 +31,7 @@ from atcs.types import PlanMode
 from atcs.web import Dashboard
 from tests.support.influxdb import InfluxServer
 from tests.support.mosquitto import Collector, Mosquitto
+from tests.support.page_checks import IMAGES_LOADED
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -335,8 +336,8 @@ def test_board_and_camera_wall_update_live(site: Site, page: Page) -> None:
         wall.goto(site.url + "?layout=wall&lang=en")
         expect(wall.locator("body")).to_have_class("layout-wall")
         wall.wait_for_function(
-            "() => (a => a.length > 0 && a.every(i => i.naturalWidth))"
-            "([...document.querySelectorAll('figure.camera img')])",
+            IMAGES_LOADED,
+            arg="figure.camera img",
             timeout=20_000,
         )
         size = wall.locator("#board-h").evaluate("e => parseFloat(getComputedStyle(e).fontSize)")
@@ -425,8 +426,8 @@ def test_operator_override_changes_the_plan_and_reaches_the_bus(site: Site, page
         wall.goto(site.url + "?layout=wall&lang=id")
         expect(wall.locator(f"article[data-ix='{IX}'] .ix-override")).to_be_visible()
         wall.wait_for_function(
-            "() => (a => a.length > 0 && a.every(i => i.naturalWidth))"
-            "([...document.querySelectorAll('figure.camera img')])",
+            IMAGES_LOADED,
+            arg="figure.camera img",
             timeout=20_000,
         )
         screenshot(wall, "dashboard-wall-override.png")

@@ -35,6 +35,7 @@ from tests.support.cameras import CameraServer, clip_jpegs
 from tests.support.influxdb import InfluxServer
 from tests.support.mosquitto import Collector, Mosquitto
 from tests.support.net import free_port
+from tests.support.page_checks import IMAGES_LOADED
 from tests.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -239,8 +240,8 @@ def test_wall_fits_1080p_and_4k_and_the_map_colours_every_segment(room: Room) ->
     labels = pg.locator("[data-role=map] .map-label")
     assert labels.count() >= len(room.segments)
     pg.wait_for_function(
-        "() => (a => a.length > 0 && a.every(i => i.naturalWidth))"
-        "([...document.querySelectorAll('figure.camera:not([hidden]) img')])",
+        IMAGES_LOADED,
+        arg="figure.camera:not([hidden]) img",
         timeout=30_000,
     )
     scroll_h, client_h, scroll_w, client_w = pg.evaluate(NO_SCROLL)
@@ -273,8 +274,8 @@ def test_wall_fits_1080p_and_4k_and_the_map_colours_every_segment(room: Room) ->
     big.goto(room.url + "?layout=wall&lang=id")
     wait_for_los(big)
     big.wait_for_function(
-        "() => (a => a.length > 0 && a.every(i => i.naturalWidth))"
-        "([...document.querySelectorAll('figure.camera:not([hidden]) img')])",
+        IMAGES_LOADED,
+        arg="figure.camera:not([hidden]) img",
         timeout=30_000,
     )
     scroll_h, client_h, scroll_w, client_w = big.evaluate(NO_SCROLL)
