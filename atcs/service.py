@@ -369,7 +369,6 @@ class Engine:
         ``duration_s`` (seconds) counts from the end of :meth:`start`, once the model is
         loaded and the cameras are opening, so a slow start-up does not shorten the run.
         """
-        deadline = None
         try:
             self.start()
             deadline = None if duration_s is None else time.monotonic() + duration_s
